@@ -1,0 +1,122 @@
+// Builds the single-file connmix executable and the release tarball.
+//
+//   bun build.ts                 dist/connmix-linux-x64 and dist/connmix-<version>-linux-x64.tar.gz
+//   bun build.ts --binary-only   only dist/connmix-linux-x64
+//
+// The executable is `bun build --compile` of src/main.ts for bun-linux-x64. Everything imported
+// `with { type: "file" }` is embedded in it: liblua5.1 and LuaBitOp (imported by absolute system path in
+// native/libs.ts, so the build machine needs the Debian packages liblua5.1-0 and lua-bitop) and
+// native/guard.c (compiled by TinyCC when the program starts). The result needs neither Bun, nor Lua,
+// nor a C compiler or headers on the machine that runs it. After building, this script checks that the
+// embedded pieces are really inside the executable.
+//
+// The tarball holds connmix-<version>/connmix (the executable), conf/ and lua/, so that after unpacking
+//   cd connmix-<version> && ./connmix engine -f conf/connmix.yaml -p 2
+// works (paths in the config resolve against the working directory).
+//
+// Outputs are written under temporary names and renamed into place, so a concurrent run or a test
+// reading dist/ never sees a half-written file.
+import { cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+
+const root = import.meta.dir;
+const dist = join(root, "dist");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+const version = pkg.version;
+const target = "bun-linux-x64";
+const binary = join(dist, "connmix-linux-x64");
+const releaseName = `connmix-${version}`;
+const tarball = join(dist, `${releaseName}-linux-x64.tar.gz`);
+const binaryOnly = process.argv.includes("--binary-only");
+
+/** Files imported `with { type: "file" }` that must end up inside the executable. */
+const embedded = [
+  join(root, "native/guard.c"),
+  "/usr/lib/x86_64-linux-gnu/liblua5.1.so.0",
+  "/usr/lib/x86_64-linux-gnu/liblua5.1-bitop.so.0",
+];
+
+function fail(message: string): never {
+  console.error(`build: ${message}`);
+  process.exit(1);
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+async function run(cmd: string[], cwd = root): Promise<void> {
+  const proc = Bun.spawn(cmd, { cwd, stdout: "inherit", stderr: "inherit" });
+  const code = await proc.exited;
+  if (code !== 0) fail(`${cmd.join(" ")} exited with ${code}`);
+}
+
+async function compile(): Promise<void> {
+  const entry = join(root, "src/main.ts");
+  if (!existsSync(entry)) fail("src/main.ts does not exist");
+  for (const path of embedded) {
+    if (!existsSync(path)) fail(`${path} is missing; it gets embedded (run bin/setup first)`);
+  }
+  mkdirSync(dist, { recursive: true });
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const started = performance.now();
+  try {
+    // --sourcemap embeds a source map, so stack traces (and the log's caller field) name src/... files.
+    await run([process.execPath, "build", "--compile", `--target=${target}`, "--sourcemap", entry, "--outfile", tmp]);
+    verifyEmbedded(tmp);
+    renameSync(tmp, binary);
+  } finally {
+    rmSync(tmp, { force: true });
+    rmSync(`${tmp}.map`, { force: true }); // the source map is also embedded; the side file is not needed
+  }
+  const secs = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`build: ${basename(binary)} ${mb(statSync(binary).size)} (${target}, ${secs}s)`);
+}
+
+/** Checks that each embedded file's bytes (a 512-byte slice from its middle, or all of it) are in `file`. */
+function verifyEmbedded(file: string): void {
+  const bytes = readFileSync(file);
+  for (const path of embedded) {
+    const content = readFileSync(path);
+    const start = Math.max(0, Math.floor(content.length / 2) - 256);
+    const needle = content.subarray(start, start + 512);
+    if (bytes.indexOf(needle) < 0) fail(`${path} is not embedded in ${basename(file)}`);
+  }
+}
+
+async function release(): Promise<void> {
+  const stage = mkdtempSync(join(dist, ".stage-"));
+  const tmp = `${tarball}.${process.pid}.tmp`;
+  try {
+    const top = join(stage, releaseName);
+    mkdirSync(top);
+    linkSync(binary, join(top, "connmix")); // a hard link: no 100 MB copy
+    for (const dir of ["conf", "lua"]) {
+      const src = join(root, dir);
+      if (!existsSync(src)) {
+        console.warn(`build: warning: ${dir}/ does not exist yet; the tarball has no ${dir}/`);
+        continue;
+      }
+      cpSync(src, join(top, dir), {
+        recursive: true,
+        filter: (path) => !basename(path).startsWith(".") && !path.endsWith(".log"),
+      });
+    }
+    if (!existsSync(join(top, "conf/connmix.yaml"))) {
+      console.warn("build: warning: no conf/connmix.yaml in the tarball");
+    }
+    const mtime = process.env.SOURCE_DATE_EPOCH ? `@${process.env.SOURCE_DATE_EPOCH}` : "now";
+    await run(
+      ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", `--mtime=${mtime}`, "-czf", tmp, releaseName],
+      stage,
+    );
+    renameSync(tmp, tarball);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+    rmSync(tmp, { force: true });
+  }
+  console.log(`build: ${basename(tarball)} ${mb(statSync(tarball).size)} (${releaseName}/connmix, conf/, lua/)`);
+}
+
+await compile();
+if (!binaryOnly) await release();
