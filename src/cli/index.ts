@@ -1,0 +1,130 @@
+// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix version`, `--help`.
+// Usage errors exit 2, configuration errors exit 1; both print one line on stderr, no stack.
+import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config/load.ts";
+import { applyConfigChange, watchConfig } from "../config/watch.ts";
+import { handleSignals, onShutdown, shutdown } from "../lifecycle.ts";
+import { log } from "../log/logger.ts";
+import { MODES, runMode, type Mode } from "../modes.ts";
+import { printBanner, versionLine } from "./banner.ts";
+
+const nodeArgs = {
+  file: { type: "string", alias: "f", valueHint: "FILE", description: "config file", default: "conf/connmix.yaml" },
+  cpus: { type: "string", alias: "p", valueHint: "CPUS", description: "CPUs to use (default: all of this machine)" },
+} as const;
+
+const descriptions: Record<Mode, string> = {
+  center: "run the center: node registry and center API",
+  engine: "run an engine: mesh point, API server and the Lua servers",
+  dev: "run center and engine in one process, for development",
+  single: "run center and engine in one process, for a small production",
+};
+
+const nodeCommand = (mode: Mode) =>
+  defineCommand({
+    meta: { name: mode, description: descriptions[mode] },
+    args: nodeArgs,
+    run: ({ args }) => startNode(mode, args.file, args.cpus),
+  });
+
+const versionCommand = defineCommand({
+  meta: { name: "version", description: "print the version line" },
+  run: () => {
+    process.stdout.write(`${versionLine()}\n`);
+  },
+});
+
+const subCommands: Record<string, CommandDef<any>> = {
+  ...Object.fromEntries(MODES.map((m) => [m, nodeCommand(m)])),
+  version: versionCommand,
+};
+
+const main = defineCommand({
+  meta: { name: "connmix", description: "distributed WebSocket gateway" },
+  subCommands,
+});
+
+async function usage(cmd: CommandDef<any>, parent?: CommandDef<any>, tty = process.stdout.isTTY): Promise<string> {
+  const text = await renderUsage(cmd, parent);
+  return tty ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+async function usageError(message: string, cmd: CommandDef<any>, parent?: CommandDef<any>): Promise<never> {
+  process.stderr.write(`connmix: ${message}\n\n${await usage(cmd, parent, process.stderr.isTTY)}\n`);
+  process.exit(2);
+}
+
+function fatal(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+// Strict flag check; citty itself lets unknown flags through silently.
+async function checkArgs(name: string, rest: string[]): Promise<void> {
+  const cmd = subCommands[name]!;
+  const options = name === "version" ? {} : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
+  const { tokens } = parseArgs({ args: rest, options: options as any, strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind === "positional") await usageError(`unexpected argument "${t.value}"`, cmd, main);
+    if (t.kind !== "option") continue;
+    if (!(t.name in options)) await usageError(`unknown flag "${t.rawName}"`, cmd, main);
+    if (t.value === undefined || t.value === "") await usageError(`flag ${t.rawName} needs a value`, cmd, main);
+    if (t.name === "cpus" && !/^[1-9]\d*$/.test(t.value!)) {
+      await usageError(`${t.rawName} must be a positive whole number, got "${t.value}"`, cmd, main);
+    }
+  }
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  const name = argv[0] === "--version" ? "version" : argv[0];
+  if (argv.includes("--help") || argv.includes("-h")) {
+    const sub = name ? subCommands[name] : undefined;
+    process.stdout.write(`${await usage(sub ?? main, sub ? main : undefined)}\n`);
+    return;
+  }
+  if (!name) await usageError("no command given", main);
+  if (!subCommands[name!]) await usageError(`unknown command "${name}"`, main);
+  await checkArgs(name!, argv.slice(1));
+  await runCommand(main, { rawArgs: [name!, ...argv.slice(1)] });
+}
+
+// spec §2: more CPUs than the machine has are clamped; fewer are allowed with a warning.
+function chooseCpus(requested: number | undefined, device: number): number {
+  if (requested === undefined) return device;
+  if (requested > device) {
+    log.warn(`max_procs: ${requested} exceeds device_cpus: ${device}, using ${device}`);
+    return device;
+  }
+  if (requested < device) log.warn(`cpu underutilized, max_procs: ${requested}, device_cpus: ${device}`);
+  return requested;
+}
+
+async function startNode(mode: Mode, configPath: string, cpusArg: string | undefined): Promise<void> {
+  const requested = cpusArg === undefined ? undefined : Number(cpusArg);
+  let config;
+  try {
+    config = loadConfig(configPath, { mode });
+  } catch (e) {
+    if (e instanceof ConfigError) fatal(e.message);
+    throw e;
+  }
+  try {
+    log.configure({ filename: config.logging.filename, maxFiles: config.logging.maxFiles, level: config.logging.level });
+  } catch (e) {
+    fatal(`${configPath}: logging.filename ${(e as Error).message}`);
+  }
+  printBanner();
+  const cpus = chooseCpus(requested, availableParallelism());
+  handleSignals();
+  const watcher = watchConfig(configPath, config, applyConfigChange, { mode });
+  onShutdown("config watcher", () => watcher.close());
+  try {
+    await runMode(mode, config, { cpus, configPath });
+  } catch (e) {
+    // Services report start failures (port in use, ...) as one-line errors.
+    log.error((e as Error).message);
+    await shutdown("start failed", 1);
+  }
+}

@@ -1,0 +1,169 @@
+// Types and defaults for conf/connmix.yaml (spec §3). After loadConfig every field is set.
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+export type Protocol = "websocket" | "socket";
+export const PROTOCOLS: readonly Protocol[] = ["websocket", "socket"];
+
+export type Role = "read" | "write";
+export const ROLES: readonly Role[] = ["read", "write"];
+
+export interface LoggingConfig {
+  filename: string; // relative to the working directory
+  maxFiles: number; // rotated files kept; 0 keeps all
+  level: LogLevel;
+}
+
+export interface SummaryConfig {
+  maxAge: number; // seconds
+  ageBuckets: number;
+  bufCap: number;
+}
+
+export interface PrometheusConfig {
+  summary: SummaryConfig;
+}
+
+export interface AccessUser {
+  username: string;
+  password: string;
+  roles: Role[];
+  host: string; // glob on the caller's IP, e.g. "*" or "172.*.*.*"
+}
+
+export interface AccessConfig {
+  users: AccessUser[];
+}
+
+export interface ListenConfig {
+  port: number;
+  bind: string;
+}
+
+export interface CenterConfig {
+  registry: ListenConfig;
+  apiServer: ListenConfig;
+}
+
+export interface ApiServerConfig extends ListenConfig {
+  readBufferSize: number;
+  writeBufferSize: number;
+  readTimeout: number; // seconds
+  writeTimeout: number; // seconds
+}
+
+export interface QueueConfig {
+  topicSize: number;
+  maxTopics: number;
+}
+
+export interface RedisConfig {
+  name: string;
+  addr: string; // host:port
+  password: string;
+  db: number;
+  poolSize: number;
+  minIdleConns: number;
+  maxConnAge: number; // seconds, 0 = no limit
+  idleTimeout: number; // seconds
+}
+
+export interface LuaVmConfig {
+  queue: QueueConfig;
+  redis: RedisConfig[];
+}
+
+export interface ServerOption {
+  name: string;
+  value: string;
+}
+
+export interface ServerConfig {
+  port: number;
+  bind: string;
+  protocol: Protocol;
+  options: ServerOption[];
+  entry: string; // absolute path after loading (resolved against the working directory)
+  byteCodeExpires: number; // seconds; 0 disables hot reload
+  readBufferSize: number;
+  writeBufferSize: number;
+  readTimeout: number; // seconds
+  writeTimeout: number; // seconds
+}
+
+export interface EngineConfig {
+  centerRegistry: string; // host:port
+  meshPoint: ListenConfig;
+  apiServer: ApiServerConfig;
+  luavm: LuaVmConfig;
+  servers: ServerConfig[];
+}
+
+export interface Config {
+  logging: LoggingConfig;
+  prometheus: PrometheusConfig;
+  access: AccessConfig;
+  center: CenterConfig;
+  engine: EngineConfig;
+}
+
+export function defaultRedis(): RedisConfig {
+  return {
+    name: "default",
+    addr: "localhost:6379",
+    password: "",
+    db: 0,
+    poolSize: 20,
+    minIdleConns: 10,
+    maxConnAge: 0,
+    idleTimeout: 300,
+  };
+}
+
+// Defaults for a server entry; port and entry have no default inside a user's list.
+export function defaultServer(): Omit<ServerConfig, "port" | "entry"> {
+  return {
+    bind: "0.0.0.0",
+    protocol: "websocket",
+    options: [],
+    byteCodeExpires: 10,
+    readBufferSize: 1024,
+    writeBufferSize: 1024,
+    readTimeout: 60,
+    writeTimeout: 10,
+  };
+}
+
+export function defaultConfig(): Config {
+  return {
+    logging: { filename: "logs/connmix.log", maxFiles: 7, level: "debug" },
+    prometheus: { summary: { maxAge: 600, ageBuckets: 5, bufCap: 500 } },
+    access: { users: [] },
+    center: {
+      registry: { port: 6786, bind: "0.0.0.0" },
+      apiServer: { port: 6787, bind: "0.0.0.0" },
+    },
+    engine: {
+      centerRegistry: "localhost:6786",
+      meshPoint: { port: 6788, bind: "0.0.0.0" },
+      apiServer: {
+        port: 6789,
+        bind: "0.0.0.0",
+        readBufferSize: 40096,
+        writeBufferSize: 40096,
+        readTimeout: 60,
+        writeTimeout: 60,
+      },
+      luavm: { queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
+      servers: [
+        {
+          ...defaultServer(),
+          port: 6790,
+          options: [{ name: "path", value: "/chat" }],
+          entry: "lua/entry.websocket.lua",
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,145 @@
+// Hot reload of the config file. A bad edit is logged and ignored (the last good config stays);
+// a good one applies logging.level here and is handed to onChange for everything else.
+import { watch, statSync, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
+import { log } from "../log/logger.ts";
+import type { Mode } from "../modes.ts";
+import { parseConfig, readConfigText } from "./load.ts";
+import type { Config } from "./schema.ts";
+
+export type ConfigListener = (next: Config, prev: Config) => void;
+
+export interface WatchOptions {
+  mode?: Mode; // passed to parseConfig, as at start-up
+  pollMs?: number; // stat poll, for file systems where fs.watch misses edits
+  debounceMs?: number; // editors write in several steps
+}
+
+export interface ConfigWatcher {
+  close(): void;
+}
+
+// Settings that take effect without a restart (spec §3); other changes only warn.
+const HOT = [/^logging\.level$/, /^access\./, /^engine\.(apiServer|servers\[\d+\])\.(read|write)(BufferSize|Timeout)$/];
+
+const listeners: ConfigListener[] = [];
+
+// Modules that apply hot settings (access control, servers) register here.
+export function onConfigChange(fn: ConfigListener): () => void {
+  listeners.push(fn);
+  return () => {
+    const i = listeners.indexOf(fn);
+    if (i >= 0) listeners.splice(i, 1);
+  };
+}
+
+// The onChange the CLI passes to watchConfig: tells every registered module.
+export function applyConfigChange(next: Config, prev: Config): void {
+  for (const fn of [...listeners]) {
+    try {
+      fn(next, prev);
+    } catch (e) {
+      log.error(`applying config change: ${(e as Error).message}`);
+    }
+  }
+}
+
+function changedKeys(a: unknown, b: unknown, path: string, out: string[]): string[] {
+  if (a && b && typeof a === "object" && typeof b === "object" && Array.isArray(a) === Array.isArray(b)) {
+    const ra = a as Record<string, unknown>;
+    const rb = b as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)])) {
+      changedKeys(ra[k], rb[k], Array.isArray(a) ? `${path}[${k}]` : path ? `${path}.${k}` : k, out);
+    }
+  } else if (a !== b) {
+    out.push(path);
+  }
+  return out;
+}
+
+export function watchConfig(
+  path: string,
+  current: Config,
+  onChange: ConfigListener,
+  opts: WatchOptions = {},
+): ConfigWatcher {
+  let good = current;
+  let lastText: string | undefined = tryRead(path);
+  let lastStat = statKey(path);
+  let timer: ReturnType<typeof setTimeout> | null = null;
+
+  const reload = () => {
+    timer = null;
+    let text: string;
+    try {
+      text = readConfigText(path);
+    } catch (e) {
+      if (lastText !== undefined) log.error((e as Error).message);
+      lastText = undefined;
+      return;
+    }
+    if (text === lastText) return;
+    lastText = text;
+    let next: Config;
+    try {
+      next = parseConfig(text, path, { mode: opts.mode });
+    } catch (e) {
+      log.error(`${(e as Error).message}; keeping the previous configuration`);
+      return;
+    }
+    const prev = good;
+    good = next;
+    log.setLevel(next.logging.level);
+    log.info(`config ${path} reloaded`);
+    const cold = changedKeys(prev, next, "", []).filter((k) => !HOT.some((re) => re.test(k)));
+    if (cold.length) log.warn(`config changes that need a restart: ${cold.join(", ")}`);
+    onChange(next, prev);
+  };
+  const schedule = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(reload, opts.debounceMs ?? 200);
+    timer.unref();
+  };
+
+  // Watch the directory, not the file: editors replace the file, which ends a file watch.
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dirname(path), (_event, name) => {
+      if (!name || name === basename(path)) schedule();
+    });
+    watcher.unref();
+  } catch (e) {
+    log.warn(`cannot watch ${path} (${(e as Error).message}); polling only`);
+  }
+  const poll = setInterval(() => {
+    const key = statKey(path);
+    if (key !== lastStat) schedule();
+    lastStat = key;
+  }, opts.pollMs ?? 2000);
+  poll.unref();
+
+  return {
+    close() {
+      watcher?.close();
+      clearInterval(poll);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+function tryRead(path: string): string | undefined {
+  try {
+    return readConfigText(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function statKey(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return "missing";
+  }
+}
