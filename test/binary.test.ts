@@ -1,0 +1,249 @@
+// The compiled executable and the release tarball, checked the way a user meets them: unpack the tarball
+// on a machine without Lua, without C headers and without Bun, and run ./connmix.
+//
+// "A machine without Lua" is simulated inside a private mount namespace (`unshare -m`, root only): the
+// system's liblua5.1 / LuaBitOp / Lua C modules are covered by bind mounts of /dev/null, the C headers,
+// compiler directories and libc development files are covered by empty tmpfs mounts (proving that the
+// TinyCC-compiled guard needs none of them), and so is this whole checkout (so neither native/guard.c
+// nor node_modules/.bin/bun can be used). The mounts exist only inside that namespace; the machine and
+// other processes do not see them.
+//
+// The binary is (re)built with `bun build.ts` when dist/ is missing it or any source is newer.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import YAML from "yaml";
+
+const root = join(import.meta.dir, "..");
+const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+const binary = join(root, "dist/connmix-linux-x64");
+const tarball = join(root, `dist/connmix-${version}-linux-x64.tar.gz`);
+const releaseDir = `connmix-${version}`;
+const BUILD_TIMEOUT_MS = 240_000;
+const BANNER = `connmix${version}, bun${Bun.version}, lua5.1+bitop, linux, x64`;
+
+// ---------------------------------------------------------------------------------------------------
+// What gets hidden inside the namespace.
+const LIBDIR = "/usr/lib/x86_64-linux-gnu";
+const hiddenFiles = () => {
+  const names = readdirSync(LIBDIR).filter((n) => /^liblua5\.1.*\.so/.test(n) || /^liblua5\.\d-bitop\.so/.test(n));
+  const candidates = [
+    ...names.map((n) => join(LIBDIR, n)),
+    `${LIBDIR}/libc.so`, // the linker script of libc6-dev
+    `${LIBDIR}/libc_nonshared.a`,
+    ...["crt1.o", "crti.o", "crtn.o", "Scrt1.o"].map((n) => join(LIBDIR, n)),
+  ];
+  // bind mounts follow symlinks: cover each real file once
+  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
+};
+const hiddenDirs = () =>
+  [
+    "/usr/include",
+    "/usr/local/include",
+    "/usr/lib/gcc",
+    "/usr/lib/tcc",
+    "/usr/local/lib/tcc",
+    `${LIBDIR}/lua`,
+    "/usr/lib/lua",
+    "/usr/local/lib/lua",
+    "/usr/share/lua",
+    "/usr/local/share/lua",
+    root, // the checkout: native/guard.c, src/, node_modules/.bin/bun
+  ].filter((d) => existsSync(d));
+
+/** A shell script that hides everything, checks that it is hidden, then execs "$@" in the cwd. */
+function isolationScript(): string {
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  const lines = ["set -e", 'cd "$CONNMIX_TEST_CWD"'];
+  for (const f of hiddenFiles()) lines.push(`mount --bind /dev/null ${q(f)}`);
+  for (const d of hiddenDirs()) lines.push(`mount -t tmpfs -o size=64k,mode=0755 connmix-hidden ${q(d)}`);
+  lines.push(
+    `if [ -s ${LIBDIR}/liblua5.1.so.0 ] || [ -n "$(ls -A /usr/include)" ] || [ -e ${q(join(root, "native/guard.c"))} ]; then`,
+    '  echo "isolation failed: system Lua, headers or the checkout are still visible" >&2; exit 99',
+    "fi",
+    'exec "$@"',
+  );
+  return lines.join("\n");
+}
+
+function run(cmd: string[], cwd: string, timeoutMs = 30_000) {
+  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", timeout: timeoutMs, env: { ...process.env } });
+  return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+
+/** Runs `cmd` (relative to `cwd`) with the system Lua, headers and checkout hidden. */
+function runIsolated(cmd: string[], cwd: string, timeoutMs = 30_000) {
+  return Bun.spawnSync(["unshare", "-m", "sh", "-c", isolationScript(), "isolated", ...cmd], {
+    cwd,
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: timeoutMs,
+    env: { ...process.env, CONNMIX_TEST_CWD: cwd },
+  });
+}
+
+const isolationUnavailable = (() => {
+  if (process.getuid?.() !== 0) return "not running as root";
+  if (!Bun.which("unshare")) return "unshare (util-linux) is not installed";
+  const probe = Bun.spawnSync(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"], { stderr: "pipe" });
+  if (probe.exitCode !== 0) return `unshare -m does not work here: ${probe.stderr.toString().trim()}`;
+  return "";
+})();
+if (isolationUnavailable) {
+  console.warn(
+    `binary.test.ts: SKIPPING the tests that hide the system Lua libraries (${isolationUnavailable}); ` +
+      "run as root on Linux to check that the executable is self-contained.",
+  );
+}
+const testIsolated = isolationUnavailable ? test.skip : test;
+
+// ---------------------------------------------------------------------------------------------------
+// Build when stale.
+function newestSource(): number {
+  let newest = 0;
+  const walk = (p: string) => {
+    if (!existsSync(p)) return;
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const n of readdirSync(p)) if (!n.startsWith(".")) walk(join(p, n));
+    } else newest = Math.max(newest, st.mtimeMs);
+  };
+  for (const p of ["src", "native", "conf", "lua", "build.ts", "package.json", "package-lock.json"]) walk(join(root, p));
+  return newest;
+}
+
+function buildIfStale(): string {
+  const oldest = Math.min(...[binary, tarball].map((p) => (existsSync(p) ? statSync(p).mtimeMs : 0)));
+  if (oldest > newestSource()) return "up to date";
+  const r = run([process.execPath, join(root, "build.ts")], root, BUILD_TIMEOUT_MS);
+  if (r.code !== 0) throw new Error(`bun build.ts failed (exit ${r.code}):\n${r.out}\n${r.err}`);
+  return r.out.trim();
+}
+
+let work = "";
+let unpacked = "";
+
+beforeAll(() => {
+  console.log(`binary.test.ts: ${buildIfStale()}`);
+  work = mkdtempSync(join(tmpdir(), "connmix-binary-test-"));
+  const r = run(["tar", "xzf", tarball, "-C", work], work);
+  if (r.code !== 0) throw new Error(`cannot unpack ${tarball}: ${r.err}`);
+  unpacked = join(work, releaseDir);
+}, BUILD_TIMEOUT_MS + 30_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    for (const n of readdirSync(p)) {
+      if (n.startsWith(".")) continue;
+      const full = join(p, n);
+      if (statSync(full).isDirectory()) walk(full);
+      else out.push(relative(dir, full));
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out.sort();
+}
+
+describe("release tarball", () => {
+  test(`unpacks to ${releaseDir}/ with the executable, conf/ and lua/`, () => {
+    const exe = join(unpacked, "connmix");
+    expect(existsSync(exe)).toBe(true);
+    expect(statSync(exe).mode & 0o111).toBe(0o111);
+    expect(statSync(exe).size).toBe(statSync(binary).size);
+    for (const dir of ["conf", "lua"]) {
+      expect(listFiles(join(unpacked, dir))).toEqual(listFiles(join(root, dir)));
+    }
+    if (existsSync(join(root, "conf/connmix.yaml"))) {
+      expect(existsSync(join(unpacked, "conf/connmix.yaml"))).toBe(true);
+    }
+  });
+
+  test("the executable runs `version` outside the sandbox too", () => {
+    const r = run(["./connmix", "version"], unpacked);
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
+    expect(r.out).toContain(version);
+    expect(r.out).toContain("Lua 5.1 bit=000000ff");
+  });
+});
+
+describe("self-contained executable (system Lua, C headers and the checkout hidden)", () => {
+  testIsolated("isolation really hides the system Lua library", () => {
+    const r = runIsolated(["sh", "-c", `wc -c < ${LIBDIR}/liblua5.1.so.0; ls -A /usr/include | wc -l`], unpacked);
+    expect(r.stderr.toString()).toBe("");
+    expect(r.stdout.toString().split(/\s+/).filter(Boolean)).toEqual(["0", "0"]);
+  });
+
+  testIsolated("`connmix version` prints the version and a Lua-evaluated result", () => {
+    const r = runIsolated(["./connmix", "version"], unpacked);
+    const out = r.stdout.toString();
+    const err = r.stderr.toString();
+    expect({ code: r.exitCode, err }).toEqual({ code: 0, err: "" });
+    expect(out).toContain(version);
+    // _VERSION .. " bit=" .. require("bit").tohex(255), evaluated by the embedded liblua5.1 + LuaBitOp,
+    // after the TinyCC guard (embedded guard.c, no headers) stopped a runaway loop: see src/cli/selfcheck.ts
+    expect(out).toContain("Lua 5.1 bit=000000ff");
+  });
+
+  const conf = join(root, "conf/connmix.yaml");
+  const devTest = existsSync(conf) ? testIsolated : test.skip;
+  if (!existsSync(conf)) console.warn("binary.test.ts: SKIPPING the `connmix dev` banner test: conf/connmix.yaml does not exist yet");
+
+  devTest(
+    "`connmix dev -f conf/connmix.yaml -p 1` prints the banner line and starts",
+    async () => {
+      const ports = await freePorts(5);
+      const cfg = YAML.parse(readFileSync(join(unpacked, "conf/connmix.yaml"), "utf8")) ?? {};
+      cfg.center ??= {};
+      cfg.center.registry = { ...cfg.center.registry, port: ports[0], bind: "127.0.0.1" };
+      cfg.center.apiServer = { ...cfg.center.apiServer, port: ports[1], bind: "127.0.0.1" };
+      cfg.engine ??= {};
+      cfg.engine.centerRegistry = `127.0.0.1:${ports[0]}`;
+      cfg.engine.meshPoint = { ...cfg.engine.meshPoint, port: ports[2], bind: "127.0.0.1" };
+      cfg.engine.apiServer = { ...cfg.engine.apiServer, port: ports[3], bind: "127.0.0.1" };
+      cfg.engine.servers = (cfg.engine.servers ?? []).slice(0, 1).map((s: object) => ({ ...s, port: ports[4], bind: "127.0.0.1" }));
+      writeFileSync(join(unpacked, "conf/test.yaml"), YAML.stringify(cfg));
+
+      const proc = Bun.spawn(["unshare", "-m", "sh", "-c", isolationScript(), "isolated", "./connmix", "dev", "-f", "conf/test.yaml", "-p", "1"], {
+        cwd: unpacked,
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, CONNMIX_TEST_CWD: unpacked },
+      });
+      const stderr = new Response(proc.stderr).text();
+      let out = "";
+      const reader = proc.stdout.getReader();
+      const deadline = Date.now() + 20_000;
+      try {
+        // Read until the banner line and the start of the Lua server are seen, the process exits or time runs out.
+        while (Date.now() < deadline && !(out.includes(BANNER) && out.includes("start the lua server"))) {
+          const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)]);
+          if (!chunk || chunk.done) break;
+          out += new TextDecoder().decode(chunk.value);
+        }
+      } finally {
+        proc.kill("SIGTERM");
+        const exited = await Promise.race([proc.exited, Bun.sleep(5_000).then(() => "timeout")]);
+        if (exited === "timeout") proc.kill("SIGKILL");
+      }
+      const context = `stdout:\n${out}\nstderr:\n${await stderr}`;
+      expect(out.split("\n").map((l) => l.trim()), context).toContain(BANNER);
+      expect(out, context).toContain("start the lua server");
+    },
+    40_000,
+  );
+});
+
+async function freePorts(n: number): Promise<number[]> {
+  const listeners = Array.from({ length: n }, () =>
+    Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }),
+  );
+  const ports = listeners.map((l) => l.port);
+  for (const l of listeners) l.stop(true);
+  return ports;
+}
