@@ -30,9 +30,18 @@ const nodeCommand = (mode: Mode) =>
   });
 
 const versionCommand = defineCommand({
-  meta: { name: "version", description: "print the version line" },
-  run: () => {
-    process.stdout.write(`${versionLine()}\n`);
+  meta: { name: "version", description: "print the version line and check the embedded Lua" },
+  run: async () => {
+    // Second line: a result computed by Lua 5.1 + LuaBitOp, after the TinyCC guard stopped a runaway
+    // loop (src/cli/selfcheck.ts). Loaded lazily so the node commands do not pay for it.
+    const { luaSelfCheck } = await import("./selfcheck.ts");
+    let check: string;
+    try {
+      check = luaSelfCheck();
+    } catch (err) {
+      fatal(`connmix: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    process.stdout.write(`${versionLine()}\n${check}\n`);
   },
 });
 
