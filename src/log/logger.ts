@@ -13,7 +13,7 @@ export interface LogOptions {
   maxFiles?: number; // rotated files kept; 0 keeps all
   level?: LogLevel;
   stdout?: boolean; // default true
-  clock?: () => number; // epoch milliseconds with a fraction (tests inject a fake day)
+  clock?: () => number; // epoch milliseconds with a fraction; tests inject one, systemClock restores
 }
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -29,7 +29,7 @@ let timer: ReturnType<typeof setTimeout> | null = null;
 
 // Wall clock with microseconds: performance.now() anchored to Date.now(), re-anchored on drift.
 let anchor = Date.now() - performance.now();
-function systemClock(): number {
+export function systemClock(): number {
   const wall = Date.now();
   const t = anchor + performance.now();
   if (t >= wall && t < wall + 1) return t;
@@ -93,7 +93,7 @@ function emit(rank: number, msg: string, caller: string): void {
   const t = clock();
   const sec = Math.floor(t / 1000);
   if (sec !== cachedSec) recache(sec);
-  const micros = Math.min(999999, Math.floor((t - sec * 1000) * 1000));
+  const micros = Math.min(999999, Math.round((t - sec * 1000) * 1000));
   if (file && cachedDay > file.day) {
     flushNow(); // buffered lines belong to the old day's file
     file.rotate(cachedDay);
