@@ -1,0 +1,33 @@
+// One client connection, WebSocket or raw TCP, as the engine sees it. It is the SerialOwner of its
+// callbacks (lua/scheduler.ts): one at a time, in arrival order.
+import type { ServerWebSocket, Socket } from "bun";
+import type { SerialOwner } from "../lua/scheduler";
+import type { LuaServer } from "./lua-server";
+
+export class Connection implements SerialOwner {
+  busy = false;
+  backlog: (() => void)[] | null = null;
+  settled: (() => void) | undefined = undefined;
+  open = true;
+  ws: ServerWebSocket<Connection> | null = null;
+  tcp: Socket<Connection> | null = null;
+  /** Bytes a TCP client has not accepted yet (written when it drains). */
+  pending: Uint8Array[] | null = null;
+  pendingBytes = 0;
+  /** When writes started to back up (ms), for writeTimeout; 0 when not backed up. */
+  stalledSince = 0;
+  /** Channels of a socket connection (WebSocket ones live in Bun's topics). */
+  channels: Set<string> | null = null;
+  /** Releases a pending wait_context_value. */
+  waiter: (() => void) | null = null;
+  /** Messages sent during on_handshake, before the upgrade completed. */
+  early: [string | Uint8Array, number][] | null = null;
+
+  constructor(readonly id: number, readonly server: LuaServer, readonly remoteAddr: string) {}
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+}

@@ -1,0 +1,96 @@
+// What every Lua-driven server shares: its configuration, its Lua VM, and the EngineHost the VM's API
+// families talk to. websocket-server.ts and socket-server.ts add the transport.
+import { resolve } from "node:path";
+import { LuaVM } from "../lua/vm";
+import type { ApiFamily } from "../lua/family";
+import type { ServerConfig } from "../config/schema";
+import { Connection } from "./connection";
+import type { EngineHost, SendType } from "./host";
+import type { EngineNode, Protocol } from "./node";
+
+export interface LuaServerOptions {
+  config: ServerConfig;
+  node: EngineNode;
+  families: ApiFamily[];
+  /** Runaway-callback budget, ms. */
+  budgetMs?: number;
+}
+
+export abstract class LuaServer {
+  abstract readonly protocol: Protocol;
+  readonly vm: LuaVM;
+  readonly config: ServerConfig;
+  readonly node: EngineNode;
+  readonly entry: string;
+  private readonly options: Map<string, string>;
+
+  constructor(opts: LuaServerOptions) {
+    this.config = opts.config;
+    this.node = opts.node;
+    this.entry = resolve(opts.config.entry);
+    this.options = new Map(opts.config.options.map((o) => [o.name, String(o.value)]));
+    this.vm = new LuaVM({
+      entry: this.entry,
+      families: opts.families,
+      budgetMs: opts.budgetMs,
+      reloadSeconds: opts.config.byteCodeExpires,
+      host: this.host(),
+    });
+  }
+
+  option(name: string): string | undefined {
+    return this.options.get(name);
+  }
+
+  /**
+   * Writes to one connection of this server; null on success, else why not. `raw` bytes skip the
+   * socket protocol's protocol_encode (conn:send); pushed data (mesh, API) goes through it.
+   */
+  abstract sendTo(conn: Connection, data: Uint8Array | string, type: SendType, raw: boolean): string | null;
+  abstract closeConnection(conn: Connection, code: number, reason: string): void;
+  /** Starts listening; resolves once the port is bound. */
+  abstract listen(): Promise<void>;
+  /** Stops accepting and closes every connection (WebSocket close 1001). */
+  abstract stop(): Promise<void>;
+
+  protected newConnection(remoteAddr: string): Connection {
+    const conn = new Connection(this.node.ids.next(), this, remoteAddr);
+    this.node.connections.set(conn.id, conn);
+    return conn;
+  }
+
+  /** Called once per connection when its transport closed: runs on_close after any queued callbacks. */
+  protected closed(conn: Connection, err: string | null, closeKind: number): void {
+    if (!conn.open) return;
+    conn.open = false;
+    this.node.remove(conn);
+    conn.wake();
+    this.vm.scheduler.dispatch(conn, closeKind, conn.id, undefined, err ?? undefined);
+  }
+
+  private host(): EngineHost {
+    const node = this.node;
+    return {
+      option: (name) => this.option(name),
+      sendLocal: (id, data, type, raw) => node.sendLocal(id, data, type, raw),
+      sendRemote: (id, data, type) => node.peers?.sendRemote(id, data, type) ?? Promise.resolve("client not found"),
+      publishLocal: (ch, data, type) => node.publishLocal(ch, data, type),
+      hasPeers: () => node.peers?.hasPeers() ?? false,
+      publishRemote: (ch, data, type) => node.peers?.publishRemote(ch, data, type) ?? Promise.resolve([0, 0]),
+      subscribe: (id, chs) => node.subscribe(id, chs),
+      unsubscribe: (id, chs) => node.unsubscribe(id, chs),
+      close: (id) => node.close(id),
+      queuePush: (topic, json) => node.queues.push(topic, json),
+      waitContext: (id) =>
+        new Promise<void>((resolve) => {
+          const conn = node.connections.get(id);
+          if (!conn || !conn.open) return resolve();
+          conn.waiter = resolve;
+        }),
+      wake: (id) => node.connections.get(id)?.wake(),
+      handshakeResult: (id, accept, status, message) => this.handshakeResult(id, accept, status, message),
+    };
+  }
+
+  protected handshakeResult(_id: number, _accept: boolean, _status: number, _message: string): void {}
+}

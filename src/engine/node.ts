@@ -1,0 +1,124 @@
+// The engine node: every connection it holds, channel membership, and local delivery. Remote delivery
+// (other workers and nodes) goes through `peers`, which the mesh provides.
+import { ClientIds, nodeOf, workerOf } from "./ids";
+import type { Connection } from "./connection";
+import type { SendType } from "./host";
+import type { LuaServer } from "./lua-server";
+import type { SocketServer } from "./socket-server";
+import type { Queues } from "../queue/queues";
+
+/** What the mesh offers the node; with no mesh, a node has no peers. */
+export interface Peers {
+  hasPeers(): boolean;
+  sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null>;
+  publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]>;
+  callRemote(id: number, method: string, args: unknown[]): Promise<string | null>;
+}
+
+export type Protocol = "websocket" | "socket";
+
+/** Counters read by /metrics; plain numbers so the hot path pays one increment. */
+export class NodeStats {
+  read = { websocket: 0, socket: 0 };
+  sent = { websocket: 0, socket: 0 };
+  sendErrors = { websocket: 0, socket: 0 };
+}
+
+export class EngineNode {
+  readonly connections = new Map<number, Connection>();
+  readonly servers: LuaServer[] = [];
+  /** Channel -> subscribed socket connections (WebSocket ones use Bun's native topics). */
+  private readonly socketChannels = new Map<string, Set<Connection>>();
+  readonly stats = new NodeStats();
+  peers: Peers | null = null;
+
+  constructor(readonly ids: ClientIds, readonly queues: Queues) {}
+
+  isLocal(id: number): boolean {
+    return nodeOf(id) === this.ids.node && workerOf(id) === this.ids.worker;
+  }
+
+  sendLocal(id: number, data: Uint8Array | string, type: SendType, raw = false): string | null | "remote" {
+    const conn = this.connections.get(id);
+    if (!conn) return this.isLocal(id) ? "client not found" : "remote";
+    const protocol = conn.server.protocol;
+    const err = conn.server.sendTo(conn, data, type, raw);
+    if (err === null) this.stats.sent[protocol]++;
+    else this.stats.sendErrors[protocol]++;
+    return err;
+  }
+
+  /** Publishes to local subscribers; returns [delivered, failed]. */
+  publishLocal(channel: string, data: Uint8Array | string, type: SendType): [number, number] {
+    let ok = 0;
+    let fail = 0;
+    for (const server of this.servers) {
+      if (server.protocol === "websocket") {
+        const n = server.publishNative(channel, data, type);
+        ok += n[0];
+        fail += n[1];
+      }
+    }
+    this.stats.sent.websocket += ok;
+    const subscribers = this.socketChannels.get(channel);
+    if (subscribers && subscribers.size > 0) {
+      // protocol_encode runs once per server, not once per subscriber.
+      const encoded = new Map<LuaServer, Uint8Array | string>();
+      for (const conn of subscribers) {
+        const server = conn.server as SocketServer;
+        let bytes = encoded.get(server);
+        if (bytes === undefined) encoded.set(server, (bytes = server.encode(typeof data === "string" ? Buffer.from(data) : data)));
+        if (typeof bytes !== "string" && server.sendTo(conn, bytes, type, true) === null) ok++, this.stats.sent.socket++;
+        else fail++, this.stats.sendErrors.socket++;
+      }
+    }
+    return [ok, fail];
+  }
+
+  subscribe(id: number, channels: string[]): string | null {
+    const conn = this.connections.get(id);
+    if (!conn) return "client not found";
+    if (conn.ws) {
+      for (const ch of channels) conn.ws.subscribe(ch);
+      return null;
+    }
+    // Socket connections, and WebSocket ones still in on_handshake (subscribed natively once open).
+    for (const ch of channels) (conn.channels ??= new Set()).add(ch);
+    if (conn.server.protocol === "socket") {
+      for (const ch of channels) {
+        let set = this.socketChannels.get(ch);
+        if (!set) this.socketChannels.set(ch, (set = new Set()));
+        set.add(conn);
+      }
+    }
+    return null;
+  }
+
+  unsubscribe(id: number, channels: string[]): string | null {
+    const conn = this.connections.get(id);
+    if (!conn) return "client not found";
+    if (conn.ws) for (const ch of channels) conn.ws.unsubscribe(ch);
+    else for (const ch of channels) this.leave(conn, ch);
+    return null;
+  }
+
+  private leave(conn: Connection, channel: string): void {
+    const set = this.socketChannels.get(channel);
+    set?.delete(conn);
+    if (set?.size === 0) this.socketChannels.delete(channel);
+    conn.channels?.delete(channel);
+  }
+
+  /** Forgets a closed connection. */
+  remove(conn: Connection): void {
+    this.connections.delete(conn.id);
+    if (conn.channels) for (const ch of [...conn.channels]) this.leave(conn, ch);
+  }
+
+  close(id: number): string | null {
+    const conn = this.connections.get(id);
+    if (!conn) return "client not found";
+    conn.server.closeConnection(conn, 1000, "");
+    return null;
+  }
+}

@@ -1,0 +1,143 @@
+// `socket` servers: raw TCP through Bun.listen. The entry script frames the byte stream itself
+// (protocol_input/protocol_decode, see lua/api/socket.lua); pushed data goes through protocol_encode.
+import type { Socket, TCPSocketListener } from "bun";
+import { log } from "../log/logger";
+import { socketEvents, EV } from "../lua/api/connection";
+import type { Connection } from "./connection";
+import type { SendType } from "./host";
+import { LuaServer, type LuaServerOptions } from "./lua-server";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, STALL_SWEEP_MS, idleSeconds } from "./limits";
+
+type TCP = Socket<Connection>;
+
+export class SocketServer extends LuaServer {
+  readonly protocol = "socket" as const;
+  private listener: TCPSocketListener<Connection> | null = null;
+  private readonly stalled = new Set<Connection>();
+  private sweeper: Timer | undefined;
+
+  constructor(opts: LuaServerOptions) {
+    super({ ...opts, families: [...opts.families, socketEvents] });
+  }
+
+  async listen(): Promise<void> {
+    const self = this;
+    const idle = idleSeconds(this.config.readTimeout);
+    this.listener = Bun.listen<Connection>({
+      hostname: this.config.bind,
+      port: this.config.port,
+      socket: {
+        open(s: TCP) {
+          const conn = self.newConnection(`${s.remoteAddress}:${(s as unknown as { remotePort?: number }).remotePort ?? 0}`);
+          conn.tcp = s;
+          s.data = conn;
+          if (idle) s.timeout(idle);
+          self.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
+        },
+        data(s: TCP, chunk: Buffer) {
+          self.node.stats.read.socket++;
+          self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
+        },
+        drain(s: TCP) {
+          self.flush(s.data);
+        },
+        timeout(s: TCP) {
+          s.end();
+        },
+        close(s: TCP) {
+          self.stalled.delete(s.data);
+          self.closed(s.data, null, EV.close);
+        },
+        error(s: TCP, err: Error) {
+          self.stalled.delete(s.data);
+          self.closed(s.data, err.message, EV.close);
+        },
+      },
+    });
+    this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
+  }
+
+  /**
+   * Writes raw bytes (`conn:send`) or, for data pushed by the mesh or the API, bytes shaped by the
+   * script's protocol_encode. Bytes the kernel does not take now wait for `drain`, up to a bound.
+   */
+  sendTo(conn: Connection, data: Uint8Array | string, _type: SendType, raw: boolean): string | null {
+    const s = conn.tcp;
+    if (!s || !conn.open) return "connection closed";
+    let bytes: Uint8Array = typeof data === "string" ? Buffer.from(data) : data;
+    if (!raw) {
+      const out = this.encode(bytes, conn.id);
+      if (typeof out === "string") return out;
+      bytes = out;
+    }
+    if (conn.pending) return this.enqueue(conn, bytes);
+    const written = s.write(bytes);
+    if (written < bytes.length) return this.enqueue(conn, bytes.subarray(Math.max(written, 0)));
+    return null;
+  }
+
+  /** protocol_encode(data) in this server's VM; an error text when it fails or returns nothing usable. */
+  encode(bytes: Uint8Array, id?: number): Uint8Array | string {
+    try {
+      const out = this.vm.callGlobal("__connmix_encode", [bytes, id], true);
+      return out instanceof Uint8Array ? out : "protocol_encode returned no data";
+    } catch (e) {
+      log.error(`protocol_encode failed: ${(e as Error).message}`);
+      return "protocol_encode failed";
+    }
+  }
+
+  private enqueue(conn: Connection, bytes: Uint8Array): string | null {
+    if (conn.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
+      log.warn(`client ${conn.id} has ${conn.pendingBytes} bytes unread, dropped`);
+      conn.tcp?.terminate();
+      return "send failed: client too slow";
+    }
+    (conn.pending ??= []).push(Buffer.from(bytes));
+    conn.pendingBytes += bytes.length;
+    if (!conn.stalledSince) {
+      conn.stalledSince = Date.now();
+      this.stalled.add(conn);
+    }
+    return null;
+  }
+
+  private flush(conn: Connection): void {
+    const s = conn.tcp;
+    while (s && conn.pending?.length) {
+      const head = conn.pending[0];
+      const written = s.write(head);
+      if (written < head.length) {
+        conn.pending[0] = head.subarray(Math.max(written, 0));
+        conn.pendingBytes -= Math.max(written, 0);
+        return;
+      }
+      conn.pending.shift();
+      conn.pendingBytes -= head.length;
+    }
+    conn.pending = null;
+    conn.stalledSince = 0;
+    this.stalled.delete(conn);
+  }
+
+  private dropStalled(): void {
+    const limit = Date.now() - this.config.writeTimeout * 1000;
+    for (const conn of this.stalled) {
+      if (conn.stalledSince && conn.stalledSince < limit) {
+        this.stalled.delete(conn);
+        log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
+        conn.tcp?.terminate();
+      }
+    }
+  }
+
+  closeConnection(conn: Connection): void {
+    conn.tcp?.end();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.listener?.stop(true);
+    this.listener = null;
+  }
+}

@@ -1,0 +1,177 @@
+// `websocket` servers: Bun.serve does the protocol; each upgrade on the configured path runs on_handshake,
+// each message on_message and each close on_close in the server's Lua VM.
+import type { Server, ServerWebSocket } from "bun";
+import { log } from "../log/logger";
+import { websocketEvents, EV } from "../lua/api/connection";
+import { Connection } from "./connection";
+import type { SendType } from "./host";
+import { LuaServer, type LuaServerOptions } from "./lua-server";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, STALL_SWEEP_MS, idleSeconds } from "./limits";
+
+type WS = ServerWebSocket<Connection>;
+
+interface PendingHandshake {
+  req: Request;
+  resolve: (r: Response | undefined) => void;
+}
+
+/** Go-style canonical header name (`sec-websocket-key` -> `Sec-Websocket-Key`), as the original exposed. */
+const canonical = (name: string) => name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+
+export class WebSocketServer extends LuaServer {
+  readonly protocol = "websocket" as const;
+  private server: Server | null = null;
+  private readonly path: string;
+  private readonly handshakes = new Map<number, PendingHandshake>();
+  private readonly stalled = new Set<Connection>();
+  private sweeper: Timer | undefined;
+
+  constructor(opts: LuaServerOptions) {
+    super({ ...opts, families: [...opts.families, websocketEvents] });
+    this.path = this.option("path") ?? "/";
+  }
+
+  async listen(): Promise<void> {
+    const self = this;
+    const cfg = this.config;
+    this.server = Bun.serve<Connection, {}>({
+      hostname: cfg.bind,
+      port: cfg.port,
+      fetch: (req, srv) => this.upgrade(req, srv),
+      websocket: {
+        idleTimeout: idleSeconds(cfg.readTimeout),
+        maxPayloadLength: MAX_MESSAGE_BYTES,
+        backpressureLimit: MAX_PENDING_BYTES,
+        closeOnBackpressureLimit: true,
+        sendPings: false,
+        perMessageDeflate: false,
+        open(ws: WS) {
+          const conn = ws.data;
+          conn.ws = ws;
+          if (conn.channels) for (const ch of conn.channels) ws.subscribe(ch);
+          conn.channels = null;
+          const early = conn.early;
+          conn.early = null;
+          if (early) for (const [data, type] of early) self.sendTo(conn, data, type as SendType);
+        },
+        message(ws: WS, message: string | Buffer) {
+          const conn = ws.data;
+          self.node.stats.read.websocket++;
+          self.vm.scheduler.dispatch(conn, EV.message, conn.id, message, typeof message === "string" ? 1 : 2);
+        },
+        drain(ws: WS) {
+          ws.data.stalledSince = 0;
+          self.stalled.delete(ws.data);
+        },
+        close(ws: WS, code: number, reason: string) {
+          const conn = ws.data;
+          self.stalled.delete(conn);
+          const err = code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`;
+          self.closed(conn, err, EV.close);
+        },
+      },
+    });
+    this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
+  }
+
+  private upgrade(req: Request, srv: Server): Response | Promise<Response | undefined> | undefined {
+    const url = new URL(req.url);
+    if (url.pathname !== this.path) return new Response("not found", { status: 404 });
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("websocket upgrade required", { status: 426 });
+    }
+    const ip = srv.requestIP(req);
+    const remoteAddr = ip ? `${ip.address}:${ip.port}` : "";
+    const conn = this.newConnection(remoteAddr);
+    const headers: Record<string, string> = {};
+    req.headers.forEach((value, name) => (headers[canonical(name)] = value));
+    const info = {
+      addr: remoteAddr,
+      headers,
+      server: {
+        Method: req.method,
+        RequestUri: url.pathname + url.search,
+        ServerProtocol: "HTTP/1.1",
+        Host: req.headers.get("host") ?? "",
+        RemoteAddr: remoteAddr,
+      },
+    };
+    return new Promise<Response | undefined>((resolve) => {
+      this.handshakes.set(conn.id, { req, resolve });
+      // If on_handshake fails before answering, the upgrade is refused with 500.
+      conn.settled = () => {
+        conn.settled = undefined;
+        if (this.handshakes.has(conn.id)) this.handshakeResult(conn.id, false, 500, "handshake failed");
+      };
+      this.vm.scheduler.dispatch(conn, EV.handshake, conn.id, info);
+    });
+  }
+
+  protected override handshakeResult(id: number, accept: boolean, status: number, message: string): void {
+    const pending = this.handshakes.get(id);
+    const conn = this.node.connections.get(id);
+    if (!pending || !conn) return;
+    this.handshakes.delete(id);
+    if (accept && this.server?.upgrade(pending.req, { data: conn })) {
+      pending.resolve(undefined);
+      return;
+    }
+    this.node.remove(conn);
+    conn.open = false;
+    pending.resolve(new Response(message || "Forbidden", { status: accept ? 400 : status }));
+  }
+
+  sendTo(conn: Connection, data: Uint8Array | string, type: SendType, _raw?: boolean): string | null {
+    const ws = conn.ws;
+    if (!ws) {
+      if (!conn.open) return "connection closed";
+      (conn.early ??= []).push([typeof data === "string" ? data : Buffer.from(data), type]);
+      return null;
+    }
+    const status = type === 2 ? ws.sendBinary(data as Uint8Array) : ws.sendText(typeof data === "string" ? data : Buffer.from(data).toString());
+    if (status > 0) return null;
+    if (status === 0) return "send failed: connection closed";
+    if (!conn.stalledSince) {
+      conn.stalledSince = Date.now();
+      this.stalled.add(conn);
+    }
+    return null; // queued behind earlier data (backpressure)
+  }
+
+  /** Bun publishes once to every subscriber; delivered = subscribers, failed = none it could detect. */
+  publishNative(channel: string, data: Uint8Array | string, type: SendType): [number, number] {
+    const server = this.server;
+    if (!server) return [0, 0];
+    const n = server.subscriberCount(channel);
+    if (n === 0) return [0, 0];
+    if (type === 2) server.publish(channel, data as Uint8Array);
+    else server.publish(channel, typeof data === "string" ? data : Buffer.from(data).toString());
+    return [n, 0];
+  }
+
+  closeConnection(conn: Connection, code: number, reason: string): void {
+    conn.ws?.close(code, reason);
+  }
+
+  /** Drops clients whose writes stayed backed up longer than writeTimeout. */
+  private dropStalled(): void {
+    const limit = Date.now() - this.config.writeTimeout * 1000;
+    for (const conn of this.stalled) {
+      if (conn.stalledSince && conn.stalledSince < limit) {
+        this.stalled.delete(conn);
+        log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
+        conn.ws?.terminate();
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const conn of this.node.connections.values()) {
+      if (conn.server === this) conn.ws?.close(1001, "server shutting down");
+    }
+    await this.server?.stop();
+    this.server = null;
+  }
+}
+

@@ -1,0 +1,126 @@
+-- The connection object (spec: conn:*), the per-connection registry and mix.websocket()/mix.socket.tcp().
+local P, mix, block, H = ...
+local running = coroutine.running
+
+local conns = {}                                   -- client id -> conn
+local current = setmetatable({}, { __mode = "k" }) -- coroutine -> conn of the callback it runs
+local TYPES = { text = 1, binary = 2 }
+
+local Conn = {}
+Conn.__index = Conn
+
+local function channels_of(...)
+  local list = { ... }
+  if #list == 0 then return nil, "no channel given" end
+  for i = 1, #list do
+    local ch = list[i]
+    if type(ch) ~= "string" or ch == "" or ch:find("%s") then
+      return nil, "invalid channel name: " .. tostring(ch)
+    end
+  end
+  return list
+end
+
+function Conn:client_id() return self.id end
+function Conn:remote_addr() return self.addr end
+function Conn:context() return self.ctx end
+function Conn:context_value(k) return self.ctx[k] end
+
+local function changed(self)
+  if self.waiting then P.wake(self.id) end
+end
+
+function Conn:set_context(tb)
+  if type(tb) ~= "table" then return "set_context expects a table, got " .. type(tb) end
+  self.ctx = tb
+  changed(self)
+end
+
+function Conn:set_context_value(k, v)
+  if k == nil then return "set_context_value expects a key" end
+  self.ctx[k] = v
+  changed(self)
+end
+
+-- Blocks this connection's callback until context key k is set (locally or through the API).
+function Conn:wait_context_value(k)
+  while true do
+    local v = self.ctx[k]
+    if v ~= nil then return v end
+    if self.closed then return nil, "connection closed" end
+    self.waiting = true
+    block("connection.wait", self.id)
+    self.waiting = false
+  end
+end
+
+function Conn:subscribe(...)
+  local list, err = channels_of(...)
+  if not list then return err end
+  return P.subscribe(self.id, unpack(list))
+end
+
+function Conn:unsubscribe(...)
+  local list, err = channels_of(...)
+  if not list then return err end
+  return P.unsubscribe(self.id, unpack(list))
+end
+
+function Conn:close()
+  if self.closed then return "connection closed" end
+  return P.close(self.id)
+end
+
+function Conn:send(data, t)
+  local kind = TYPES[t or self.default_type]
+  if not kind then return "invalid message type: " .. tostring(t) end
+  if type(data) ~= "string" then
+    if type(data) == "number" then data = tostring(data) else return "send expects a string, got " .. type(data) end
+  end
+  if self.closed then return "connection closed" end
+  return P.send(self.id, data, kind)
+end
+
+-- Events shared by every protocol. The protocol families add theirs to H.
+local EV = { open = 10, close = 11, context = 12 }
+
+H[EV.open] = function(id, info)
+  conns[id] = setmetatable({ id = id, addr = info.addr, ctx = {}, buf = "",
+    default_type = info.binary and "binary" or "text" }, Conn)
+end
+
+H[EV.close] = function(id, err)
+  local c = conns[id]
+  if not c then return end
+  c.closed = true
+  current[running()] = c
+  local f = on_close
+  conns[id] = nil
+  if f then f(id, err, c) end
+end
+
+-- Runs a connection method on behalf of the API (conn.call): f is the method name, args a list.
+-- Context changes release a pending wait_context_value.
+function __connmix_conn_call(id, f, args)
+  local c = conns[id]
+  if not c then return "client not found" end
+  local allowed = { set_context_value = true, set_context = true, subscribe = true, unsubscribe = true }
+  if not allowed[f] then return "unsupported method: " .. tostring(f) end
+  return Conn[f](c, unpack(args or {}))
+end
+
+mix.websocket = function()
+  local c = current[running()]
+  if not c or c.socket then return nil, "not inside a websocket callback" end
+  return c
+end
+mix.socket = {
+  tcp = function()
+    local c = current[running()]
+    if not c or not c.socket then return nil, "not inside a socket callback" end
+    return c
+  end,
+}
+
+-- Shared with the protocol families through this hidden table.
+P.conns, P.current, P.EV = conns, current, EV

@@ -1,0 +1,9 @@
+// Every Lua API family, in installation order (later families may use what earlier ones put in P).
+import type { ApiFamily } from "../family";
+import { logging } from "./log";
+import { connection } from "./connection";
+import { mesh } from "./mesh";
+import { queue } from "./queue";
+import { server } from "./server";
+
+export const engineFamilies: ApiFamily[] = [logging, connection, mesh, queue, server];

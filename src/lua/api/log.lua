@@ -1,0 +1,21 @@
+-- mix.log and its levels, and print routed to the engine's stdout (Lua's own C stdout is block-buffered
+-- when not a terminal, so its output would appear late and out of order with the log).
+local P, mix = ...
+mix.DEBUG, mix.INFO, mix.WARN, mix.ERROR = "debug", "info", "warn", "error"
+local LEVELS = { debug = true, info = true, warn = true, error = true }
+local getinfo, concat, tostring, select = debug.getinfo, table.concat, tostring, select
+
+mix.log = function(level, msg)
+  if not LEVELS[level] then return "invalid log level: " .. tostring(level) end
+  if not P.log_enabled(level) then return end
+  local where = getinfo(2, "Sl")
+  local caller = where and (where.short_src:match("[^/]*/?[^/]+$") .. ":" .. (where.currentline or 0)) or "?"
+  P.log(level, tostring(msg), caller)
+end
+
+function print(...)
+  local n = select("#", ...)
+  local parts = { ... }
+  for i = 1, n do parts[i] = tostring(parts[i]) end
+  P.print(concat(parts, "\t", 1, n))
+end

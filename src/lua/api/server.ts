@@ -1,0 +1,18 @@
+// mix.server.option(name): a value of the running server's `options` list.
+import { lua } from "../../../native/lua";
+import { hostOf } from "../../engine/host";
+import { pushString, toString } from "../stack";
+import type { ApiFamily } from "../family";
+
+export const server: ApiFamily = {
+  name: "server",
+  lua: "local P, mix = ...\nmix.server = { option = function(name) return P.server_option(tostring(name)) end }",
+  functions: {
+    server_option(L, vm) {
+      const value = hostOf(vm).option(toString(L, 1) ?? "");
+      if (value === undefined) lua.lua_pushnil(L);
+      else pushString(L, value);
+      return 1;
+    },
+  },
+};

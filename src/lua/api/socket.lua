@@ -1,0 +1,71 @@
+-- Events of `socket` servers (spec 4.2): the script frames the TCP byte stream itself with
+-- protocol_input/protocol_decode, and protocol_encode shapes data pushed to the connection.
+local P, mix, block, H = ...
+local conns, current, EV, running = P.conns, P.current, P.EV, coroutine.running
+local sub = string.sub
+
+local CONNECT, DATA = 30, 31
+P.EV.connect, P.EV.data = CONNECT, DATA
+
+-- Read-only view of a connection's unconsumed bytes, as passed to protocol_input.
+local Buffer = {}
+Buffer.__index = Buffer
+function Buffer:tostring() return self.s end
+function Buffer:length() return #self.s end
+function Buffer:position() return self.pos end
+function Buffer:read(n)
+  n = tonumber(n)
+  if not n or n < 0 or self.pos + n > #self.s then return nil end
+  local out = sub(self.s, self.pos + 1, self.pos + n)
+  self.pos = self.pos + n
+  return out
+end
+
+
+H[CONNECT] = function(id, info)
+  H[EV.open](id, info)
+  local c = conns[id]
+  c.socket = true
+  c.clear_buffer = function(self) self.cleared = true; self.buf = "" end
+  current[running()] = c
+  local f = on_connect
+  if f then f(id, c) end
+end
+
+-- New bytes arrived: run the framing loop over everything buffered so far.
+H[DATA] = function(id, bytes, limit)
+  local c = conns[id]
+  if not c then return end
+  current[running()] = c
+  local buf = c.buf == "" and bytes or c.buf .. bytes
+  while buf ~= "" and not c.closed do
+    c.cleared = false
+    local n = protocol_input(setmetatable({ s = buf, pos = 0 }, Buffer), c)
+    if c.cleared then buf = "" end
+    n = tonumber(n) or 0
+    if n < 0 then c:close() buf = "" break end
+    if n == 0 then break end
+    if n > #buf then
+      mix.log(mix.ERROR, "protocol_input returned " .. n .. " but only " .. #buf .. " bytes are buffered; closing")
+      c:close() buf = "" break
+    end
+    local package = sub(buf, 1, n)
+    buf = sub(buf, n + 1)
+    local msg = protocol_decode and protocol_decode(package, c) or package
+    if msg ~= nil and on_message then on_message(msg, c) end
+  end
+  if #buf > limit then
+    mix.log(mix.ERROR, "connection " .. id .. " buffered " .. #buf .. " bytes without a complete package; closing")
+    c:close() buf = ""
+  end
+  c.buf = buf
+end
+
+-- Called by the engine (main thread) for data pushed to a socket connection.
+function __connmix_encode(data, id)
+  if not protocol_encode then return data end
+  local c = conns[id]
+  local out = protocol_encode(data, c)
+  if type(out) ~= "string" or out == "" then return nil end
+  return out
+end

@@ -1,0 +1,159 @@
+// Runs callbacks in pooled Lua coroutines, one at a time per connection, in arrival order.
+//
+// A callback is a resume of an idle coroutine with (kind, id, payload, extra). It ends in one of three ways:
+//  - it yields no value: done, the coroutine goes back to the pool and the connection's next event runs;
+//  - it yields an op name (prelude `block`): a blocking op starts, and its results resume the coroutine later;
+//    meanwhile the connection's later events wait in its backlog and other connections run;
+//  - it fails: the error and traceback are logged, the dead coroutine is dropped, the connection goes on.
+import {
+  lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING,
+} from "../../native/lua";
+import { log } from "../log/logger";
+import { pushBytes, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
+import type { LuaVM } from "./vm";
+
+/** Whatever serializes callbacks: usually a connection. */
+export interface SerialOwner {
+  busy: boolean;
+  backlog: (() => void)[] | null;
+  /** Called after each of its callbacks finishes (or fails). */
+  settled?: () => void;
+}
+
+export interface Task {
+  co: LuaState;
+  ref: number;
+  fresh: boolean;
+  owner: SerialOwner;
+}
+
+type Payload = string | Uint8Array | PlainValue | undefined;
+
+/** Coroutines kept for reuse; past this, finished ones are released to the GC. */
+const POOL_LIMIT = 1024;
+
+export class Scheduler {
+  private readonly idle: Task[] = [];
+  /** The task whose coroutine is executing right now (null between callbacks). */
+  running: Task | null = null;
+  /** Callbacks that failed; for tests and metrics. */
+  errors = 0;
+
+  constructor(private readonly vm: LuaVM, private readonly workerRef: number) {}
+
+  /**
+   * Delivers event `kind` to Lua handler H[kind](id, payload, extra) for `owner`, now if the owner is idle,
+   * else after the owner's earlier events. `payload` strings go as UTF-8, Uint8Arrays as raw bytes, other
+   * values as tables.
+   */
+  dispatch(owner: SerialOwner, kind: number, id: number, payload?: Payload, extra?: string | number): void {
+    if (this.vm.closed) return;
+    if (owner.busy || owner.backlog?.length) {
+      (owner.backlog ??= []).push(() => this.start(owner, kind, id, payload, extra));
+      return;
+    }
+    this.start(owner, kind, id, payload, extra);
+  }
+
+  private start(owner: SerialOwner, kind: number, id: number, payload: Payload, extra: string | number | undefined): void {
+    owner.busy = true;
+    const task = this.take(owner);
+    const co = task.co;
+    if (task.fresh) lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.workerRef);
+    lua.lua_pushnumber(co, kind);
+    lua.lua_pushnumber(co, id);
+    if (payload === undefined || payload === null) lua.lua_pushnil(co);
+    else if (typeof payload === "string") pushString(co, payload);
+    else if (payload instanceof Uint8Array) pushBytes(co, payload);
+    else pushValue(co, payload);
+    if (extra === undefined) lua.lua_pushnil(co);
+    else if (typeof extra === "number") lua.lua_pushnumber(co, extra);
+    else pushString(co, extra);
+    this.resume(task, 4);
+  }
+
+  private take(owner: SerialOwner): Task {
+    const task = this.idle.pop();
+    if (task) {
+      task.owner = owner;
+      return task;
+    }
+    const L = this.vm.L;
+    const co = lua.lua_newthread(L);
+    const ref = lua.luaL_ref(L, LUA_REGISTRYINDEX);
+    return { co, ref, fresh: true, owner };
+  }
+
+  private resume(task: Task, nargs: number): void {
+    task.fresh = false;
+    const outer = this.running;
+    this.running = task;
+    const previous = this.vm.enter();
+    const status = lua.lua_resume(task.co, nargs);
+    this.vm.leave(previous);
+    this.running = outer;
+    if (status === LUA_YIELD) {
+      const top = lua.lua_gettop(task.co);
+      if (top === 0) this.finish(task, true);
+      else this.block(task, top);
+    } else {
+      // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
+      this.errors++;
+      log.error("lua callback error: " + (status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref)));
+      this.finish(task, false);
+    }
+  }
+
+  private block(task: Task, top: number): void {
+    const co = task.co;
+    const name = lua.lua_type(co, 1) === LUA_TSTRING ? toString(co, 1) : null;
+    const entry = name === null ? undefined : this.vm.blocking.get(name);
+    if (!entry) {
+      // Something other than our `block` yielded a value (a user coroutine.yield at top level): answer nil.
+      lua.lua_settop(co, 0);
+      this.resume(task, 0);
+      return;
+    }
+    const args: PlainValue[] = [];
+    for (let i = 2; i <= top; i++) args.push(readValue(co, i, entry.binary));
+    lua.lua_settop(co, 0);
+    let promise: Promise<unknown[]>;
+    try {
+      promise = entry.op(args, this.vm, task);
+    } catch (e) {
+      promise = Promise.resolve([null, (e as Error).message]);
+    }
+    promise.then(
+      (results) => this.continueWith(task, results),
+      (e) => this.continueWith(task, [null, e instanceof Error ? e.message : String(e)]),
+    );
+  }
+
+  private continueWith(task: Task, results: unknown[]): void {
+    if (this.vm.closed) return;
+    const co = task.co;
+    for (const r of results) pushValue(co, r);
+    this.resume(task, results.length);
+  }
+
+  private finish(task: Task, reusable: boolean): void {
+    const owner = task.owner;
+    if (reusable && this.idle.length < POOL_LIMIT) this.idle.push(task);
+    else lua.luaL_unref(this.vm.L, LUA_REGISTRYINDEX, task.ref);
+    owner.busy = false;
+    owner.settled?.();
+    // Drain the backlog from a microtask, not recursively: a long backlog must not grow the JS stack.
+    if (owner.backlog?.length) queueMicrotask(() => this.drain(owner));
+  }
+
+  private drain(owner: SerialOwner): void {
+    if (owner.busy) return;
+    const next = owner.backlog?.shift();
+    if (next) next();
+  }
+
+  /** Number of coroutines currently waiting on a blocking op or in the pool; for tests. */
+  get pooled(): number {
+    return this.idle.length;
+  }
+}

@@ -1,0 +1,253 @@
+// One Lua 5.1 state running one server's entry script: creation, API families, entry loading, hot reload,
+// and calls that run to completion on the main thread. Callbacks run in coroutines (scheduler.ts).
+import { JSCallback, type Pointer } from "bun:ffi";
+import { statSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
+} from "../../native/lua";
+import { guardHook, guardState } from "../../native/guard";
+import { log } from "../log/logger";
+import { pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
+import { Scheduler } from "./scheduler";
+import type { ApiFamily, LuaFunction } from "./family";
+import preludeSource from "./prelude.lua" with { type: "text" };
+
+export interface VMOptions {
+  /** Absolute path of the entry script; `require` searches its directory. */
+  entry: string;
+  /** API families installed in order before the entry runs. */
+  families: ApiFamily[];
+  /** Longest a callback may run without yielding, in ms; 0 disables the guard. */
+  budgetMs?: number;
+  /** Seconds between checks for edited Lua files; 0 disables hot reload. */
+  reloadSeconds?: number;
+  /** Whatever the families need from their host (the engine server), read back with `vm.host`. */
+  host?: unknown;
+}
+
+/** Instructions between two runs of the runaway guard's hook: rare enough to cost nothing measurable. */
+const GUARD_EVERY = 10_000;
+const DEFAULT_BUDGET_MS = 1000;
+
+// JSCallbacks are shared by all VMs: Lua calls them with its lua_State, and `active` says which VM runs.
+const callbacks = new Map<LuaFunction, JSCallback>();
+let active: LuaVM;
+
+function callbackFor(fn: LuaFunction): Pointer {
+  let cb = callbacks.get(fn);
+  if (!cb) {
+    cb = new JSCallback((L: LuaState) => fn(L, active), { args: ["ptr"], returns: "i32" });
+    callbacks.set(fn, cb);
+  }
+  return cb.ptr!;
+}
+
+export class LuaVM {
+  readonly L: LuaState;
+  readonly entry: string;
+  readonly host: unknown;
+  readonly scheduler: Scheduler;
+  readonly blocking = new Map<string, { op: import("./family").BlockingOp; binary: boolean }>();
+  private readonly budgetNs: bigint;
+  private tracebackRef = 0;
+  private moduleFilesRef = 0;
+  private loadedAt = new Map<string, number>();
+  private reloadTimer: Timer | undefined;
+  closed = false;
+
+  constructor(opts: VMOptions) {
+    this.entry = opts.entry;
+    this.host = opts.host;
+    this.budgetNs = BigInt(Math.round((opts.budgetMs ?? DEFAULT_BUDGET_MS) * 1e6));
+    const L = lua.luaL_newstate();
+    if (!L) throw new Error("cannot create a Lua state (out of memory)");
+    this.L = L;
+    lua.luaL_openlibs(L);
+    // Coroutines inherit the hook from the state that creates them, so set it before any exist.
+    lua.lua_sethook(L, guardHook, LUA_MASKCOUNT, GUARD_EVERY);
+
+    const P = this.functionsTable(opts.families);
+    const refs = this.runChunk(preludeSource, "=connmix.prelude", 5, () => {
+      lua.lua_rawgeti(L, LUA_REGISTRYINDEX, P);
+      pushString(L, dirname(opts.entry));
+      lua.lua_pushcclosure(L, luaopenBit, 0);
+      return 3;
+    });
+    const [workerRef, tracebackRef, blockRef, handlersRef, moduleFilesRef] = refs;
+    this.tracebackRef = tracebackRef;
+    this.moduleFilesRef = moduleFilesRef;
+    this.scheduler = new Scheduler(this, workerRef);
+
+    for (const family of opts.families) {
+      for (const [name, op] of Object.entries(family.blocking ?? {})) {
+        this.blocking.set(name, { op, binary: family.binaryArgs ?? false });
+      }
+      if (!family.lua) continue;
+      this.runChunk(family.lua, `=connmix.${family.name}`, 0, () => {
+        lua.lua_rawgeti(L, LUA_REGISTRYINDEX, P);
+        lua.lua_getfield(L, LUA_GLOBALSINDEX, "mix");
+        lua.lua_rawgeti(L, LUA_REGISTRYINDEX, blockRef);
+        lua.lua_rawgeti(L, LUA_REGISTRYINDEX, handlersRef);
+        return 4;
+      });
+    }
+    this.loadEntry();
+    const seconds = opts.reloadSeconds ?? 0;
+    if (seconds > 0) this.reloadTimer = setInterval(() => this.reloadIfChanged(), seconds * 1000);
+  }
+
+  /** Builds the table of every family's JS functions and returns its registry ref. */
+  private functionsTable(families: ApiFamily[]): number {
+    const L = this.L;
+    lua.lua_createtable(L, 0, 32);
+    for (const family of families) {
+      for (const [name, fn] of Object.entries(family.functions ?? {})) {
+        lua.lua_pushcclosure(L, callbackFor(fn), 0);
+        lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
+      }
+    }
+    return lua.luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+
+  /** Compiles and runs a chunk on the main thread; returns registry refs to its first `nresults` results. */
+  private runChunk(source: string, chunkName: string, nresults: number, pushArgs: () => number): number[] {
+    const L = this.L;
+    const code = Buffer.from(source);
+    if (lua.luaL_loadbuffer(L, code, code.length, Buffer.from(chunkName + "\0")) !== 0) {
+      const msg = toString(L, -1);
+      lua.lua_settop(L, 0);
+      throw new Error(msg ?? "cannot compile " + chunkName);
+    }
+    const nargs = pushArgs();
+    const previous = this.enter();
+    const status = lua.lua_pcall(L, nargs, nresults, 0);
+    this.leave(previous);
+    if (status !== 0) {
+      const msg = toString(L, -1);
+      lua.lua_settop(L, 0);
+      throw new Error(msg ?? "error running " + chunkName);
+    }
+    const refs: number[] = [];
+    for (let i = 0; i < nresults; i++) refs.unshift(lua.luaL_ref(L, LUA_REGISTRYINDEX));
+    return refs;
+  }
+
+  private loadEntry(): void {
+    const source = require("node:fs").readFileSync(this.entry, "utf8") as string;
+    this.runChunk(source, "@" + this.entry, 0, () => 0);
+    this.loadedAt = this.watchedFiles();
+  }
+
+  /** Marks this VM as the one JS functions act on, and starts a new runaway-guard slice. */
+  enter(): LuaVM {
+    const previous = active;
+    active = this;
+    guardState[1] = this.budgetNs;
+    guardState[0]++;
+    return previous;
+  }
+  leave(previous?: LuaVM): void {
+    active = previous as LuaVM;
+  }
+
+  /**
+   * Calls global function `name` on the main thread with `args` and returns its first result as JS.
+   * For short, non-blocking work (protocol_encode, context updates from the API); a Lua error is thrown.
+   */
+  callGlobal(name: string, args: unknown[], binaryResult = false): PlainValue {
+    const L = this.L;
+    const base = lua.lua_gettop(L);
+    lua.lua_getfield(L, LUA_GLOBALSINDEX, Buffer.from(name + "\0"));
+    for (const a of args) pushValue(L, a);
+    const previous = this.enter();
+    const status = lua.lua_pcall(L, args.length, 1, 0);
+    this.leave(previous);
+    const result = status === 0 ? readValue(L, -1, binaryResult) : null;
+    const err = status === 0 ? null : toString(L, -1);
+    lua.lua_settop(L, base);
+    if (err !== null) throw new Error(err);
+    return result;
+  }
+
+  /** The traceback of a coroutine that just failed with the message on top of its stack. */
+  traceback(co: LuaState, coRef: number): string {
+    const L = this.L;
+    const base = lua.lua_gettop(L);
+    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, this.tracebackRef);
+    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, coRef);
+    lua.lua_xmove(co, L, 1);
+    const status = lua.lua_pcall(L, 2, 1, 0);
+    const text = toString(L, -1) ?? "(no message)";
+    lua.lua_settop(L, base);
+    return status === 0 ? text : "error while building a traceback: " + text;
+  }
+
+  /** Entry plus every module it required, with modification times. */
+  private watchedFiles(): Map<string, number> {
+    const L = this.L;
+    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, this.moduleFilesRef);
+    const modules = readValue(L, -1) as Record<string, string> | PlainValue[];
+    lua.lua_settop(L, -2);
+    const files = new Map<string, number>();
+    for (const path of [this.entry, ...Object.values(modules ?? {})]) {
+      try { files.set(String(path), statSync(String(path)).mtimeMs); } catch { files.set(String(path), -1); }
+    }
+    return files;
+  }
+
+  /**
+   * Hot reload: when the entry or a module it required changed on disk, compile every changed file first
+   * (a syntax error is logged and the old code keeps running), then forget the loaded modules and run the
+   * entry again so new callbacks use the new definitions. Callbacks already running finish on the old code.
+   */
+  reloadIfChanged(): boolean {
+    const now = this.watchedFiles();
+    const changed = [...now].filter(([path, mtime]) => this.loadedAt.get(path) !== mtime).map(([p]) => p);
+    if (changed.length === 0) return false;
+    this.loadedAt = now;
+    for (const path of changed) {
+      const err = this.compileError(path);
+      if (err) {
+        log.error(`lua reload skipped, ${err}`);
+        return false;
+      }
+    }
+    try {
+      this.runChunk("local files = ...\nfor name in pairs(files) do package.loaded[name] = nil end", "=connmix.reload", 0, () => {
+        lua.lua_rawgeti(this.L, LUA_REGISTRYINDEX, this.moduleFilesRef);
+        return 1;
+      });
+      this.loadEntry();
+      log.info(`lua code reloaded ${this.entry} (${changed.join(", ")})`);
+      return true;
+    } catch (e) {
+      log.error(`lua reload failed: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  private compileError(path: string): string | null {
+    let source: Buffer;
+    try { source = require("node:fs").readFileSync(path); } catch (e) { return `${path}: ${(e as Error).message}`; }
+    const L = this.L;
+    const status = lua.luaL_loadbuffer(L, source, source.length, Buffer.from("@" + path + "\0"));
+    const err = status === 0 ? null : toString(L, -1);
+    lua.lua_settop(L, -2);
+    return err;
+  }
+
+  /** Stops reload checks and frees the Lua state once no callback can run any more. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.reloadTimer);
+    lua.lua_close(this.L);
+  }
+
+  /** Memory used by this state, in KiB. */
+  memoryKiB(): number {
+    return lua.lua_gc(this.L, 3 /* LUA_GCCOUNT */, 0);
+  }
+}
+
