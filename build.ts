@@ -55,7 +55,9 @@ async function compile(): Promise<void> {
   const entry = join(root, "src/main.ts");
   if (!existsSync(entry)) fail("src/main.ts does not exist");
   for (const path of embedded) {
-    if (!existsSync(path)) fail(`${path} is missing; it gets embedded (run bin/setup first)`);
+    if (!existsSync(path)) {
+      fail(`${path} is missing; it gets embedded${path.startsWith("/usr/") ? " (run bin/setup to install it)" : ""}`);
+    }
   }
   mkdirSync(dist, { recursive: true });
   const tmp = `${binary}.${process.pid}.tmp`;
