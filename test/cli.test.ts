@@ -1,0 +1,189 @@
+// The command line as a user meets it: real `bun src/main.ts` processes in a temp working directory.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { bannerText, versionLine } from "../src/cli/banner.ts";
+
+const root = join(import.meta.dir, "..");
+const bun = join(root, "node_modules/.bin/bun");
+const main = join(root, "src/main.ts");
+const work = mkdtempSync(join(tmpdir(), "connmix-cli-"));
+const device = availableParallelism();
+const LOG_LINE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\t(DEBUG|INFO|WARN|ERROR)\t[^\t]+\t/;
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+mkdirSync(join(work, "lua"));
+writeFileSync(join(work, "lua/entry.lua"), "");
+
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((ok) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => ok(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
+  return ports;
+}
+
+// A config of its own (free ports, its own log file) in the shared working directory.
+let n = 0;
+async function writeConfig(extra = ""): Promise<{ conf: string; logFile: string }> {
+  const [a, b, c, d, e] = await freePorts(5);
+  const id = n++;
+  const conf = `c${id}.yaml`;
+  writeFileSync(
+    join(work, conf),
+    `logging: { filename: logs/${id}/connmix.log, level: debug }\n` +
+      `center:\n  registry: { port: ${a}, bind: 127.0.0.1 }\n  apiServer: { port: ${b}, bind: 127.0.0.1 }\n` +
+      `engine:\n  centerRegistry: 127.0.0.1:${a}\n  meshPoint: { port: ${c}, bind: 127.0.0.1 }\n` +
+      `  apiServer: { port: ${d}, bind: 127.0.0.1 }\n` +
+      `  servers:\n    - { port: ${e}, bind: 127.0.0.1, entry: lua/entry.lua, options: [{ name: path, value: /chat }] }\n` +
+      extra,
+  );
+  return { conf, logFile: join(work, `logs/${id}/connmix.log`) };
+}
+
+function runSync(args: string[]) {
+  const r = Bun.spawnSync([bun, main, ...args], { cwd: work, stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+  return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+
+// Starts a node, waits until stdout contains `until`, returns its output so far and the process.
+async function start(args: string[], until: string) {
+  const proc = Bun.spawn([bun, main, ...args], { cwd: work, stdout: "pipe", stderr: "pipe" });
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let out = "";
+  const deadline = Date.now() + 10_000;
+  while (!out.includes(until) && Date.now() < deadline) {
+    const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)]);
+    if (!chunk || chunk.done) break;
+    out += decoder.decode(chunk.value, { stream: true });
+  }
+  reader.releaseLock();
+  return { proc, out };
+}
+
+async function stop(proc: ReturnType<typeof Bun.spawn>, signal: "SIGTERM" | "SIGINT"): Promise<{ code: number; ms: number }> {
+  const t0 = Date.now();
+  proc.kill(signal);
+  const code = await Promise.race([proc.exited, Bun.sleep(8000).then(() => -1)]);
+  if (code === -1) proc.kill("SIGKILL");
+  return { code, ms: Date.now() - t0 };
+}
+
+describe("starting a node", () => {
+  test("dev prints the banner, the version line and the -p warning; SIGTERM stops it cleanly", async () => {
+    const { conf, logFile } = await writeConfig();
+    const warning = `cpu underutilized, max_procs: 1, device_cpus: ${device}`;
+    const { proc, out } = await start(["dev", "-f", conf, "-p", "1"], device > 1 ? warning : versionLine());
+    try {
+      expect(out.startsWith(bannerText())).toBe(true);
+      expect(out).toContain("\n _________________________________________________________________________________________________         \n");
+      expect(out).toContain(`\n        ${versionLine()}\n\n`);
+      expect(versionLine()).toMatch(/^connmix\d+\.\d+\.\d+, bun\d+\.\d+\.\d+, lua5\.1\+bitop, \w+, \w+$/);
+      const logLines = out.slice(bannerText().length).split("\n").filter(Boolean);
+      for (const line of logLines) expect(line).toMatch(LOG_LINE);
+      if (device > 1) expect(logLines.find((l) => l.endsWith(warning))).toMatch(/\tWARN\tcli\/index\.ts:\d+\t/);
+    } finally {
+      const { code, ms } = await stop(proc, "SIGTERM");
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(6000);
+    }
+    // Everything logged up to the exit reached the file.
+    const logged = readFileSync(logFile, "utf8");
+    expect(logged).toContain("\tINFO\tsrc/lifecycle.ts:");
+    expect(logged).toContain("received SIGTERM, shutting down");
+    expect(logged.trimEnd().endsWith("\tstopped")).toBe(true);
+    if (device > 1) expect(logged).toContain(warning);
+  });
+
+  test("-p above the machine's CPUs is clamped with a warning; SIGINT also stops cleanly", async () => {
+    const { conf } = await writeConfig();
+    const warning = `max_procs: 9999 exceeds device_cpus: ${device}, using ${device}`;
+    const { proc, out } = await start(["center", "--file", conf, "--cpus", "9999"], warning);
+    try {
+      expect(out).toContain(`\tWARN\t`);
+      expect(out).toContain(warning);
+      expect(out).not.toContain("cpu underutilized");
+    } finally {
+      expect((await stop(proc, "SIGINT")).code).toBe(0);
+    }
+  });
+
+  test("a center does not need the Lua entry files", async () => {
+    const { conf } = await writeConfig();
+    writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("lua/entry.lua", "lua/missing.lua"));
+    const { proc, out } = await start(["center", "-f", conf], versionLine());
+    try {
+      expect(out).toContain(versionLine());
+    } finally {
+      expect((await stop(proc, "SIGTERM")).code).toBe(0);
+    }
+  });
+});
+
+describe("errors", () => {
+  const usageCases: [string, string[], string][] = [
+    ["unknown command", ["frobnicate"], 'connmix: unknown command "frobnicate"'],
+    ["no command", [], "connmix: no command given"],
+    ["unknown flag", ["dev", "-x", "1"], 'connmix: unknown flag "-x"'],
+    ["unknown long flag", ["engine", "--verbose"], 'connmix: unknown flag "--verbose"'],
+    ["flag without value", ["dev", "-f"], "connmix: flag -f needs a value"],
+    ["bad cpu count", ["single", "-p", "two"], 'connmix: -p must be a positive whole number, got "two"'],
+    ["zero cpus", ["single", "-p", "0"], 'connmix: -p must be a positive whole number, got "0"'],
+    ["stray argument", ["dev", "extra"], 'connmix: unexpected argument "extra"'],
+  ];
+  for (const [name, args, line] of usageCases) {
+    test(`${name}: one line and the usage on stderr, exit 2`, () => {
+      const r = runSync(args);
+      expect(r.code).toBe(2);
+      expect(r.err.split("\n")[0]).toBe(line);
+      expect(r.err).toContain("USAGE");
+      expect(r.out).toBe("");
+    });
+  }
+
+  test("a bad config: exactly one line on stderr naming file and key, exit 1, no banner", async () => {
+    const { conf } = await writeConfig();
+    writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("entry: lua/entry.lua", "entry: lua/entry.lua, protocol: ws"));
+    const r = runSync(["dev", "-f", conf]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`${conf}: engine.servers[0].protocol must be "websocket" or "socket", got "ws"\n`);
+    expect(r.out).toBe("");
+  });
+
+  test("a missing entry file and a missing config file", async () => {
+    const { conf } = await writeConfig();
+    writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("lua/entry.lua", "lua/gone.lua"));
+    const r = runSync(["engine", "-f", conf]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`${conf}: engine.servers[0].entry file not found: ${join(work, "lua/gone.lua")}\n`);
+
+    const missing = runSync(["dev"]); // default -f conf/connmix.yaml, relative to the working directory
+    expect(missing.code).toBe(1);
+    expect(missing.err).toBe("conf/connmix.yaml: cannot read config file (ENOENT)\n");
+  });
+});
+
+describe("version and help", () => {
+  test("version prints the version line first", () => {
+    const r = runSync(["version"]);
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n")[0]).toBe(versionLine());
+  });
+
+  test("--help prints the usage on stdout", () => {
+    const r = runSync(["--help"]);
+    expect(r.code).toBe(0);
+    for (const cmd of ["center", "engine", "dev", "single", "version"]) expect(r.out).toContain(cmd);
+    const sub = runSync(["engine", "--help"]);
+    expect(sub.code).toBe(0);
+    expect(sub.out).toContain("-f, --file");
+    expect(sub.out).toContain("-p, --cpus");
+  });
+});
