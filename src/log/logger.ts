@@ -27,14 +27,21 @@ let file: DailyFile | null = null;
 let pending = "";
 let timer: ReturnType<typeof setTimeout> | null = null;
 
-// Wall clock with microseconds: performance.now() anchored to Date.now(), re-anchored on drift.
-let anchor = Date.now() - performance.now();
+// Wall clock with microseconds: performance.now() anchored to Date.now(). The first anchor waits
+// for a millisecond tick (at most 1 ms, once) so it is exact; after a clock step or drift beyond
+// a millisecond it is re-anchored to the middle of the current millisecond.
+let anchor = (() => {
+  const start = Date.now();
+  let wall = start;
+  while (wall === start) wall = Date.now();
+  return wall - performance.now();
+})();
 export function systemClock(): number {
-  const wall = Date.now();
   const t = anchor + performance.now();
-  if (t >= wall && t < wall + 1) return t;
-  anchor = wall - performance.now();
-  return wall;
+  const wall = Date.now();
+  if (t > wall - 1 && t < wall + 2) return t;
+  anchor = wall + 0.5 - performance.now();
+  return wall + 0.5;
 }
 let clock = systemClock;
 
