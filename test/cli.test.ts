@@ -157,6 +157,22 @@ describe("errors", () => {
     expect(r.out).toBe("");
   });
 
+  test("a port in use: an ERROR line naming the port, exit 1", async () => {
+    const { conf, logFile } = await writeConfig();
+    const port = Number(/servers:\n    - \{ port: (\d+)/.exec(readFileSync(join(work, conf), "utf8"))![1]);
+    const blocker = createServer();
+    await new Promise<void>((ok) => blocker.listen(port, "127.0.0.1", ok));
+    try {
+      const r = runSync(["engine", "-f", conf]);
+      expect(r.code).toBe(1);
+      const errors = readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes("\tERROR\t"));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toContain(String(port));
+    } finally {
+      blocker.close();
+    }
+  });
+
   test("a missing entry file and a missing config file", async () => {
     const { conf } = await writeConfig();
     writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("lua/entry.lua", "lua/gone.lua"));

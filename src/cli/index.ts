@@ -2,7 +2,7 @@
 // Usage errors exit 2, configuration errors exit 1; both print one line on stderr, no stack.
 import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { applyConfigChange, watchConfig } from "../config/watch.ts";
 import { handleSignals, onShutdown, shutdown } from "../lifecycle.ts";
@@ -73,8 +73,9 @@ function fatal(message: string): never {
 // Strict flag check; citty itself lets unknown flags through silently.
 async function checkArgs(name: string, rest: string[]): Promise<void> {
   const cmd = subCommands[name]!;
-  const options = name === "version" ? {} : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
-  const { tokens } = parseArgs({ args: rest, options: options as any, strict: false, allowPositionals: true, tokens: true });
+  const options: NonNullable<ParseArgsConfig["options"]> =
+    name === "version" ? {} : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
+  const { tokens } = parseArgs({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
     if (t.kind === "positional") await usageError(`unexpected argument "${t.value}"`, cmd, main);
     if (t.kind !== "option") continue;

@@ -135,7 +135,7 @@ export const log = {
   // For callers that know their own location (Lua's mix.log passes "file.lua:line").
   write(level: LogLevel, msg: string, caller?: string): void {
     const rank = RANK[level];
-    if (rank < min) return;
+    if (!(rank >= min)) return; // also drops a level name that is not one of ours
     emit(rank, msg, caller ?? callerOf(log.write));
   },
   enabled(level: LogLevel): boolean {
