@@ -1,7 +1,7 @@
 // The logger on real files: line format, caller, level filtering, hot level through a watched
 // config file, and daily rotation driven by an injected clock.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, watchConfig, type Config } from "../src/config/index.ts";
@@ -164,6 +164,21 @@ describe("daily rotation", () => {
     await log.flush();
     expect(readFileSync(`${file}.2026-11-25`, "utf8")).toMatch(/^2026-11-25 23:59:59\.900000\tINFO\t.*\tbefore midnight\n$/);
     expect(readFileSync(file, "utf8")).toMatch(/^2026-11-26 00:00:00\.100000\tINFO\t.*\tafter midnight\n$/);
+  });
+
+  test("a file left by an earlier day is rotated under its own date at start", async () => {
+    const runDir = join(dir, "restart");
+    mkdirSync(runDir);
+    const filename = join(runDir, "connmix.log");
+    writeFileSync(filename, "old line\n");
+    const old = new Date(2026, 10, 20, 18);
+    utimesSync(filename, old, old);
+    const now = new Date(2026, 10, 25, 9).getTime();
+    log.configure({ stdout: false, filename, maxFiles: 7, clock: () => now });
+    log.info("new day");
+    await log.flush();
+    expect(readFileSync(`${filename}.2026-11-20`, "utf8")).toBe("old line\n");
+    expect(readFileSync(filename, "utf8")).toContain("\tnew day\n");
   });
 
   test("maxFiles 0 keeps every rotated file", async () => {
