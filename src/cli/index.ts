@@ -112,6 +112,7 @@ function chooseCpus(requested: number | undefined, device: number): number {
 }
 
 async function startNode(mode: Mode, configPath: string, cpusArg: string | undefined): Promise<void> {
+  handleSignals(); // before anything is printed: a signal from then on is an orderly stop
   const requested = cpusArg === undefined ? undefined : Number(cpusArg);
   let config;
   try {
@@ -127,7 +128,6 @@ async function startNode(mode: Mode, configPath: string, cpusArg: string | undef
   }
   printBanner();
   const cpus = chooseCpus(requested, availableParallelism());
-  handleSignals();
   const watcher = watchConfig(configPath, config, applyConfigChange, { mode });
   onShutdown("config watcher", () => watcher.close());
   try {
