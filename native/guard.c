@@ -2,7 +2,7 @@
  * It is C (compiled at start-up by bun:ffi's TinyCC) because raising a Lua error longjmps, which must
  * never cross a JavaScript frame. JS announces each new slice by bumping `state[0]` (shared memory, no
  * FFI call); the hook stamps the time the first time it sees a new slice and errors once the slice is
- * older than `state[1]` nanoseconds (0 = no budget). No headers: this must compile on machines
+ * older than `state[1]` milliseconds (0 = no budget). No headers: this must compile on machines
  * without libc development files. */
 typedef struct lua_State lua_State;
 typedef struct lua_Debug lua_Debug;
@@ -10,11 +10,11 @@ struct timespec_ { long tv_sec; long tv_nsec; };
 int clock_gettime(int clock, struct timespec_ *t);
 int luaL_error(lua_State *L, const char *fmt, ...);
 
-static long long state[2];  /* [0] slice generation, [1] budget in ns */
-static long long seen_generation = -1;
+static int state[2];  /* [0] slice generation, [1] budget in ms */
+static int seen_generation = -1;
 static long long slice_started;
 
-long long *guard_state(void) { return state; }
+int *guard_state(void) { return state; }
 
 static long long now_ns(void) {
   struct timespec_ t;
@@ -32,7 +32,7 @@ void guard_hook(lua_State *L, lua_Debug *ar) {
     slice_started = now;
     return;
   }
-  if (now - slice_started > state[1]) {
-    luaL_error(L, "callback exceeded its time budget of %d ms", (int)(state[1] / 1000000));
+  if (now - slice_started > state[1] * 1000000LL) {
+    luaL_error(L, "callback exceeded its time budget of %d ms", state[1]);
   }
 }

@@ -26,7 +26,7 @@ const { symbols } = cc({
   },
 });
 
-/** [0]: slice generation (bump before every resume), [1]: budget in nanoseconds (0 disables). */
-export const guardState = new BigInt64Array(toArrayBuffer(symbols.guard_state() as Pointer, 0, 16));
+/** [0]: slice generation (bump before every resume), [1]: budget in milliseconds (0 disables). */
+export const guardState = new Int32Array(toArrayBuffer(symbols.guard_state() as Pointer, 0, 8));
 /** The C hook's address, for lua_sethook(L, hook, LUA_MASKCOUNT, count). */
 export const guardHook = symbols.guard_hook.ptr as Pointer;

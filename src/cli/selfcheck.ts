@@ -41,15 +41,15 @@ export function luaSelfCheck(): string {
 function checkGuard(L: LuaState): void {
   const [savedGeneration, savedBudget] = [guardState[0], guardState[1]];
   lua.lua_sethook(L, guardHook, LUA_MASKCOUNT, 1000);
-  guardState[0] = savedGeneration + 1n; // a new slice
-  guardState[1] = 20_000_000n; // 20 ms
+  guardState[0] = savedGeneration + 1; // a new slice
+  guardState[1] = 20; // ms
   try {
     const runaway = run(L, RUNAWAY, "=selfcheck-guard");
     if (runaway.status === LUA_OK || !runaway.text.includes("time budget")) {
       throw new Error(`lua self-check: the runaway guard did not stop a loop (${runaway.text || "no error"})`);
     }
   } finally {
-    guardState[0] = savedGeneration + 2n;
+    guardState[0] = savedGeneration + 2;
     guardState[1] = savedBudget;
     lua.lua_sethook(L, null, 0, 0);
   }

@@ -9,7 +9,7 @@ import {
   lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING,
 } from "../../native/lua";
 import { log } from "../log/logger";
-import { pushBytes, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
+import { forgetKnownString, pushBytes, pushKnownString, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
 
 /** Whatever serializes callbacks: usually a connection. */
@@ -63,7 +63,7 @@ export class Scheduler {
     lua.lua_pushnumber(co, kind);
     lua.lua_pushnumber(co, id);
     if (payload === undefined || payload === null) lua.lua_pushnil(co);
-    else if (typeof payload === "string") pushString(co, payload);
+    else if (typeof payload === "string") pushKnownString(co, payload);
     else if (payload instanceof Uint8Array) pushBytes(co, payload);
     else pushValue(co, payload);
     if (extra === undefined) lua.lua_pushnil(co);
@@ -90,6 +90,7 @@ export class Scheduler {
     this.running = task;
     const previous = this.vm.enter();
     const status = lua.lua_resume(task.co, nargs);
+    forgetKnownString();
     this.vm.leave(previous);
     this.running = outer;
     if (status === LUA_YIELD) {

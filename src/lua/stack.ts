@@ -28,11 +28,33 @@ export function pushBytes(L: LuaState, b: Uint8Array): void {
   else lua.lua_pushlstring(L, ptr(b), b.length);
 }
 
+// The JS string last pushed as an event payload and the address Lua interned it at. Lua strings are
+// interned, so while that Lua string is alive any Lua string at that address has the same bytes: a reply
+// that echoes or relays the payload is read back without decoding. Valid only while the callback that
+// received the payload runs (its coroutine holds the string); the scheduler sets and clears it.
+let knownPtr = 0;
+let knownLength = 0;
+let knownString = "";
+
+/** Pushes an event payload string and remembers it (see knownPtr). */
+export function pushKnownString(L: LuaState, s: string): void {
+  pushString(L, s);
+  knownPtr = lua.lua_tolstring(L, -1, lenOutPtr) as number;
+  knownLength = lenOut[0];
+  knownString = s;
+}
+
+export function forgetKnownString(): void {
+  knownPtr = 0;
+  knownString = "";
+}
+
 /** The string (or number) at idx decoded as UTF-8, or null when it is neither. */
 export function toString(L: LuaState, idx: number): string | null {
   const p = lua.lua_tolstring(L, idx, lenOutPtr);
   if (!p) return null;
   const n = lenOut[0];
+  if (p === knownPtr && n === knownLength) return knownString;
   return n === 0 ? "" : new CString(p, 0, n).toString();
 }
 

@@ -49,7 +49,7 @@ export class LuaVM {
   readonly host: unknown;
   readonly scheduler: Scheduler;
   readonly blocking = new Map<string, { op: import("./family").BlockingOp; binary: boolean }>();
-  private readonly budgetNs: bigint;
+  private readonly budgetMs: number;
   private tracebackRef = 0;
   private moduleFilesRef = 0;
   private loadedAt = new Map<string, number>();
@@ -59,7 +59,7 @@ export class LuaVM {
   constructor(opts: VMOptions) {
     this.entry = opts.entry;
     this.host = opts.host;
-    this.budgetNs = BigInt(Math.round((opts.budgetMs ?? DEFAULT_BUDGET_MS) * 1e6));
+    this.budgetMs = Math.round(opts.budgetMs ?? DEFAULT_BUDGET_MS);
     const L = lua.luaL_newstate();
     if (!L) throw new Error("cannot create a Lua state (out of memory)");
     this.L = L;
@@ -143,7 +143,7 @@ export class LuaVM {
   enter(): LuaVM {
     const previous = active;
     active = this;
-    guardState[1] = this.budgetNs;
+    guardState[1] = this.budgetMs;
     guardState[0]++;
     return previous;
   }
