@@ -115,6 +115,21 @@ export class EngineNode {
     if (conn.channels) for (const ch of [...conn.channels]) this.leave(conn, ch);
   }
 
+  /**
+   * conn.call on a connection of this node: runs set_context_value, set_context, subscribe or unsubscribe
+   * in its server's Lua VM (a context change releases a pending wait_context_value). Null on success.
+   */
+  callLocal(id: number, method: string, args: unknown[]): string | null | "remote" {
+    const conn = this.connections.get(id);
+    if (!conn) return this.isLocal(id) ? "client not found" : "remote";
+    try {
+      const err = conn.server.vm.callGlobal("__connmix_conn_call", [id, method, args]);
+      return typeof err === "string" ? err : null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
   close(id: number): string | null {
     const conn = this.connections.get(id);
     if (!conn) return "client not found";
