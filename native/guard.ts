@@ -1,5 +1,5 @@
 // Loads the runaway guard (guard.c) with bun:ffi's built-in TinyCC. See guard.c for why it is C.
-import { cc, toArrayBuffer, type Pointer } from "bun:ffi";
+import { cc, type Pointer } from "bun:ffi";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,12 +21,20 @@ function sourcePath(): string {
 const { symbols } = cc({
   source: sourcePath(),
   symbols: {
-    guard_state: { args: [], returns: "ptr" },
+    guard_budget: { args: ["i32"], returns: "void" },
+    guard_resume: { args: ["ptr", "i32"], returns: "i32" },
+    guard_pcall: { args: ["ptr", "i32", "i32", "i32"], returns: "i32" },
     guard_hook: { args: ["ptr", "ptr"], returns: "void" },
   },
 });
 
-/** [0]: slice generation (bump before every resume), [1]: budget in milliseconds (0 disables). */
-export const guardState = new Int32Array(toArrayBuffer(symbols.guard_state() as Pointer, 0, 8));
+let budget = -1;
+/** Sets the budget of the slices that follow, in ms (0 disables); cheap when unchanged. */
+export function setGuardBudget(ms: number): void {
+  if (ms !== budget) symbols.guard_budget((budget = ms));
+}
+/** lua_resume and lua_pcall, each starting a new guarded slice. */
+export const guardedResume = symbols.guard_resume;
+export const guardedPcall = symbols.guard_pcall;
 /** The C hook's address, for lua_sethook(L, hook, LUA_MASKCOUNT, count). */
 export const guardHook = symbols.guard_hook.ptr as Pointer;

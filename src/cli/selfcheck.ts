@@ -6,7 +6,7 @@
 // TinyCC) compiles, links against the Lua library and really stops a runaway loop.
 import { ptr, toArrayBuffer } from "bun:ffi";
 import { lua, luaopenBit, LUA_GLOBALSINDEX, LUA_MASKCOUNT, LUA_OK, type LuaState } from "../../native/lua";
-import { guardHook, guardState } from "../../native/guard";
+import { guardHook, guardedPcall, setGuardBudget } from "../../native/guard";
 
 const CHECK = `return _VERSION .. " bit=" .. require("bit").tohex(255)`;
 const RUNAWAY = `while true do end`;
@@ -39,18 +39,14 @@ export function luaSelfCheck(): string {
 }
 
 function checkGuard(L: LuaState): void {
-  const [savedGeneration, savedBudget] = [guardState[0], guardState[1]];
   lua.lua_sethook(L, guardHook, LUA_MASKCOUNT, 1000);
-  guardState[0] = savedGeneration + 1; // a new slice
-  guardState[1] = 20; // ms
+  setGuardBudget(20); // ms; each VM sets its own budget whenever it runs
   try {
     const runaway = run(L, RUNAWAY, "=selfcheck-guard");
     if (runaway.status === LUA_OK || !runaway.text.includes("time budget")) {
       throw new Error(`lua self-check: the runaway guard did not stop a loop (${runaway.text || "no error"})`);
     }
   } finally {
-    guardState[0] = savedGeneration + 2;
-    guardState[1] = savedBudget;
     lua.lua_sethook(L, null, 0, 0);
   }
 }
@@ -58,7 +54,7 @@ function checkGuard(L: LuaState): void {
 function run(L: LuaState, code: string, name: string): { status: number; text: string } {
   const src = Buffer.from(code);
   let status = lua.luaL_loadbuffer(L, ptr(src), src.length, cstr(name));
-  if (status === LUA_OK) status = lua.lua_pcall(L, 0, 1, 0);
+  if (status === LUA_OK) status = guardedPcall(L, 0, 1, 0);
   const text = toString(L, -1);
   lua.lua_settop(L, 0);
   return { status, text };

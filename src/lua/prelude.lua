@@ -28,17 +28,32 @@ end
 local yield = coroutine.yield
 local H = {}            -- event kind -> handler(id, payload, extra)
 
--- The body of every pooled coroutine: runs one event per resume, then yields nothing (= "done").
+-- The body of every pooled coroutine: runs one event per resume, then yields `true` (= "done").
 local function worker(kind, id, p, x)
   while true do
     H[kind](id, p, x)
-    kind, id, p, x = yield()
+    kind, id, p, x = yield(true)
   end
 end
 
--- Waits for a JS blocking operation; yielding a value (the op name) tells JS this is not "done".
+-- Waits for a JS blocking operation; yielding the op name (a string) tells JS this is not "done".
 local function block(op, ...)
   return yield(op, ...)
+end
+
+-- Lua 5.1 cannot yield across pcall, so a blocking mix call inside pcall would fail. This pcall runs the
+-- function in a coroutine and passes its blocking yields up to the scheduler (the coxpcall technique).
+local create, resume, status, native_pcall = coroutine.create, coroutine.resume, coroutine.status, pcall
+local function finish_pcall(co, ok, ...)
+  if not ok then return false, ... end
+  if status(co) == "dead" then return true, ... end
+  return finish_pcall(co, resume(co, yield(...)))
+end
+function pcall(f, ...)
+  if not coroutine.running() then return native_pcall(f, ...) end
+  local ok, co = native_pcall(create, f)
+  if not ok then return false, co end
+  return finish_pcall(co, resume(co, ...))
 end
 
 local function traceback(co, msg)

@@ -1,16 +1,17 @@
 // Runs callbacks in pooled Lua coroutines, one at a time per connection, in arrival order.
 //
 // A callback is a resume of an idle coroutine with (kind, id, payload, extra). It ends in one of three ways:
-//  - it yields no value: done, the coroutine goes back to the pool and the connection's next event runs;
+//  - it yields `true`: done, the coroutine goes back to the pool and the connection's next event runs;
 //  - it yields an op name (prelude `block`): a blocking op starts, and its results resume the coroutine later;
 //    meanwhile the connection's later events wait in its backlog and other connections run;
 //  - it fails: the error and traceback are logged, the dead coroutine is dropped, the connection goes on.
 import {
-  lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING,
+  lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING, LUA_TBOOLEAN,
 } from "../../native/lua";
 import { log } from "../log/logger";
 import { forgetKnownString, pushBytes, pushKnownString, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
+import { guardedResume } from "../../native/guard";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
@@ -89,13 +90,13 @@ export class Scheduler {
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
-    const status = lua.lua_resume(task.co, nargs);
+    const status = guardedResume(task.co, nargs);
     forgetKnownString();
     this.vm.leave(previous);
     this.running = outer;
     if (status === LUA_YIELD) {
       const top = lua.lua_gettop(task.co);
-      if (top === 0) this.finish(task, true);
+      if (top === 1 && lua.lua_type(task.co, 1) === LUA_TBOOLEAN) this.finish(task, true);
       else this.block(task, top);
     } else {
       // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
@@ -107,7 +108,7 @@ export class Scheduler {
 
   private block(task: Task, top: number): void {
     const co = task.co;
-    const name = lua.lua_type(co, 1) === LUA_TSTRING ? toString(co, 1) : null;
+    const name = top > 0 && lua.lua_type(co, 1) === LUA_TSTRING ? toString(co, 1) : null;
     const entry = name === null ? undefined : this.vm.blocking.get(name);
     if (!entry) {
       // Something other than our `block` yielded a value (a user coroutine.yield at top level): answer nil.

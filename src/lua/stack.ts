@@ -1,5 +1,5 @@
 // Moving strings and plain values across the Lua stack with as few FFI crossings and copies as possible.
-import { CString, ptr, toBuffer, type Pointer } from "bun:ffi";
+import { CString, ptr, read, toBuffer, type Pointer } from "bun:ffi";
 import {
   lua, type LuaState, LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 } from "../../native/lua";
@@ -8,9 +8,12 @@ import {
 const SCRATCH_SIZE = 1 << 16;
 const scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE);
 const scratchPtr = ptr(scratch);
-// lua_tolstring writes the length here (size_t, little-endian; strings stay below 4 GiB).
+// lua_tolstring writes the length here (size_t, little-endian; strings stay below 4 GiB). It is read with
+// read.u32, never as lenOut[0]: the JIT treats FFI calls as not writing JS typed arrays and would reuse
+// a stale length.
 const lenOut = new Uint32Array(2);
 const lenOutPtr = ptr(lenOut);
+const outLength = () => read.u32(lenOutPtr, 0);
 
 /** Pushes a JS string as UTF-8. */
 export function pushString(L: LuaState, s: string): void {
@@ -40,7 +43,7 @@ let knownString = "";
 export function pushKnownString(L: LuaState, s: string): void {
   pushString(L, s);
   knownPtr = lua.lua_tolstring(L, -1, lenOutPtr) as number;
-  knownLength = lenOut[0];
+  knownLength = outLength();
   knownString = s;
 }
 
@@ -53,7 +56,7 @@ export function forgetKnownString(): void {
 export function toString(L: LuaState, idx: number): string | null {
   const p = lua.lua_tolstring(L, idx, lenOutPtr);
   if (!p) return null;
-  const n = lenOut[0];
+  const n = outLength();
   if (p === knownPtr && n === knownLength) return knownString;
   return n === 0 ? "" : new CString(p, 0, n).toString();
 }
@@ -65,7 +68,7 @@ export function toString(L: LuaState, idx: number): string | null {
 export function viewBytes(L: LuaState, idx: number): Buffer | null {
   const p = lua.lua_tolstring(L, idx, lenOutPtr);
   if (!p) return null;
-  const n = lenOut[0];
+  const n = outLength();
   return n === 0 ? EMPTY : toBuffer(p, 0, n);
 }
 const EMPTY = Buffer.alloc(0);
@@ -74,7 +77,7 @@ const EMPTY = Buffer.alloc(0);
 export function stringPointer(L: LuaState, idx: number): Pointer | null {
   return lua.lua_tolstring(L, idx, lenOutPtr);
 }
-export const lastLength = () => lenOut[0];
+export const lastLength = outLength;
 
 /** Copies the bytes of the string at idx. */
 export function toBytes(L: LuaState, idx: number): Buffer | null {

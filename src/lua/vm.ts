@@ -6,7 +6,7 @@ import { dirname } from "node:path";
 import {
   lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
 } from "../../native/lua";
-import { guardHook, guardState } from "../../native/guard";
+import { guardHook, guardedPcall, setGuardBudget } from "../../native/guard";
 import { log } from "../log/logger";
 import { pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import { Scheduler } from "./scheduler";
@@ -121,7 +121,7 @@ export class LuaVM {
     }
     const nargs = pushArgs();
     const previous = this.enter();
-    const status = lua.lua_pcall(L, nargs, nresults, 0);
+    const status = guardedPcall(L, nargs, nresults, 0);
     this.leave(previous);
     if (status !== 0) {
       const msg = toString(L, -1);
@@ -139,12 +139,11 @@ export class LuaVM {
     this.loadedAt = this.watchedFiles();
   }
 
-  /** Marks this VM as the one JS functions act on, and starts a new runaway-guard slice. */
+  /** Marks this VM as the one JS functions act on and applies its runaway budget. */
   enter(): LuaVM {
     const previous = active;
     active = this;
-    guardState[1] = this.budgetMs;
-    guardState[0]++;
+    setGuardBudget(this.budgetMs);
     return previous;
   }
   leave(previous?: LuaVM): void {
@@ -161,7 +160,7 @@ export class LuaVM {
     lua.lua_getfield(L, LUA_GLOBALSINDEX, Buffer.from(name + "\0"));
     for (const a of args) pushValue(L, a);
     const previous = this.enter();
-    const status = lua.lua_pcall(L, args.length, 1, 0);
+    const status = guardedPcall(L, args.length, 1, 0);
     this.leave(previous);
     const result = status === 0 ? readValue(L, -1, binaryResult) : null;
     const err = status === 0 ? null : toString(L, -1);

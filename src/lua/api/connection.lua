@@ -89,7 +89,8 @@ H[EV.open] = function(id, info)
     default_type = info.binary and "binary" or "text" }, Conn)
 end
 
-H[EV.close] = function(id, err)
+-- The engine passes the reason as the event's extra value (the payload slot is unused).
+H[EV.close] = function(id, _, err)
   local c = conns[id]
   if not c then return end
   c.closed = true

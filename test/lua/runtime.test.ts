@@ -1,0 +1,96 @@
+// The Lua runtime: coroutines per callback, per-connection ordering, blocking ops, errors, runaway guard.
+import { beforeEach, describe, expect, test } from "bun:test";
+import { captureLog, makeVM, owner, recorded, TEST_EVENT, until } from "../helpers/lua";
+
+const readLog = captureLog();
+beforeEach(() => { recorded.length = 0; });
+
+describe("callbacks", () => {
+  test("run in order per connection; a blocked one holds back only its own connection", async () => {
+    const vm = makeVM(`
+      function on_event(id, p)
+        if p == "slow" then record(id .. ":slow:" .. sleep_ms(50, "woke")) else record(id .. ":" .. p) end
+      end`);
+    const a = owner(), b = owner();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "slow");
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "after");
+    vm.scheduler.dispatch(b, TEST_EVENT, 2, "b1");
+    vm.scheduler.dispatch(b, TEST_EVENT, 2, "b2");
+    expect(recorded).toEqual(["2:b1", "2:b2"]);
+    await until(() => recorded.length === 4);
+    expect(recorded).toEqual(["2:b1", "2:b2", "1:slow:woke", "1:after"]);
+  });
+
+  test("blocking calls work inside pcall, and a long backlog drains in order", async () => {
+    const vm = makeVM(`
+      function on_event(id, p)
+        if p == 0 then
+          local ok, v = pcall(function() return sleep_ms(10, "inner") end)
+          record(tostring(ok) .. ":" .. v)
+        else record(p) end
+      end`);
+    const a = owner();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, 0 as unknown as string);
+    for (let i = 1; i <= 5000; i++) vm.scheduler.dispatch(a, TEST_EVENT, 1, i as unknown as string);
+    await until(() => recorded.length === 5001);
+    expect(recorded[0]).toBe("true:inner");
+    expect(recorded.slice(1)).toEqual(Array.from({ length: 5000 }, (_, i) => String(i + 1)));
+  });
+
+  test("a Lua error is logged with its traceback and the next callback runs", async () => {
+    const vm = makeVM(`
+      local function deep(p) if p == "bad" then error("boom " .. p) end record(p) end
+      function on_event(id, p) deep(p) end`);
+    const a = owner();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "bad");
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "good");
+    expect(recorded).toEqual(["good"]);
+    const text = readLog();
+    expect(text).toMatch(/\tERROR\t[^\t]+\tlua callback error: .*entry\.lua:2: boom bad/);
+    expect(text).toContain("stack traceback:");
+    expect(text).toMatch(/entry\.lua:2: in function 'deep'/);
+  });
+
+  test("a runaway callback is stopped after its budget and the VM keeps serving", () => {
+    const vm = makeVM(`function on_event(id, p) if p == "loop" then while true do end end record(p) end`, { budgetMs: 50 });
+    const a = owner(), b = owner();
+    const t0 = performance.now();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "loop");
+    const elapsed = performance.now() - t0;
+    expect(elapsed).toBeGreaterThanOrEqual(45);
+    expect(elapsed).toBeLessThan(1000);
+    vm.scheduler.dispatch(b, TEST_EVENT, 2, "other");
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "same connection");
+    expect(recorded).toEqual(["other", "same connection"]);
+    expect(readLog()).toContain("callback exceeded its time budget of 50 ms");
+  });
+
+  test("a top-level coroutine.yield in a callback does not confuse the scheduler", () => {
+    const vm = makeVM(`function on_event(id, p) local v = coroutine.yield() record("resumed " .. tostring(v)) end`);
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 1, "x");
+    expect(recorded).toEqual(["resumed nil"]);
+  });
+
+  test("strings with NUL bytes and invalid UTF-8 reach Lua unchanged", () => {
+    const vm = makeVM(`function on_event(id, p) record(#p .. ":" .. p:byte(1) .. "," .. p:byte(2) .. "," .. p:byte(3)) end`);
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 1, new Uint8Array([0, 0xff, 0xc3]));
+    expect(recorded).toEqual(["3:0,255,195"]);
+  });
+});
+
+describe("resources", () => {
+  test("a million callbacks leave Lua memory and the coroutine pool flat", () => {
+    const vm = makeVM(`local n = 0 function on_event(id, p) n = n + #p end`);
+    const owners = Array.from({ length: 100 }, owner);
+    const run = (count: number) => { for (let i = 0; i < count; i++) vm.scheduler.dispatch(owners[i % 100], TEST_EVENT, i % 100, "payload"); };
+    run(100_000);
+    Bun.gc(true);
+    const luaBefore = vm.memoryKiB();
+    const rssBefore = process.memoryUsage().rss;
+    run(1_000_000);
+    Bun.gc(true);
+    expect(vm.memoryKiB()).toBeLessThan(luaBefore + 512);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(32 * 1024 * 1024);
+    expect(vm.scheduler.pooled).toBeLessThanOrEqual(1);
+  }, 60_000);
+});
