@@ -20,6 +20,10 @@ export class Connection implements SerialOwner {
   channels: Set<string> | null = null;
   /** Releases a pending wait_context_value. */
   waiter: (() => void) | null = null;
+  /** The server's sweep tick of the last read (see LuaServer.dropIdle). */
+  readTick = 0;
+  /** Why the engine closed this connection, for on_close (e.g. "read timeout"); null when it did not. */
+  closeReason: string | null = null;
   /** Messages sent during on_handshake, before the upgrade completed. */
   early: [string | Uint8Array, number][] | null = null;
 

@@ -23,6 +23,8 @@ export abstract class LuaServer {
   readonly node: EngineNode;
   readonly entry: string;
   private readonly options: Map<string, string>;
+  /** Seconds counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
+  protected tick = 0;
 
   constructor(opts: LuaServerOptions) {
     this.config = opts.config;
@@ -55,8 +57,24 @@ export abstract class LuaServer {
 
   protected newConnection(remoteAddr: string): Connection {
     const conn = new Connection(this.node.ids.next(), this, remoteAddr);
+    conn.readTick = this.tick;
     this.node.connections.set(conn.id, conn);
     return conn;
+  }
+
+  /**
+   * Runs every second: closes connections silent for more than readTimeout seconds. Bun's own idle
+   * timeouts tick in 4 s steps (8 s at least for WebSocket), too coarse for short readTimeouts.
+   */
+  protected dropIdle(): void {
+    const limit = ++this.tick - this.config.readTimeout;
+    if (this.config.readTimeout <= 0) return;
+    for (const conn of this.node.connections.values()) {
+      if (conn.server === this && conn.open && conn.readTick < limit && conn.closeReason === null) {
+        conn.closeReason = "read timeout";
+        this.closeConnection(conn, 1001, "read timeout");
+      }
+    }
   }
 
   /** Called once per connection when its transport closed: runs on_close after any queued callbacks. */

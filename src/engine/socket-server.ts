@@ -6,7 +6,7 @@ import { socketEvents, EV } from "../lua/api/connection";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, STALL_SWEEP_MS, idleSeconds } from "./limits";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, SWEEP_MS } from "./limits";
 
 type TCP = Socket<Connection>;
 
@@ -22,7 +22,6 @@ export class SocketServer extends LuaServer {
 
   async listen(): Promise<void> {
     const self = this;
-    const idle = idleSeconds(this.config.readTimeout);
     this.listener = Bun.listen<Connection>({
       hostname: this.config.bind,
       port: this.config.port,
@@ -31,22 +30,19 @@ export class SocketServer extends LuaServer {
           const conn = self.newConnection(`${s.remoteAddress}:${(s as unknown as { remotePort?: number }).remotePort ?? 0}`);
           conn.tcp = s;
           s.data = conn;
-          if (idle) s.timeout(idle);
           self.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
         },
         data(s: TCP, chunk: Buffer) {
+          s.data.readTick = self.tick;
           self.node.stats.read.socket++;
           self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
         },
         drain(s: TCP) {
           self.flush(s.data);
         },
-        timeout(s: TCP) {
-          s.end();
-        },
         close(s: TCP) {
           self.stalled.delete(s.data);
-          self.closed(s.data, null, EV.close);
+          self.closed(s.data, s.data.closeReason, EV.close);
         },
         error(s: TCP, err: Error) {
           self.stalled.delete(s.data);
@@ -54,7 +50,10 @@ export class SocketServer extends LuaServer {
         },
       },
     });
-    this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
+    this.sweeper = setInterval(() => {
+      this.dropIdle();
+      this.dropStalled();
+    }, SWEEP_MS);
   }
 
   /**
@@ -89,6 +88,7 @@ export class SocketServer extends LuaServer {
 
   private enqueue(conn: Connection, bytes: Uint8Array): string | null {
     if (conn.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
+      conn.closeReason = "too many unread bytes";
       log.warn(`client ${conn.id} has ${conn.pendingBytes} bytes unread, dropped`);
       conn.tcp?.terminate();
       return "send failed: client too slow";
@@ -125,6 +125,7 @@ export class SocketServer extends LuaServer {
     for (const conn of this.stalled) {
       if (conn.stalledSince && conn.stalledSince < limit) {
         this.stalled.delete(conn);
+        conn.closeReason = "write timeout";
         log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
         conn.tcp?.terminate();
       }

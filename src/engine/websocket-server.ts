@@ -6,7 +6,7 @@ import { websocketEvents, EV } from "../lua/api/connection";
 import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, STALL_SWEEP_MS, idleSeconds } from "./limits";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, SWEEP_MS } from "./limits";
 
 type WS = ServerWebSocket<Connection>;
 
@@ -39,7 +39,7 @@ export class WebSocketServer extends LuaServer {
       port: cfg.port,
       fetch: (req, srv) => this.upgrade(req, srv),
       websocket: {
-        idleTimeout: idleSeconds(cfg.readTimeout),
+        idleTimeout: 0, // readTimeout is enforced by dropIdle
         maxPayloadLength: MAX_MESSAGE_BYTES,
         backpressureLimit: MAX_PENDING_BYTES,
         closeOnBackpressureLimit: true,
@@ -56,8 +56,16 @@ export class WebSocketServer extends LuaServer {
         },
         message(ws: WS, message: string | Buffer) {
           const conn = ws.data;
+          conn.readTick = self.tick;
           self.node.stats.read.websocket++;
           self.vm.scheduler.dispatch(conn, EV.message, conn.id, message, typeof message === "string" ? 1 : 2);
+        },
+        // A client's pings (and pongs) keep it alive; Bun answers pings itself.
+        ping(ws: WS) {
+          ws.data.readTick = self.tick;
+        },
+        pong(ws: WS) {
+          ws.data.readTick = self.tick;
         },
         drain(ws: WS) {
           ws.data.stalledSince = 0;
@@ -66,12 +74,15 @@ export class WebSocketServer extends LuaServer {
         close(ws: WS, code: number, reason: string) {
           const conn = ws.data;
           self.stalled.delete(conn);
-          const err = code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`;
+          const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
           self.closed(conn, err, EV.close);
         },
       },
     });
-    this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
+    this.sweeper = setInterval(() => {
+      this.dropIdle();
+      this.dropStalled();
+    }, SWEEP_MS);
   }
 
   private upgrade(req: Request, srv: Server): Response | Promise<Response | undefined> | undefined {
@@ -159,6 +170,7 @@ export class WebSocketServer extends LuaServer {
     for (const conn of this.stalled) {
       if (conn.stalledSince && conn.stalledSince < limit) {
         this.stalled.delete(conn);
+        conn.closeReason = "write timeout";
         log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
         conn.ws?.terminate();
       }
