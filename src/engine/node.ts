@@ -32,7 +32,8 @@ export class EngineNode {
   readonly stats = new NodeStats();
   peers: Peers | null = null;
 
-  constructor(readonly ids: ClientIds, readonly queues: Queues) {}
+  // `ids` is replaced once the center assigns the node index (before any connection exists).
+  constructor(public ids: ClientIds, readonly queues: Queues) {}
 
   isLocal(id: number): boolean {
     return nodeOf(id) === this.ids.node && workerOf(id) === this.ids.worker;
