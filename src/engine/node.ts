@@ -68,7 +68,7 @@ export class EngineNode {
       for (const conn of subscribers) {
         const server = conn.server as SocketServer;
         let bytes = encoded.get(server);
-        if (bytes === undefined) encoded.set(server, (bytes = server.encode(typeof data === "string" ? Buffer.from(data) : data)));
+        if (bytes === undefined) encoded.set(server, (bytes = server.encode(typeof data === "string" ? Buffer.from(data) : data, undefined, type)));
         if (typeof bytes !== "string" && server.sendTo(conn, bytes, type, true) === null) ok++, this.stats.sent.socket++;
         else fail++, this.stats.sendErrors.socket++;
       }

@@ -60,12 +60,12 @@ export class SocketServer extends LuaServer {
    * Writes raw bytes (`conn:send`) or, for data pushed by the mesh or the API, bytes shaped by the
    * script's protocol_encode. Bytes the kernel does not take now wait for `drain`, up to a bound.
    */
-  sendTo(conn: Connection, data: Uint8Array | string, _type: SendType, raw: boolean): string | null {
+  sendTo(conn: Connection, data: Uint8Array | string, type: SendType, raw: boolean): string | null {
     const s = conn.tcp;
     if (!s || !conn.open) return "connection closed";
     let bytes: Uint8Array = typeof data === "string" ? Buffer.from(data) : data;
     if (!raw) {
-      const out = this.encode(bytes, conn.id);
+      const out = this.encode(bytes, conn.id, type);
       if (typeof out === "string") return out;
       bytes = out;
     }
@@ -75,10 +75,13 @@ export class SocketServer extends LuaServer {
     return null;
   }
 
-  /** protocol_encode(data) in this server's VM; an error text when it fails or returns nothing usable. */
-  encode(bytes: Uint8Array, id?: number): Uint8Array | string {
+  /**
+   * protocol_encode(data, conn, "text"|"binary") in this server's VM (no conn for a publish); an error text
+   * when it fails or returns nothing usable.
+   */
+  encode(bytes: Uint8Array, id?: number, type: SendType = 1): Uint8Array | string {
     try {
-      const out = this.vm.callGlobal("__connmix_encode", [bytes, id], true);
+      const out = this.vm.callGlobal("__connmix_encode", [bytes, id, type], true);
       return out instanceof Uint8Array ? out : "protocol_encode returned no data";
     } catch (e) {
       log.error(`protocol_encode failed: ${(e as Error).message}`);

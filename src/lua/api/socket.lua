@@ -1,7 +1,7 @@
 -- Events of `socket` servers (spec 4.2): the script frames the TCP byte stream itself with
 -- protocol_input/protocol_decode, and protocol_encode shapes data pushed to the connection.
 local P, mix, block, H = ...
-local conns, current, EV, running = P.conns, P.current, P.EV, coroutine.running
+local conns, S, EV = P.conns, P.S, P.EV
 local sub = string.sub
 
 local CONNECT, DATA = 30, 31
@@ -27,45 +27,51 @@ H[CONNECT] = function(id, info)
   local c = conns[id]
   c.socket = true
   c.clear_buffer = function(self) self.cleared = true; self.buf = "" end
-  current[running()] = c
+  S.conn = c
   local f = on_connect
   if f then f(id, c) end
 end
 
--- New bytes arrived: run the framing loop over everything buffered so far.
+-- New bytes arrived: run the framing loop over everything buffered so far. c.buf is updated before the
+-- callbacks of each package run, so a callback that fails loses only its own package: the bytes after it
+-- stay buffered and are framed when the next bytes arrive. conn:clear_buffer() in any callback drops them.
 H[DATA] = function(id, bytes, limit)
   local c = conns[id]
   if not c then return end
-  current[running()] = c
+  S.conn = c
   local buf = c.buf == "" and bytes or c.buf .. bytes
+  c.buf = buf
   while buf ~= "" and not c.closed do
     c.cleared = false
-    local n = protocol_input(setmetatable({ s = buf, pos = 0 }, Buffer), c)
-    if c.cleared then buf = "" end
-    n = tonumber(n) or 0
-    if n < 0 then c:close() buf = "" break end
+    local n = tonumber(protocol_input(setmetatable({ s = buf, pos = 0 }, Buffer), c)) or 0
+    if c.cleared then return end
+    if n < 0 then c:close() c.buf = "" return end
     if n == 0 then break end
     if n > #buf then
       mix.log(mix.ERROR, "protocol_input returned " .. n .. " but only " .. #buf .. " bytes are buffered; closing")
-      c:close() buf = "" break
+      c:close() c.buf = "" return
     end
     local package = sub(buf, 1, n)
     buf = sub(buf, n + 1)
-    local msg = protocol_decode and protocol_decode(package, c) or package
+    c.buf = buf
+    local msg = package
+    if protocol_decode then msg = protocol_decode(package, c) end -- nil skips on_message
     if msg ~= nil and on_message then on_message(msg, c) end
+    if c.cleared then return end
   end
   if #buf > limit then
     mix.log(mix.ERROR, "connection " .. id .. " buffered " .. #buf .. " bytes without a complete package; closing")
-    c:close() buf = ""
+    c:close() c.buf = ""
   end
-  c.buf = buf
 end
 
--- Called by the engine (main thread) for data pushed to a socket connection.
-function __connmix_encode(data, id)
+-- Called by the engine (main thread) for data pushed to a socket connection (id is nil for a publish,
+-- encoded once for every subscriber); kind 1 = text, 2 = binary, as the sender asked.
+local KINDS = { "text", "binary" }
+function __connmix_encode(data, id, kind)
   if not protocol_encode then return data end
-  local c = conns[id]
-  local out = protocol_encode(data, c)
+  local c = id and conns[id]
+  local out = protocol_encode(data, c, KINDS[kind] or "text")
   if type(out) ~= "string" or out == "" then return nil end
   return out
 end
