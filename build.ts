@@ -6,7 +6,7 @@
 // The executable is `bun build --compile` of src/main.ts for bun-linux-x64. Everything imported
 // `with { type: "file" }` is embedded in it: liblua5.1 and LuaBitOp (imported by absolute system path in
 // native/libs.ts, so the build machine needs the Debian packages liblua5.1-0 and lua-bitop) and
-// native/guard.c (compiled by TinyCC when the program starts). The result needs neither Bun, nor Lua,
+// native/runtime.c (compiled by TinyCC when the program starts). The result needs neither Bun, nor Lua,
 // nor a C compiler or headers on the machine that runs it. After building, this script checks that the
 // embedded pieces are really inside the executable.
 //
@@ -31,7 +31,7 @@ const binaryOnly = process.argv.includes("--binary-only");
 
 /** Files imported `with { type: "file" }` that must end up inside the executable. */
 const embedded = [
-  join(root, "native/guard.c"),
+  join(root, "native/runtime.c"),
   "/usr/lib/x86_64-linux-gnu/liblua5.1.so.0",
   "/usr/lib/x86_64-linux-gnu/liblua5.1-bitop.so.0",
 ];

@@ -4,7 +4,7 @@
 // "A machine without Lua" is simulated inside a private mount namespace (`unshare -m`, root only): the
 // system's liblua5.1 / LuaBitOp / Lua C modules are covered by bind mounts of /dev/null, the C headers,
 // compiler directories and libc development files are covered by empty tmpfs mounts (proving that the
-// TinyCC-compiled guard needs none of them), and so is this whole checkout (so neither native/guard.c
+// TinyCC-compiled guard needs none of them), and so is this whole checkout (so neither native/runtime.c
 // nor node_modules/.bin/bun can be used). The mounts exist only inside that namespace; the machine and
 // other processes do not see them.
 //
@@ -49,7 +49,7 @@ const hiddenDirs = () =>
     "/usr/local/lib/lua",
     "/usr/share/lua",
     "/usr/local/share/lua",
-    root, // the checkout: native/guard.c, src/, node_modules/.bin/bun
+    root, // the checkout: native/runtime.c, src/, node_modules/.bin/bun
   ].filter((d) => existsSync(d));
 
 /** A shell script that hides everything, checks that it is hidden, then execs "$@" in the cwd. */
@@ -59,7 +59,7 @@ function isolationScript(): string {
   for (const f of hiddenFiles()) lines.push(`mount --bind /dev/null ${q(f)}`);
   for (const d of hiddenDirs()) lines.push(`mount -t tmpfs -o size=64k,mode=0755 connmix-hidden ${q(d)}`);
   lines.push(
-    `if [ -s ${LIBDIR}/liblua5.1.so.0 ] || [ -n "$(ls -A /usr/include)" ] || [ -e ${q(join(root, "native/guard.c"))} ]; then`,
+    `if [ -s ${LIBDIR}/liblua5.1.so.0 ] || [ -n "$(ls -A /usr/include)" ] || [ -e ${q(join(root, "native/runtime.c"))} ]; then`,
     '  echo "isolation failed: system Lua, headers or the checkout are still visible" >&2; exit 99',
     "fi",
     'exec "$@"',
@@ -186,7 +186,7 @@ describe("self-contained executable (system Lua, C headers and the checkout hidd
     expect({ code: r.exitCode, err }).toEqual({ code: 0, err: "" });
     expect(out).toContain(version);
     // _VERSION .. " bit=" .. require("bit").tohex(255), evaluated by the embedded liblua5.1 + LuaBitOp,
-    // after the TinyCC guard (embedded guard.c, no headers) stopped a runaway loop: see src/cli/selfcheck.ts
+    // after the TinyCC guard (embedded runtime.c, no headers) stopped a runaway loop: see src/cli/selfcheck.ts
     expect(out).toContain("Lua 5.1 bit=000000ff");
   });
 

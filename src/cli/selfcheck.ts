@@ -6,7 +6,7 @@
 // TinyCC) compiles, links against the Lua library and really stops a runaway loop.
 import { ptr, toArrayBuffer } from "bun:ffi";
 import { lua, luaopenBit, LUA_GLOBALSINDEX, LUA_MASKCOUNT, LUA_OK, type LuaState } from "../../native/lua";
-import { guardHook, guardedPcall, setGuardBudget } from "../../native/guard";
+import { guardHook, guardedPcall, setGuardBudget } from "../../native/runtime";
 
 const CHECK = `return _VERSION .. " bit=" .. require("bit").tohex(255)`;
 const RUNAWAY = `while true do end`;

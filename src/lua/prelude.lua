@@ -27,18 +27,28 @@ end
 
 local yield = coroutine.yield
 local H = {}            -- event kind -> handler(id, payload, extra)
+-- State of the running callback. S.conn is the connection it serves (mix.websocket()); handlers set it,
+-- and it is restored around nested callbacks and blocking waits, so it is right whenever Lua code runs.
+local S = {}
 
 -- The body of every pooled coroutine: runs one event per resume, then yields `true` (= "done").
 local function worker(kind, id, p, x)
   while true do
+    local outer = S.conn
     H[kind](id, p, x)
+    S.conn = outer
     kind, id, p, x = yield(true)
   end
 end
 
+local function resumed(conn, ...)
+  S.conn = conn
+  return ...
+end
+
 -- Waits for a JS blocking operation; yielding the op name (a string) tells JS this is not "done".
 local function block(op, ...)
-  return yield(op, ...)
+  return resumed(S.conn, yield(op, ...))
 end
 
 -- Lua 5.1 cannot yield across pcall, so a blocking mix call inside pcall would fail. This pcall runs the
@@ -61,4 +71,5 @@ local function traceback(co, msg)
 end
 
 mix = {}
+P.S = S
 return worker, traceback, block, H, module_files

@@ -9,9 +9,10 @@ import {
   lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING, LUA_TBOOLEAN,
 } from "../../native/lua";
 import { log } from "../log/logger";
-import { forgetKnownString, pushBytes, pushKnownString, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
+import { pushBytes, pushString, pushValue, readValue, scratchAddress, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
-import { guardedResume } from "../../native/guard";
+import { DISPATCH_DONE, dispatchEvent, guardedResume } from "../../native/runtime";
+import { ptr } from "bun:ffi";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
@@ -59,18 +60,50 @@ export class Scheduler {
   private start(owner: SerialOwner, kind: number, id: number, payload: Payload, extra: string | number | undefined): void {
     owner.busy = true;
     const task = this.take(owner);
+    if (typeof extra === "number" && (typeof payload === "string" || payload instanceof Uint8Array || payload === undefined)) {
+      this.startFast(task, kind, id, payload, extra);
+      return;
+    }
     const co = task.co;
     if (task.fresh) lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.workerRef);
     lua.lua_pushnumber(co, kind);
     lua.lua_pushnumber(co, id);
     if (payload === undefined || payload === null) lua.lua_pushnil(co);
-    else if (typeof payload === "string") pushKnownString(co, payload);
+    else if (typeof payload === "string") pushString(co, payload);
     else if (payload instanceof Uint8Array) pushBytes(co, payload);
     else pushValue(co, payload);
     if (extra === undefined) lua.lua_pushnil(co);
     else if (typeof extra === "number") lua.lua_pushnumber(co, extra);
     else pushString(co, extra);
     this.resume(task, 4);
+  }
+
+  /** The common case (frames): pushing the arguments and resuming is a single FFI call. */
+  private startFast(task: Task, kind: number, id: number, payload: string | Uint8Array | undefined, extra: number): void {
+    let address: number | Uint8Array = scratchAddress;
+    let length = -1;
+    if (typeof payload === "string") {
+      length = stagePayload(payload);
+      if (length < 0) {
+        address = Buffer.from(payload);
+        length = address.length;
+      }
+    } else if (payload !== undefined && payload.length > 0) {
+      address = payload;
+      length = payload.length;
+    } else if (payload !== undefined) {
+      length = 0;
+    }
+    const fresh = task.fresh ? this.workerRef : 0;
+    task.fresh = false;
+    const outer = this.running;
+    this.running = task;
+    const previous = this.vm.enter();
+    const status = dispatchEvent(task.co, fresh, kind, id, typeof address === "number" ? address : ptr(address), length, extra);
+    this.vm.leave(previous);
+    this.running = outer;
+    if (status === DISPATCH_DONE) this.finish(task, true);
+    else this.settle(task, status);
   }
 
   private take(owner: SerialOwner): Task {
@@ -91,18 +124,24 @@ export class Scheduler {
     this.running = task;
     const previous = this.vm.enter();
     const status = guardedResume(task.co, nargs);
-    forgetKnownString();
     this.vm.leave(previous);
     this.running = outer;
+    this.settle(task, status);
+  }
+
+  /** Acts on how a resume ended: done, waiting on a blocking op, or failed. */
+  private settle(task: Task, status: number): void {
     if (status === LUA_YIELD) {
       const top = lua.lua_gettop(task.co);
       if (top === 1 && lua.lua_type(task.co, 1) === LUA_TBOOLEAN) this.finish(task, true);
       else this.block(task, top);
-    } else {
+    } else if (status !== DISPATCH_DONE) {
       // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
       this.errors++;
       log.error("lua callback error: " + (status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref)));
       this.finish(task, false);
+    } else {
+      this.finish(task, true);
     }
   }
 

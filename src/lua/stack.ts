@@ -1,5 +1,6 @@
 // Moving strings and plain values across the Lua stack with as few FFI crossings and copies as possible.
 import { CString, ptr, read, toBuffer, type Pointer } from "bun:ffi";
+import { currentPayloadAddress } from "../../native/runtime";
 import {
   lua, type LuaState, LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 } from "../../native/lua";
@@ -31,33 +32,26 @@ export function pushBytes(L: LuaState, b: Uint8Array): void {
   else lua.lua_pushlstring(L, ptr(b), b.length);
 }
 
-// The JS string last pushed as an event payload and the address Lua interned it at. Lua strings are
-// interned, so while that Lua string is alive any Lua string at that address has the same bytes: a reply
-// that echoes or relays the payload is read back without decoding. Valid only while the callback that
-// received the payload runs (its coroutine holds the string); the scheduler sets and clears it.
-let knownPtr = 0;
-let knownLength = 0;
-let knownString = "";
+// The running event's payload, when it was a JS string. Lua interns strings, so while that event runs any
+// Lua string at the payload's address (runtime.c keeps it) has the payload's bytes: a reply that echoes or
+// relays the payload is read back without decoding.
+let payloadString = "";
+let payloadLength = -1;
 
-/** Pushes an event payload string and remembers it (see knownPtr). */
-export function pushKnownString(L: LuaState, s: string): void {
-  pushString(L, s);
-  knownPtr = lua.lua_tolstring(L, -1, lenOutPtr) as number;
-  knownLength = outLength();
-  knownString = s;
+/** UTF-8-encodes an event payload into the scratch area and remembers it; returns its byte length. */
+export function stagePayload(s: string): number {
+  if (s.length * 3 > SCRATCH_SIZE) return -1;
+  payloadString = s;
+  return (payloadLength = scratch.utf8Write(s, 0));
 }
-
-export function forgetKnownString(): void {
-  knownPtr = 0;
-  knownString = "";
-}
+export const scratchAddress = scratchPtr;
 
 /** The string (or number) at idx decoded as UTF-8, or null when it is neither. */
 export function toString(L: LuaState, idx: number): string | null {
   const p = lua.lua_tolstring(L, idx, lenOutPtr);
   if (!p) return null;
   const n = outLength();
-  if (p === knownPtr && n === knownLength) return knownString;
+  if (n === payloadLength && p === currentPayloadAddress()) return payloadString;
   return n === 0 ? "" : new CString(p, 0, n).toString();
 }
 

@@ -6,7 +6,7 @@ import { dirname } from "node:path";
 import {
   lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
 } from "../../native/lua";
-import { guardHook, guardedPcall, setGuardBudget } from "../../native/guard";
+import { guardHook, guardedPcall, setGuardBudget } from "../../native/runtime";
 import { log } from "../log/logger";
 import { pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import { Scheduler } from "./scheduler";

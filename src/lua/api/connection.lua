@@ -1,9 +1,8 @@
 -- The connection object (spec: conn:*), the per-connection registry and mix.websocket()/mix.socket.tcp().
 local P, mix, block, H = ...
-local running = coroutine.running
+local S, send = P.S, P.send
 
 local conns = {}                                   -- client id -> conn
-local current = setmetatable({}, { __mode = "k" }) -- coroutine -> conn of the callback it runs
 local TYPES = { text = 1, binary = 2 }
 
 local Conn = {}
@@ -71,14 +70,11 @@ function Conn:close()
   return P.close(self.id)
 end
 
+-- Hot path: the data type and a closed connection are checked on the JS side.
 function Conn:send(data, t)
   local kind = TYPES[t or self.default_type]
   if not kind then return "invalid message type: " .. tostring(t) end
-  if type(data) ~= "string" then
-    if type(data) == "number" then data = tostring(data) else return "send expects a string, got " .. type(data) end
-  end
-  if self.closed then return "connection closed" end
-  return P.send(self.id, data, kind)
+  return send(self.id, data, kind)
 end
 
 -- Events shared by every protocol. The protocol families add theirs to H.
@@ -94,7 +90,7 @@ H[EV.close] = function(id, _, err)
   local c = conns[id]
   if not c then return end
   c.closed = true
-  current[running()] = c
+  S.conn = c
   local f = on_close
   conns[id] = nil
   if f then f(id, err, c) end
@@ -111,17 +107,17 @@ function __connmix_conn_call(id, f, args)
 end
 
 mix.websocket = function()
-  local c = current[running()]
+  local c = S.conn
   if not c or c.socket then return nil, "not inside a websocket callback" end
   return c
 end
 mix.socket = {
   tcp = function()
-    local c = current[running()]
+    local c = S.conn
     if not c or not c.socket then return nil, "not inside a socket callback" end
     return c
   end,
 }
 
 -- Shared with the protocol families through this hidden table.
-P.conns, P.current, P.EV = conns, current, EV
+P.conns, P.EV = conns, EV

@@ -14,6 +14,9 @@ function result(L: LuaState, err: string | null): number {
   return 1;
 }
 
+const TYPE_NAMES = ["nil", "boolean", "userdata", "number", "string", "table", "function", "userdata", "thread"];
+const typeName = (L: LuaState, idx: number) => TYPE_NAMES[lua.lua_type(L, idx)] ?? "no value";
+
 function channelArgs(L: LuaState): string[] {
   const top = lua.lua_gettop(L);
   const list: string[] = [];
@@ -30,7 +33,7 @@ export const connection: ApiFamily = {
       const id = lua.lua_tonumber(L, 1);
       const type = lua.lua_tonumber(L, 3) as SendType;
       const data = type === 1 ? toString(L, 2) : viewBytes(L, 2);
-      if (data === null) return result(L, "send expects a string");
+      if (data === null) return result(L, `send expects a string, got ${typeName(L, 2)}`);
       const err = hostOf(vm).sendLocal(id, data, type, true);
       return result(L, err === "remote" ? "client not on this node" : err);
     },

@@ -1,6 +1,6 @@
 -- Events of `websocket` servers: on_handshake, on_message, on_close (spec 4.1).
 local P, mix, block, H = ...
-local conns, current, EV, running = P.conns, P.current, P.EV, coroutine.running
+local conns, S, EV = P.conns, P.S, P.EV
 
 local HANDSHAKE, MESSAGE = 20, 21
 P.EV.handshake, P.EV.message = HANDSHAKE, MESSAGE
@@ -9,7 +9,7 @@ P.EV.handshake, P.EV.message = HANDSHAKE, MESSAGE
 H[HANDSHAKE] = function(id, info)
   H[EV.open](id, info)
   local c = conns[id]
-  current[running()] = c
+  S.conn = c
   local f = on_handshake
   local ok, status, message = true, nil, nil
   if f then ok, status, message = f(id, info.headers, info.server, c) end
@@ -25,7 +25,7 @@ end
 H[MESSAGE] = function(id, data, kind)
   local c = conns[id]
   if not c then return end
-  current[running()] = c
+  S.conn = c
   local f = on_message
   if f then f({ type = kind == 2 and "binary" or "text", data = data, finish = true }, c) end
 end

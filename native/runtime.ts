@@ -1,20 +1,20 @@
-// Loads the runaway guard (guard.c) with bun:ffi's built-in TinyCC. See guard.c for why it is C.
-import { cc, type Pointer } from "bun:ffi";
+// Compiles the runtime's C side (runtime.c: runaway guard, event dispatch) with bun:ffi's built-in TinyCC.
+import { cc, read, type Pointer } from "bun:ffi";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import guardSource from "./guard.c" with { type: "file" };
+import runtimeSource from "./runtime.c" with { type: "file" };
 import { loadLuaLibraries } from "./libs";
 
-loadLuaLibraries(); // luaL_error must already be visible globally when TinyCC links the hook
+loadLuaLibraries(); // the Lua API must already be visible globally when TinyCC links runtime.c
 
 // TinyCC reads sources from the real filesystem; an embedded (compiled-binary) source is copied out first.
 function sourcePath(): string {
-  if (!guardSource.startsWith("/$bunfs/")) return guardSource;
-  const dir = mkdtempSync(join(tmpdir(), "connmix-guard-"));
+  if (!runtimeSource.startsWith("/$bunfs/")) return runtimeSource;
+  const dir = mkdtempSync(join(tmpdir(), "connmix-native-"));
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-  const out = join(dir, "guard.c");
-  writeFileSync(out, readFileSync(guardSource));
+  const out = join(dir, "runtime.c");
+  writeFileSync(out, readFileSync(runtimeSource));
   return out;
 }
 
@@ -25,6 +25,8 @@ const { symbols } = cc({
     guard_resume: { args: ["ptr", "i32"], returns: "i32" },
     guard_pcall: { args: ["ptr", "i32", "i32", "i32"], returns: "i32" },
     guard_hook: { args: ["ptr", "ptr"], returns: "void" },
+    dispatch_payload_address: { args: [], returns: "ptr" },
+    dispatch_event: { args: ["ptr", "i32", "f64", "f64", "ptr", "i32", "f64"], returns: "i32" },
   },
 });
 
@@ -38,3 +40,11 @@ export const guardedResume = symbols.guard_resume;
 export const guardedPcall = symbols.guard_pcall;
 /** The C hook's address, for lua_sethook(L, hook, LUA_MASKCOUNT, count). */
 export const guardHook = symbols.guard_hook.ptr as Pointer;
+
+/** dispatch_event's result when the callback finished; otherwise it is lua_resume's status. */
+export const DISPATCH_DONE = 0x100;
+/** Pushes (kind, id, payload bytes or nil when len < 0, extra) and resumes; see runtime.c. */
+export const dispatchEvent = symbols.dispatch_event;
+const payloadAddress = symbols.dispatch_payload_address() as Pointer;
+/** Address of the running event's payload string inside Lua (0 outside events). */
+export const currentPayloadAddress = () => read.ptr(payloadAddress, 0);
