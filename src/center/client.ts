@@ -1,0 +1,133 @@
+// The engine's side of the registry protocol: connect to the center, register, heartbeat, follow the node
+// list. Never gives up: a center that is not up yet, or restarts, is retried with backoff (each failure
+// logged), and the engine registers again with the same node id (and asks for the same index).
+import type { Socket } from "bun";
+import { log } from "../log/logger";
+import { FrameReader, Outbox } from "../mesh/frames";
+import {
+  DROP_MS, HEARTBEAT_MS, MAX_UNSENT, REGISTRY_VERSION, readMsg, sendMsg, splitAddr,
+  type CenterMsg, type NodeInfo, type RegisterMsg,
+} from "./protocol";
+
+export interface RegistryHandlers {
+  /** What to register with; asked on every (re)connection. */
+  registration(): Omit<RegisterMsg, "t" | "v">;
+  /** After each registration, with the index the center assigned. */
+  registered(index: number): void;
+  nodes(list: NodeInfo[], complete: boolean): void;
+  /** Client connections, reported in heartbeats. */
+  clients(): number;
+}
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 3000;
+
+export class RegistryClient {
+  private readonly host: string;
+  private readonly port: number;
+  private socket: Socket<undefined> | null = null;
+  private out: Outbox | null = null;
+  private attempt = 0;
+  private registered = false;
+  private stopped = false;
+  private retryMs = RETRY_MIN_MS;
+  private retryTimer: Timer | undefined;
+  private beat: Timer | undefined;
+  private lastHeard = 0;
+
+  constructor(private readonly addr: string, private readonly h: RegistryHandlers) {
+    const hp = splitAddr(addr);
+    if (!hp) throw new Error(`engine.centerRegistry: ${JSON.stringify(addr)} is not host:port`);
+    [this.host, this.port] = hp;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  private connect(): void {
+    const attempt = ++this.attempt;
+    const reader = new FrameReader((f) => this.onFrame(attempt, f), MAX_UNSENT);
+    Bun.connect({
+      hostname: this.host,
+      port: this.port,
+      socket: {
+        open: (s) => {
+          if (attempt !== this.attempt || this.stopped) return void s.end();
+          this.socket = s;
+          this.out = new Outbox(s, MAX_UNSENT);
+          this.lastHeard = Date.now();
+          log.info(`center registry ${this.addr} connect successful`);
+          sendMsg(this.out, { t: "register", v: REGISTRY_VERSION, ...this.h.registration() });
+        },
+        data: (_s, chunk) => {
+          if (attempt !== this.attempt) return;
+          this.lastHeard = Date.now();
+          const err = reader.push(chunk);
+          if (err) this.lost(attempt, err);
+        },
+        drain: () => {
+          if (attempt === this.attempt) this.out?.drain();
+        },
+        close: () => this.lost(attempt, "connection closed"),
+        error: (_s, e) => this.lost(attempt, e.message),
+      },
+    }).catch((e: Error & { code?: string }) => this.lost(attempt, e.code ?? e.message));
+  }
+
+  private onFrame(attempt: number, f: Uint8Array): void {
+    if (attempt !== this.attempt) return;
+    const msg = readMsg<CenterMsg>(f);
+    if (!msg) return this.lost(attempt, "malformed message from the center");
+    switch (msg.t) {
+      case "registered":
+        this.registered = true;
+        this.retryMs = RETRY_MIN_MS;
+        log.info(`register engine node_id ${this.h.registration().id}`);
+        this.h.registered(msg.index);
+        clearInterval(this.beat);
+        this.beat = setInterval(() => this.heartbeat(attempt), HEARTBEAT_MS);
+        break;
+      case "nodes":
+        if (this.registered) this.h.nodes(msg.nodes, msg.complete);
+        break;
+      case "error":
+        return this.lost(attempt, `refused: ${msg.m}`);
+    }
+  }
+
+  private heartbeat(attempt: number): void {
+    if (Date.now() - this.lastHeard > DROP_MS) return this.lost(attempt, `no answer for ${DROP_MS / 1000}s`);
+    if (this.out && !sendMsg(this.out, { t: "hb", clients: this.h.clients() })) this.lost(attempt, "center does not read");
+  }
+
+  /** The attempt failed or the connection dropped: try again after a backoff. */
+  private lost(attempt: number, reason: string): void {
+    if (attempt !== this.attempt) return;
+    this.attempt++;
+    clearInterval(this.beat);
+    this.socket?.end();
+    this.socket = null;
+    this.out?.detach();
+    this.out = null;
+    if (this.stopped) return;
+    const wasRegistered = this.registered;
+    this.registered = false;
+    const delay = wasRegistered ? RETRY_MIN_MS : this.retryMs;
+    if (wasRegistered) log.warn(`center registry ${this.addr} connection lost (${reason}), reconnecting`);
+    else log.warn(`center registry ${this.addr} connect failed (${reason}), retry in ${delay / 1000}s`);
+    if (!wasRegistered) this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Stops for good; a registered engine tells the center it leaves, so peers forget it at once. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.out && this.registered) {
+      sendMsg(this.out, { t: "leave" });
+      this.out.flush();
+    }
+    this.lost(this.attempt, "stopped");
+  }
+}

@@ -1,0 +1,80 @@
+// The registry protocol between an engine and the center (docs/cluster.md): JSON messages in the mesh's
+// length-prefixed frames over one TCP connection per engine. Control traffic only, so JSON is fine here.
+import type { Outbox } from "../mesh/frames";
+
+export const REGISTRY_VERSION = 1;
+/** An engine heartbeats this often... */
+export const HEARTBEAT_MS = 1000;
+/** ...and the center drops a node it has not heard from for this long (and tells the others). */
+export const DROP_MS = 5000;
+
+/** Engine -> center, first message on every connection. */
+export interface RegisterMsg {
+  t: "register";
+  v: number; // REGISTRY_VERSION
+  id: string; // node id, kept for the life of the engine process
+  index: number; // the node index it had before (a center restart), 0 for none
+  ip: string; // advertised IP, "" = the address the center sees
+  api_port: number;
+  mesh_port: number;
+  peers: [string, number][]; // [node id, index] of the peers it knows, so a restarted center keeps their indexes
+}
+
+/** Engine -> center every HEARTBEAT_MS; a graceful stop sends "leave". */
+export interface HeartbeatMsg {
+  t: "hb";
+  clients: number;
+}
+export interface LeaveMsg {
+  t: "leave";
+}
+
+export interface NodeInfo {
+  id: string;
+  index: number;
+  ip: string;
+  api_port: number;
+  mesh_port: number;
+}
+
+/** Center -> engine. */
+export type CenterMsg =
+  | { t: "registered"; index: number; ip: string }
+  | { t: "nodes"; complete: boolean; nodes: NodeInfo[] } // complete: false while a fresh center may not know every node yet
+  | { t: "hb" }
+  | { t: "error"; m: string };
+
+export type EngineMsg = RegisterMsg | HeartbeatMsg | LeaveMsg;
+
+const decoder = new TextDecoder();
+
+/** Unsent registry bytes past which the other side is considered stuck and the connection is closed. */
+export const MAX_UNSENT = 1 << 20;
+
+/** Queues one JSON message as a frame; false when the other side stopped reading (close the connection). */
+export function sendMsg(out: Outbox, msg: CenterMsg | EngineMsg): boolean {
+  out.begin();
+  out.text(JSON.stringify(msg));
+  out.end();
+  out.schedule();
+  return !out.full;
+}
+
+export function readMsg<M>(frame: Uint8Array): M | null {
+  try {
+    const m = JSON.parse(decoder.decode(frame));
+    return m && typeof m === "object" && typeof m.t === "string" ? (m as M) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** "host:port" or "[v6]:port" -> [host, port]; null when malformed. */
+export function splitAddr(addr: string): [string, number] | null {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(addr.trim());
+  const port = m ? Number(m[2]) : NaN;
+  return m && m[1] && port > 0 && port < 65536 ? [m[1], port] : null;
+}
+
+/** An IP as a host part of "ip:port". */
+export const hostPart = (ip: string) => (ip.includes(":") ? `[${ip}]` : ip);
