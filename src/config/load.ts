@@ -219,7 +219,8 @@ class Reader {
       writeTimeout: this.seconds(api.m, "writeTimeout", "engine.apiServer", d.apiServer.writeTimeout),
     };
 
-    const lv = this.map(en.luavm, "engine.luavm", ["queue", "redis"]);
+    const lv = this.map(en.luavm, "engine.luavm", ["callbackTimeout", "queue", "redis"]);
+    const callbackTimeout = this.int(lv, "callbackTimeout", "engine.luavm", d.luavm.callbackTimeout, 0);
     const qm = this.map(lv.queue, "engine.luavm.queue", ["topicSize", "maxTopics"]);
     const queue = {
       topicSize: this.int(qm, "topicSize", "engine.luavm.queue", d.luavm.queue.topicSize, 1),
@@ -237,7 +238,7 @@ class Reader {
       centerRegistry: this.hostPort(en, "centerRegistry", "engine", d.centerRegistry),
       meshPoint: this.listen(en.meshPoint, "engine.meshPoint", d.meshPoint).listen,
       apiServer,
-      luavm: { queue, redis },
+      luavm: { callbackTimeout, queue, redis },
       servers,
     };
   }

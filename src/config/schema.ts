@@ -70,6 +70,7 @@ export interface RedisConfig {
 }
 
 export interface LuaVmConfig {
+  callbackTimeout: number; // ms a callback may run without yielding before it is aborted; 0 = no limit
   queue: QueueConfig;
   redis: RedisConfig[];
 }
@@ -155,7 +156,7 @@ export function defaultConfig(): Config {
         readTimeout: 60,
         writeTimeout: 60,
       },
-      luavm: { queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
+      luavm: { callbackTimeout: 1000, queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
       servers: [
         {
           ...defaultServer(),
