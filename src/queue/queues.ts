@@ -1,16 +1,19 @@
 // In-memory queues that Lua fills (mix.queue.push) and backends drain (queue.pop over /ws/v1).
 // A topic holds at most `topicSize` undelivered items and there are at most `maxTopics` topics: a push
 // beyond either limit is refused with an error, never dropped silently. Consumers of a topic share its
-// items round-robin; items wait while a topic has no consumer.
+// items round-robin; items wait while a topic has no consumer that takes them. Each item is the pushed
+// JSON text and the id of the client whose callback pushed it (0 when none).
 import type { QueueConfig } from "../config/schema";
 
 export interface Consumer {
-  /** Delivers one item (JSON text); false when the consumer can no longer take it (then it is kept). */
-  deliver(topic: string, json: string): boolean;
+  /** Delivers one item; false when the consumer cannot take it now (then it stays queued). */
+  deliver(topic: string, json: string, clientId: number): boolean;
 }
 
 interface Topic {
+  // Parallel arrays from `head` on, so an item costs no object of its own.
   items: string[];
+  clients: number[];
   head: number;
   consumers: Consumer[];
   next: number;
@@ -25,67 +28,75 @@ export class Queues {
     this.limits = limits;
   }
 
-  /** Queues (or hands over at once) one item; returns [items waiting in the topic, error]. */
-  push(topic: string, json: string): [number, string | null] {
-    let t = this.topics.get(topic);
+  private topic(name: string): Topic | string {
+    let t = this.topics.get(name);
     if (!t) {
-      if (this.topics.size >= this.limits.maxTopics) {
-        return [0, `too many queue topics (maxTopics ${this.limits.maxTopics})`];
-      }
-      t = { items: [], head: 0, consumers: [], next: 0 };
-      this.topics.set(topic, t);
+      if (this.topics.size >= this.limits.maxTopics) return `too many queue topics (maxTopics ${this.limits.maxTopics})`;
+      t = { items: [], clients: [], head: 0, consumers: [], next: 0 };
+      this.topics.set(name, t);
     }
-    if (t.items.length - t.head === 0 && this.handOver(topic, t, json)) return [0, null];
-    if (t.items.length - t.head >= this.limits.topicSize) {
-      return [t.items.length - t.head, `queue topic ${topic} is full (topicSize ${this.limits.topicSize})`];
-    }
-    t.items.push(json);
-    return [t.items.length - t.head, null];
+    return t;
   }
 
-  /** Gives `json` to the next consumer that takes it; false when none did. */
-  private handOver(name: string, t: Topic, json: string): boolean {
+  /** Queues (or hands over at once) one item; returns [items waiting in the topic, error]. */
+  push(name: string, json: string, clientId = 0): [number, string | null] {
+    const t = this.topic(name);
+    if (typeof t === "string") return [0, t];
+    const waiting = t.items.length - t.head;
+    if (waiting === 0 && this.handOver(name, t, json, clientId)) return [0, null];
+    if (waiting >= this.limits.topicSize) return [waiting, `queue topic ${name} is full (topicSize ${this.limits.topicSize})`];
+    t.items.push(json);
+    t.clients.push(clientId);
+    return [waiting + 1, null];
+  }
+
+  /** Gives the item to the next consumer that takes it; false when none did. */
+  private handOver(name: string, t: Topic, json: string, clientId: number): boolean {
     for (let tries = 0; tries < t.consumers.length; tries++) {
-      const consumer = t.consumers[t.next++ % t.consumers.length];
-      if (consumer.deliver(name, json)) return true;
+      const consumer = t.consumers[t.next++ % t.consumers.length]!;
+      if (consumer.deliver(name, json, clientId)) return true;
     }
     return false;
   }
 
-  /** Starts consuming `topic`; false when this consumer already does. Waiting items are handed over. */
-  consume(topic: string, consumer: Consumer): boolean {
-    let t = this.topics.get(topic);
-    if (!t) {
-      t = { items: [], head: 0, consumers: [], next: 0 };
-      this.topics.set(topic, t);
-    }
-    if (t.consumers.includes(consumer)) return false;
-    t.consumers.push(consumer);
-    this.drain(topic, t);
-    return true;
+  /**
+   * Starts consuming topic `name` (creating it counts against maxTopics). Items already waiting are handed
+   * over by the next drain(name), so the caller can answer first. Null on success, else why not.
+   */
+  consume(name: string, consumer: Consumer): string | null {
+    const t = this.topic(name);
+    if (typeof t === "string") return t;
+    if (!t.consumers.includes(consumer)) t.consumers.push(consumer);
+    return null;
   }
 
-  /** Stops `consumer` on every topic it consumes. */
-  cancel(consumer: Consumer): void {
-    for (const t of this.topics.values()) {
-      const i = t.consumers.indexOf(consumer);
-      if (i >= 0) t.consumers.splice(i, 1);
+  /** Stops `consumer` on `names` (default: every topic). A topic left with no consumer and no item goes. */
+  cancel(consumer: Consumer, names?: Iterable<string>): void {
+    for (const name of names ?? [...this.topics.keys()]) {
+      const t = this.topics.get(name);
+      const i = t ? t.consumers.indexOf(consumer) : -1;
+      if (i < 0) continue;
+      t!.consumers.splice(i, 1);
+      if (t!.consumers.length === 0 && t!.head === t!.items.length) this.topics.delete(name);
     }
   }
 
   /** Hands waiting items to consumers until none is left or no consumer takes more. */
   drain(name: string, t = this.topics.get(name)): void {
     if (!t) return;
-    while (t.head < t.items.length && this.handOver(name, t, t.items[t.head])) t.head++;
-    if (t.head > 1024 && t.head * 2 > t.items.length) {
+    while (t.head < t.items.length && this.handOver(name, t, t.items[t.head]!, t.clients[t.head]!)) t.head++;
+    if (t.head === t.items.length) {
+      t.items.length = t.clients.length = t.head = 0;
+    } else if (t.head > 1024 && t.head * 2 > t.items.length) {
       t.items = t.items.slice(t.head);
+      t.clients = t.clients.slice(t.head);
       t.head = 0;
     }
   }
 
-  /** Items waiting in `topic`. */
-  size(topic: string): number {
-    const t = this.topics.get(topic);
+  /** Items waiting in topic `name`. */
+  size(name: string): number {
+    const t = this.topics.get(name);
     return t ? t.items.length - t.head : 0;
   }
 }

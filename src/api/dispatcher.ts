@@ -1,0 +1,191 @@
+// The API's methods (spec §5), shared by both transports: HTTP routes and /ws/v1 requests both end here.
+// A method returns its result as JSON text (a constant where it can, so the hot path builds no objects
+// for the reply), synchronously when all the work is local, or a promise when the mesh is involved.
+import type { EngineNode } from "../engine/node";
+import type { SendType } from "../engine/host";
+import { parseClientId } from "../engine/ids";
+import type { EngineMetrics } from "../metrics/engine";
+import type { ApiSocket } from "./consumer";
+
+export const CODE = {
+  invalidArgument: 101,
+  consumeFailed: 201,
+  alreadyConsuming: 202,
+  cancelFailed: 203,
+  callFailed: 301,
+  sendFailed: 401,
+} as const;
+
+export class ApiError extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+/** Largest request the API reads (an HTTP body or a /ws/v1 message); a larger one is answered with 101. */
+export const MAX_REQUEST_BYTES = 1 << 20;
+/** Past this Bun stops reading at all: HTTP 413 from Bun itself, or WebSocket close 1009. */
+export const HARD_LIMIT_BYTES = 16 << 20;
+
+export class TooLarge extends ApiError {
+  constructor(bytes: number) {
+    super(CODE.invalidArgument, `request too large: ${bytes} bytes, the limit is ${MAX_REQUEST_BYTES}`);
+  }
+}
+
+// An unexpected failure (a peer's promise rejected, say) is reported with the method's own failure code.
+const FAILURE: Record<string, number> = {
+  "mesh.send": CODE.sendFailed,
+  "mesh.publish": CODE.sendFailed,
+  "conn.call": CODE.callFailed,
+  "queue.pop": CODE.consumeFailed,
+  "queue.unpop": CODE.cancelFailed,
+};
+
+/** The `"E"` member of a failure: `{"c":code,"m":message}`. */
+export function errorJson(e: unknown, method: unknown): string {
+  const code = e instanceof ApiError ? e.code : (FAILURE[method as string] ?? CODE.invalidArgument);
+  const message = e instanceof Error ? e.message : String(e);
+  return `{"c":${code},"m":${JSON.stringify(message)}}`;
+}
+
+const invalid = (message: string): never => {
+  throw new ApiError(CODE.invalidArgument, message);
+};
+
+type Params = Record<string, unknown>;
+export type Result = string | Promise<string>;
+
+const OK = '{"s":true}';
+const CALLS = new Set(["set_context_value", "set_context", "subscribe", "unsubscribe"]);
+
+function params(p: unknown): Params {
+  if (p === null || typeof p !== "object" || Array.isArray(p)) invalid("p must be an object");
+  return p as Params;
+}
+
+function clientId(v: unknown): number {
+  return parseClientId(v) ?? invalid(`c must be a client id (a number or a decimal string), got ${JSON.stringify(v) ?? "nothing"}`);
+}
+
+/** `d` as the bytes to send: text as is, binary from base64. */
+function payload(p: Params): [string | Uint8Array, SendType] {
+  const { d, t } = p;
+  if (typeof d !== "string") invalid("d must be a string");
+  if (t === undefined || t === "text") return [d as string, 1];
+  if (t !== "binary") invalid(`t must be "text" or "binary", got ${JSON.stringify(t)}`);
+  try {
+    return [Uint8Array.fromBase64(d as string), 2];
+  } catch {
+    return invalid("d must be base64 when t is binary");
+  }
+}
+
+/** Topics of queue.pop: `{"t": [...]}` or, as the PHP client sends it, a bare list. */
+function topics(p: unknown): string[] {
+  const list = Array.isArray(p) ? p : p !== null && typeof p === "object" ? (p as Params).t : undefined;
+  if (!Array.isArray(list) || list.length === 0) invalid('p must be {"t": ["topic", ...]} or a list of topics');
+  for (const t of list as unknown[]) if (typeof t !== "string" || t === "") invalid(`invalid topic: ${JSON.stringify(t)}`);
+  return list as string[];
+}
+
+export class Dispatcher {
+  constructor(private readonly node: EngineNode, private readonly metrics: EngineMetrics) {}
+
+  /** Runs method `m`; throws ApiError (or returns a promise that rejects with one). `socket` is null over HTTP. */
+  call(m: unknown, p: unknown, socket: ApiSocket | null): Result {
+    switch (m) {
+      case "mesh.send":
+        return this.send(params(p));
+      case "mesh.publish":
+        return this.publish(params(p));
+      case "conn.call":
+        return this.connCall(params(p));
+      case "queue.pop":
+        return this.pop(p, socket);
+      case "queue.unpop":
+        return this.unpop(socket);
+      default:
+        return invalid(m === undefined ? "m (the method) is missing" : `unknown method: ${JSON.stringify(m)}`);
+    }
+  }
+
+  send(p: Params): Result {
+    const id = clientId(p.c);
+    const [data, type] = payload(p);
+    const node = this.node;
+    const conn = node.connections.get(id);
+    if (conn) {
+      const t0 = performance.now();
+      const err = node.sendLocal(id, data, type);
+      this.metrics.sendLocal[conn.server.protocol].observe((performance.now() - t0) / 1000);
+      if (err !== null) throw new ApiError(CODE.sendFailed, err);
+      return OK;
+    }
+    if (node.isLocal(id) || !node.peers) throw new ApiError(CODE.sendFailed, `client ${id} not found`);
+    const t0 = performance.now();
+    return node.peers.sendRemote(id, data, type).then((err) => {
+      this.metrics.sendForward.observe((performance.now() - t0) / 1000);
+      if (err !== null) throw new ApiError(CODE.sendFailed, err);
+      return OK;
+    });
+  }
+
+  publish(p: Params): Result {
+    const channel = p.c;
+    if (typeof channel !== "string" || channel === "") invalid("c must be a channel name");
+    const [data, type] = payload(p);
+    const [ok, fail] = this.node.publishLocal(channel as string, data, type);
+    const peers = this.node.peers;
+    if (!peers?.hasPeers()) return `{"s":${ok},"f":${fail}}`;
+    return peers.publishRemote(channel as string, data, type).then(([rok, rfail]) => `{"s":${ok + rok},"f":${fail + rfail}}`);
+  }
+
+  connCall(p: Params): Result {
+    const id = clientId(p.c);
+    const f = p.f;
+    if (typeof f !== "string" || !CALLS.has(f)) invalid(`f must be one of ${[...CALLS].join(", ")}, got ${JSON.stringify(f)}`);
+    const args = p.a ?? [];
+    if (!Array.isArray(args)) invalid("a must be a list of arguments");
+    const err = this.node.callLocal(id, f as string, args as unknown[]);
+    if (err === null) return OK;
+    if (err !== "remote") throw new ApiError(CODE.callFailed, err === "client not found" ? `client ${id} not found` : err);
+    const peers = this.node.peers;
+    if (!peers) throw new ApiError(CODE.callFailed, `client ${id} not found`);
+    return peers.callRemote(id, f as string, args as unknown[]).then((e) => {
+      if (e !== null) throw new ApiError(CODE.callFailed, e);
+      return OK;
+    });
+  }
+
+  /** Makes this connection a consumer of the topics; items already waiting follow the reply. */
+  pop(p: unknown, socket: ApiSocket | null): Result {
+    if (!socket) invalid("queue.pop works over /ws/v1 only");
+    const list = topics(p);
+    const queues = this.node.queues;
+    const again = list.find((t) => socket!.topics.has(t));
+    if (again !== undefined) throw new ApiError(CODE.alreadyConsuming, `already consuming topic ${again}`);
+    const added: string[] = [];
+    for (const topic of list) {
+      const err = queues.consume(topic, socket!);
+      if (err !== null) {
+        queues.cancel(socket!, added);
+        for (const t of added) socket!.topics.delete(t);
+        throw new ApiError(CODE.consumeFailed, err);
+      }
+      added.push(topic);
+      socket!.topics.add(topic);
+    }
+    // The reply goes out first (the caller sends it synchronously), then the items that were waiting.
+    queueMicrotask(() => socket!.pull());
+    return OK;
+  }
+
+  unpop(socket: ApiSocket | null): Result {
+    if (!socket) invalid("queue.unpop works over /ws/v1 only");
+    if (socket!.topics.size === 0) throw new ApiError(CODE.cancelFailed, "not consuming any topic");
+    this.node.queues.cancel(socket!, socket!.topics);
+    socket!.topics.clear();
+    return OK;
+  }
+}

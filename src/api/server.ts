@@ -1,0 +1,73 @@
+// The engine's API server (spec §5): one Bun.serve for the HTTP routes, /ws/v1 and /metrics, with access
+// control that follows the config file. Limits: requests up to MAX_REQUEST_BYTES (1 MiB) are read,
+// larger ones get a 101 error; /ws/v1 connections idle for readTimeout are closed (Bun pings idle
+// clients, and their pongs count), and one whose peer takes nothing for writeTimeout is dropped. A queue
+// consumer takes no items while more than writeBufferSize bytes wait for its peer.
+import type { Config } from "../config/schema";
+import { onConfigChange } from "../config/watch";
+import type { EngineNode } from "../engine/node";
+import { log } from "../log/logger";
+import { engineMetrics } from "../metrics/engine";
+import { Access } from "./access";
+import { ApiSocket } from "./consumer";
+import { Dispatcher, HARD_LIMIT_BYTES } from "./dispatcher";
+import { httpHandler } from "./http";
+import { ApiWebSockets } from "./ws";
+
+/** Bun's HTTP idle timeout is at most 255 s. */
+const MAX_HTTP_IDLE = 255;
+
+/** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
+const nodeName = (node: EngineNode) => (node.peers as { id?: string } | null)?.id ?? String(node.ids.node);
+
+export interface ApiServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startApiServer(config: Config, node: EngineNode): Promise<ApiServer> {
+  let settings = config.engine.apiServer;
+  const access = new Access(config.access);
+  const unfollowAccess = access.follow();
+  const unfollowSettings = onConfigChange((next) => {
+    settings = next.engine.apiServer;
+  });
+  const metrics = engineMetrics(node, config.prometheus.summary);
+  const dispatcher = new Dispatcher(node, metrics);
+  const sockets = new ApiWebSockets(dispatcher, () => settings);
+  const nodeId = nodeName(node);
+  const backlogLimit = () => settings.writeBufferSize;
+
+  let server;
+  try {
+    server = Bun.serve<ApiSocket>({
+      hostname: settings.bind,
+      port: settings.port,
+      idleTimeout: Math.min(Math.max(0, Math.round(settings.readTimeout)), MAX_HTTP_IDLE),
+      maxRequestBodySize: HARD_LIMIT_BYTES,
+      fetch: httpHandler({
+        dispatcher,
+        access,
+        metrics: metrics.registry,
+        newSocket: () => new ApiSocket(node.queues, nodeId, backlogLimit),
+      }),
+      websocket: sockets.handler,
+    });
+  } catch (e) {
+    unfollowAccess();
+    unfollowSettings();
+    sockets.close();
+    throw new Error(`cannot listen on ${settings.bind}:${settings.port} (${(e as Error).message})`);
+  }
+  const port = server.port!;
+  log.info(`start the api server (${settings.bind}:${port})`);
+  return {
+    port,
+    async stop() {
+      unfollowAccess();
+      unfollowSettings();
+      sockets.close();
+      await server.stop(true);
+    },
+  };
+}

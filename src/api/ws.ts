@@ -1,0 +1,91 @@
+// /ws/v1: requests `{"m": method, "p": params, "i": id}` answered with `{"E":null,"r":...,"i":id}` or
+// `{"E":{"c":code,"m":message},"i":id}`, plus queue.pop events. Bun answers pings with pongs. A bad request
+// (malformed JSON, too large, unknown method) gets a 101 error and the connection stays open.
+import type { ServerWebSocket, WebSocketHandler } from "bun";
+import type { ApiServerConfig } from "../config/schema";
+import { log } from "../log/logger";
+import type { ApiSocket } from "./consumer";
+import { ApiError, CODE, Dispatcher, HARD_LIMIT_BYTES, MAX_REQUEST_BYTES, TooLarge, errorJson } from "./dispatcher";
+
+type WS = ServerWebSocket<ApiSocket>;
+
+/** Bun's WebSocket idle timeout is at most 960 s (and 0 turns it off). */
+const MAX_IDLE_SECONDS = 960;
+const STALL_SWEEP_MS = 1000;
+
+const success = (r: string, id: string) => `{"E":null,"r":${r},"i":${id}}`;
+const failure = (e: unknown, m: unknown, id: string) => `{"E":${errorJson(e, m)},"i":${id}}`;
+
+/** Bytes of a text frame, counted only when it might be over the limit. */
+const tooBig = (raw: string | Buffer) =>
+  typeof raw !== "string" ? raw.length > MAX_REQUEST_BYTES : raw.length * 3 > MAX_REQUEST_BYTES && Buffer.byteLength(raw) > MAX_REQUEST_BYTES;
+
+export class ApiWebSockets {
+  readonly sockets = new Set<ApiSocket>();
+  private readonly sweeper: Timer;
+  readonly handler: WebSocketHandler<ApiSocket>;
+
+  constructor(private readonly dispatcher: Dispatcher, private readonly settings: () => ApiServerConfig) {
+    const self = this;
+    this.handler = {
+      idleTimeout: Math.min(Math.max(0, Math.round(settings().readTimeout)), MAX_IDLE_SECONDS),
+      maxPayloadLength: HARD_LIMIT_BYTES,
+      perMessageDeflate: false,
+      open(ws: WS) {
+        ws.data.ws = ws;
+        self.sockets.add(ws.data);
+      },
+      message(ws: WS, raw: string | Buffer) {
+        self.request(ws.data, raw);
+      },
+      drain(ws: WS) {
+        ws.data.drained();
+      },
+      close(ws: WS) {
+        self.sockets.delete(ws.data);
+        ws.data.closed();
+      },
+    };
+    this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  private request(socket: ApiSocket, raw: string | Buffer): void {
+    if (tooBig(raw)) return socket.reply(failure(new TooLarge(Buffer.byteLength(raw)), undefined, "null"));
+    let req: { m?: unknown; p?: unknown; i?: unknown };
+    try {
+      req = JSON.parse(typeof raw === "string" ? raw : raw.toString());
+    } catch (e) {
+      return socket.reply(failure(new ApiError(CODE.invalidArgument, `malformed JSON: ${(e as Error).message}`), undefined, "null"));
+    }
+    if (req === null || typeof req !== "object" || Array.isArray(req)) {
+      return socket.reply(failure(new ApiError(CODE.invalidArgument, 'a request is an object {"m": method, "p": params, "i": id}'), undefined, "null"));
+    }
+    const id = req.i === undefined ? "null" : JSON.stringify(req.i);
+    let r;
+    try {
+      r = this.dispatcher.call(req.m, req.p, socket);
+    } catch (e) {
+      return socket.reply(failure(e, req.m, id));
+    }
+    if (typeof r === "string") socket.reply(success(r, id));
+    else r.then((text) => socket.reply(success(text, id)), (e) => socket.reply(failure(e, req.m, id)));
+  }
+
+  /** Drops connections whose peer took nothing for writeTimeout seconds (their items stay queued). */
+  private dropStalled(): void {
+    const limit = Date.now() - this.settings().writeTimeout * 1000;
+    for (const s of this.sockets) {
+      if (s.stalledSince && s.stalledSince < limit) {
+        log.warn(`api connection ${s.ws?.remoteAddress} did not read for ${this.settings().writeTimeout}s, dropped`);
+        s.ws?.terminate();
+      }
+    }
+  }
+
+  /** Closes every connection (1001) and stops the sweep. */
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const s of this.sockets) s.ws?.close(1001, "server shutting down");
+  }
+}

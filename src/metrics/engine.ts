@@ -1,0 +1,42 @@
+// The engine's metrics (spec §7). Counters are read from the node's plain stats at scrape time; the send
+// duration summary is observed by whoever sends (the API server: scenario "local" for a client of this
+// node, "forward" for one reached through the mesh, where protocol is "mesh").
+import type { EngineNode, Protocol } from "../engine/node";
+import type { SummaryConfig } from "../config/schema";
+import { Registry, type Sample } from "./registry";
+import { addProcessMetrics } from "./process";
+import type { Summary, SummaryChild } from "./summary";
+
+const PROTOCOLS: Protocol[] = ["websocket", "socket"];
+
+export interface EngineMetrics {
+  registry: Registry;
+  sendDuration: Summary;
+  /** Children of sendDuration, looked up once. */
+  sendLocal: Record<Protocol, SummaryChild>;
+  sendForward: SummaryChild;
+}
+
+export function engineMetrics(node: EngineNode, window: SummaryConfig): EngineMetrics {
+  const registry = new Registry();
+  const perProtocol = (counts: Record<Protocol, number>) => (): Sample[] => PROTOCOLS.map((p) => [[p], counts[p]]);
+  registry.gauge("connmix_engine_servers_clients", "Client connections held by this engine's Lua servers.", [], () => [
+    [[], node.connections.size],
+  ]);
+  registry.counter("connmix_engine_servers_read_messages_total", "Messages read from clients.", ["protocol"], perProtocol(node.stats.read));
+  registry.counter("connmix_engine_servers_send_messages_total", "Messages sent to clients.", ["protocol"], perProtocol(node.stats.sent));
+  registry.counter("connmix_engine_servers_send_errors_total", "Sends to clients that failed.", ["protocol"], perProtocol(node.stats.sendErrors));
+  const sendDuration = registry.summary(
+    "connmix_engine_servers_send_duration_seconds",
+    "Time to hand one API send to a client (local) or to the node that holds it (forward).",
+    ["protocol", "scenario"],
+    window,
+  );
+  addProcessMetrics(registry);
+  return {
+    registry,
+    sendDuration,
+    sendLocal: { websocket: sendDuration.child("websocket", "local"), socket: sendDuration.child("socket", "local") },
+    sendForward: sendDuration.child("mesh", "forward"),
+  };
+}

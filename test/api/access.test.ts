@@ -1,0 +1,118 @@
+// Access control (spec §8) on the engine API over real HTTP and WebSocket upgrades: no credentials, wrong
+// password, read-only user, writer, a user whose host glob does not match 127.0.0.1, and a hot change of
+// the `access` section through the watched config file.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { applyConfigChange, loadConfig, watchConfig } from "../../src/config/index.ts";
+import { startLuaServers } from "../../src/engine/index.ts";
+import { startApiServer } from "../../src/api/server.ts";
+import { hostPattern } from "../../src/api/access.ts";
+import { Client, basic, freePort, postJson, startTestEngine, upgradeStatus, type TestEngine } from "./helpers";
+
+const USERS = [
+  { username: "reader", password: "r-pass", roles: ["read" as const], host: "*" },
+  { username: "writer", password: "w-pass", roles: ["read" as const, "write" as const], host: "127.0.0.*" },
+  { username: "faraway", password: "f-pass", roles: ["read" as const, "write" as const], host: "10.*.*.*" },
+];
+
+let e: TestEngine;
+beforeAll(async () => {
+  e = await startTestEngine("function on_message(msg) end", { users: USERS });
+});
+afterAll(() => e.stop());
+
+/** [GET /metrics, POST /v1/mesh/publish, /ws/v1 upgrade] statuses for these headers. */
+async function matrix(headers: Record<string, string>): Promise<number[]> {
+  const metrics = await fetch(`${e.apiUrl}/metrics`, { headers });
+  const publish = await postJson(`${e.apiUrl}/v1/mesh/publish`, { c: "room", d: "x" }, headers);
+  return [metrics.status, publish.status, await upgradeStatus(e.api.port, "/ws/v1", headers)];
+}
+
+describe("access control", () => {
+  test("no credentials: 401 with a Basic challenge", async () => {
+    const r = await fetch(`${e.apiUrl}/metrics`);
+    expect(r.status).toBe(401);
+    expect(r.headers.get("www-authenticate")).toBe('Basic realm="connmix", charset="UTF-8"');
+    expect(await r.text()).toBe("unauthorized: missing or wrong username/password\n");
+    expect(await matrix({})).toEqual([401, 401, 401]);
+  });
+
+  test("wrong password or unknown user: 401", async () => {
+    expect(await matrix(basic("writer", "nope"))).toEqual([401, 401, 401]);
+    expect(await matrix(basic("nobody", "w-pass"))).toEqual([401, 401, 401]);
+    expect(await matrix({ authorization: "Bearer abc" })).toEqual([401, 401, 401]);
+  });
+
+  test("read role: GETs only; POSTs and /ws/v1 are 403", async () => {
+    expect(await matrix(basic("reader", "r-pass"))).toEqual([200, 403, 403]);
+    const r = await postJson(`${e.apiUrl}/v1/mesh/publish`, { c: "room", d: "x" }, basic("reader", "r-pass"));
+    expect(r.body).toBe("forbidden: user reader does not have the write role\n");
+  });
+
+  test("write role from a matching host: everything, and /ws/v1 works", async () => {
+    expect(await matrix(basic("writer", "w-pass"))).toEqual([200, 200, 101]);
+    const api = await Client.open(e.apiWs, basic("writer", "w-pass"));
+    expect(await api.call("mesh.publish", { c: "room", d: "x" }, 1)).toEqual({ E: null, r: { s: 0, f: 0 }, i: 1 });
+    api.close();
+  });
+
+  test("right password from a host the glob does not match: 403", async () => {
+    expect(await matrix(basic("faraway", "f-pass"))).toEqual([403, 403, 403]);
+    const r = await fetch(`${e.apiUrl}/metrics`, { headers: basic("faraway", "f-pass") });
+    expect(await r.text()).toBe("forbidden: user faraway does not have access from 127.0.0.1\n");
+  });
+
+  test("host globs", () => {
+    expect(hostPattern("*").test("192.168.1.20")).toBe(true);
+    expect(hostPattern("172.*.*.*").test("172.16.0.1")).toBe(true);
+    expect(hostPattern("172.*.*.*").test("10.172.0.1")).toBe(false);
+    expect(hostPattern("10.0.0.1").test("10.0.0.10")).toBe(false);
+    expect(hostPattern("10.0.0.1").test("10a0b0c1")).toBe(false);
+  });
+});
+
+test("a change of `access` in the watched file applies at once", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "connmix-access-"));
+  writeFileSync(join(dir, "entry.lua"), "function on_message(msg) end\n");
+  const [luaPort, apiPort] = [freePort(), freePort()];
+  const yaml = (users: string) => `
+access:
+  users: ${users}
+engine:
+  apiServer: { bind: 127.0.0.1, port: ${apiPort} }
+  servers:
+    - { port: ${luaPort}, bind: 127.0.0.1, protocol: websocket, entry: ${join(dir, "entry.lua")}, byteCodeExpires: 0 }
+`;
+  const file = join(dir, "connmix.yaml");
+  writeFileSync(file, yaml("[]"));
+  const config = loadConfig(file, { mode: "engine" });
+  const engine = await startLuaServers(config, 1);
+  const api = await startApiServer(config, engine.node);
+  const watcher = watchConfig(file, config, applyConfigChange, { pollMs: 50, debounceMs: 20 });
+  const metrics = (headers: Record<string, string> = {}) =>
+    fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers }).then((r) => r.status);
+  // The status the server settles on within 5 s.
+  const settled = async (want: number) => {
+    let status = await metrics();
+    for (let i = 0; i < 100 && status !== want; i++) {
+      await Bun.sleep(50);
+      status = await metrics();
+    }
+    return status;
+  };
+  try {
+    expect(await metrics()).toBe(200);
+    writeFileSync(file, yaml(`[{ username: ops, password: s3cret, roles: [read], host: "*" }]`));
+    expect(await settled(401)).toBe(401);
+    expect(await metrics(basic("ops", "s3cret"))).toBe(200);
+    writeFileSync(file, yaml("[]"));
+    expect(await settled(200)).toBe(200);
+  } finally {
+    watcher.close();
+    await api.stop();
+    await engine.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,283 @@
+// An engine started in-process (startLuaServers + startApiServer on free loopback ports) with an entry
+// script written to a temp file, and WebSocket clients that queue what they receive.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultConfig, defaultServer, type AccessUser, type Config } from "../../src/config/index.ts";
+import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+import { startApiServer, type ApiServer } from "../../src/api/server.ts";
+
+export function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+export interface TestEngine {
+  config: Config;
+  engine: Engine;
+  api: ApiServer;
+  /** ws://127.0.0.1:<lua port>/chat */
+  chatUrl: string;
+  /** http://127.0.0.1:<api port> */
+  apiUrl: string;
+  /** ws://127.0.0.1:<api port>/ws/v1 */
+  apiWs: string;
+  stop(): Promise<void>;
+}
+
+export interface EngineOptions {
+  users?: AccessUser[];
+  queue?: { topicSize: number; maxTopics: number };
+  edit?: (config: Config) => void;
+}
+
+export async function startTestEngine(entry: string, opts: EngineOptions = {}): Promise<TestEngine> {
+  const dir = mkdtempSync(join(tmpdir(), "connmix-api-"));
+  writeFileSync(join(dir, "entry.lua"), entry);
+  const config = defaultConfig();
+  config.engine.servers = [
+    { ...defaultServer(), bind: "127.0.0.1", port: freePort(), options: [{ name: "path", value: "/chat" }], entry: join(dir, "entry.lua"), byteCodeExpires: 0 },
+  ];
+  config.engine.apiServer = { ...config.engine.apiServer, bind: "127.0.0.1", port: freePort() };
+  if (opts.users) config.access.users = opts.users;
+  if (opts.queue) config.engine.luavm.queue = opts.queue;
+  opts.edit?.(config);
+  const engine = await startLuaServers(config, 1);
+  const api = await startApiServer(config, engine.node);
+  const port = config.engine.servers[0]!.port;
+  return {
+    config,
+    engine,
+    api,
+    chatUrl: `ws://127.0.0.1:${port}/chat`,
+    apiUrl: `http://127.0.0.1:${api.port}`,
+    apiWs: `ws://127.0.0.1:${api.port}/ws/v1`,
+    async stop() {
+      await api.stop();
+      await engine.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A WebSocket client that keeps every message it receives, in order. */
+export class Client {
+  readonly received: (string | Buffer)[] = [];
+  private waiters: (() => void)[] = [];
+  closed: { code: number; reason: string } | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.binaryType = "nodebuffer";
+    ws.onmessage = (e) => {
+      this.received.push(e.data as string | Buffer);
+      this.wake();
+    };
+    ws.onclose = (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    };
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  static open(url: string, headers?: Record<string, string>): Promise<Client> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, headers ? ({ headers } as unknown as string[]) : undefined);
+      const c = new Client(ws);
+      ws.onopen = () => resolve(c);
+      ws.onerror = () => reject(new Error(`cannot open ${url}`));
+    });
+  }
+
+  send(data: string | object): void {
+    this.ws.send(typeof data === "string" ? data : JSON.stringify(data));
+  }
+
+  /** Waits until at least `n` messages have arrived in total. */
+  async waitFor(n: number, ms = 3000): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.received.length < n) {
+      if (this.closed) throw new Error(`closed (${this.closed.code}) after ${this.received.length} of ${n} messages`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`got ${this.received.length} of ${n} messages: ${JSON.stringify(this.received.slice(-3).map(String))}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  private read = 0;
+
+  /** The next message not yet taken by next(). */
+  async next(ms = 3000): Promise<string | Buffer> {
+    await this.waitFor(this.read + 1, ms);
+    return this.received[this.read++]!;
+  }
+
+  /** The next message, parsed as JSON. */
+  async json(ms = 3000): Promise<any> {
+    return JSON.parse(String(await this.next(ms)));
+  }
+
+  /** Sends a /ws/v1 request and returns the response with the same id (events in between are kept). */
+  async call(m: string, p: unknown, i: unknown = Math.floor(Math.random() * 1e9)): Promise<any> {
+    this.send({ m, p, i });
+    const end = Date.now() + 3000;
+    for (;;) {
+      const found = this.received.slice(this.read).findIndex((t) => {
+        const v = JSON.parse(String(t));
+        return "E" in v && JSON.stringify(v.i) === JSON.stringify(i);
+      });
+      if (found >= 0) {
+        const [text] = this.received.splice(this.read + found, 1);
+        return JSON.parse(String(text));
+      }
+      await this.waitFor(this.received.length + 1, end - Date.now());
+    }
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const r = await fetch(url, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers });
+  const text = await r.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return { status: r.status, body: parsed };
+}
+
+export const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` });
+
+/** Status code of a raw WebSocket upgrade request (what a refused /ws/v1 client sees). */
+export async function upgradeStatus(port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  const request =
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open(s) {
+          s.write(request);
+        },
+        data(s, chunk) {
+          buf += chunk.toString();
+          const m = /^HTTP\/1\.1 (\d{3})/.exec(buf);
+          if (m) {
+            s.end();
+            resolve(Number(m[1]));
+          }
+        },
+        error(_s, e) {
+          reject(e);
+        },
+      },
+    }).catch(reject);
+  });
+}
+
+export async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(5);
+  }
+}
+
+/**
+ * A minimal WebSocket client over node:net whose reading can be paused, so the server sees a peer that
+ * takes nothing (its kernel buffers fill, then Bun's). Text frames only.
+ */
+export class PausableClient {
+  readonly messages: string[] = [];
+  private buf = Buffer.alloc(0);
+  private upgraded = false;
+
+  private constructor(private readonly sock: Socket) {}
+
+  static open(port: number, path: string): Promise<PausableClient> {
+    return new Promise((resolve, reject) => {
+      const sock = connect(port, "127.0.0.1");
+      const c = new PausableClient(sock);
+      sock.on("error", reject);
+      sock.on("connect", () =>
+        sock.write(
+          `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        ),
+      );
+      sock.on("data", (chunk: Buffer) => {
+        c.buf = Buffer.concat([c.buf, chunk]);
+        if (!c.upgraded) {
+          const end = c.buf.indexOf("\r\n\r\n");
+          if (end < 0) return;
+          if (!c.buf.subarray(0, 13).toString().includes(" 101")) return reject(new Error(c.buf.toString()));
+          c.upgraded = true;
+          c.buf = c.buf.subarray(end + 4);
+          resolve(c);
+        }
+        c.parse();
+      });
+    });
+  }
+
+  private parse(): void {
+    let b = this.buf;
+    for (;;) {
+      if (b.length < 2) break;
+      let len = b[1]! & 127;
+      let h = 2;
+      if (len === 126) {
+        if (b.length < 4) break;
+        len = b.readUInt16BE(2);
+        h = 4;
+      } else if (len === 127) {
+        if (b.length < 10) break;
+        len = Number(b.readBigUInt64BE(2));
+        h = 10;
+      }
+      if (b.length < h + len) break;
+      if ((b[0]! & 15) === 1) this.messages.push(b.subarray(h, h + len).toString());
+      b = b.subarray(h + len);
+    }
+    this.buf = b;
+  }
+
+  send(text: string): void {
+    const p = Buffer.from(text);
+    const head = p.length < 126 ? Buffer.from([0x81, 0x80 | p.length]) : Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 255]);
+    const mask = Buffer.from([1, 2, 3, 4]);
+    this.sock.write(Buffer.concat([head, mask, p.map((x, i) => x ^ mask[i & 3]!)]));
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    this.sock.resume();
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
