@@ -12,9 +12,14 @@ const scratchPtr = ptr(scratch);
 // lua_tolstring writes the length here (size_t, little-endian; strings stay below 4 GiB). It is read with
 // read.u32, never as lenOut[0]: the JIT treats FFI calls as not writing JS typed arrays and would reuse
 // a stale length.
-const lenOut = new Uint32Array(2);
+const lenOut = Buffer.allocUnsafeSlow(8);
 const lenOutPtr = ptr(lenOut);
 const outLength = () => read.u32(lenOutPtr, 0);
+/**
+ * Keeps lenOut alive. Only its address is used after start-up, and JSC frees a module constant that no
+ * function refers to: Lua then wrote lengths into whatever Buffer got that memory next.
+ */
+export const lengthSlot = lenOut;
 
 /** Pushes a JS string as UTF-8. */
 export function pushString(L: LuaState, s: string): void {
