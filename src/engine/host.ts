@@ -22,8 +22,8 @@ export interface EngineHost {
   subscribe(id: number, channels: string[]): string | null;
   unsubscribe(id: number, channels: string[]): string | null;
   close(id: number): string | null;
-  /** Pushes an item (JSON text) to a queue topic: [queued count, error]. */
-  queuePush(topic: string, json: string): [number, string | null];
+  /** Pushes an item (JSON text) from client `clientId` (0: none) to a queue topic: [queued count, error]. */
+  queuePush(topic: string, json: string, clientId: number): [number, string | null];
   /** Resolves when `wake(id)` is called or the connection closes. */
   waitContext(id: number): Promise<void>;
   wake(id: number): void;

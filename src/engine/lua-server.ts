@@ -98,7 +98,7 @@ export abstract class LuaServer {
       subscribe: (id, chs) => node.subscribe(id, chs),
       unsubscribe: (id, chs) => node.unsubscribe(id, chs),
       close: (id) => node.close(id),
-      queuePush: (topic, json) => node.queues.push(topic, json),
+      queuePush: (topic, json, clientId) => node.queues.push(topic, json, clientId),
       waitContext: (id) =>
         new Promise<void>((resolve) => {
           const conn = node.connections.get(id);

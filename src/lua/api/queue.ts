@@ -1,4 +1,5 @@
-// JS side of mix.queue (queue.lua).
+// JS side of mix.queue (queue.lua). Each item carries the id of the client whose callback pushed it (the
+// owner of the running callback, also inside a pcall's inner coroutine); consumers receive it as "c".
 import { lua } from "../../../native/lua";
 import { hostOf } from "../../engine/host";
 import { pushString, toString } from "../stack";
@@ -10,7 +11,9 @@ export const queue: ApiFamily = {
   lua: queueLua,
   functions: {
     queue_push(L, vm) {
-      const [n, err] = hostOf(vm).queuePush(toString(L, 1)!, toString(L, 2)!);
+      const owner = vm.scheduler.running?.owner as { id?: unknown } | undefined;
+      const clientId = typeof owner?.id === "number" ? owner.id : 0;
+      const [n, err] = hostOf(vm).queuePush(toString(L, 1)!, toString(L, 2)!, clientId);
       if (err !== null) {
         lua.lua_pushnil(L);
         pushString(L, err);
