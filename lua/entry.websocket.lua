@@ -2,6 +2,8 @@
 --   {"op":"join","room_id":1002}  joins room:1002 (leaving the previous room)
 --   {"op":"send","msg":"hi"}      publishes {"client_id":...,"msg":"hi"} to the room
 --   {"op":"quit"}                 leaves the room
+--   {"op":"ping"}                 does nothing: a heartbeat for clients that cannot send WebSocket pings
+--                                 (browsers), so readTimeout does not close them
 -- Every request is answered with {"status":"success"} or {"status":"error","msg":...}.
 
 function on_handshake(client_id, headers, server)
@@ -30,7 +32,7 @@ function on_message(msg)
   elseif data.op == "quit" then
     if room then conn:unsubscribe(room) end
     conn:set_context_value("room", nil)
-  else
+  elseif data.op ~= "ping" then
     return reply(conn, "error", "unknown op: " .. tostring(data.op))
   end
   reply(conn, "success")
