@@ -10,6 +10,8 @@ import { EngineNode } from "./node";
 import { WebSocketServer } from "./websocket-server";
 import { SocketServer } from "./socket-server";
 import type { LuaServer } from "./lua-server";
+import { Cluster } from "../mesh/cluster";
+import { startApiServer } from "../api/server";
 
 export interface Engine {
   node: EngineNode;
@@ -17,9 +19,13 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-/** Starts the Lua servers of `config.engine.servers` for node index `nodeIndex`. */
-export async function startLuaServers(config: Config, nodeIndex: number, worker = 0): Promise<Engine> {
-  const node = new EngineNode(new ClientIds(nodeIndex, worker), new Queues(config.engine.luavm.queue));
+/** Starts the Lua servers of `config.engine.servers` on a node of its own with index `nodeIndex`. */
+export function startLuaServers(config: Config, nodeIndex: number, worker = 0): Promise<Engine> {
+  return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), new Queues(config.engine.luavm.queue)));
+}
+
+/** Starts the Lua servers of `config.engine.servers` on `node`. */
+export async function listenLuaServers(config: Config, node: EngineNode): Promise<Engine> {
   for (const sc of config.engine.servers) {
     const opts = { config: sc, node, families: engineFamilies };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
@@ -37,7 +43,19 @@ export async function startLuaServers(config: Config, nodeIndex: number, worker 
   return { node, servers: node.servers, stop };
 }
 
+/**
+ * Start-up order (and log lines): mesh point, API server, center registration, Lua servers. The Lua servers
+ * come last because client ids carry the node index, which the center assigns at registration.
+ */
 export async function startEngine(config: Config, _opts: NodeOptions): Promise<void> {
-  const engine = await startLuaServers(config, 1);
+  // Index 1 until the center assigns one; no client id is handed out before that.
+  const node = new EngineNode(new ClientIds(1), new Queues(config.engine.luavm.queue));
+  const cluster = new Cluster(config, node);
+  cluster.listen();
+  const api = await startApiServer(config, node);
+  onShutdown("api server", api.stop);
+
+  await cluster.register();
+  const engine = await listenLuaServers(config, node);
   onShutdown("lua servers", engine.stop);
 }

@@ -1,0 +1,54 @@
+// The center API: GET /version, GET /v1/nodes (the engines a backend should connect to), GET /metrics.
+// Access control as on the engines (spec §8): these are reads.
+import type { Server } from "bun";
+import type { Config } from "../config/schema";
+import { Access } from "../api/access";
+import { CONTENT_TYPE, Registry } from "../metrics/registry";
+import { addProcessMetrics } from "../metrics/process";
+import { hostPart } from "./protocol";
+import type { RegistryServer } from "./registry";
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+function centerMetrics(registry: RegistryServer): Registry {
+  const m = new Registry();
+  const one = (read: () => number) => () => [[[], read()] as [string[], number]];
+  m.counter("connmix_center_registry_channels_total", "Registry connections engines opened to this center.", [], one(() => registry.connectionsTotal));
+  m.gauge("connmix_center_registry_clients", "Client connections on all registered engines, as of their last heartbeat.", [], one(() => registry.clients()));
+  m.gauge("connmix_center_registry_engine_nodes", "Engine nodes registered with this center.", [], one(() => registry.nodes.size));
+  addProcessMetrics(m);
+  return m;
+}
+
+function nodesJson(registry: RegistryServer): string {
+  const nodes = [...registry.nodes.values()].map((e) => ({
+    id: e.id,
+    api_server: `${hostPart(e.ip)}:${e.api_port}`,
+    mesh_point: `${hostPart(e.ip)}:${e.mesh_port}`,
+    index: e.index,
+    clients: e.clients,
+    registered_at: Math.floor(e.registeredAt / 1000),
+  }));
+  return JSON.stringify({ nodes });
+}
+
+export function startCenterApi(config: Config, registry: RegistryServer): { access: Access; server: Server<undefined> } {
+  const access = new Access(config.access);
+  const metrics = centerMetrics(registry);
+  const server = Bun.serve({
+    hostname: config.center.apiServer.bind,
+    port: config.center.apiServer.port,
+    fetch(req, srv) {
+      const denied = access.check(req, srv.requestIP(req)?.address ?? "");
+      if (denied) return denied;
+      const path = new URL(req.url).pathname;
+      const known = path === "/version" || path === "/v1/nodes" || path === "/metrics";
+      if (!known) return new Response("not found\n", { status: 404 });
+      if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
+      if (path === "/version") return new Response('{"apis":["v1"]}', { headers: JSON_HEADERS });
+      if (path === "/v1/nodes") return new Response(nodesJson(registry), { headers: JSON_HEADERS });
+      return new Response(metrics.text(), { headers: { "content-type": CONTENT_TYPE } });
+    },
+  });
+  return { access, server };
+}

@@ -1,0 +1,208 @@
+// The center's registry server: engines connect, register, heartbeat; the center assigns node indexes
+// (the part of client ids that names the node) and pushes the node list to every engine on each change.
+// A node silent for DROP_MS is dropped and the others are told. A fresh center spends its first DROP_MS
+// "unsettled": node lists it sends then are partial (engines only add from them), and indexes that
+// re-registering engines report for their peers are kept for those peers.
+import type { Socket, TCPSocketListener } from "bun";
+import { log } from "../log/logger";
+import { MAX_NODE } from "../engine/ids";
+import { FrameReader, Outbox } from "../mesh/frames";
+import { NODE_ID } from "../mesh/node-id";
+import { plainIp } from "../api/access";
+import {
+  DROP_MS, MAX_UNSENT, REGISTRY_VERSION, readMsg, sendMsg,
+  type CenterMsg, type EngineMsg, type NodeInfo, type RegisterMsg,
+} from "./protocol";
+
+export interface NodeEntry extends NodeInfo {
+  clients: number;
+  lastBeat: number;
+  registeredAt: number;
+  session: S | null;
+}
+
+interface Session {
+  reader: FrameReader;
+  out: Outbox;
+  node: NodeEntry | null;
+}
+type S = Socket<Session>;
+
+const SWEEP_MS = 250;
+const validPort = (p: unknown) => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536;
+
+export class RegistryServer {
+  readonly nodes = new Map<string, NodeEntry>();
+  private readonly indexes = new Map<number, string>();
+  /** Index -> node id, kept for nodes that peers reported while the center is unsettled. */
+  private readonly reserved = new Map<number, string>();
+  /** Where the search for a free index goes on, so a freed index is reused as late as possible. */
+  private cursor = 1 + Math.floor(Math.random() * MAX_NODE);
+  private readonly startedAt = Date.now();
+  private settled = false;
+  /** Registry connections accepted since start (connmix_center_registry_channels_total). */
+  connectionsTotal = 0;
+  private listener: TCPSocketListener<Session> | null = null;
+  private sweeper: Timer | undefined;
+
+  listen(bind: string, port: number): void {
+    this.listener = Bun.listen<Session>({
+      hostname: bind,
+      port,
+      socket: {
+        open: (s) => {
+          this.connectionsTotal++;
+          s.data = { reader: new FrameReader((f) => this.onFrame(s, f), MAX_UNSENT), out: new Outbox(s, MAX_UNSENT), node: null };
+        },
+        data: (s, chunk) => {
+          const err = s.data.reader.push(chunk);
+          if (err) this.refuse(s, err);
+        },
+        drain: (s) => s.data.out.drain(),
+        close: (s) => this.closed(s),
+        error: (s, e) => log.debug(`registry: connection from ${s.remoteAddress} failed (${e.message})`),
+      },
+    });
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+  }
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  clients(): number {
+    let n = 0;
+    for (const e of this.nodes.values()) n += e.clients;
+    return n;
+  }
+
+  private onFrame(s: S, f: Uint8Array): void {
+    const msg = readMsg<EngineMsg>(f);
+    if (!msg) return this.refuse(s, "malformed registry message");
+    const entry = s.data.node;
+    if (msg.t === "register") return this.register(s, msg);
+    if (!entry) return this.refuse(s, "register first");
+    if (msg.t === "hb") {
+      entry.lastBeat = Date.now();
+      if (Number.isInteger(msg.clients) && msg.clients >= 0) entry.clients = msg.clients;
+      this.send(s, { t: "hb" });
+    } else if (msg.t === "leave") {
+      this.drop(entry, "stopped");
+    }
+  }
+
+  private register(s: S, m: RegisterMsg): void {
+    if (m.v !== REGISTRY_VERSION) return this.refuse(s, `registry protocol version ${m.v} is not supported (the center speaks ${REGISTRY_VERSION})`);
+    if (typeof m.id !== "string" || !NODE_ID.test(m.id)) return this.refuse(s, "invalid node id");
+    if (!validPort(m.api_port) || !validPort(m.mesh_port)) return this.refuse(s, "invalid ports");
+    const now = Date.now();
+    const ip = (typeof m.ip === "string" && m.ip) || plainIp(s.remoteAddress);
+    let entry = this.nodes.get(m.id);
+    if (entry) {
+      // The same node on a new connection (it lost the old one, or the center did not notice yet).
+      if (entry.session && entry.session !== s) this.detach(entry);
+      entry.ip = ip;
+      entry.api_port = m.api_port;
+      entry.mesh_port = m.mesh_port;
+    } else {
+      const index = this.pickIndex(m.id, m.index);
+      if (!index) return this.refuse(s, "no free node index");
+      entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: now, session: null };
+      this.nodes.set(m.id, entry);
+      this.indexes.set(index, m.id);
+      this.reserved.delete(index);
+    }
+    entry.session = s;
+    entry.lastBeat = now;
+    s.data.node = entry;
+    if (!this.settled && Array.isArray(m.peers)) {
+      for (const [id, index] of m.peers) {
+        if (typeof id === "string" && Number.isInteger(index) && !this.indexes.has(index) && !this.reserved.has(index)) this.reserved.set(index, id);
+      }
+    }
+    log.info(`register node ${ip} node_id ${m.id}`);
+    this.send(s, { t: "registered", index: entry.index, ip });
+    this.broadcast();
+  }
+
+  /** The index the node had if it is free, else the next free one after the cursor; 0 when all are taken. */
+  private pickIndex(id: string, wanted: number): number {
+    const free = (i: number) => !this.indexes.has(i) && (this.reserved.get(i) ?? id) === id;
+    if (Number.isInteger(wanted) && wanted >= 1 && wanted <= MAX_NODE) {
+      if (free(wanted)) return wanted;
+      const holder = this.indexes.get(wanted) ?? this.reserved.get(wanted);
+      log.warn(`node_id ${id} asked for its previous index ${wanted}, which node_id ${holder} holds; it gets a new one`);
+    }
+    for (let n = 0; n < MAX_NODE; n++) {
+      const i = this.cursor;
+      this.cursor = (i % MAX_NODE) + 1;
+      if (free(i)) return i;
+    }
+    return 0;
+  }
+
+  private send(s: S, msg: CenterMsg): void {
+    if (!sendMsg(s.data.out, msg)) this.refuse(s, "engine does not read");
+  }
+
+  private broadcast(): void {
+    const nodes: NodeInfo[] = [];
+    for (const e of this.nodes.values()) nodes.push({ id: e.id, index: e.index, ip: e.ip, api_port: e.api_port, mesh_port: e.mesh_port });
+    const msg: CenterMsg = { t: "nodes", complete: this.settled, nodes };
+    for (const e of this.nodes.values()) if (e.session) this.send(e.session, msg);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const e of this.nodes.values()) {
+      if (now - e.lastBeat > DROP_MS) this.drop(e, `no heartbeat for ${DROP_MS / 1000}s`);
+    }
+    if (!this.settled && now - this.startedAt >= DROP_MS) {
+      // Every node that was alive before a restart has re-registered by now: lists are complete from here on.
+      this.settled = true;
+      this.reserved.clear();
+      this.broadcast();
+    }
+  }
+
+  private drop(e: NodeEntry, why: string): void {
+    this.nodes.delete(e.id);
+    this.indexes.delete(e.index);
+    this.detach(e);
+    log.info(`drop node ${e.ip} node_id ${e.id} (${why})`);
+    this.broadcast();
+  }
+
+  /** Ends the node's registry connection without it counting as the node's own close. */
+  private detach(e: NodeEntry): void {
+    const s = e.session;
+    e.session = null;
+    if (!s) return;
+    s.data.node = null;
+    s.data.out.flush();
+    s.end();
+  }
+
+  private refuse(s: S, reason: string): void {
+    log.warn(`registry: ${s.data.node ? `node_id ${s.data.node.id}` : s.remoteAddress}: ${reason}`);
+    s.data.reader.stop();
+    sendMsg(s.data.out, { t: "error", m: reason });
+    s.data.out.flush();
+    s.end();
+  }
+
+  private closed(s: S): void {
+    const e = s.data?.node;
+    s.data?.out.detach();
+    if (e && e.session === s) {
+      e.session = null; // the node stays listed until its heartbeats are overdue
+      log.debug(`registry: connection of node_id ${e.id} closed`);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    this.listener?.stop(true);
+    this.listener = null;
+  }
+}

@@ -1,0 +1,215 @@
+// Cluster tests run real nodes: `bun src/main.ts center|engine|dev -f <config>` as separate processes on
+// free loopback ports, in a temp working directory holding their configs and Lua entry scripts.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const MAIN = join(ROOT, "src/main.ts");
+
+const given = new Set<number>();
+
+/** A port nobody listens on right now (the OS picks it), never the same one twice in this process. */
+export function freePort(): number {
+  for (;;) {
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = l.port;
+    l.stop(true);
+    if (!given.has(port)) {
+      given.add(port);
+      return port;
+    }
+  }
+}
+
+/**
+ * The test entry script. Text commands from a client: `id`, `sub <channel>`, `send <client id> <text>`,
+ * `pub <channel> <text>`, `wait <key>` (blocks on wait_context_value); each is answered with one line.
+ */
+export const ENTRY = `
+function on_handshake(client_id, headers, server) end
+function on_close(client_id, err) end
+function on_message(msg)
+  local conn = mix.websocket()
+  local cmd, arg, rest = msg.data:match("^(%S+) ?(%S*) ?(.*)$")
+  if cmd == "id" then
+    conn:send("id " .. string.format("%d", conn:client_id()))
+  elseif cmd == "sub" then
+    conn:subscribe(arg)
+    conn:send("subscribed " .. arg)
+  elseif cmd == "send" then
+    local err = mix.mesh.send(arg, rest)
+    conn:send("sent " .. tostring(err))
+  elseif cmd == "pub" then
+    local s, f = mix.mesh.publish(arg, rest)
+    conn:send("published " .. s .. " " .. f)
+  elseif cmd == "wait" then
+    conn:send("waiting " .. arg)
+    conn:send("value " .. tostring(conn:wait_context_value(arg)))
+  end
+end
+`;
+
+export interface EnginePorts {
+  mesh: number;
+  api: number;
+  lua: number;
+}
+
+export class ClusterDir {
+  readonly dir = mkdtempSync(join(tmpdir(), "connmix-cluster-"));
+  readonly registry = freePort();
+  readonly centerApi = freePort();
+
+  constructor() {
+    mkdirSync(join(this.dir, "lua"));
+    writeFileSync(join(this.dir, "lua/entry.lua"), ENTRY);
+  }
+
+  center(): string {
+    return this.write("center", this.centerSection());
+  }
+
+  engine(name: string): [string, EnginePorts] {
+    const p = { mesh: freePort(), api: freePort(), lua: freePort() };
+    return [this.write(name, this.engineSection(p)), p];
+  }
+
+  /** Center and engine in one config, for `dev`. */
+  dev(): [string, EnginePorts] {
+    const p = { mesh: freePort(), api: freePort(), lua: freePort() };
+    return [this.write("dev", this.centerSection() + this.engineSection(p)), p];
+  }
+
+  private centerSection(): string {
+    return `center:\n  registry: { port: ${this.registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${this.centerApi}, bind: 127.0.0.1 }\n`;
+  }
+
+  private engineSection(p: EnginePorts): string {
+    return (
+      `engine:\n  centerRegistry: 127.0.0.1:${this.registry}\n  meshPoint: { port: ${p.mesh}, bind: 127.0.0.1 }\n` +
+      `  apiServer: { port: ${p.api}, bind: 127.0.0.1 }\n` +
+      `  servers:\n    - { port: ${p.lua}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /chat }] }\n`
+    );
+  }
+
+  private write(name: string, body: string): string {
+    const file = join(this.dir, `${name}.yaml`);
+    writeFileSync(file, `logging: { filename: logs/${name}.log, level: debug }\n${body}`);
+    return file;
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A node process with its stdout collected. */
+export class Node {
+  out = "";
+  private readonly proc: ReturnType<typeof Bun.spawn>;
+
+  constructor(mode: string, config: string, cwd: string) {
+    this.proc = Bun.spawn([BUN, MAIN, mode, "-f", config], { cwd, stdout: "pipe", stderr: "pipe" });
+    void this.read(this.proc.stdout as ReadableStream<Uint8Array>);
+    void this.read(this.proc.stderr as ReadableStream<Uint8Array>);
+  }
+
+  private async read(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) this.out += decoder.decode(chunk, { stream: true });
+  }
+
+  /** Where the output ends now; pass it to waitFor to only look at what comes later. */
+  mark(): number {
+    return this.out.length;
+  }
+
+  /** Waits for a log message (the text after the caller field) matching `re` after `from`; returns its match. */
+  async waitFor(re: RegExp, ms = 5000, from = 0): Promise<RegExpMatchArray> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const m = this.out.slice(from).match(re);
+      if (m) return m;
+      if (Date.now() > end) throw new Error(`no ${re} within ${ms} ms in:\n${this.out.slice(from)}`);
+      await Bun.sleep(20);
+    }
+  }
+
+  /** Log messages (tab-separated field 4) in order. */
+  messages(): string[] {
+    return this.out.split("\n").map((l) => l.split("\t")[3]).filter((m): m is string => m !== undefined);
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<number> {
+    this.proc.kill(signal);
+    const code = await Promise.race([this.proc.exited, Bun.sleep(8000).then(() => null)]);
+    if (code === null) this.proc.kill("SIGKILL");
+    return code ?? -1;
+  }
+}
+
+/** A WebSocket client of a Lua server, with its messages queued (binary ones as Uint8Array). */
+export class Client {
+  private readonly queue: (string | Uint8Array)[] = [];
+  private waiting: ((m: string | Uint8Array) => void) | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.binaryType = "arraybuffer";
+    ws.addEventListener("message", (e) => {
+      const m = typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer);
+      const w = this.waiting;
+      this.waiting = null;
+      if (w) w(m);
+      else this.queue.push(m);
+    });
+  }
+
+  static open(url: string): Promise<Client> {
+    const ws = new WebSocket(url);
+    return new Promise((resolve, reject) => {
+      ws.addEventListener("open", () => resolve(new Client(ws)));
+      ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)));
+    });
+  }
+
+  /** The next message, or an error after `ms`. */
+  take(ms = 3000): Promise<string | Uint8Array> {
+    const m = this.queue.shift();
+    if (m !== undefined) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
+      this.waiting = (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      };
+    });
+  }
+
+  /** The next message, which must be text. */
+  async next(ms?: number): Promise<string> {
+    const m = await this.take(ms);
+    if (typeof m !== "string") throw new Error(`expected a text message, got ${m.length} binary bytes`);
+    return m;
+  }
+
+  /** Sends a command and returns the next message. */
+  ask(cmd: string, ms?: number): Promise<string> {
+    this.ws.send(cmd);
+    return this.next(ms);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export async function getJson(url: string): Promise<any> {
+  const r = await fetch(url);
+  return r.json();
+}

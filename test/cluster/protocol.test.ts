@@ -1,0 +1,261 @@
+// The node-to-node and registry protocols against real sockets, in one process: a mesh point answering
+// raw frames (including bad ones), a peer that stops answering or reading, and the registry's refusals.
+import { afterAll, describe, expect, test } from "bun:test";
+import { ClientIds } from "../../src/engine/ids";
+import { EngineNode } from "../../src/engine/node";
+import { Queues } from "../../src/queue/queues";
+import { Mesh } from "../../src/mesh/index";
+import { FrameReader, FrameWriter, Outbox } from "../../src/mesh/frames";
+import { T, writeHello, writeText, writeSend, writePublish, readU32, textOf } from "../../src/mesh/protocol";
+import { newNodeId } from "../../src/mesh/node-id";
+import { RegistryServer } from "../../src/center/registry";
+import { freePort } from "./helpers";
+
+const NODE = 2 ** 37;
+
+/** A mesh frame as [type, request id, body as text]. */
+const meshFrame = (f: Uint8Array): [number, number, string] => [f[0]!, readU32(f, 1), textOf(f.subarray(5))];
+
+/** A raw TCP client that collects the frames it receives. */
+async function rawClient(port: number) {
+  const frames: Uint8Array[] = [];
+  let closed = false;
+  const reader = new FrameReader((f) => frames.push(f.slice()));
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { data: (_s, d) => void reader.push(d), close: () => void (closed = true) },
+  });
+  const w = new FrameWriter();
+  return {
+    frames,
+    closed: () => closed,
+    /** Writes whatever `build` puts in a fresh frame writer. */
+    send(build: (w: FrameWriter) => void) {
+      w.reset();
+      build(w);
+      socket.write(w.buf.subarray(0, w.len));
+    },
+    raw: (b: Uint8Array) => socket.write(b),
+    end: () => socket.end(),
+  };
+}
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met");
+    await Bun.sleep(5);
+  }
+}
+
+describe("mesh point", () => {
+  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
+  const mesh = new Mesh(node, newNodeId());
+  const port = freePort();
+  mesh.listen("127.0.0.1", port);
+  afterAll(() => mesh.stop());
+
+  test("refuses a hello of another protocol version with a BYE that says why", async () => {
+    const c = await rawClient(port);
+    c.send((w) => {
+      w.begin();
+      w.u8(T.HELLO);
+      w.u32(0);
+      w.u8(9);
+      w.u16(3);
+      w.shortText(newNodeId());
+      w.end();
+    });
+    await until(() => c.closed());
+    expect(c.frames.map(meshFrame)).toEqual([[T.BYE, 0, "mesh protocol version 9 is not supported (this node speaks 1)"]]);
+  });
+
+  test("closes a link whose framing is broken, and keeps serving others", async () => {
+    const bad = await rawClient(port);
+    bad.raw(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+    await until(() => bad.closed());
+    expect(meshFrame(bad.frames[0]!)[2]).toMatch(/^frame of 4294967295 bytes exceeds the limit/);
+
+    const c = await rawClient(port);
+    c.send((w) => writeHello(w, T.HELLO, newNodeId(), 5));
+    await until(() => c.frames.length === 1);
+    expect(meshFrame(c.frames[0]!)[0]).toBe(T.WELCOME);
+    expect(meshFrame(c.frames[0]!)[2]).toContain(mesh.id);
+    c.send((w) => writeSend(w, 11, NODE + 42, "hi", 1));
+    c.send((w) => writePublish(w, 12, "nobody", new Uint8Array([1, 2]), 2));
+    c.send((w) => {
+      w.begin();
+      w.u8(99);
+      w.u32(13);
+      w.end();
+    });
+    c.send((w) => {
+      w.begin();
+      w.u8(T.CALL);
+      w.u32(14);
+      w.f64(NODE + 42);
+      w.text("{not json");
+      w.end();
+    });
+    await until(() => c.frames.length === 5);
+    expect(c.frames.slice(1).map(meshFrame).map(([t, r, body]) => [t, r, t === T.COUNTS ? "" : body])).toEqual([
+      [T.RESULT, 11, "client not found"],
+      [T.COUNTS, 12, ""],
+      [T.RESULT, 13, "unknown mesh request type 99"],
+      [T.RESULT, 14, "invalid conn.call request"],
+    ]);
+    c.end();
+  });
+});
+
+/** A fake peer: answers the hello, then nothing (like a frozen process); `read: false` also stops reading. */
+async function silentPeer(id: string, read: boolean) {
+  const peer = { port: 0, welcomed: false, stop: () => listener.stop(true) };
+  const listener = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data: (s, d) => {
+        if (peer.welcomed || d[4] !== T.HELLO) return;
+        const out = new Outbox(s, 1 << 20);
+        writeHello(out, T.WELCOME, id, 0);
+        out.flush();
+        peer.welcomed = true;
+        if (!read) s.pause();
+      },
+    },
+  });
+  peer.port = listener.port;
+  return peer;
+}
+
+describe("a peer that stops answering", () => {
+  test("a send times out with an error and a publish counts the peer as failed", async () => {
+    const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
+    const mesh = new Mesh(node, newNodeId());
+    const peerId = newNodeId();
+    const peer = await silentPeer(peerId, true);
+    try {
+      mesh.update([{ id: peerId, index: 7, ip: "127.0.0.1", meshPort: peer.port }], true);
+      await until(() => peer.welcomed);
+      await Bun.sleep(50); // the dialer reads the welcome
+      const idOnPeer = 7 * NODE + 1;
+      const t0 = Date.now();
+      const [sent, published] = await Promise.all([mesh.sendRemote(idOnPeer, "x", 1), mesh.publishRemote("ch", "y", 1)]);
+      const ms = Date.now() - t0;
+      expect(sent).toMatch(new RegExp(`^node ${peerId} (timed out after 3s|unreachable \\(no answer for 3s\\))$`));
+      expect(published).toEqual([0, 1]);
+      expect(ms).toBeGreaterThan(2500);
+      expect(ms).toBeLessThan(4500);
+    } finally {
+      mesh.stop();
+      peer.stop();
+    }
+  }, 10_000);
+});
+
+test("a peer that stops reading: requests are refused as congested instead of buffering without bound", async () => {
+  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
+  const mesh = new Mesh(node, newNodeId());
+  const peerId = newNodeId();
+  const peer = await silentPeer(peerId, false);
+  try {
+    mesh.update([{ id: peerId, index: 9, ip: "127.0.0.1", meshPort: peer.port }], true);
+    await until(() => peer.welcomed);
+    await Bun.sleep(50);
+    const mib = new Uint8Array(1 << 20);
+    const results: (string | null)[] = [];
+    for (let i = 0; i < 64 && !results.some((r) => r?.includes("congested")); i++) {
+      // Each send is queued (its reply would time out later); the outbox flushes between iterations.
+      void mesh.sendRemote(9 * NODE + 1, mib, 2).then((r) => results.push(r));
+      await Bun.sleep(1);
+    }
+    expect(results.find((r) => r?.includes("congested"))).toBe(`node ${peerId} congested (8 MiB unsent)`);
+    expect(await mesh.publishRemote("ch", "x", 1)).toEqual([0, 1]);
+  } finally {
+    mesh.stop();
+    peer.stop();
+  }
+}, 10_000);
+
+describe("registry", () => {
+  const registry = new RegistryServer();
+  const port = freePort();
+  registry.listen("127.0.0.1", port);
+  afterAll(() => registry.stop());
+  const msg = (f: Uint8Array) => JSON.parse(textOf(f));
+  const register = (over: object) => (w: FrameWriter) => {
+    w.begin();
+    w.text(JSON.stringify({ t: "register", v: 1, id: newNodeId(), index: 0, ip: "", api_port: 1000, mesh_port: 1001, peers: [], ...over }));
+    w.end();
+  };
+
+  test("refuses another protocol version and an invalid node id, saying why", async () => {
+    const c = await rawClient(port);
+    c.send(register({ v: 2 }));
+    await until(() => c.closed());
+    expect(c.frames.map(msg)).toEqual([{ t: "error", m: "registry protocol version 2 is not supported (the center speaks 1)" }]);
+    const d = await rawClient(port);
+    d.send(register({ id: "NOT-AN-ID" }));
+    await until(() => d.closed());
+    expect(d.frames.map(msg)).toEqual([{ t: "error", m: "invalid node id" }]);
+    expect(registry.nodes.size).toBe(0);
+  });
+
+  test("assigns distinct indexes, gives a node its previous index when free, and lists the nodes", async () => {
+    const a = await rawClient(port);
+    const idA = newNodeId();
+    a.send(register({ id: idA, index: 321 }));
+    await until(() => a.frames.length >= 2);
+    expect(msg(a.frames[0]!)).toEqual({ t: "registered", index: 321, ip: "127.0.0.1" });
+    const b = await rawClient(port);
+    const idB = newNodeId();
+    b.send(register({ id: idB, index: 321, ip: "10.1.2.3" })); // taken: gets another
+    await until(() => b.frames.length >= 2);
+    const got = msg(b.frames[0]!);
+    expect(got.t).toBe("registered");
+    expect(got.index).not.toBe(321);
+    expect(got.ip).toBe("10.1.2.3");
+    // A fresh center's lists are partial (engines only add from them) until it has waited out DROP_MS.
+    expect(msg(b.frames[1]!)).toEqual({
+      t: "nodes",
+      complete: false,
+      nodes: [
+        { id: idA, index: 321, ip: "127.0.0.1", api_port: 1000, mesh_port: 1001 },
+        { id: idB, index: got.index, ip: "10.1.2.3", api_port: 1000, mesh_port: 1001 },
+      ],
+    });
+    a.send((w) => {
+      w.begin();
+      w.text('{"t":"hb","clients":12}');
+      w.end();
+    });
+    await until(() => registry.clients() === 12);
+    // A node that leaves is dropped at once and the others are told.
+    const before = b.frames.length;
+    a.send((w) => {
+      w.begin();
+      w.text('{"t":"leave"}');
+      w.end();
+    });
+    await until(() => b.frames.length > before);
+    expect(msg(b.frames.at(-1)!).nodes.map((n: { id: string }) => n.id)).toEqual([idB]);
+    a.end();
+    b.end();
+  });
+
+  test("while fresh, keeps the indexes that re-registering engines report for their peers", async () => {
+    const [idA, idB] = [newNodeId(), newNodeId()];
+    const b = await rawClient(port);
+    b.send(register({ id: idB, index: 500, peers: [[idA, 77]] }));
+    const c = await rawClient(port);
+    c.send(register({ index: 77 })); // a newcomer that asks for A's index
+    const a = await rawClient(port);
+    a.send(register({ id: idA, index: 77 }));
+    await until(() => a.frames.length > 0 && c.frames.length > 0);
+    expect(msg(c.frames[0]!).index).not.toBe(77);
+    expect(msg(a.frames[0]!)).toMatchObject({ t: "registered", index: 77 });
+    for (const x of [a, b, c]) x.end();
+  });
+});
