@@ -26,7 +26,10 @@ function Conn:context() return self.ctx end
 function Conn:context_value(k) return self.ctx[k] end
 
 local function changed(self)
-  if self.waiting then P.wake(self.id) end
+  if self.waiting then
+    self.woken = true
+    P.wake(self.id)
+  end
 end
 
 function Conn:set_context(tb)
@@ -47,9 +50,15 @@ function Conn:wait_context_value(k)
     local v = self.ctx[k]
     if v ~= nil then return v end
     if self.closed then return nil, "connection closed" end
-    self.waiting = true
+    self.waiting, self.woken = true, false
     block("connection.wait", self.id)
     self.waiting = false
+    -- Only a context change sets woken; a wait that ends otherwise ended because the connection closed
+    -- (its on_close waits behind this callback, so self.closed is not set yet).
+    if not self.woken then
+      self.closed = true
+      return nil, "connection closed"
+    end
   end
 end
 
