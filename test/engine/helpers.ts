@@ -1,0 +1,173 @@
+// End-to-end helpers: Lua servers started in-process with startLuaServers on free loopback ports, entry
+// scripts written to temp dirs (with the repository's lua/protocols available to `require`), raw TCP
+// clients, and a captured engine log.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Socket } from "bun";
+import { defaultConfig, defaultServer, type ServerConfig } from "../../src/config/index.ts";
+import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+import { log } from "../../src/log/logger.ts";
+
+const REPO_LUA = join(import.meta.dir, "..", "..", "lua");
+const dirs: string[] = [];
+
+/** A port nobody listens on right now (the OS picks it). */
+export function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/**
+ * A temp `lua/` root holding `files` (name → source) and a copy of the repository's lua/protocols, so
+ * `require("protocols.text")` works as in a real install. Returns the root.
+ */
+export function luaRoot(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "connmix-e2e-"));
+  dirs.push(dir);
+  const root = join(dir, "lua");
+  cpSync(join(REPO_LUA, "protocols"), join(root, "protocols"), { recursive: true });
+  for (const [name, source] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, name)), { recursive: true });
+    writeFileSync(join(root, name), source);
+  }
+  return root;
+}
+
+export interface Started {
+  engine: Engine;
+  port: number;
+  /** ws://127.0.0.1:<port><path> for websocket servers. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts one Lua server running `entry`: a path to a .lua file, or else the source text of one. */
+export async function startServer(entry: string, cfg: Partial<ServerConfig> = {}): Promise<Started> {
+  const isPath = entry.endsWith(".lua") && !entry.includes("\n");
+  const file = isPath ? entry : join(luaRoot({ "entry.lua": entry }), "entry.lua");
+  const port = freePort();
+  const config = defaultConfig();
+  const path = cfg.options?.find((o) => o.name === "path")?.value ?? "/chat";
+  config.engine.servers = [{
+    ...defaultServer(),
+    bind: "127.0.0.1",
+    port,
+    options: [{ name: "path", value: path }],
+    entry: file,
+    byteCodeExpires: 0,
+    readTimeout: 5,
+    writeTimeout: 2,
+    ...cfg,
+  }];
+  const engine = await startLuaServers(config, 1);
+  return { engine, port, url: `ws://127.0.0.1:${port}${path}`, stop: () => engine.stop() };
+}
+
+/** Sends the engine log to a temp file; the returned function reads it (after a flush). */
+export function captureLog(): () => Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "connmix-e2e-log-"));
+  dirs.push(dir);
+  const file = join(dir, "engine.log");
+  log.configure({ filename: file, stdout: false, level: "debug", maxFiles: 1 });
+  return async () => {
+    await log.flush();
+    try { return readFileSync(file, "utf8"); } catch { return ""; }
+  };
+}
+
+export function cleanup(): void {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+export async function until(cond: () => boolean, ms = 3000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
+    await Bun.sleep(5);
+  }
+}
+
+/** A raw TCP client that collects every byte it receives. */
+export class TcpClient {
+  private chunks: Buffer[] = [];
+  closed = false;
+  socket!: Socket<undefined>;
+
+  static async connect(port: number, opts: { read?: boolean } = {}): Promise<TcpClient> {
+    const c = new TcpClient();
+    const reading = opts.read ?? true;
+    c.socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data: (_s, chunk) => { if (reading) c.chunks.push(Buffer.from(chunk)); },
+        close: () => { c.closed = true; },
+        error: () => { c.closed = true; },
+      },
+    });
+    if (!reading) c.socket.pause();
+    return c;
+  }
+
+  write(data: string | Uint8Array): void {
+    this.socket.write(data);
+    this.socket.flush();
+  }
+
+  get received(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  text(): string {
+    return this.received.toString();
+  }
+
+  /** Waits until the received bytes, as text, satisfy `cond` (default: at least `n` lines). */
+  async lines(n: number, ms = 3000): Promise<string[]> {
+    await until(() => this.text().split("\n").length > n, ms, `${n} lines (got ${JSON.stringify(this.text())})`);
+    return this.text().split("\n").slice(0, n);
+  }
+
+  async waitClosed(ms = 3000): Promise<void> {
+    await until(() => this.closed, ms, "server close");
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+}
+
+/** A WebSocket (Bun's or the `ws` package's) with its messages and close event collected. */
+export interface Collected {
+  messages: (string | Buffer)[];
+  close: { code: number; reason: string } | null;
+}
+
+export function collect(ws: { addEventListener?: Function; on?: Function }): Collected {
+  const out: Collected = { messages: [], close: null };
+  if (typeof (ws as { on?: unknown }).on === "function") {
+    const w = ws as unknown as { on(ev: string, fn: (...a: any[]) => void): void };
+    w.on("message", (data: Buffer, isBinary: boolean) => out.messages.push(isBinary ? Buffer.from(data) : data.toString()));
+    w.on("close", (code: number, reason: Buffer) => { out.close = { code, reason: reason.toString() }; });
+  } else {
+    const w = ws as WebSocket;
+    w.binaryType = "arraybuffer";
+    w.addEventListener("message", (e) => out.messages.push(typeof e.data === "string" ? e.data : Buffer.from(e.data as ArrayBuffer)));
+    w.addEventListener("close", (e) => { out.close = { code: e.code, reason: e.reason }; });
+  }
+  return out;
+}
+
+/** Opens a Bun WebSocket and waits for it to be open. */
+export async function openBun(url: string, protocols?: string[]): Promise<[WebSocket, Collected]> {
+  const ws = new WebSocket(url, protocols);
+  const c = collect(ws);
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve());
+    ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)));
+  });
+  return [ws, c];
+}
