@@ -1,6 +1,7 @@
 // What the Lua API families may ask of the engine. One interface, so the families stay independent of how
 // connections, channels and the mesh are implemented (and tests can drive a VM with a small engine).
 import type { LuaVM } from "../lua/vm";
+import type { RedisPool } from "../redis/client";
 
 export type SendType = 1 | 2; // 1 = text, 2 = binary (raw bytes for socket connections)
 
@@ -29,6 +30,8 @@ export interface EngineHost {
   wake(id: number): void;
   /** Reply of an on_handshake callback: accept, or refuse with an HTTP status and message. */
   handshakeResult(id: number, accept: boolean, status: number, message: string): void;
+  /** The pool of the `engine.luavm.redis` entry with this name (`mix.redis.connection`). */
+  redis(name: string): RedisPool | undefined;
 }
 
 export const hostOf = (vm: LuaVM) => vm.host as EngineHost;

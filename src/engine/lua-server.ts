@@ -7,6 +7,7 @@ import type { ServerConfig } from "../config/schema";
 import { Connection } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
+import type { RedisPool } from "../redis/client";
 
 export interface LuaServerOptions {
   config: ServerConfig;
@@ -14,6 +15,8 @@ export interface LuaServerOptions {
   families: ApiFamily[];
   /** Runaway-callback budget, ms. */
   budgetMs?: number;
+  /** Pools of `engine.luavm.redis`, by name. */
+  redis?: Map<string, RedisPool>;
 }
 
 export abstract class LuaServer {
@@ -23,6 +26,7 @@ export abstract class LuaServer {
   readonly node: EngineNode;
   readonly entry: string;
   private readonly options: Map<string, string>;
+  private readonly redis: Map<string, RedisPool> | undefined;
   /** Seconds counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
   protected tick = 0;
 
@@ -31,6 +35,7 @@ export abstract class LuaServer {
     this.node = opts.node;
     this.entry = resolve(opts.config.entry);
     this.options = new Map(opts.config.options.map((o) => [o.name, String(o.value)]));
+    this.redis = opts.redis;
     this.vm = new LuaVM({
       entry: this.entry,
       families: opts.families,
@@ -107,6 +112,7 @@ export abstract class LuaServer {
         }),
       wake: (id) => node.connections.get(id)?.wake(),
       handshakeResult: (id, accept, status, message) => this.handshakeResult(id, accept, status, message),
+      redis: (name) => this.redis?.get(name),
     };
   }
 

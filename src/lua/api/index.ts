@@ -5,5 +5,7 @@ import { connection } from "./connection";
 import { mesh } from "./mesh";
 import { queue } from "./queue";
 import { server } from "./server";
+import { http } from "./http";
+import { redis } from "./redis";
 
-export const engineFamilies: ApiFamily[] = [logging, connection, mesh, queue, server];
+export const engineFamilies: ApiFamily[] = [logging, connection, mesh, queue, server, http, redis];

@@ -1,0 +1,34 @@
+-- mix.redis.connection(name) -> redis, err and redis:command(cmd, ...) -> reply, err; each command is a
+-- blocking op (redis.ts) on the pool of an engine.luavm.redis entry.
+local P, mix, block = ...
+
+local Redis = {}
+Redis.__index = Redis
+local made = {} -- name -> connection object
+
+mix.redis = {}
+
+function mix.redis.connection(name)
+  if name == nil then name = "default" end
+  if type(name) ~= "string" then return nil, "redis connection name must be a string, got " .. type(name) end
+  local r = made[name]
+  if r then return r end
+  if not P.redis_configured(name) then
+    return nil, "no redis connection named '" .. name .. "' in engine.luavm.redis"
+  end
+  r = setmetatable({ name = name }, Redis)
+  made[name] = r
+  return r
+end
+
+function Redis:command(cmd, ...)
+  if getmetatable(self) ~= Redis then return nil, "call it as redis:command(...)" end
+  if type(cmd) ~= "string" or cmd == "" then return nil, "redis command must be a non-empty string" end
+  for i = 1, select("#", ...) do
+    local t = type((select(i, ...)))
+    if t ~= "string" and t ~= "number" then
+      return nil, "redis argument " .. i .. " must be a string or a number, got " .. t
+    end
+  end
+  return block("redis.command", self.name, cmd, ...)
+end

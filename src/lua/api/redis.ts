@@ -1,0 +1,44 @@
+// JS side of mix.redis (redis.lua): runs commands on the engine's Redis pools (src/redis/client.ts).
+import { lua } from "../../../native/lua";
+import { hostOf } from "../../engine/host";
+import { ReplyError, type Reply } from "../../redis/client";
+import { toString, type PlainValue } from "../stack";
+import type { ApiFamily } from "../family";
+import redisLua from "./redis.lua" with { type: "text" };
+
+const text = (v: PlainValue) => Buffer.from(v as Uint8Array).toString();
+
+/**
+ * A reply inside an array, as Redis's own Lua scripting shows it: nil becomes false (so `#t` and ipairs see
+ * every element) and an error becomes { err = message }.
+ */
+function element(r: Reply): unknown {
+  if (r === null) return false;
+  if (r instanceof ReplyError) return { err: r.message };
+  return Array.isArray(r) ? r.map(element) : r;
+}
+
+export const redis: ApiFamily = {
+  name: "redis",
+  lua: redisLua,
+  functions: {
+    redis_configured(L, vm) {
+      lua.lua_pushboolean(L, hostOf(vm).redis(toString(L, 1)!) ? 1 : 0);
+      return 1;
+    },
+  },
+  binaryArgs: true,
+  blocking: {
+    "redis.command": async ([name, cmd, ...args], vm) => {
+      const pool = hostOf(vm).redis(text(name!));
+      if (!pool) return [null, `no redis connection named '${text(name!)}'`];
+      try {
+        const reply = await pool.command(text(cmd!), args.map((a) => (typeof a === "number" ? String(a) : (a as Uint8Array))));
+        if (reply instanceof ReplyError) return [null, reply.message];
+        return [Array.isArray(reply) ? reply.map(element) : reply];
+      } catch (e) {
+        return [null, (e as Error).message];
+      }
+    },
+  },
+};

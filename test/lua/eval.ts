@@ -1,0 +1,141 @@
+// Websocket Lua servers started with startLuaServers on free loopback ports. The default entry runs each
+// text frame as a Lua chunk inside on_message and answers with the chunk's return values as JSON; strings
+// are escaped byte by byte (\u00XX outside printable ASCII), so `bytes()` recovers them exactly.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultConfig, defaultServer, type RedisConfig } from "../../src/config/index.ts";
+import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+
+const ENTRY = String.raw`
+local function enc(v)
+  local t = type(v)
+  if v == nil then return "null"
+  elseif t == "boolean" or t == "number" then return tostring(v)
+  elseif t == "string" then
+    return '"' .. v:gsub('[%c"\\\128-\255]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+  elseif t ~= "table" then return '"<' .. t .. '>"' end
+  local n, keys, seq = 0, {}, true
+  for k in pairs(v) do
+    keys[#keys + 1] = k
+    if type(k) == "number" and k >= 1 and k % 1 == 0 then n = math.max(n, k) else seq = false end
+  end
+  local out = {}
+  if seq then
+    for i = 1, n do out[i] = enc(v[i]) end
+    return "[" .. table.concat(out, ",") .. "]"
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for i, k in ipairs(keys) do out[i] = enc(tostring(k)) .. ":" .. enc(v[k]) end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+local function results(...)
+  local out = {}
+  for i = 1, select("#", ...) do out[i] = enc((select(i, ...))) end
+  return "[" .. table.concat(out, ",") .. "]"
+end
+
+function on_message(msg, conn)
+  local f, err = loadstring(msg.data, "=chunk")
+  if not f then return conn:send(results(nil, err)) end
+  conn:send(results(f()))
+end
+`;
+
+/** A port nobody listens on right now. */
+export function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** The exact bytes of a string the entry sent. */
+export const bytes = (s: string) => Buffer.from(s, "latin1");
+
+export interface TestServer {
+  engine: Engine;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** Entry source text (written to a temp dir) or the path of an entry file; default: the eval entry. */
+  entry?: string;
+  redis?: RedisConfig[];
+  /** Server `options` besides path (which is /eval). */
+  options?: Record<string, string>;
+}
+
+/** One websocket Lua server on a free loopback port, started with startLuaServers. */
+export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), "connmix-eval-"));
+  const source = opts.entry ?? ENTRY;
+  const entry = source.includes("\n") ? join(dir, "entry.lua") : source;
+  if (entry !== source) writeFileSync(entry, source);
+  const port = freePort();
+  const config = defaultConfig();
+  config.engine.luavm.redis = opts.redis ?? [];
+  config.engine.servers = [{
+    ...defaultServer(),
+    bind: "127.0.0.1",
+    port,
+    options: Object.entries({ ...opts.options, path: "/eval" }).map(([name, value]) => ({ name, value })),
+    entry,
+    byteCodeExpires: 0,
+  }];
+  const engine = await startLuaServers(config, 1);
+  return {
+    engine,
+    url: `ws://127.0.0.1:${port}/eval`,
+    stop: async () => {
+      await engine.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A WebSocket client that reads the server's replies in order. */
+export class Client {
+  private readonly replies: string[] = [];
+  private readonly waiting: ((r: string) => void)[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener("message", (e) => {
+      const r = String(e.data);
+      const w = this.waiting.shift();
+      if (w) w(r);
+      else this.replies.push(r);
+    });
+  }
+
+  static async open(url: string): Promise<Client> {
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener("open", () => resolve());
+      ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)));
+    });
+    return new Client(ws);
+  }
+
+  /** Sends a text frame and waits for the next reply. */
+  ask(text: string): Promise<string> {
+    this.ws.send(text);
+    return this.next();
+  }
+
+  /** Runs `code` (a Lua chunk) in the eval entry's on_message and returns its results. */
+  async run(code: string): Promise<unknown[]> {
+    return JSON.parse(await this.ask(code)) as unknown[];
+  }
+
+  next(): Promise<string> {
+    const r = this.replies.shift();
+    return r !== undefined ? Promise.resolve(r) : new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
