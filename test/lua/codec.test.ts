@@ -124,6 +124,8 @@ describe("php_pack", () => {
     fails(v, err, "must be a string")
     v, err = mix.php_pack(nil)
     fails(v, err, "php_pack expects a string")
+    v, err = mix.php_pack("x2000000000")
+    fails(v, err, "more than")
   `));
 });
 

@@ -3,6 +3,7 @@
 // growable scratch buffers that Lua copies results out of.
 import { dlopen, ptr } from "bun:ffi";
 import { lua, type LuaState } from "../../../native/lua";
+import type { LuaFunction } from "../family";
 import { loadLuaLibraries } from "../../../native/libs";
 import { pushString } from "../stack";
 
@@ -55,4 +56,15 @@ export function fail(L: LuaState, message: string): number {
   lua.lua_pushnil(L);
   pushString(L, message);
   return 2;
+}
+
+/** Wraps a family function so that an unexpected JS exception becomes `nil, err` instead of unwinding into C. */
+export function guarded(name: string, fn: LuaFunction): LuaFunction {
+  return (L, vm) => {
+    try {
+      return fn(L, vm);
+    } catch (e) {
+      return fail(L, `${name}: ${(e as Error).message}`);
+    }
+  };
 }

@@ -4,7 +4,7 @@ import { toBuffer, type Pointer } from "bun:ffi";
 import { lua, type LuaState, LUA_TNUMBER, LUA_TSTRING } from "../../../native/lua";
 import { pushBytes, pushString, stringPointer, lastLength, viewBytes } from "../stack";
 import type { ApiFamily } from "../family";
-import { fail, typeName } from "./codec-native";
+import { fail, guarded, typeName } from "./codec-native";
 import codecLua from "./codec.lua" with { type: "text" };
 
 /** The bytes of a string (or number) argument, or null after pushing `nil, err`. */
@@ -43,8 +43,6 @@ function base64Decode(L: LuaState): number {
 
 // ---------------------------------------------------------------- PHP pack / unpack
 
-class PackError extends Error {}
-
 /** Format items: a code, its repeat count (-1 for `*`) and, for unpack, the name up to the next `/`. */
 function parseFormat(format: string, named: boolean): { code: string; count: number; name: string }[] {
   const items = [];
@@ -77,6 +75,7 @@ const SIZES: Record<string, number> = {
   c: 1, C: 1, s: 2, S: 2, n: 2, v: 2, i: 4, I: 4, l: 4, L: 4, N: 4, V: 4,
   q: 8, Q: 8, J: 8, P: 8, f: 4, g: 4, G: 4, d: 8, e: 8, E: 8,
 };
+const MAX_PACKED = 256 * 1024 * 1024; // a count typo must not allocate gigabytes
 const BIG_ENDIAN = new Set(["n", "N", "J", "G", "E"]);
 const STRING_CODES = new Set(["a", "A", "Z", "h", "H"]);
 
@@ -86,7 +85,7 @@ function numberArg(L: LuaState, idx: number, code: string): number {
   const text = type === LUA_TSTRING ? viewBytes(L, idx)!.toString("latin1").trim() : "";
   const value = Number(text);
   if (text === "" || Number.isNaN(value)) {
-    throw new PackError(`Type ${code}: argument ${idx - 1} must be a number, got ${typeName(type)}`);
+    throw new Error(`Type ${code}: argument ${idx - 1} must be a number, got ${typeName(type)}`);
   }
   return value;
 }
@@ -128,20 +127,21 @@ function pack(L: LuaState): number {
       if (code === "x" || code === "X" || code === "@") {
         if (item.count < 0) item.count = 1;
       } else if (STRING_CODES.has(code)) {
-        if (arg > top) throw new PackError(`Type ${code}: not enough arguments`);
+        if (arg > top) throw new Error(`Type ${code}: not enough arguments`);
         if (item.count < 0) item.count = stringArg(L, arg, code).length + (code === "Z" ? 1 : 0);
         arg++;
       } else if (SIZES[code]) {
         if (item.count < 0) item.count = top - arg + 1;
         arg += item.count;
-        if (arg > top + 1) throw new PackError(`Type ${code}: too few arguments`);
-      } else throw new PackError(`Type ${code}: unknown format code`);
+        if (arg > top + 1) throw new Error(`Type ${code}: too few arguments`);
+      } else throw new Error(`Type ${code}: unknown format code`);
       const n = item.count;
       if (code === "X") at = Math.max(0, at - n);
       else if (code === "@") at = n;
       else at += code === "h" || code === "H" ? Math.ceil(n / 2) : n * (SIZES[code] ?? 1);
       size = Math.max(size, at);
     }
+    if (size > MAX_PACKED) throw new Error(`the result would be ${size} bytes, more than ${MAX_PACKED}`);
     const out = Buffer.alloc(size);
     const view = new DataView(out.buffer, out.byteOffset, out.length);
     arg = 2;
@@ -176,22 +176,21 @@ function pack(L: LuaState): number {
     pushBytes(L, out.subarray(0, at)); // PHP's result ends where the last code left the position
     return 1;
   } catch (e) {
-    if (e instanceof PackError) return fail(L, `php_pack: ${e.message}`);
-    throw e;
+    return fail(L, `php_pack: ${(e as Error).message}`);
   }
 }
 
 function stringArg(L: LuaState, idx: number, code: string): Buffer {
   const type = lua.lua_type(L, idx);
   if (type !== LUA_TSTRING && type !== LUA_TNUMBER) {
-    throw new PackError(`Type ${code}: argument ${idx - 1} must be a string, got ${typeName(type)}`);
+    throw new Error(`Type ${code}: argument ${idx - 1} must be a string, got ${typeName(type)}`);
   }
   return viewBytes(L, idx)!;
 }
 
 /** PHP array keys: a canonical decimal integer string is an integer key. */
 function pushKey(L: LuaState, key: string): void {
-  if (/^(0|-?[1-9]\d{0,17})$/.test(key)) lua.lua_pushnumber(L, Number(key));
+  if (/^(0|-?[1-9]\d{0,14})$/.test(key)) lua.lua_pushnumber(L, Number(key)); // up to 15 digits: exact
   else pushBytes(L, Buffer.from(key, "latin1"));
 }
 
@@ -283,18 +282,18 @@ export const codec: ApiFamily = {
   name: "codec",
   lua: codecLua,
   functions: {
-    base64_encode(L) {
+    base64_encode: guarded("base64_encode", (L) => {
       const data = bytesArg(L, 1, "base64_encode");
       if (!data) return 2;
       pushString(L, data.toString("base64"));
       return 1;
-    },
-    base64_decode: base64Decode,
-    md5: digest(Bun.MD5, true),
-    md5_bin: digest(Bun.MD5, false),
-    sha1: digest(Bun.SHA1, true),
-    sha1_bin: digest(Bun.SHA1, false),
+    }),
+    base64_decode: guarded("base64_decode", base64Decode),
+    md5: guarded("md5", digest(Bun.MD5, true)),
+    md5_bin: guarded("md5_bin", digest(Bun.MD5, false)),
+    sha1: guarded("sha1", digest(Bun.SHA1, true)),
+    sha1_bin: guarded("sha1_bin", digest(Bun.SHA1, false)),
     php_pack: pack,
-    php_unpack: unpack,
+    php_unpack: guarded("php_unpack", unpack),
   },
 };
