@@ -105,6 +105,10 @@ export class RegistryServer {
       entry.api_port = m.api_port;
       entry.mesh_port = m.mesh_port;
     } else {
+      // A new node on the mesh address of a listed one: that one is gone (its port is taken), drop it now.
+      for (const e of this.nodes.values()) {
+        if (e.ip === ip && e.mesh_port === m.mesh_port) this.drop(e, `its address now belongs to node_id ${m.id}`);
+      }
       const index = this.pickIndex(m.id, m.index);
       if (!index) return this.refuse(s, "no free node index");
       entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: now, session: null };

@@ -12,7 +12,6 @@ import { SocketServer } from "./socket-server";
 import type { LuaServer } from "./lua-server";
 import { Cluster } from "../mesh/cluster";
 import { startApiServer } from "../api/server";
-import { redisPools } from "../redis/client";
 
 export interface Engine {
   node: EngineNode;
@@ -27,9 +26,8 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
 
 /** Starts the Lua servers of `config.engine.servers` on `node`. */
 export async function listenLuaServers(config: Config, node: EngineNode): Promise<Engine> {
-  const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis };
+    const opts = { config: sc, node, families: engineFamilies };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();
@@ -41,9 +39,19 @@ export async function listenLuaServers(config: Config, node: EngineNode): Promis
   }
   const stop = async () => {
     await Promise.all(node.servers.map((s) => s.stop()));
-    for (const pool of redis.values()) pool.close();
   };
   return { node, servers: node.servers, stop };
+}
+
+/** A Lua server's port that is taken fails the start now, not once the center answers (which may be never). */
+function probeLuaPorts(config: Config): void {
+  for (const sc of config.engine.servers) {
+    try {
+      Bun.listen({ hostname: sc.bind, port: sc.port, socket: { data() {} } }).stop(true);
+    } catch (e) {
+      throw new Error(`cannot listen on ${sc.bind}:${sc.port} (${(e as Error).message})`);
+    }
+  }
 }
 
 /**
@@ -57,7 +65,7 @@ export async function startEngine(config: Config, _opts: NodeOptions): Promise<v
   cluster.listen();
   const api = await startApiServer(config, node);
   onShutdown("api server", api.stop);
-
+  probeLuaPorts(config);
   await cluster.register();
   const engine = await listenLuaServers(config, node);
   onShutdown("lua servers", engine.stop);

@@ -46,6 +46,7 @@ describe("a center and two engines", () => {
       `register engine node_id ${idA}`,
       `start the lua server ${entry} (127.0.0.1:${pa.lua})`,
     ]);
+    await center.node.waitFor(new RegExp(`register node 127.0.0.1 node_id ${idB}`)); // logs are flushed every 100 ms
     expect(center.node.messages().filter((m) => /^(start the|register node)/.test(m))).toEqual([
       `start the center server 127.0.0.1:${d.centerApi}`,
       `start the registry server (127.0.0.1:${d.registry})`,

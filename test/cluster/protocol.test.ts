@@ -258,4 +258,17 @@ describe("registry", () => {
     expect(msg(a.frames[0]!)).toMatchObject({ t: "registered", index: 77 });
     for (const x of [a, b, c]) x.end();
   });
+
+  test("a new node on the mesh address of a listed one replaces it at once", async () => {
+    const [old, next] = [newNodeId(), newNodeId()];
+    const a = await rawClient(port);
+    a.send(register({ id: old, ip: "10.9.9.9", mesh_port: 4242 }));
+    await until(() => registry.nodes.has(old));
+    const b = await rawClient(port);
+    b.send(register({ id: next, ip: "10.9.9.9", mesh_port: 4242 }));
+    await until(() => registry.nodes.has(next));
+    expect(registry.nodes.has(old)).toBe(false);
+    await until(() => a.closed());
+    b.end();
+  });
 });
