@@ -164,6 +164,18 @@ describe("a center and two engines", () => {
     onA.close();
     subA.close();
   }, 15_000);
+
+  test("an engine stopped with SIGTERM leaves at once: the center drops it and A forgets it", async () => {
+    const [ma, mc] = [a.mark(), center.node!.mark()];
+    b = new Node("engine", join(d.dir, "b.yaml"), d.dir);
+    const id = (await b.waitFor(new RegExp(`register engine node_id (${ID})`)))[1]!;
+    await a.waitFor(new RegExp(`mesh link to node_id ${id} .* up`), 3000, ma);
+    const t0 = Date.now();
+    expect(await b.stop("SIGTERM")).toBe(0);
+    await center.node!.waitFor(new RegExp(`drop node 127.0.0.1 node_id ${id} \\(stopped\\)`), 3000, mc);
+    await a.waitFor(new RegExp(`node_id ${id} left the mesh`), 3000, ma);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  }, 10_000);
 });
 
 test("dev runs the center and an engine in one process; the engine registers with it", async () => {
