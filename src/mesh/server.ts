@@ -60,11 +60,25 @@ export class MeshPoint {
 
   private onFrame(s: S, f: Uint8Array): void {
     const d = s.data;
-    if (f.length < 5) return this.refuse(s, "short frame");
+    if (f.length < 5) return void this.refuse(s, "short frame");
     const type = f[0]!;
     const req = readU32(f, 1);
     if (d.peer === null) return this.hello(s, type, f);
     const out = d.out;
+    try {
+      if (!this.serve(s, type, req, f)) return;
+    } catch (e) {
+      // The request fails, with the reason; the link and the node go on.
+      log.error(`mesh point: request type ${type} from ${d.peer} failed: ${(e as Error).message}`);
+      writeText(out, T.RESULT, req, `internal error: ${(e as Error).message}`);
+    }
+    if (out.full) return void this.refuse(s, "peer does not read its replies");
+    out.schedule();
+  }
+
+  /** Answers one request; false when the frame was malformed and the link is being closed. */
+  private serve(s: S, type: number, req: number, f: Uint8Array): boolean {
+    const out = s.data.out;
     switch (type) {
       case T.SEND: {
         if (f.length < 14) return this.refuse(s, "short SEND frame");
@@ -91,8 +105,7 @@ export class MeshPoint {
         // A newer peer's request this version does not know: answer, so the peer sees an error, not a timeout.
         writeText(out, T.RESULT, req, `unknown mesh request type ${type}`);
     }
-    if (out.full) return this.refuse(s, "peer does not read its replies");
-    out.schedule();
+    return true;
   }
 
   private call(id: number, body: Uint8Array): string {
@@ -108,13 +121,13 @@ export class MeshPoint {
   }
 
   private hello(s: S, type: number, f: Uint8Array): void {
-    if (type !== T.HELLO || f.length < 8) return this.refuse(s, "expected a hello");
+    if (type !== T.HELLO || f.length < 8) return void this.refuse(s, "expected a hello");
     const version = f[5]!;
     if (version !== MESH_VERSION) {
-      return this.refuse(s, `mesh protocol version ${version} is not supported (this node speaks ${MESH_VERSION})`);
+      return void this.refuse(s, `mesh protocol version ${version} is not supported (this node speaks ${MESH_VERSION})`);
     }
     const id = readShortText(f, 8);
-    if (!id) return this.refuse(s, "bad hello");
+    if (!id) return void this.refuse(s, "bad hello");
     s.data.peer = id[0];
     writeHello(s.data.out, T.WELCOME, this.self.id, 0);
     s.data.out.flush();
@@ -122,12 +135,13 @@ export class MeshPoint {
   }
 
   /** Tells the peer why (BYE) and closes the link. */
-  private refuse(s: S, reason: string): void {
+  private refuse(s: S, reason: string): false {
     log.warn(`mesh point: closing the link from ${s.data.peer ?? s.remoteAddress}: ${reason}`);
     s.data.reader.stop();
     writeText(s.data.out, T.BYE, 0, reason);
     s.data.out.flush();
     s.end();
+    return false;
   }
 
   private closed(s: S): void {

@@ -18,7 +18,7 @@ describe("a center and two engines", () => {
   });
 
   const post = (p: EnginePorts, path: string, body: unknown) =>
-    fetch(`http://127.0.0.1:${p.api}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json());
+    fetch(`http://127.0.0.1:${p.api}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
 
   test("an engine started before the center retries, joins when it comes up, and logs its start-up in order", async () => {
     let conf: string;
@@ -103,7 +103,7 @@ describe("a center and two engines", () => {
     expect(await post(pb, "/v1/mesh/send", { c: id, d: Buffer.from([0, 1, 255]).toString("base64"), t: "binary" })).toEqual({ E: null, r: { s: true } });
     expect(await onA.take()).toEqual(new Uint8Array([0, 1, 255]));
     const missing = await post(pb, "/v1/mesh/send", { c: String(Number(id) + 1000), d: "x" });
-    expect(missing.E.c).toBe(401);
+    expect(missing.E).toEqual({ c: 401, m: "client not found" });
     onA.close();
   }, 10_000);
 
