@@ -1,0 +1,186 @@
+// Cluster benchmark: one center and two engines (A, B) as separate `connmix` processes on loopback.
+//  1. Cross-node send latency: a client on A, and `mesh.send` requests to it over B's API (/ws/v1) at a
+//     fixed RATE for SECONDS; latency = from the request leaving this process to the frame arriving
+//     on A's client (same process, same clock): p50, p99, max.
+//  2. Cross-node publish throughput: CONNS subscribers on A; MESSAGES publishes over HTTP (the shared
+//     publisher, 4 in flight) to B's API (cross-node) and, in the same run, to A's API (single node).
+//     Prints deliveries/s of both and their ratio (median of ROUNDS).
+//   bun bench/mesh.ts [--rate 10000] [--seconds 5] [--conns 1000] [--messages 200] [--rounds 3]
+import { spawn, type Subprocess } from "bun";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUN, ROOT, SHARED_BENCH, freePort } from "./lib";
+
+const arg = (name: string, d: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : d;
+};
+const RATE = arg("rate", 10_000);
+const SECONDS = arg("seconds", 5);
+const CONNS = arg("conns", 1000);
+const MESSAGES = arg("messages", 200);
+const ROUNDS = arg("rounds", 3);
+
+const ENTRY = `
+function on_message(msg)
+  local conn = mix.websocket()
+  if msg.data:sub(1, 4) == "sub " then conn:subscribe(msg.data:sub(5)) end
+  conn:send("ok " .. string.format("%d", conn:client_id()))
+end
+`;
+
+const dir = mkdtempSync(join(tmpdir(), "connmix-bench-mesh-"));
+const [registry, centerApi] = [await freePort(), await freePort()];
+writeFileSync(join(dir, "entry.lua"), ENTRY);
+const procs: Subprocess[] = [];
+
+function run(name: string, mode: string, yaml: string): void {
+  writeFileSync(join(dir, `${name}.yaml`), `logging: { filename: ${dir}/${name}.log, level: warn }\n${yaml}`);
+  procs.push(spawn([BUN, join(ROOT, "src/main.ts"), mode, "-f", join(dir, `${name}.yaml`), "-p", "1"], { cwd: dir, stdout: "ignore", stderr: "inherit" }));
+}
+
+async function engine(name: string) {
+  const [mesh, api, lua] = [await freePort(), await freePort(), await freePort()];
+  run(name, "engine", `engine:
+  centerRegistry: 127.0.0.1:${registry}
+  meshPoint: { port: ${mesh}, bind: 127.0.0.1 }
+  apiServer: { port: ${api}, bind: 127.0.0.1 }
+  servers:
+    - { port: ${lua}, bind: 127.0.0.1, entry: ${dir}/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /chat }] }\n`);
+  return { api, url: `ws://127.0.0.1:${lua}/chat` };
+}
+
+function open(url: string, onMessage: (data: string) => void = () => {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error(`cannot open ${url}`));
+    ws.onmessage = (e) => onMessage(String(e.data));
+  });
+}
+
+async function retry<T>(what: string, fn: () => Promise<T>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > end) throw new Error(`${what}: ${(e as Error).message}`);
+      await Bun.sleep(100);
+    }
+  }
+}
+
+const pct = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Sends RATE msg/s for SECONDS from B's API to one client on A; returns latency percentiles in ms. */
+async function sendLatency(a: { url: string }, b: { api: number }) {
+  const total = RATE * SECONDS;
+  const lat = new Float64Array(total);
+  let received = 0;
+  let done: () => void = () => {};
+  const finished = new Promise<void>((r) => (done = r));
+  let clientId = "";
+  const client = await open(a.url, (d) => {
+    if (d.startsWith("ok ")) return void (clientId = d.slice(3));
+    const i = d.indexOf(" ");
+    lat[Number(d.slice(0, i))] = performance.now() - Number(d.slice(i + 1));
+    if (++received === total) done();
+  });
+  client.send("id");
+  await retry("client id", async () => {
+    if (!clientId) throw new Error("no id yet");
+  });
+  let errors = 0;
+  const api = await open(`ws://127.0.0.1:${b.api}/ws/v1`, (d) => {
+    if (!d.startsWith('{"E":null')) errors++;
+  });
+  // Paced: every turn sends what the schedule says is due by now.
+  const t0 = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * RATE));
+    for (; sent < due; sent++) {
+      api.send(`{"m":"mesh.send","p":{"c":"${clientId}","d":"${sent} ${performance.now()}"},"i":${sent}}`);
+    }
+    await Bun.sleep(1);
+  }
+  await Promise.race([finished, Bun.sleep(10_000)]);
+  const elapsed = (performance.now() - t0) / 1000;
+  client.close();
+  api.close();
+  const sorted = lat.subarray(0, total).sort();
+  return {
+    rate: RATE,
+    achieved_per_s: Math.round(received / elapsed),
+    received,
+    errors,
+    p50_ms: round3(pct(sorted, 0.5)),
+    p99_ms: round3(pct(sorted, 0.99)),
+    max_ms: round3(sorted[total - 1]!),
+  };
+}
+
+/** CONNS subscribers on A; MESSAGES publishes to `publishApi`'s /v1/mesh/publish; deliveries per second. */
+async function fanout(subscribersUrl: string, publishApi: number): Promise<number> {
+  const load = spawn([BUN, join(SHARED_BENCH, "wsload.ts"), "fanout", subscribersUrl, "--conns", String(CONNS), "--expect", String(MESSAGES), "--hello", "sub room"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const reader = load.stderr.getReader();
+  let err = "";
+  while (!err.includes('"ready"')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`wsload ended early: ${err}`);
+    err += new TextDecoder().decode(value);
+  }
+  const url = `http://127.0.0.1:${publishApi}/v1/mesh/publish`;
+  const pub = spawn([BUN, join(SHARED_BENCH, "publisher.ts"), url, '{"c":"room","d":"hi"}', "4", String(MESSAGES)], { stdout: "pipe", stderr: "inherit" });
+  const [out, pubOut] = await Promise.all([new Response(load.stdout).text(), new Response(pub.stdout).text()]);
+  const result = JSON.parse(out.trim().split("\n").pop()!);
+  if (!result.complete || JSON.parse(pubOut.trim()).errors) throw new Error(`incomplete run: ${out} ${pubOut}`);
+  return result.deliveries_per_s;
+}
+
+try {
+  run("center", "center", `center:\n  registry: { port: ${registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${centerApi}, bind: 127.0.0.1 }\n`);
+  const [a, b] = [await engine("a"), await engine("b")];
+  // Ready when a send from B's API reaches a client on A.
+  await retry("cluster up", async () => {
+    let id = "";
+    const c = await open(a.url, (d) => void (id = d.slice(3)));
+    c.send("id");
+    await Bun.sleep(50);
+    const r = await fetch(`http://127.0.0.1:${b.api}/v1/mesh/send`, { method: "POST", body: JSON.stringify({ c: id, d: "x" }) });
+    c.close();
+    const j = (await r.json()) as { E: unknown };
+    if (j.E) throw new Error(JSON.stringify(j.E));
+  });
+  const latency = await sendLatency(a, b);
+  console.error(`send latency: ${JSON.stringify(latency)}`);
+  const cross: number[] = [];
+  const local: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    cross.push(await fanout(a.url, b.api));
+    local.push(await fanout(a.url, a.api));
+    console.error(`round ${r + 1}: cross-node ${cross[r]} /s, single node ${local[r]} /s`);
+  }
+  console.log(JSON.stringify({
+    send: latency,
+    publish: {
+      conns: CONNS,
+      messages: MESSAGES,
+      rounds: ROUNDS,
+      cross_node_deliveries_per_s: median(cross),
+      single_node_deliveries_per_s: median(local),
+      ratio: Number((median(cross) / median(local)).toFixed(2)),
+    },
+  }));
+} finally {
+  for (const p of procs) p.kill("SIGTERM");
+  await Promise.all(procs.map((p) => p.exited));
+  rmSync(dir, { recursive: true, force: true });
+}
