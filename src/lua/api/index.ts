@@ -1,6 +1,8 @@
 // Every Lua API family, in installation order (later families may use what earlier ones put in P).
 import type { ApiFamily } from "../family";
 import { logging } from "./log";
+import { json } from "./json";
+import { codec } from "./codec";
 import { connection } from "./connection";
 import { mesh } from "./mesh";
 import { queue } from "./queue";
@@ -8,4 +10,4 @@ import { server } from "./server";
 import { http } from "./http";
 import { redis } from "./redis";
 
-export const engineFamilies: ApiFamily[] = [logging, connection, mesh, queue, server, http, redis];
+export const engineFamilies: ApiFamily[] = [logging, json, codec, connection, mesh, queue, server, http, redis];
