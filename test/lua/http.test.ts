@@ -33,6 +33,8 @@ beforeAll(async () => {
           headers.append("Set-Cookie", 'theme="dark"');
           return new Response(await req.arrayBuffer(), { headers });
         }
+        case "/loop":
+          return Response.redirect(`${base}/loop`, 302);
         case "/redirect":
           return Response.redirect(`${base}/echo?hop=2`, 302);
         case "/late":
@@ -170,6 +172,7 @@ describe("errors", () => {
       try("GET", "BASE/echo", { headers = { ["X A"] = "1" } })
       try("GET", "BASE/echo", 5)
       try(nil, "BASE/echo")
+      try("GET", "BASE/loop")
       return out`);
     expect(r[0]).toEqual([
       `connection refused (127.0.0.1:${port})`,
@@ -184,6 +187,7 @@ describe("errors", () => {
       'invalid http header "X A"',
       "http options must be a table, got number",
       "http method must be a non-empty string",
+      `too many redirects from ${base}/loop`,
     ]);
   });
 

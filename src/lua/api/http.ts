@@ -5,7 +5,7 @@ import type { PlainValue } from "../stack";
 import httpLua from "./http.lua" with { type: "text" };
 
 /** Used when the script gives no `timeout`; covers connecting, sending and reading the whole body. */
-export const DEFAULT_TIMEOUT_SECONDS = 30;
+const DEFAULT_TIMEOUT_SECONDS = 30;
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // an HTTP token
 const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -42,6 +42,7 @@ function failure(e: unknown, timeout: string, url: URL): string {
     case "EAI_AGAIN": return `cannot resolve host ${url.hostname}`;
     case "ECONNRESET": return `connection reset by ${hostPort(url)}`;
     case "EPROTO": return `TLS handshake with ${hostPort(url)} failed`;
+    case "TooManyRedirects": return `too many redirects from ${url.href}`;
     default: return `http request to ${hostPort(url)} failed: ${err.message}`;
   }
 }
