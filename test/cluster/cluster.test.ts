@@ -45,6 +45,7 @@ describe("a center and two engines", () => {
       `center registry 127.0.0.1:${d.registry} connect successful`,
       `register engine node_id ${idA}`,
       `start the lua server ${entry} (127.0.0.1:${pa.lua})`,
+      `start the lua server ${entry} (127.0.0.1:${pa.lua2})`,
     ]);
     await center.node.waitFor(new RegExp(`register node 127.0.0.1 node_id ${idB}`)); // logs are flushed every 100 ms
     expect(center.node.messages().filter((m) => /^(start the|register node)/.test(m))).toEqual([
@@ -83,12 +84,15 @@ describe("a center and two engines", () => {
     // An id on A's node that does not exist, and one on no node at all.
     expect(await onB.ask(`send ${Number(id) + 1000} x`)).toBe("sent client not found");
     expect(await onB.ask(`send ${2 ** 37 * 65535 + 1} x`)).toBe("sent client not found");
-    // A subscriber on each node: both counted.
+    // Subscribers on B, and on both of A's servers (each with its own Lua VM): all counted.
+    const onA2 = await Client.open(`ws://127.0.0.1:${pa.lua2}/other`);
+    expect(await onA2.ask("sub room")).toBe("subscribed room");
     expect(await onB.ask("sub room")).toBe("subscribed room");
     // B's own subscriber gets the message before B's script gets the counts.
-    expect([await onB.ask("pub room both"), await onB.next()]).toEqual(["both", "published 2 0"]);
-    expect(await onA.next()).toBe("both");
+    expect([await onB.ask("pub room all"), await onB.next()]).toEqual(["all", "published 3 0"]);
+    expect([await onA.next(), await onA2.next()]).toEqual(["all", "all"]);
     onA.close();
+    onA2.close();
     onB.close();
   });
 

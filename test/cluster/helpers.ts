@@ -55,6 +55,8 @@ export interface EnginePorts {
   mesh: number;
   api: number;
   lua: number;
+  /** A second websocket server of the same engine (its own Lua VM), path /other. */
+  lua2: number;
 }
 
 export class ClusterDir {
@@ -72,14 +74,18 @@ export class ClusterDir {
   }
 
   engine(name: string): [string, EnginePorts] {
-    const p = { mesh: freePort(), api: freePort(), lua: freePort() };
+    const p = this.ports();
     return [this.write(name, this.engineSection(p)), p];
   }
 
   /** Center and engine in one config, for `dev`. */
   dev(): [string, EnginePorts] {
-    const p = { mesh: freePort(), api: freePort(), lua: freePort() };
+    const p = this.ports();
     return [this.write("dev", this.centerSection() + this.engineSection(p)), p];
+  }
+
+  private ports(): EnginePorts {
+    return { mesh: freePort(), api: freePort(), lua: freePort(), lua2: freePort() };
   }
 
   private centerSection(): string {
@@ -90,7 +96,8 @@ export class ClusterDir {
     return (
       `engine:\n  centerRegistry: 127.0.0.1:${this.registry}\n  meshPoint: { port: ${p.mesh}, bind: 127.0.0.1 }\n` +
       `  apiServer: { port: ${p.api}, bind: 127.0.0.1 }\n` +
-      `  servers:\n    - { port: ${p.lua}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /chat }] }\n`
+      `  servers:\n    - { port: ${p.lua}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /chat }] }\n` +
+      `    - { port: ${p.lua2}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /other }] }\n`
     );
   }
 
