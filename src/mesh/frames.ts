@@ -132,8 +132,8 @@ export class FrameWriter {
 }
 
 /**
- * Frames queued for one socket. Frames written during one turn of the event loop go out in one write; what
- * the kernel does not take waits for `drain`. Unsent bytes above `maxBytes` make `full` true: callers refuse
+ * Frames queued for one socket. Frames queued while handling one event (an incoming chunk, an API request)
+ * go out in one write, when its microtasks run; what the kernel does not take waits for `drain`. Unsent bytes above `maxBytes` make `full` true: callers refuse
  * new requests instead of buffering without bound.
  */
 export class Outbox extends FrameWriter {
@@ -155,7 +155,7 @@ export class Outbox extends FrameWriter {
     this.schedule();
   }
 
-  /** Writes what was queued at the end of this turn of the event loop (or on drain). */
+  /** Writes what was queued once the current event's microtasks run (or on drain). */
   schedule(): void {
     if (this.flushing || this.waitingDrain) return;
     this.flushing = true;
