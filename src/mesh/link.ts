@@ -61,7 +61,8 @@ export class PeerLink {
 
   private connect(): void {
     const attempt = ++this.attempt;
-    const reader = new FrameReader((f) => this.onFrame(f));
+    // Frames still in a chunk after the attempt ended (a BYE, say) are ignored.
+    const reader = new FrameReader((f) => attempt === this.attempt && this.onFrame(f));
     Bun.connect({
       hostname: this.peer.ip,
       port: this.peer.meshPort,
