@@ -1,0 +1,54 @@
+// Runs an example the way its README says: the README's command, verbatim, in a working directory laid
+// out like the repository root (bin/, lua/ and node_modules/ link to this checkout; examples/ is a
+// copy) in which the example's connmix.yaml listens on free loopback ports instead of the defaults.
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { localConfig, localPorts, Proc, ROOT, tempDir, type LocalPorts } from "../deploy/processes.ts";
+
+export interface RunningExample {
+  dir: string;
+  ports: LocalPorts;
+  /** The command from the README. */
+  command: string;
+  proc: Proc;
+  /** ws://127.0.0.1:<lua port><path> */
+  url: string;
+  /** http://127.0.0.1:<engine api port> */
+  api: string;
+}
+
+/** The README's command: the only line of its first ```sh block. */
+export function readmeCommand(name: string): string {
+  const readme = readFileSync(join(ROOT, "examples", name, "README.md"), "utf8");
+  const block = /```sh\n([^\n]+)\n```/.exec(readme);
+  if (!block) throw new Error(`examples/${name}/README.md has no one-line \`\`\`sh block`);
+  return block[1]!;
+}
+
+export async function runExample(name: string, ready: string): Promise<RunningExample> {
+  const dir = tempDir(`example-${name}`);
+  for (const link of ["bin", "lua", "node_modules"]) symlinkSync(join(ROOT, link), join(dir, link));
+  cpSync(join(ROOT, "examples"), join(dir, "examples"), { recursive: true });
+  const confPath = join(dir, "examples", name, "connmix.yaml");
+  const text = readFileSync(confPath, "utf8");
+  const conf = parse(text);
+  const ports = await localPorts(conf.engine.servers.length);
+  writeFileSync(confPath, localConfig(text, ports, conf.logging.filename));
+  const command = readmeCommand(name);
+  const proc = new Proc(name, ["bash", "-c", `exec ${command}`], { cwd: dir });
+  await proc.waitFor(ready, 20_000);
+  const path = conf.engine.servers[0].options.find((o: { name: string }) => o.name === "path").value;
+  return { dir, ports, command, proc, url: `ws://127.0.0.1:${ports.servers[0]}${path}`, api: `http://127.0.0.1:${ports.api}` };
+}
+
+/** True when something accepts connections on the port. */
+export async function listening(port: number): Promise<boolean> {
+  try {
+    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    s.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
