@@ -1,0 +1,234 @@
+-- RFC 6455 WebSocket written in Lua for `socket` servers: the HTTP upgrade (only on the server's `path`
+-- option, "/" when unset), client-masked frames, fragmented messages reassembled, ping answered with pong,
+-- the close handshake, and messages capped at max_payload bytes (close 1009 beyond). An entry using it
+-- looks like a `websocket` entry:
+--
+--   local websocket = require("protocols.websocket")
+--   protocol_input, protocol_decode, protocol_encode = websocket.input, websocket.decode, websocket.encode
+--   function on_handshake(client_id, headers, server, conn) end  -- optional; false[, status, message] refuses
+--   function on_message(msg, conn)                                -- msg = { type = "text"|"binary", data, finish }
+--     websocket.send(conn, "echo: " .. msg.data, msg.type)
+--   end
+--   function on_close(client_id, err, conn) print(websocket.close_code(conn)) end
+--
+-- Use websocket.send (not conn:send, which writes raw bytes) to reply. Data pushed by mix.mesh or the API
+-- goes through websocket.encode and arrives as one text or binary frame, as the sender asked.
+-- Text payloads are not checked for valid UTF-8.
+local bit = require("bit")
+local band, bor, bxor = bit.band, bit.bor, bit.bxor
+local byte, char, sub, find, lower, upper = string.byte, string.char, string.sub, string.find, string.lower, string.upper
+local concat, floor, min = table.concat, math.floor, math.min
+
+local M = { max_payload = 65535, max_header = 8192 }
+
+local GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+local TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
+local STATUS = { [400] = "Bad Request", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
+  [426] = "Upgrade Required", [500] = "Internal Server Error" }
+
+-- Per connection: { open, closing, kind, parts, size, early, close_code }. Weak keys: a closed
+-- connection's state goes with its conn object.
+local states = setmetatable({}, { __mode = "k" })
+
+local function state(conn)
+  local st = states[conn]
+  if not st then st = {} states[conn] = st end
+  return st
+end
+
+-- One unmasked server frame with FIN set.
+local function frame(op, data)
+  local n = #data
+  if n < 126 then return char(0x80 + op, n) .. data end
+  if n < 65536 then return char(0x80 + op, 126, floor(n / 256), n % 256) .. data end
+  return char(0x80 + op, 127, 0, 0, 0, 0, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256) .. data
+end
+
+-- XORs s[at..] with the 4-byte key, 4096 bytes at a time (a multiple of 4, so the key index restarts).
+local CHUNK = 4096
+local function unmask(s, at, key)
+  local m = { byte(key, 1, 4) }
+  local parts = {}
+  for from = at, #s, CHUNK do
+    local b = { byte(s, from, min(from + CHUNK - 1, #s)) }
+    for i = 1, #b do b[i] = bxor(b[i], m[(i - 1) % 4 + 1]) end
+    parts[#parts + 1] = char(unpack(b))
+  end
+  return concat(parts)
+end
+
+local function close_frame(code, reason)
+  return frame(CLOSE, char(floor(code / 256), code % 256) .. (reason or ""))
+end
+
+-- Sends a close frame (once) and closes the connection; later bytes from the client are ignored.
+local function fail(conn, code, reason)
+  local st = state(conn)
+  if not st.closing then
+    st.closing = true
+    if st.open then conn:send(close_frame(code, reason)) end
+    conn:close()
+  end
+  return nil
+end
+
+local function http_error(conn, status, message, extra)
+  message = message or STATUS[status] or "Error"
+  conn:send("HTTP/1.1 " .. status .. " " .. (STATUS[status] or "Error") .. "\r\nContent-Type: text/plain\r\n"
+    .. (extra or "") .. "Content-Length: " .. #message .. "\r\nConnection: close\r\n\r\n" .. message)
+  state(conn).closing = true
+  conn:close()
+  return nil
+end
+
+-- Go-style canonical header names (Sec-Websocket-Key), as a `websocket` server gives on_handshake.
+local function canonical(name)
+  return (("-" .. lower(name)):gsub("%-(%l)", function(c) return "-" .. upper(c) end):sub(2))
+end
+
+local function handshake(request, conn, st)
+  local method, uri = request:match("^(%u+) (%S+) HTTP/1%.%d\r\n")
+  if not method then return http_error(conn, 400, "malformed HTTP request") end
+  local headers, low = {}, {}
+  for name, value in request:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
+    headers[canonical(name)] = value
+    low[lower(name)] = value
+  end
+  if method ~= "GET" then return http_error(conn, 405) end
+  local path = uri:match("^[^?#]*")
+  if path ~= (mix.server.option("path") or "/") then return http_error(conn, 404, "not found") end
+  if not find(lower(low.upgrade or ""), "websocket", 1, true) then
+    return http_error(conn, 426, "websocket upgrade required")
+  end
+  if low["sec-websocket-version"] ~= "13" then
+    return http_error(conn, 426, "unsupported websocket version", "Sec-WebSocket-Version: 13\r\n")
+  end
+  local key = low["sec-websocket-key"]
+  if not key or #key ~= 24 then return http_error(conn, 400, "missing or invalid Sec-WebSocket-Key") end
+
+  if on_handshake then
+    local server = { Method = method, RequestUri = uri, ServerProtocol = "HTTP/1.1", Host = low.host or "",
+      RemoteAddr = conn:remote_addr() }
+    local ok, status, message = on_handshake(conn:client_id(), headers, server, conn)
+    if ok == false then return http_error(conn, tonumber(status) or 403, message and tostring(message)) end
+  end
+  conn:send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+    .. mix.base64_encode(mix.sha1_bin(key .. GUID)) .. "\r\n\r\n")
+  st.open = true
+  -- Frames websocket.send queued during on_handshake go after the 101 response.
+  if st.early then
+    for i = 1, #st.early do conn:send(st.early[i]) end
+    st.early = nil
+  end
+  return nil
+end
+
+-- protocol_input: the length of the HTTP request, then of each complete frame; -1 closes.
+function M.input(buf, conn)
+  local st = state(conn)
+  if st.closing then return -1 end
+  local s = buf:tostring()
+  if not st.open then
+    local e = find(s, "\r\n\r\n", 1, true)
+    if e then return e + 3 end
+    if #s > M.max_header then return http_error(conn, 400, "request header too large") or -1 end
+    return 0
+  end
+  local have = #s
+  if have < 2 then return 0 end
+  local b2 = byte(s, 2)
+  local len, at = band(b2, 127), 2
+  if len == 126 then
+    if have < 4 then return 0 end
+    len, at = byte(s, 3) * 256 + byte(s, 4), 4
+  elseif len == 127 then
+    if have < 10 then return 0 end
+    local b3, b4, b5, b6, b7, b8, b9, b10 = byte(s, 3, 10)
+    if b3 + b4 + b5 + b6 > 0 then return fail(conn, 1009, "message too big") or -1 end
+    len, at = ((b7 * 256 + b8) * 256 + b9) * 256 + b10, 10
+  end
+  if len > M.max_payload then return fail(conn, 1009, "message too big") or -1 end
+  if band(b2, 0x80) ~= 0 then at = at + 4 end
+  if have < at + len then return 0 end
+  return at + len
+end
+
+-- protocol_decode: completes the handshake, answers control frames (nil), and returns a message table
+-- for a complete text or binary message.
+function M.decode(pkg, conn)
+  local st = state(conn)
+  if st.closing then return nil end
+  if not st.open then return handshake(pkg, conn, st) end
+  local b1, b2 = byte(pkg, 1, 2)
+  if band(b1, 0x70) ~= 0 then return fail(conn, 1002, "reserved bits set") end
+  if band(b2, 0x80) == 0 then return fail(conn, 1002, "client frames must be masked") end
+  local fin, op, n = band(b1, 0x80) ~= 0, band(b1, 0x0f), band(b2, 127)
+  local at = n == 126 and 5 or n == 127 and 11 or 3
+  local data = unmask(pkg, at + 4, sub(pkg, at, at + 3))
+
+  if op >= CLOSE then
+    if not fin or #data > 125 then return fail(conn, 1002, "invalid control frame") end
+    if op == PING then
+      conn:send(frame(PONG, data))
+    elseif op == CLOSE then
+      -- Echo the client's code (RFC 6455 5.5.1) and close.
+      local code = #data >= 2 and byte(data, 1) * 256 + byte(data, 2) or nil
+      st.close_code = code
+      local valid = code and code >= 1000 and code < 5000 and code ~= 1005 and code ~= 1006 and code ~= 1015
+      return fail(conn, valid and code or 1000, "")
+    elseif op ~= PONG then
+      return fail(conn, 1002, "unknown opcode " .. op)
+    end
+    return nil
+  end
+
+  if op == TEXT or op == BINARY then
+    if st.kind then return fail(conn, 1002, "new message before the end of a fragmented one") end
+    if fin then return { type = op == TEXT and "text" or "binary", data = data, finish = true } end
+    st.kind, st.parts, st.size = op, { data }, #data
+    return nil
+  end
+  if op ~= 0 then return fail(conn, 1002, "unknown opcode " .. op) end
+  if not st.kind then return fail(conn, 1002, "continuation frame without a message") end
+  st.size = st.size + #data
+  if st.size > M.max_payload then return fail(conn, 1009, "message too big") end
+  st.parts[#st.parts + 1] = data
+  if not fin then return nil end
+  local msg = { type = st.kind == TEXT and "text" or "binary", data = concat(st.parts), finish = true }
+  st.kind, st.parts, st.size = nil, nil, nil
+  return msg
+end
+
+-- protocol_encode: data pushed by mix.mesh or the API becomes one frame of the type the sender asked.
+-- Nothing can be pushed before the handshake completed (the push reports a send error).
+function M.encode(data, conn, kind)
+  local st = conn and states[conn]
+  if conn and not (st and st.open and not st.closing) then return nil end
+  return frame(kind == "binary" and BINARY or TEXT, data)
+end
+
+-- Sends one message (type "text", the default, or "binary"); returns conn:send's error.
+function M.send(conn, data, kind)
+  local f = frame(kind == "binary" and BINARY or TEXT, tostring(data))
+  local st = state(conn)
+  if st.closing then return "connection closed" end
+  if not st.open then
+    st.early = st.early or {}
+    st.early[#st.early + 1] = f
+    return nil
+  end
+  return conn:send(f)
+end
+
+-- Starts the close handshake with a code (default 1000) and reason, then closes the connection.
+function M.close(conn, code, reason)
+  fail(conn, code or 1000, reason)
+end
+
+-- The close code the client sent, if it sent a close frame.
+function M.close_code(conn)
+  local st = states[conn]
+  return st and st.close_code
+end
+
+return M

@@ -1,0 +1,201 @@
+// `websocket` servers end to end with two real clients, Bun's WebSocket and the `ws` package: the chat room
+// of lua/entry.websocket.lua, text/binary/fragmented messages, close codes and on_close reasons, the idle
+// timeout, handshake refusal, mix.websocket() and the trailing conn argument.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import WS from "ws";
+import { captureLog, cleanup, collect, luaRoot, openBun, startServer, until, type Collected, type Started } from "./helpers";
+
+const readLog = captureLog();
+const servers: Started[] = [];
+async function wsServer(entry: string, cfg: Parameters<typeof startServer>[1] = {}): Promise<Started> {
+  const s = await startServer(entry, cfg);
+  servers.push(s);
+  return s;
+}
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+  cleanup();
+});
+
+/** Opens a `ws` package client and waits for it to be open. */
+async function openWs(url: string, opts?: WS.ClientOptions): Promise<[WS, Collected]> {
+  const ws = new WS(url, opts);
+  const c = collect(ws);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  return [ws, c];
+}
+
+/** Status and body of a refused upgrade, as the `ws` client sees it. */
+function refused(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WS(url, { headers });
+    ws.on("open", () => reject(new Error("upgrade was accepted")));
+    ws.on("error", () => {});
+    ws.on("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode!, body }));
+    });
+  });
+}
+
+const ECHO = `
+  closes = {}
+  function on_handshake(id, headers, server, conn)
+    if headers["X-Refuse"] == "plain" then return false end
+    if headers["X-Refuse"] == "custom" then return false, 401, "login first" end
+    if headers["X-Refuse"] == "error" then error("handshake blew up") end
+    -- sent before the upgrade completes: delivered first
+    conn:send(string.format("hello %s %s %s %s %s", tostring(mix.websocket() == conn), server.Method,
+      server.RequestUri, tostring(server.Host ~= ""), headers["X-Name"] or "-"))
+  end
+  function on_message(msg, conn)
+    local me = mix.websocket()
+    if msg.data == "close" then return conn:close() end
+    if msg.data == "closes" then return conn:send(table.concat(closes, ",")) end
+    conn:send(msg.type .. ":" .. #msg.data .. ":" .. tostring(msg.finish) .. ":" .. tostring(me == conn), "text")
+    conn:send(msg.data, msg.type)
+  end
+  function on_close(id, err, conn)
+    closes[#closes + 1] = tostring(err) .. "/" .. tostring(conn:client_id() == id)
+  end
+`;
+
+describe("messages", () => {
+  test("Bun WebSocket: text and binary echo, on_handshake's early send, mix.websocket() == trailing conn", async () => {
+    const s = await wsServer(ECHO);
+    const [ws, c] = await openBun(s.url + "?room=7");
+    ws.send("héllo");
+    ws.send(new Uint8Array([0, 255, 1, 254]));
+    await until(() => c.messages.length === 5);
+    expect(c.messages[0]).toBe("hello true GET /chat?room=7 true -");
+    expect(c.messages.slice(1)).toEqual([
+      "text:6:true:true", "héllo", "binary:4:true:true", Buffer.from([0, 255, 1, 254]),
+    ]);
+    ws.close();
+  });
+
+  test("ws package: request headers reach on_handshake; a fragmented message arrives whole; ping gets pong", async () => {
+    const s = await wsServer(ECHO);
+    const [ws, c] = await openWs(s.url, { headers: { "X-Name": "zed" } });
+    await until(() => c.messages.length === 1);
+    expect(c.messages[0]).toBe("hello true GET /chat true zed");
+    ws.send("frag-", { fin: false });
+    ws.send("ment-", { fin: false });
+    ws.send("ed", { fin: true });
+    const big = Buffer.alloc(200_000, 7);
+    ws.send(big.subarray(0, 100_000), { fin: false, binary: true });
+    ws.send(big.subarray(100_000), { fin: true, binary: true });
+    const pong = new Promise<Buffer>((resolve) => ws.once("pong", resolve));
+    ws.ping("are you there");
+    expect((await pong).toString()).toBe("are you there");
+    await until(() => c.messages.length === 5);
+    expect(c.messages.slice(1, 3)).toEqual(["text:12:true:true", "frag-ment-ed"]);
+    expect(c.messages[3]).toBe("binary:200000:true:true");
+    expect(Buffer.compare(c.messages[4] as Buffer, big)).toBe(0);
+    ws.close();
+  });
+});
+
+describe("close", () => {
+  test("client close codes reach on_close as err (nil for 1000/1001); conn:close() sends 1000", async () => {
+    const s = await wsServer(ECHO);
+    const [a] = await openWs(s.url);
+    a.close(4001, "bye now");
+    const [b] = await openBun(s.url);
+    b.close(1000);
+    const [c, cc] = await openBun(s.url);
+    c.send("close");
+    await until(() => cc.close !== null);
+    expect(cc.close).toEqual({ code: 1000, reason: "" });
+    const [d, dc] = await openWs(s.url);
+    await until(() => dc.messages.length === 1);
+    d.send("closes");
+    await until(() => dc.messages.length === 2);
+    expect(String(dc.messages[1]).split(",").sort()).toEqual(["close 4001 bye now/true", "nil/true", "nil/true"]);
+    d.terminate(); // no close frame at all
+    const [e, ec] = await openBun(s.url);
+    for (let i = 0; i < 100 && !String(ec.messages.at(-1)).includes("1006"); i++) {
+      e.send("closes");
+      await Bun.sleep(20);
+    }
+    expect(String(ec.messages.at(-1))).toContain("close 1006");
+  });
+
+  test("readTimeout: a silent client is closed with 1001 'read timeout'; one that pings stays", async () => {
+    const s = await wsServer(ECHO, { readTimeout: 1 });
+    const started = Date.now();
+    const [, quiet] = await openBun(s.url);
+    const [pinger, pc] = await openWs(s.url);
+    const timer = setInterval(() => pinger.ping(), 300);
+    await until(() => quiet.close !== null, 4000);
+    const silentFor = Date.now() - started;
+    expect(quiet.close).toEqual({ code: 1001, reason: "read timeout" });
+    expect(silentFor).toBeGreaterThanOrEqual(900);
+    expect(silentFor).toBeLessThan(3000);
+    await Bun.sleep(1200);
+    clearInterval(timer);
+    expect(pc.close).toBeNull();
+    pinger.send("closes");
+    await until(() => pc.messages.length === 2);
+    expect(pc.messages[1]).toBe("read timeout/true");
+  });
+});
+
+describe("handshake", () => {
+  test("on_handshake false → 403; false, status, message → that response; an error → 500; wrong path → 404", async () => {
+    const s = await wsServer(ECHO);
+    expect(await refused(s.url, { "X-Refuse": "plain" })).toEqual({ status: 403, body: "Forbidden" });
+    expect(await refused(s.url, { "X-Refuse": "custom" })).toEqual({ status: 401, body: "login first" });
+    expect(await refused(s.url, { "X-Refuse": "error" })).toEqual({ status: 500, body: "handshake failed" });
+    expect((await refused(s.url.replace("/chat", "/other"))).status).toBe(404);
+    expect(s.engine.node.connections.size).toBe(0); // refused upgrades leave nothing behind
+    expect(await readLog()).toContain("handshake blew up");
+    // Bun's client sees the refusal as a failed open.
+    const bun = new WebSocket(s.url, { headers: { "X-Refuse": "plain" } } as unknown as string[]);
+    const failed = await new Promise<boolean>((resolve) => {
+      bun.onopen = () => resolve(false);
+      bun.onerror = () => resolve(true);
+    });
+    expect(failed).toBe(true);
+  });
+});
+
+describe("chat room (lua/entry.websocket.lua)", () => {
+  test("join → success, send → every member (Bun and ws clients) receives, quit → no more", async () => {
+    const entry = readFileSync(join(import.meta.dir, "..", "..", "lua", "entry.websocket.lua"), "utf8");
+    const s = await wsServer(join(luaRoot({ "entry.websocket.lua": entry }), "entry.websocket.lua"));
+    const [a, ac] = await openBun(s.url);
+    const [b, bc] = await openWs(s.url);
+    const [o, oc] = await openBun(s.url); // in another room
+    const json = (c: Collected, i: number) => JSON.parse(String(c.messages[i]));
+    a.send(JSON.stringify({ op: "join", room_id: 1002 }));
+    b.send(JSON.stringify({ op: "join", room_id: 1002 }));
+    o.send(JSON.stringify({ op: "join", room_id: 9 }));
+    await until(() => ac.messages.length === 1 && bc.messages.length === 1 && oc.messages.length === 1);
+    expect(json(ac, 0)).toEqual({ status: "success" });
+    expect(json(bc, 0)).toEqual({ status: "success" });
+    a.send(JSON.stringify({ op: "send", msg: "hi room" }));
+    await until(() => ac.messages.length === 3 && bc.messages.length === 2);
+    const ids = [...s.engine.node.connections.keys()];
+    const published = { client_id: ids[0], msg: "hi room" };
+    expect([json(ac, 1), json(ac, 2)]).toContainEqual(published);
+    expect([json(ac, 1), json(ac, 2)]).toContainEqual({ status: "success" });
+    expect(json(bc, 1)).toEqual(published);
+    b.send(JSON.stringify({ op: "quit" }));
+    await until(() => bc.messages.length === 3);
+    expect(json(bc, 2)).toEqual({ status: "success" });
+    a.send(JSON.stringify({ op: "send", msg: "still here?" }));
+    await until(() => ac.messages.length === 5);
+    b.send("not json");
+    await until(() => bc.messages.length === 4);
+    expect(json(bc, 3).status).toBe("error");
+    expect(bc.messages.length).toBe(4); // quit: b got nothing from the room
+    expect(oc.messages.length).toBe(1); // another room: nothing at all
+  });
+});
