@@ -1,0 +1,41 @@
+// The center API in-process: routes, methods, and access control (spec §8: these are reads).
+import { afterAll, expect, test } from "bun:test";
+import { defaultConfig } from "../../src/config/schema";
+import { startCenterApi } from "../../src/center/api";
+import { RegistryServer } from "../../src/center/registry";
+import { freePort } from "./helpers";
+
+const config = defaultConfig();
+config.center.apiServer = { bind: "127.0.0.1", port: freePort() };
+config.access.users = [
+  { username: "ops", password: "s3cret", roles: ["read"], host: "127.*.*.*" },
+  { username: "pusher", password: "p", roles: ["write"], host: "*" },
+];
+const registry = new RegistryServer();
+const { server } = startCenterApi(config, registry);
+afterAll(() => server.stop(true));
+const base = `http://127.0.0.1:${config.center.apiServer.port}`;
+const auth = (user: string, pass: string) => ({ authorization: `Basic ${btoa(`${user}:${pass}`)}` });
+
+test("a reader gets /version, /v1/nodes and /metrics; others get 401 or 403", async () => {
+  const ops = auth("ops", "s3cret");
+  expect(await (await fetch(`${base}/version`, { headers: ops })).json()).toEqual({ apis: ["v1"] });
+  expect(await (await fetch(`${base}/v1/nodes`, { headers: ops })).json()).toEqual({ nodes: [] });
+  const metrics = await fetch(`${base}/metrics`, { headers: ops });
+  expect(metrics.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+  const text = await metrics.text();
+  for (const line of ["connmix_center_registry_channels_total 0", "connmix_center_registry_clients 0", "connmix_center_registry_engine_nodes 0"]) {
+    expect(text).toContain(`\n${line}\n`);
+  }
+  expect((await fetch(`${base}/v1/nodes`)).status).toBe(401);
+  expect((await fetch(`${base}/v1/nodes`, { headers: auth("ops", "wrong") })).status).toBe(401);
+  expect((await fetch(`${base}/v1/nodes`, { headers: auth("pusher", "p") })).status).toBe(403);
+});
+
+test("unknown paths are 404, other methods 405", async () => {
+  const ops = auth("ops", "s3cret");
+  expect((await fetch(`${base}/v2/nodes`, { headers: ops })).status).toBe(404);
+  // A POST needs the write role first; a writer then learns the method is not allowed.
+  const post = await fetch(`${base}/v1/nodes`, { method: "POST", headers: auth("pusher", "p") });
+  expect([post.status, post.headers.get("allow")]).toEqual([405, "GET"]);
+});
