@@ -14,7 +14,10 @@ const users = Array.from({ length: 20 }, (_, i) => ({
 }));
 const doc = JSON.stringify({
   op: "room_state",
-  room: { id: 1002, title: 'General chat "lobby"', created: 1700000000, meta: { owner: 100001, limits: { max_users: 500, max_len: 4096 }, flags: [true, false, null] } },
+  room: {
+    id: 1002, title: 'General chat "lobby"', created: 1700000000,
+    meta: { owner: 100001, limits: { max_users: 500, max_len: 4096 }, flags: [true, false, null] },
+  },
   users,
   last: { msg: "line1\nline2", ts: 1700000123.25 },
 });

@@ -68,7 +68,8 @@ describe("php_pack", () => {
     eq(hex(mix.php_pack("sSnv", -2, 0x0102, 0x0102, 0x0102)), "feff020101020201")
     eq(hex(mix.php_pack("iIlL", -1, 1, -2, 2)), "ffffffff01000000feffffff02000000")
     eq(hex(mix.php_pack("NV", 0x01020304, 0x01020304)), "0102030404030201")
-    eq(hex(mix.php_pack("qQJP", -1, 1, 1, 1)), "ffffffffffffffff" .. "0100000000000000" .. "0000000000000001" .. "0100000000000000")
+    eq(hex(mix.php_pack("qQJP", -1, 1, 1, 1)),
+      "ffffffffffffffff" .. "0100000000000000" .. "0000000000000001" .. "0100000000000000")
     eq(hex(mix.php_pack("J", 2^63)), "8000000000000000")
   `));
 

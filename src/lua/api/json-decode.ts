@@ -162,7 +162,10 @@ function decodeString(L: LuaState): void {
   at++;
 }
 
-const ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 8, 0x66: 12, 0x6e: 10, 0x72: 13, 0x74: 9 };
+// The byte each two-character escape stands for: \" \\ \/ \b \f \n \r \t.
+const ESCAPES: Record<number, number> = {
+  0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 8, 0x66: 12, 0x6e: 10, 0x72: 13, 0x74: 9,
+};
 
 function decodeEscaped(L: LuaState, start: number): void {
   str.reserve(0, at - start);

@@ -15,7 +15,10 @@ import jsonLua from "./json.lua" with { type: "text" };
 const out = new Scratch();
 let pos = 0;
 const HEX = Buffer.from("0123456789abcdef");
-const SHORT_ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x08: 0x62, 0x0c: 0x66, 0x0a: 0x6e, 0x0d: 0x72, 0x09: 0x74 };
+// Bytes with a two-character escape (\" \\ \b \f \n \r \t); other control bytes are written as \u00XX.
+const SHORT_ESCAPES: Record<number, number> = {
+  0x22: 0x22, 0x5c: 0x5c, 0x08: 0x62, 0x0c: 0x66, 0x0a: 0x6e, 0x0d: 0x72, 0x09: 0x74,
+};
 
 function writeByte(c: number): void {
   if (pos === out.buf.length) out.reserve(pos, 1);
@@ -28,7 +31,9 @@ function writeAscii(s: string): void {
 }
 
 function writeNumber(v: number): void {
-  if (!Number.isFinite(v)) throw new JsonError(`json_encode: cannot encode ${v} (NaN and infinities have no JSON form)`);
+  if (!Number.isFinite(v)) {
+    throw new JsonError(`json_encode: cannot encode ${v} (NaN and infinities have no JSON form)`);
+  }
   // Integers below 1e21 print without exponent or fraction; other numbers in the shortest form that reads
   // back as the same double (like Go and JavaScript).
   if (Number.isSafeInteger(v)) return writeInteger(v);
@@ -108,8 +113,9 @@ function encodeValue(L: LuaState, idx: number, depth: number): void {
 
 /**
  * One pass over the table with lua_next, guessing its kind from the first key: a table whose keys come as
- * 1, 2, 3, ... is an array; one whose first key is a string (or that is marked as an object) is an object. Anything else (a hole, keys out
- * of order, a first key that is another number) is rewound and handled by encodeMixed.
+ * 1, 2, 3, ... is an array; one whose first key is a string (or that is marked as an object) is an object.
+ * Anything else (a hole, keys out of order, a first key that is another number) is rewound and handled by
+ * encodeMixed.
  */
 function encodeTable(L: LuaState, idx: number, depth: number): void {
   if (depth > MAX_DEPTH) throw new JsonError(`json_encode: tables nested more than ${MAX_DEPTH} deep (a cycle?)`);
