@@ -19,7 +19,7 @@ function mix.mesh.send(client_id, data, t)
   local id = tonumber(client_id)
   if not id then return "invalid client id: " .. tostring(client_id) end
   local err, remote = P.mesh_send(id, d, kind)
-  if remote then return block("mesh.send", id, d, kind) end
+  if remote then err = block("mesh.send", id, d, kind) end
   return err
 end
 
