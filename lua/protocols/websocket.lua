@@ -15,7 +15,7 @@
 -- goes through websocket.encode and arrives as one text or binary frame, as the sender asked.
 -- Text payloads are not checked for valid UTF-8.
 local bit = require("bit")
-local band, bor, bxor = bit.band, bit.bor, bit.bxor
+local band, bxor = bit.band, bit.bxor
 local byte, char, sub, find, lower, upper = string.byte, string.char, string.sub, string.find, string.lower, string.upper
 local concat, floor, min = table.concat, math.floor, math.min
 
@@ -44,17 +44,37 @@ local function frame(op, data)
   return char(0x80 + op, 127, 0, 0, 0, 0, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256) .. data
 end
 
--- XORs s[at..] with the 4-byte key, 4096 bytes at a time (a multiple of 4, so the key index restarts).
+-- XOR[k][x] = x XOR k, built per key byte on first use: a table lookup is cheaper than a call to bit.bxor.
+local XOR = setmetatable({}, { __index = function(xor, k)
+  local t = {}
+  for x = 0, 255 do t[x] = bxor(x, k) end
+  xor[k] = t
+  return t
+end })
+
+-- XORs s[at..] with the 4-byte key, CHUNK bytes at a time (a multiple of 4, so each chunk starts at key
+-- byte 1), four bytes per step.
 local CHUNK = 4096
 local function unmask(s, at, key)
-  local m = { byte(key, 1, 4) }
+  local last = #s
+  if at > last then return "" end
+  local k1, k2, k3, k4 = byte(key, 1, 4)
+  local x1, x2, x3, x4 = XOR[k1], XOR[k2], XOR[k3], XOR[k4]
   local parts = {}
-  for from = at, #s, CHUNK do
-    local b = { byte(s, from, min(from + CHUNK - 1, #s)) }
-    for i = 1, #b do b[i] = bxor(b[i], m[(i - 1) % 4 + 1]) end
+  for from = at, last, CHUNK do
+    local b = { byte(s, from, min(from + CHUNK - 1, last)) }
+    local n = #b
+    local i = 1
+    while i + 3 <= n do
+      b[i], b[i + 1], b[i + 2], b[i + 3] = x1[b[i]], x2[b[i + 1]], x3[b[i + 2]], x4[b[i + 3]]
+      i = i + 4
+    end
+    if i <= n then b[i] = x1[b[i]] end
+    if i + 1 <= n then b[i + 1] = x2[b[i + 1]] end
+    if i + 2 <= n then b[i + 2] = x3[b[i + 2]] end
     parts[#parts + 1] = char(unpack(b))
   end
-  return concat(parts)
+  return #parts == 1 and parts[1] or concat(parts)
 end
 
 local function close_frame(code, reason)
