@@ -12,6 +12,7 @@ import { SocketServer } from "./socket-server";
 import type { LuaServer } from "./lua-server";
 import { Cluster } from "../mesh/cluster";
 import { startApiServer } from "../api/server";
+import { redisPools } from "../redis/client";
 
 export interface Engine {
   node: EngineNode;
@@ -26,8 +27,9 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
 
 /** Starts the Lua servers of `config.engine.servers` on `node`. */
 export async function listenLuaServers(config: Config, node: EngineNode): Promise<Engine> {
+  const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies };
+    const opts = { config: sc, node, families: engineFamilies, redis };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();
@@ -39,6 +41,7 @@ export async function listenLuaServers(config: Config, node: EngineNode): Promis
   }
   const stop = async () => {
     await Promise.all(node.servers.map((s) => s.stop()));
+    for (const pool of redis.values()) pool.close();
   };
   return { node, servers: node.servers, stop };
 }
