@@ -21,16 +21,18 @@ for (const p of programs) {
   children.push(Bun.spawn([process.execPath, join(dir, p), config], { stdio: ["ignore", "inherit", "inherit"] }));
 }
 
-let stopping = false;
-async function stop(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+// Stops every child, then exits with `code`; later calls wait for the first one.
+let stopping: Promise<never> | null = null;
+function stop(code: number): Promise<never> {
+  stopping ??= (async () => {
     for (const c of children) c.kill("SIGTERM");
     await Promise.all(children.map((c) => c.exited));
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopping;
 }
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
+// A child that exits on its own (a port in use, a crash) ends the example.
 const first = await Promise.race(children.map((c) => c.exited));
-await stop(stopping ? 0 : first || 1);
+await stop(first || 1);

@@ -4,13 +4,14 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { Client, cleanupAll, post } from "../deploy/processes.ts";
-import { listening, runExample, type RunningExample } from "./workspace.ts";
+import { listening, processesIn, runExample, startExample, type RunningExample } from "./workspace.ts";
 
 afterAll(cleanupAll);
 
 /** Stops the example as Ctrl-C would and checks that nothing is left listening. */
 async function stop(example: RunningExample): Promise<void> {
   expect(await example.proc.stop("SIGINT")).toBe(0);
+  expect(processesIn(example.dir)).toEqual([]);
   for (const port of [...example.ports.servers, example.ports.api, example.ports.registry]) expect(await listening(port)).toBe(false);
 }
 
@@ -73,6 +74,7 @@ describe("examples/exchange", () => {
     expect(balance.data.asset).toBe("USDT");
     c.send({ op: "ping" });
     expect(await c.until((m) => m.op === "pong")).toEqual({ op: "pong" });
+    expect(processesIn(ex.dir)).toHaveLength(3); // run.ts, connmix, publisher.ts
     await stop(ex);
   }, 30_000);
 });
@@ -106,5 +108,23 @@ describe("examples/backend-chat", () => {
     expect(await bob.json()).toEqual({ op: "error", msg: "unknown op: dance" });
     expect(ex.proc.out).toContain("login alice (client ");
     await stop(ex);
+  }, 30_000);
+});
+
+describe("examples/run.ts", () => {
+  test("when connmix cannot start (its Lua port is taken), the example's program is stopped too and the exit code says so", async () => {
+    let taken: ReturnType<typeof Bun.listen> | undefined;
+    const ex = await startExample("backend-chat", (ports) => {
+      taken = Bun.listen({ hostname: "127.0.0.1", port: ports.servers[0]!, socket: { data() {} } });
+    });
+    try {
+      const code = await Promise.race([ex.proc.proc.exited, Bun.sleep(20_000).then(() => "still running")]);
+      expect(code).toBe(1);
+      expect(ex.proc.out).toMatch(/ERROR.*cannot listen on 127\.0\.0\.1:\d+/);
+      // backend.ts had started (it runs in the workspace like everything else) and is gone now.
+      expect(processesIn(ex.dir)).toEqual([]);
+    } finally {
+      taken?.stop(true);
+    }
   }, 30_000);
 });

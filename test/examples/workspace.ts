@@ -1,7 +1,7 @@
 // Runs an example the way its README says: the README's command, verbatim, in a working directory laid
 // out like the repository root (bin/, lua/ and node_modules/ link to this checkout; examples/ is a
 // copy) in which the example's connmix.yaml listens on free loopback ports instead of the defaults.
-import { cpSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { localConfig, localPorts, Proc, ROOT, tempDir, type LocalPorts } from "../deploy/processes.ts";
@@ -26,7 +26,14 @@ export function readmeCommand(name: string): string {
   return block[1]!;
 }
 
+/** Starts the README command of examples/<name> and waits until its output contains `ready`. */
 export async function runExample(name: string, ready: string): Promise<RunningExample> {
+  const ex = await startExample(name);
+  await ex.proc.waitFor(ready, 20_000);
+  return ex;
+}
+
+export async function startExample(name: string, before?: (ports: LocalPorts) => void | Promise<void>): Promise<RunningExample> {
   const dir = tempDir(`example-${name}`);
   for (const link of ["bin", "lua", "node_modules"]) symlinkSync(join(ROOT, link), join(dir, link));
   cpSync(join(ROOT, "examples"), join(dir, "examples"), { recursive: true });
@@ -35,9 +42,9 @@ export async function runExample(name: string, ready: string): Promise<RunningEx
   const conf = parse(text);
   const ports = await localPorts(conf.engine.servers.length);
   writeFileSync(confPath, localConfig(text, ports, conf.logging.filename));
+  await before?.(ports);
   const command = readmeCommand(name);
   const proc = new Proc(name, ["bash", "-c", `exec ${command}`], { cwd: dir });
-  await proc.waitFor(ready, 20_000);
   const path = conf.engine.servers[0].options.find((o: { name: string }) => o.name === "path").value;
   return { dir, ports, command, proc, url: `ws://127.0.0.1:${ports.servers[0]}${path}`, api: `http://127.0.0.1:${ports.api}` };
 }
@@ -51,4 +58,15 @@ export async function listening(port: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Ids of the processes whose working directory is `dir` (an example's workspace). */
+export function processesIn(dir: string): number[] {
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readlinkSync(`/proc/${p}/cwd`) === dir;
+    } catch {
+      return false; // gone, or not ours to look at
+    }
+  }).map(Number);
 }
