@@ -163,7 +163,7 @@ describe("slow readers", () => {
     await c.waitClosed();
     expect(await readLog()).toMatch(new RegExp(`\\tWARN\\t[^\\t]+\\tclient ${conn.id} did not read for 1s, dropped`));
     expect(await readLog()).toContain(`closed ${conn.id} write timeout`);
-  });
+  }, 10_000);
 
   test("socket: a client flooded faster than writeTimeout is dropped at the pending-bytes bound", async () => {
     const s = await server(ENTRY.replace("function on_message", "function protocol_input(b) return b:length() end\nfunction on_message"),
@@ -177,7 +177,7 @@ describe("slow readers", () => {
     expect(r.max).toBeLessThanOrEqual(MAX_PENDING_BYTES);
     expect(rss() - before).toBeLessThan(64 << 20);
     expect(await readLog()).toContain(`closed ${conn.id} too many unread bytes`);
-  });
+  }, 10_000);
 
   test("websocket: a client that never reads is dropped after writeTimeout; others are served meanwhile", async () => {
     const s = await server(ENTRY, { writeTimeout: 1 });

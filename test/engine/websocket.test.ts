@@ -144,7 +144,7 @@ describe("close", () => {
     pinger.send("closes");
     await until(() => pc.messages.length === 2);
     expect(pc.messages[1]).toBe("read timeout/true");
-  });
+  }, 10_000);
 });
 
 describe("handshake", () => {
