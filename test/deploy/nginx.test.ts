@@ -14,12 +14,11 @@ import { Client, cleanupAll, freePorts, localConfig, localPorts, post, Proc, ROO
 const NGINX_DIR = join(ROOT, "deploy/nginx");
 const READ_TIMEOUT = 3; // seconds, engine.servers[0].readTimeout for this test
 
-/** `text` with `from` replaced by `to`, which must occur exactly `times` times (so a doc edit cannot slip by). */
-function substitute(text: string, from: string | RegExp, to: string, times = 1): string {
-  const re = typeof from === "string" ? new RegExp(from.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "g") : from;
-  const found = text.match(re)?.length ?? 0;
-  if (found !== times) throw new Error(`expected ${times} × ${re} in the deploy/nginx config, found ${found}`);
-  return text.replace(re, to);
+/** `text` with `from` replaced by `to`; `from` must occur exactly once, so a doc edit cannot slip by. */
+function substitute(text: string, from: string, to: string): string {
+  const found = text.split(from).length - 1;
+  if (found !== 1) throw new Error(`expected ${JSON.stringify(from)} once in the deploy/nginx config, found it ${found} times`);
+  return text.replace(from, to);
 }
 
 interface NginxPorts {
