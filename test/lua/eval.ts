@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultConfig, defaultServer, type RedisConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+import { freePort } from "../engine/helpers.ts";
 
 const ENTRY = String.raw`
 local function enc(v)
@@ -43,13 +44,7 @@ function on_message(msg, conn)
 end
 `;
 
-/** A port nobody listens on right now. */
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
+export { freePort };
 
 /** The exact bytes of a string the entry sent. */
 export const bytes = (s: string) => Buffer.from(s, "latin1");

@@ -215,6 +215,17 @@ describe.skipIf(!REDIS)("errors", () => {
     ]);
   });
 
+  test("outside a callback (while the entry loads) a command is refused with a reason", async () => {
+    const early = await startServer({
+      redis: [pool("default", plain.port)],
+      entry: `local _, err = mix.redis.connection():command("ping")\nfunction on_message(msg, conn) conn:send(err) end`,
+    });
+    const c = await Client.open(early.url);
+    expect(await c.ask("why")).toBe("redis:command can only wait inside a callback");
+    c.close();
+    await early.stop();
+  });
+
   test("redis going down fails commands with a reason; when it is back, commands work again", async () => {
     expect(await run(`return mix.redis.connection("default"):command("set", "k", "v")`)).toEqual(["OK"]);
     await plain.kill();

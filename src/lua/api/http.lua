@@ -14,6 +14,8 @@ local HEADERS = {
 mix.http = {}
 
 function mix.http.request(method, url, options)
+  -- Waiting needs a callback's coroutine; the entry's load and protocol_encode run without one.
+  if not coroutine.running() then return nil, "mix.http.request can only wait inside a callback" end
   if type(method) ~= "string" or method == "" then return nil, "http method must be a non-empty string" end
   if type(url) ~= "string" or url == "" then return nil, "http url must be a non-empty string" end
   if options ~= nil and type(options) ~= "table" then

@@ -24,6 +24,8 @@ end
 function Redis:command(cmd, ...)
   if getmetatable(self) ~= Redis then return nil, "call it as redis:command(...)" end
   if type(cmd) ~= "string" or cmd == "" then return nil, "redis command must be a non-empty string" end
+  -- Waiting needs a callback's coroutine; the entry's load and protocol_encode run without one.
+  if not coroutine.running() then return nil, "redis:command can only wait inside a callback" end
   for i = 1, select("#", ...) do
     local t = type((select(i, ...)))
     if t ~= "string" and t ~= "number" then
