@@ -173,7 +173,7 @@ describe("refused upgrades", () => {
     expect(custom.text()).toEndWith("\r\n\r\nlogin first");
   });
 
-  test("wrong path 404, not GET 405, no key 400, wrong version 426", async () => {
+  test("wrong path 404, not GET 405, no key or huge header 400, wrong version 426", async () => {
     const port = (await server()).port;
     const ask = async (req: string) => {
       const c = await TcpClient.connect(port);
@@ -186,6 +186,7 @@ describe("refused upgrades", () => {
     expect(await ask(UPGRADE.replace(/Sec-WebSocket-Key.*\r\n/, "") + "\r\n")).toBe("HTTP/1.1 400 Bad Request");
     expect(await ask(UPGRADE.replace("Version: 13", "Version: 8") + "\r\n")).toBe("HTTP/1.1 426 Upgrade Required");
     expect(await ask("nonsense\r\n\r\n")).toBe("HTTP/1.1 400 Bad Request");
+    expect(await ask(UPGRADE + "X-Big: " + "b".repeat(9000))).toBe("HTTP/1.1 400 Bad Request"); // header over 8 KiB
   });
 });
 
