@@ -43,7 +43,7 @@ const INCOMPLETE = Symbol("incomplete");
 const OPENED = Symbol("array opened");
 
 /** Incremental RESP2 parser: feed it chunks, it emits every complete top-level reply. */
-class Parser {
+export class Parser {
   private buf: Buffer = EMPTY; // unparsed bytes, starting at pos
   private pos = 0;
   private chunks: Buffer[] = []; // arrived while waiting for `need` bytes

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { defaultRedis, type RedisConfig } from "../../src/config/index.ts";
+import { Parser, ReplyError, type Reply } from "../../src/redis/client.ts";
 import { bytes, Client, freePort, startServer, type TestServer } from "./eval";
 
 const REDIS = Bun.which("redis-server");
@@ -81,6 +82,32 @@ afterAll(async () => {
 });
 
 const run = (code: string) => client.run(code);
+
+describe("RESP parser", () => {
+  test("replies split at every possible byte parse the same as in one piece", () => {
+    const stream = Buffer.concat([
+      Buffer.from("+OK\r\n-ERR bad thing\r\n:-42\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n"),
+      Buffer.from("$4\r\n\r\n\0\xff\r\n", "latin1"),
+      Buffer.from("*3\r\n*2\r\n:1\r\n$1\r\nx\r\n$-1\r\n-E1 inner\r\n+after\r\n$3\r\nend\r\n"),
+    ]);
+    const expected: Reply[] = [
+      "OK", new ReplyError("ERR bad thing"), -42, null, null, [], new Uint8Array(0),
+      new Uint8Array([13, 10, 0, 255]), [[1, new Uint8Array([0x78])], null, new ReplyError("E1 inner")], "after",
+      new Uint8Array([0x65, 0x6e, 0x64]),
+    ];
+    const parse = (chunks: Buffer[]) => {
+      const out: Reply[] = [];
+      const p = new Parser((r) => out.push(r));
+      for (const c of chunks) p.feed(c);
+      return out;
+    };
+    expect(parse([stream])).toEqual(expected);
+    expect(parse([...stream].map((b) => Buffer.from([b])))).toEqual(expected);
+    for (let cut = 1; cut < stream.length; cut++) {
+      expect(parse([stream.subarray(0, cut), stream.subarray(cut)])).toEqual(expected);
+    }
+  });
+});
 
 describe.skipIf(!REDIS)("replies", () => {
   test("status, bulk, nil, integer and error replies", async () => {
