@@ -68,14 +68,18 @@ function clientId(v: unknown): number {
   return parseClientId(v) ?? invalid(`c must be a client id (a number or a decimal string), got ${JSON.stringify(v) ?? "nothing"}`);
 }
 
-/** `d` as the bytes to send: text as is, binary from base64. */
-function payload(p: Params): [string | Uint8Array, SendType] {
-  const { d, t } = p;
+/** The frame type `t` asks for: text unless "binary". */
+function sendType(t: unknown): SendType {
+  if (t === undefined || t === "text") return 1;
+  return t === "binary" ? 2 : invalid(`t must be "text" or "binary", got ${JSON.stringify(t)}`);
+}
+
+/** `d` as the data to send: text as is, binary decoded from base64. */
+function payload(d: unknown, type: SendType): string | Uint8Array {
   if (typeof d !== "string") invalid("d must be a string");
-  if (t === undefined || t === "text") return [d as string, 1];
-  if (t !== "binary") invalid(`t must be "text" or "binary", got ${JSON.stringify(t)}`);
+  if (type === 1) return d as string;
   try {
-    return [Uint8Array.fromBase64(d as string), 2];
+    return Uint8Array.fromBase64(d as string);
   } catch {
     return invalid("d must be base64 when t is binary");
   }
@@ -112,7 +116,8 @@ export class Dispatcher {
 
   send(p: Params): Result {
     const id = clientId(p.c);
-    const [data, type] = payload(p);
+    const type = sendType(p.t);
+    const data = payload(p.d, type);
     const node = this.node;
     const conn = node.connections.get(id);
     if (conn) {
@@ -134,7 +139,8 @@ export class Dispatcher {
   publish(p: Params): Result {
     const channel = p.c;
     if (typeof channel !== "string" || channel === "") invalid("c must be a channel name");
-    const [data, type] = payload(p);
+    const type = sendType(p.t);
+    const data = payload(p.d, type);
     const [ok, fail] = this.node.publishLocal(channel as string, data, type);
     const peers = this.node.peers;
     if (!peers?.hasPeers()) return `{"s":${ok},"f":${fail}}`;

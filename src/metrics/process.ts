@@ -1,7 +1,7 @@
 // The process's own metrics, under the names Prometheus' client libraries use (process_*), plus the
 // event loop's lag and the JS heap. Read from /proc at scrape time where Linux offers it.
 import { readFileSync, readdirSync } from "node:fs";
-import type { Registry } from "./registry";
+import { unlabeled as one, type Registry } from "./registry";
 
 const startTime = Date.now() / 1000 - process.uptime();
 const LAG_EVERY_MS = 500;
@@ -49,7 +49,6 @@ function virtualBytes(): number {
 
 export function addProcessMetrics(registry: Registry): void {
   watchLag();
-  const one = (read: () => number) => () => [[[], read()] as [string[], number]];
   registry.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", [], one(() => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
