@@ -3,7 +3,7 @@
 import type { Server } from "bun";
 import type { Config } from "../config/schema";
 import { Access } from "../api/access";
-import { CONTENT_TYPE, Registry } from "../metrics/registry";
+import { CONTENT_TYPE, Registry, unlabeled as one } from "../metrics/registry";
 import { addProcessMetrics } from "../metrics/process";
 import { hostPart } from "./protocol";
 import type { RegistryServer } from "./registry";
@@ -12,7 +12,6 @@ const JSON_HEADERS = { "content-type": "application/json" };
 
 function centerMetrics(registry: RegistryServer): Registry {
   const m = new Registry();
-  const one = (read: () => number) => () => [[[], read()] as [string[], number]];
   m.counter("connmix_center_registry_channels_total", "Registry connections engines opened to this center.", [], one(() => registry.connectionsTotal));
   m.gauge("connmix_center_registry_clients", "Client connections on all registered engines, as of their last heartbeat.", [], one(() => registry.clients()));
   m.gauge("connmix_center_registry_engine_nodes", "Engine nodes registered with this center.", [], one(() => registry.nodes.size));
