@@ -7,7 +7,8 @@ import { startConnmix, startRawBun, stop, wsload } from "./lib";
 const { values } = parseArgs({ options: { conns: { type: "string", default: "15000" }, hold: { type: "string", default: "5" } } });
 const load = ["--conns", values.conns!, "--hold", values.hold!, "--hosts", "4"];
 
-const connmix = await startConnmix("function on_message(msg, conn) conn:send(msg.data) end\n");
+// wsload spreads idle connections over 127.0.0.1-4, so the Lua server listens on all addresses.
+const connmix = await startConnmix("function on_message(msg, conn) conn:send(msg.data) end\n", "", "0.0.0.0");
 const raw = await startRawBun();
 try {
   const r = await wsload(["idle", raw.url, ...load, "--pid", String(raw.proc.pid)]);

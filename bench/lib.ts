@@ -31,7 +31,7 @@ async function waitForPort(port: number, ms = 15000): Promise<void> {
 }
 
 /** Starts `connmix single` with one websocket server running `entry` (Lua source); returns its ports. */
-export async function startConnmix(entry: string, extraYaml = "") {
+export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1") {
   const dir = mkdtempSync(join(tmpdir(), "connmix-bench-"));
   const [lua, api, registry, center, mesh] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   writeFileSync(join(dir, "entry.lua"), entry);
@@ -43,7 +43,7 @@ engine:
   meshPoint: { port: ${mesh}, bind: 127.0.0.1 }
   apiServer: { port: ${api}, bind: 127.0.0.1 }
   servers:
-    - { port: ${lua}, bind: 127.0.0.1, protocol: websocket, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
+    - { port: ${lua}, bind: ${luaBind}, protocol: websocket, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
 ${extraYaml}`);
   const proc = spawn([BUN, join(ROOT, "src/main.ts"), "single", "-f", join(dir, "connmix.yaml"), "-p", "1"], { cwd: dir, stdout: "ignore", stderr: "inherit" });
   await waitForPort(lua);
