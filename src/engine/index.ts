@@ -29,7 +29,7 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
 export async function listenLuaServers(config: Config, node: EngineNode): Promise<Engine> {
   const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis };
+    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();
