@@ -7,13 +7,9 @@ import { join } from "node:path";
 import { defaultConfig, defaultServer, type AccessUser, type Config } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
+import { freePort, until } from "../engine/helpers.ts";
 
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
+export { freePort, until };
 
 export interface TestEngine {
   config: Config;
@@ -193,14 +189,6 @@ export async function upgradeStatus(port: number, path: string, headers: Record<
       },
     }).catch(reject);
   });
-}
-
-export async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(5);
-  }
 }
 
 /**
