@@ -2,6 +2,8 @@
 // families talk to. websocket-server.ts and socket-server.ts add the transport.
 import { resolve } from "node:path";
 import { LuaVM } from "../lua/vm";
+import { log } from "../log/logger";
+import { SWEEP_MS } from "./limits";
 import type { ApiFamily } from "../lua/family";
 import type { ServerConfig } from "../config/schema";
 import { Connection } from "./connection";
@@ -29,6 +31,9 @@ export abstract class LuaServer {
   private readonly redis: Map<string, RedisPool> | undefined;
   /** Seconds counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
   protected tick = 0;
+  /** Connections whose writes are backed up, checked against writeTimeout. */
+  protected readonly stalled = new Set<Connection>();
+  private sweeper: Timer | undefined;
 
   constructor(opts: LuaServerOptions) {
     this.config = opts.config;
@@ -55,6 +60,8 @@ export abstract class LuaServer {
    */
   abstract sendTo(conn: Connection, data: Uint8Array | string, type: SendType, raw: boolean): string | null;
   abstract closeConnection(conn: Connection, code: number, reason: string): void;
+  /** Drops a connection at once, without a closing handshake (a client that does not read). */
+  protected abstract terminate(conn: Connection): void;
   /** Starts listening; resolves once the port is bound. */
   abstract listen(): Promise<void>;
   /** Stops accepting and closes every connection (WebSocket close 1001). */
@@ -67,11 +74,36 @@ export abstract class LuaServer {
     return conn;
   }
 
+  /** Starts the once-a-second check of readTimeout and writeTimeout. */
+  protected startSweeping(): void {
+    this.sweeper = setInterval(() => {
+      this.dropIdle();
+      this.dropStalled();
+    }, SWEEP_MS);
+  }
+
+  protected stopSweeping(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /** Notes that writes to conn started to back up. */
+  protected markStalled(conn: Connection): void {
+    if (conn.stalledSince) return;
+    conn.stalledSince = Date.now();
+    this.stalled.add(conn);
+  }
+
+  /** Notes that conn took everything written to it, or is gone. */
+  protected unstall(conn: Connection): void {
+    conn.stalledSince = 0;
+    this.stalled.delete(conn);
+  }
+
   /**
-   * Runs every second: closes connections silent for more than readTimeout seconds. Bun's own idle
-   * timeouts tick in 4 s steps (8 s at least for WebSocket), too coarse for short readTimeouts.
+   * Closes connections silent for more than readTimeout seconds. Bun's own idle timeouts tick in 4 s
+   * steps (8 s at least for WebSocket), too coarse for short readTimeouts.
    */
-  protected dropIdle(): void {
+  private dropIdle(): void {
     const limit = ++this.tick - this.config.readTimeout;
     if (this.config.readTimeout <= 0) return;
     for (const conn of this.node.connections.values()) {
@@ -82,10 +114,24 @@ export abstract class LuaServer {
     }
   }
 
+  /** Drops clients whose writes stayed backed up longer than writeTimeout. */
+  private dropStalled(): void {
+    const limit = Date.now() - this.config.writeTimeout * 1000;
+    for (const conn of this.stalled) {
+      if (conn.stalledSince < limit) {
+        this.unstall(conn);
+        conn.closeReason = "write timeout";
+        log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
+        this.terminate(conn);
+      }
+    }
+  }
+
   /** Called once per connection when its transport closed: runs on_close after any queued callbacks. */
   protected closed(conn: Connection, err: string | null, closeKind: number): void {
     if (!conn.open) return;
     conn.open = false;
+    this.unstall(conn);
     this.node.remove(conn);
     conn.wake();
     this.vm.scheduler.dispatch(conn, closeKind, conn.id, undefined, err ?? undefined);

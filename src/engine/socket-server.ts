@@ -6,15 +6,13 @@ import { socketEvents, EV } from "../lua/api/connection";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, SWEEP_MS } from "./limits";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 
 type TCP = Socket<Connection>;
 
 export class SocketServer extends LuaServer {
   readonly protocol = "socket" as const;
   private listener: TCPSocketListener<Connection> | null = null;
-  private readonly stalled = new Set<Connection>();
-  private sweeper: Timer | undefined;
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, socketEvents] });
@@ -41,19 +39,14 @@ export class SocketServer extends LuaServer {
           self.flush(s.data);
         },
         close(s: TCP) {
-          self.stalled.delete(s.data);
           self.closed(s.data, s.data.closeReason, EV.close);
         },
         error(s: TCP, err: Error) {
-          self.stalled.delete(s.data);
           self.closed(s.data, err.message, EV.close);
         },
       },
     });
-    this.sweeper = setInterval(() => {
-      this.dropIdle();
-      this.dropStalled();
-    }, SWEEP_MS);
+    this.startSweeping();
   }
 
   /**
@@ -98,10 +91,7 @@ export class SocketServer extends LuaServer {
     }
     (conn.pending ??= []).push(Buffer.from(bytes));
     conn.pendingBytes += bytes.length;
-    if (!conn.stalledSince) {
-      conn.stalledSince = Date.now();
-      this.stalled.add(conn);
-    }
+    this.markStalled(conn);
     return null;
   }
 
@@ -119,20 +109,11 @@ export class SocketServer extends LuaServer {
       conn.pendingBytes -= head.length;
     }
     conn.pending = null;
-    conn.stalledSince = 0;
-    this.stalled.delete(conn);
+    this.unstall(conn);
   }
 
-  private dropStalled(): void {
-    const limit = Date.now() - this.config.writeTimeout * 1000;
-    for (const conn of this.stalled) {
-      if (conn.stalledSince && conn.stalledSince < limit) {
-        this.stalled.delete(conn);
-        conn.closeReason = "write timeout";
-        log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
-        conn.tcp?.terminate();
-      }
-    }
+  protected terminate(conn: Connection): void {
+    conn.tcp?.terminate();
   }
 
   closeConnection(conn: Connection): void {
@@ -140,7 +121,7 @@ export class SocketServer extends LuaServer {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.stopSweeping();
     this.listener?.stop(true);
     this.listener = null;
   }

@@ -1,12 +1,11 @@
 // `websocket` servers: Bun.serve does the protocol; each upgrade on the configured path runs on_handshake,
 // each message on_message and each close on_close in the server's Lua VM.
 import type { Server, ServerWebSocket } from "bun";
-import { log } from "../log/logger";
 import { websocketEvents, EV } from "../lua/api/connection";
 import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, SWEEP_MS } from "./limits";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 
 type WS = ServerWebSocket<Connection>;
 
@@ -23,8 +22,6 @@ export class WebSocketServer extends LuaServer {
   private server: Server | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
-  private readonly stalled = new Set<Connection>();
-  private sweeper: Timer | undefined;
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, websocketEvents] });
@@ -68,21 +65,16 @@ export class WebSocketServer extends LuaServer {
           ws.data.readTick = self.tick;
         },
         drain(ws: WS) {
-          ws.data.stalledSince = 0;
-          self.stalled.delete(ws.data);
+          self.unstall(ws.data);
         },
         close(ws: WS, code: number, reason: string) {
           const conn = ws.data;
-          self.stalled.delete(conn);
           const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
           self.closed(conn, err, EV.close);
         },
       },
     });
-    this.sweeper = setInterval(() => {
-      this.dropIdle();
-      this.dropStalled();
-    }, SWEEP_MS);
+    this.startSweeping();
   }
 
   private upgrade(req: Request, srv: Server): Response | Promise<Response | undefined> | undefined {
@@ -142,10 +134,7 @@ export class WebSocketServer extends LuaServer {
     const status = type === 2 ? ws.sendBinary(data as Uint8Array) : ws.sendText(typeof data === "string" ? data : Buffer.from(data).toString());
     if (status > 0) return null;
     if (status === 0) return "send failed: connection closed";
-    if (!conn.stalledSince) {
-      conn.stalledSince = Date.now();
-      this.stalled.add(conn);
-    }
+    this.markStalled(conn);
     return null; // queued behind earlier data (backpressure)
   }
 
@@ -164,21 +153,12 @@ export class WebSocketServer extends LuaServer {
     conn.ws?.close(code, reason);
   }
 
-  /** Drops clients whose writes stayed backed up longer than writeTimeout. */
-  private dropStalled(): void {
-    const limit = Date.now() - this.config.writeTimeout * 1000;
-    for (const conn of this.stalled) {
-      if (conn.stalledSince && conn.stalledSince < limit) {
-        this.stalled.delete(conn);
-        conn.closeReason = "write timeout";
-        log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
-        conn.ws?.terminate();
-      }
-    }
+  protected terminate(conn: Connection): void {
+    conn.ws?.terminate();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.stopSweeping();
     for (const conn of this.node.connections.values()) {
       if (conn.server === this) conn.ws?.close(1001, "server shutting down");
     }
