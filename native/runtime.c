@@ -69,9 +69,10 @@ static const char *payload_address;
 const char **dispatch_payload_address(void) { return &payload_address; }
 
 /* Resumes coroutine `co` with (kind, id, payload, extra); `worker_ref` > 0 first pushes the worker function
- * (a fresh coroutine). len < 0 means a nil payload. Returns 0x100 when the callback finished (it yielded
+ * (a fresh coroutine). len < 0 means a nil payload; `text` says the payload is the JS string JS staged
+ * (only then is its address remembered in payload_address). Returns 0x100 when the callback finished (it yielded
  * `true`), otherwise the lua_resume status (LUA_YIELD: it waits on a blocking op; > 1: an error). */
-int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const char *data, int len, double extra) {
+int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const char *data, int len, int text, double extra) {
   int status;
   unsigned long n;
   if (worker_ref > 0) lua_rawgeti(co, LUA_REGISTRYINDEX, worker_ref);
@@ -79,7 +80,7 @@ int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const 
   lua_pushnumber(co, id);
   if (len >= 0) {
     lua_pushlstring(co, data, (unsigned long)len);
-    payload_address = lua_tolstring(co, -1, &n);
+    if (text) payload_address = lua_tolstring(co, -1, &n);
   } else {
     lua_pushnil(co);
   }

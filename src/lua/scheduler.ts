@@ -82,9 +82,11 @@ export class Scheduler {
   private startFast(task: Task, kind: number, id: number, payload: string | Uint8Array | undefined, extra: number): void {
     let address: number | Uint8Array = scratchAddress;
     let length = -1;
+    let text = 0;
     if (typeof payload === "string") {
       length = stagePayload(payload);
-      if (length < 0) {
+      if (length >= 0) text = 1;
+      else {
         address = Buffer.from(payload);
         length = address.length;
       }
@@ -99,7 +101,7 @@ export class Scheduler {
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
-    const status = dispatchEvent(task.co, fresh, kind, id, typeof address === "number" ? address : ptr(address), length, extra);
+    const status = dispatchEvent(task.co, fresh, kind, id, typeof address === "number" ? address : ptr(address), length, text, extra);
     this.vm.leave(previous);
     this.running = outer;
     if (status === DISPATCH_DONE) this.finish(task, true);

@@ -94,3 +94,13 @@ describe("resources", () => {
     expect(vm.scheduler.pooled).toBeLessThanOrEqual(1);
   }, 60_000);
 });
+
+describe("payload identity", () => {
+  test("a bytes payload with the length of an earlier text payload is read back as its own bytes", () => {
+    const vm = makeVM(`function on_event(id, p) record(p) end`);
+    const a = owner();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "abc", 0);
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, new Uint8Array([120, 121, 122]), 0);
+    expect(recorded).toEqual(["abc", "xyz"]);
+  });
+});
