@@ -10,15 +10,16 @@
 //
 // The binary is (re)built with `bun build.ts` when dist/ is missing it or any source is newer.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import YAML from "yaml";
+import { cleanupAll, tempDir } from "./helpers/files.ts";
+import { freePorts } from "./helpers/ports.ts";
+import { Proc, ROOT, runSync } from "./helpers/process.ts";
 
-const root = join(import.meta.dir, "..");
-const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
-const binary = join(root, "dist/connmix-linux-x64");
-const tarball = join(root, `dist/connmix-${version}-linux-x64.tar.gz`);
+const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+const binary = join(ROOT, "dist/connmix-linux-x64");
+const tarball = join(ROOT, `dist/connmix-${version}-linux-x64.tar.gz`);
 const releaseDir = `connmix-${version}`;
 const BUILD_TIMEOUT_MS = 240_000;
 const BANNER = `connmix${version}, bun${Bun.version}, lua5.1+bitop, linux, x64`;
@@ -49,7 +50,7 @@ const hiddenDirs = () =>
     "/usr/local/lib/lua",
     "/usr/share/lua",
     "/usr/local/share/lua",
-    root, // the checkout: native/runtime.c, src/, node_modules/.bin/bun
+    ROOT, // the checkout: native/runtime.c, src/, node_modules/.bin/bun
   ].filter((d) => existsSync(d));
 
 /** A shell script that hides everything, checks that it is hidden, then execs "$@" in the cwd. */
@@ -59,17 +60,12 @@ function isolationScript(): string {
   for (const f of hiddenFiles()) lines.push(`mount --bind /dev/null ${q(f)}`);
   for (const d of hiddenDirs()) lines.push(`mount -t tmpfs -o size=64k,mode=0755 connmix-hidden ${q(d)}`);
   lines.push(
-    `if [ -s ${LIBDIR}/liblua5.1.so.0 ] || [ -n "$(ls -A /usr/include)" ] || [ -e ${q(join(root, "native/runtime.c"))} ]; then`,
+    `if [ -s ${LIBDIR}/liblua5.1.so.0 ] || [ -n "$(ls -A /usr/include)" ] || [ -e ${q(join(ROOT, "native/runtime.c"))} ]; then`,
     '  echo "isolation failed: system Lua, headers or the checkout are still visible" >&2; exit 99',
     "fi",
     'exec "$@"',
   );
   return lines.join("\n");
-}
-
-function run(cmd: string[], cwd: string, timeoutMs = 30_000) {
-  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", timeout: timeoutMs, env: { ...process.env } });
-  return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 }
 
 /** Runs `cmd` (relative to `cwd`) with the system Lua, headers and checkout hidden. */
@@ -109,14 +105,14 @@ function newestSource(): number {
       for (const n of readdirSync(p)) if (!n.startsWith(".")) walk(join(p, n));
     } else newest = Math.max(newest, st.mtimeMs);
   };
-  for (const p of ["src", "native", "conf", "lua", "build.ts", "package.json", "package-lock.json"]) walk(join(root, p));
+  for (const p of ["src", "native", "conf", "lua", "build.ts", "package.json", "package-lock.json"]) walk(join(ROOT, p));
   return newest;
 }
 
 function buildIfStale(): string {
   const oldest = Math.min(...[binary, tarball].map((p) => (existsSync(p) ? statSync(p).mtimeMs : 0)));
   if (oldest > newestSource()) return "up to date";
-  const r = run([process.execPath, join(root, "build.ts")], root, BUILD_TIMEOUT_MS);
+  const r = runSync([process.execPath, join(ROOT, "build.ts")], ROOT, BUILD_TIMEOUT_MS);
   if (r.code !== 0) throw new Error(`bun build.ts failed (exit ${r.code}):\n${r.out}\n${r.err}`);
   return r.out.trim();
 }
@@ -126,15 +122,13 @@ let unpacked = "";
 
 beforeAll(() => {
   console.log(`binary.test.ts: ${buildIfStale()}`);
-  work = mkdtempSync(join(tmpdir(), "connmix-binary-test-"));
-  const r = run(["tar", "xzf", tarball, "-C", work], work);
+  work = tempDir("binary-test");
+  const r = runSync(["tar", "xzf", tarball, "-C", work], work);
   if (r.code !== 0) throw new Error(`cannot unpack ${tarball}: ${r.err}`);
   unpacked = join(work, releaseDir);
 }, BUILD_TIMEOUT_MS + 30_000);
 
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(cleanupAll);
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -157,15 +151,15 @@ describe("release tarball", () => {
     expect(statSync(exe).mode & 0o111).toBe(0o111);
     expect(statSync(exe).size).toBeGreaterThan(50 * 1024 * 1024); // Bun runtime + bundle + Lua libraries
     for (const dir of ["conf", "lua"]) {
-      expect(listFiles(join(unpacked, dir))).toEqual(listFiles(join(root, dir)));
+      expect(listFiles(join(unpacked, dir))).toEqual(listFiles(join(ROOT, dir)));
     }
-    if (existsSync(join(root, "conf/connmix.yaml"))) {
+    if (existsSync(join(ROOT, "conf/connmix.yaml"))) {
       expect(existsSync(join(unpacked, "conf/connmix.yaml"))).toBe(true);
     }
   });
 
   test("the executable runs `version` outside the sandbox too", () => {
-    const r = run(["./connmix", "version"], unpacked);
+    const r = runSync(["./connmix", "version"], unpacked);
     expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
     expect(r.out).toContain(version);
     expect(r.out).toContain("Lua 5.1 bit=000000ff");
@@ -192,10 +186,10 @@ describe("self-contained executable (system Lua, C headers and the checkout hidd
 
   // Runs once the shipped configuration and the Lua entry files it names exist in the checkout.
   const devMissing = (() => {
-    const conf = join(root, "conf/connmix.yaml");
+    const conf = join(ROOT, "conf/connmix.yaml");
     if (!existsSync(conf)) return "conf/connmix.yaml";
     const servers = (YAML.parse(readFileSync(conf, "utf8"))?.engine?.servers ?? []) as Array<{ entry?: string }>;
-    return servers.map((s) => s.entry ?? "").filter((e) => e && !existsSync(join(root, e))).join(", ");
+    return servers.map((s) => s.entry ?? "").filter((e) => e && !existsSync(join(ROOT, e))).join(", ");
   })();
   const devTest = devMissing ? test.skip : testIsolated;
   if (devMissing) {
@@ -205,7 +199,7 @@ describe("self-contained executable (system Lua, C headers and the checkout hidd
   devTest(
     "`connmix dev -f conf/connmix.yaml -p 1` prints the banner line and starts",
     async () => {
-      const ports = await freePorts(5);
+      const ports = freePorts(5);
       const cfg = YAML.parse(readFileSync(join(unpacked, "conf/connmix.yaml"), "utf8")) ?? {};
       cfg.center ??= {};
       cfg.center.registry = { ...cfg.center.registry, port: ports[0], bind: "127.0.0.1" };
@@ -217,41 +211,20 @@ describe("self-contained executable (system Lua, C headers and the checkout hidd
       cfg.engine.servers = (cfg.engine.servers ?? []).slice(0, 1).map((s: object) => ({ ...s, port: ports[4], bind: "127.0.0.1" }));
       writeFileSync(join(unpacked, "conf/test.yaml"), YAML.stringify(cfg));
 
-      const proc = Bun.spawn(["unshare", "-m", "sh", "-c", isolationScript(), "isolated", "./connmix", "dev", "-f", "conf/test.yaml", "-p", "1"], {
+      const proc = new Proc("connmix dev", ["unshare", "-m", "sh", "-c", isolationScript(), "isolated", "./connmix", "dev", "-f", "conf/test.yaml", "-p", "1"], {
         cwd: unpacked,
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, CONNMIX_TEST_CWD: unpacked },
+        env: { CONNMIX_TEST_CWD: unpacked },
       });
-      const stderr = new Response(proc.stderr).text();
-      let out = "";
-      const reader = proc.stdout.getReader();
-      const deadline = Date.now() + 20_000;
       try {
-        // Read until the banner line and the start of the Lua server are seen, the process exits or time runs out.
-        while (Date.now() < deadline && !(out.includes(BANNER) && out.includes("start the lua server"))) {
-          const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)]);
-          if (!chunk || chunk.done) break;
-          out += new TextDecoder().decode(chunk.value);
-        }
+        await proc.waitFor(BANNER, 20_000);
+        await proc.waitFor("start the lua server", 20_000);
       } finally {
-        proc.kill("SIGTERM");
-        const exited = await Promise.race([proc.exited, Bun.sleep(5_000).then(() => "timeout")]);
-        if (exited === "timeout") proc.kill("SIGKILL");
+        await proc.stop("SIGTERM", 5_000);
       }
-      const context = `stdout:\n${out}\nstderr:\n${await stderr}`;
-      expect(out.split("\n").map((l) => l.trim()), context).toContain(BANNER);
-      expect(out, context).toContain("start the lua server");
+      const context = `stdout and stderr:\n${proc.out}`;
+      expect(proc.stdout.split("\n").map((l) => l.trim()), context).toContain(BANNER);
+      expect(proc.stdout, context).toContain("start the lua server");
     },
     40_000,
   );
 });
-
-async function freePorts(n: number): Promise<number[]> {
-  const listeners = Array.from({ length: n }, () =>
-    Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }),
-  );
-  const ports = listeners.map((l) => l.port);
-  for (const l of listeners) l.stop(true);
-  return ports;
-}

@@ -1,38 +1,26 @@
 // The command line as a user meets it: real `bun src/main.ts` processes in a temp working directory.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { bannerText, versionLine } from "../src/cli/banner.ts";
+import { cleanupAll, tempDir } from "./helpers/files.ts";
+import { freePorts } from "./helpers/ports.ts";
+import { BUN, MAIN, Proc, runSync } from "./helpers/process.ts";
 
-const root = join(import.meta.dir, "..");
-const bun = join(root, "node_modules/.bin/bun");
-const main = join(root, "src/main.ts");
-const work = mkdtempSync(join(tmpdir(), "connmix-cli-"));
+const work = tempDir("cli");
 const device = availableParallelism();
 const LOG_LINE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\t(DEBUG|INFO|WARN|ERROR)\t[^\t]+\t/;
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(cleanupAll);
 
 mkdirSync(join(work, "lua"));
 writeFileSync(join(work, "lua/entry.lua"), "");
 
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((ok) => {
-      const s = createServer();
-      s.listen(0, "127.0.0.1", () => ok(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
-  return ports;
-}
-
 // A config of its own (free ports, its own log file) in the shared working directory.
 let n = 0;
-async function writeConfig(extra = ""): Promise<{ conf: string; logFile: string }> {
-  const [a, b, c, d, e] = await freePorts(5);
+function writeConfig(extra = ""): { conf: string; logFile: string } {
+  const [a, b, c, d, e] = freePorts(5);
   const id = n++;
   const conf = `c${id}.yaml`;
   writeFileSync(
@@ -47,38 +35,25 @@ async function writeConfig(extra = ""): Promise<{ conf: string; logFile: string 
   return { conf, logFile: join(work, `logs/${id}/connmix.log`) };
 }
 
-function runSync(args: string[]) {
-  const r = Bun.spawnSync([bun, main, ...args], { cwd: work, stdout: "pipe", stderr: "pipe", timeout: 20_000 });
-  return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+const runCli = (args: string[]) => runSync([BUN, MAIN, ...args], work, 20_000);
+
+// Starts a node and waits until its stdout contains `until`; returns the process and its stdout so far.
+async function start(args: string[], until: string): Promise<{ proc: Proc; out: string }> {
+  const proc = new Proc(args[0]!, [BUN, MAIN, ...args], { cwd: work });
+  await proc.waitFor(until, 10_000);
+  return { proc, out: proc.stdout };
 }
 
-// Starts a node, waits until stdout contains `until`, returns its output so far and the process.
-async function start(args: string[], until: string) {
-  const proc = Bun.spawn([bun, main, ...args], { cwd: work, stdout: "pipe", stderr: "pipe" });
-  const reader = proc.stdout.getReader();
-  const decoder = new TextDecoder();
-  let out = "";
-  const deadline = Date.now() + 10_000;
-  while (!out.includes(until) && Date.now() < deadline) {
-    const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)]);
-    if (!chunk || chunk.done) break;
-    out += decoder.decode(chunk.value, { stream: true });
-  }
-  reader.releaseLock();
-  return { proc, out };
-}
-
-async function stop(proc: ReturnType<typeof Bun.spawn>, signal: "SIGTERM" | "SIGINT"): Promise<{ code: number; ms: number }> {
+// Stops a node with `signal`: its exit code and how long it took.
+async function stop(proc: Proc, signal: "SIGTERM" | "SIGINT"): Promise<{ code: number; ms: number }> {
   const t0 = Date.now();
-  proc.kill(signal);
-  const code = await Promise.race([proc.exited, Bun.sleep(8000).then(() => -1)]);
-  if (code === -1) proc.kill("SIGKILL");
+  const code = await proc.stop(signal);
   return { code, ms: Date.now() - t0 };
 }
 
 describe("starting a node", () => {
   test("dev prints the banner, the version line and the -p warning; SIGTERM stops it cleanly", async () => {
-    const { conf, logFile } = await writeConfig();
+    const { conf, logFile } = writeConfig();
     const warning = `cpu underutilized, max_procs: 1, device_cpus: ${device}`;
     const { proc, out } = await start(["dev", "-f", conf, "-p", "1"], device > 1 ? warning : versionLine());
     try {
@@ -103,7 +78,7 @@ describe("starting a node", () => {
   });
 
   test("-p above the machine's CPUs is clamped with a warning; SIGINT also stops cleanly", async () => {
-    const { conf } = await writeConfig();
+    const { conf } = writeConfig();
     const warning = `max_procs: 9999 exceeds device_cpus: ${device}, using ${device}`;
     const { proc, out } = await start(["center", "--file", conf, "--cpus", "9999"], warning);
     try {
@@ -116,7 +91,7 @@ describe("starting a node", () => {
   });
 
   test("a center does not need the Lua entry files", async () => {
-    const { conf } = await writeConfig();
+    const { conf } = writeConfig();
     writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("lua/entry.lua", "lua/missing.lua"));
     const { proc, out } = await start(["center", "-f", conf], versionLine());
     try {
@@ -140,7 +115,7 @@ describe("errors", () => {
   ];
   for (const [name, args, line] of usageCases) {
     test(`${name}: one line and the usage on stderr, exit 2`, () => {
-      const r = runSync(args);
+      const r = runCli(args);
       expect(r.code).toBe(2);
       expect(r.err.split("\n")[0]).toBe(line);
       expect(r.err).toContain("USAGE");
@@ -149,21 +124,21 @@ describe("errors", () => {
   }
 
   test("a bad config: exactly one line on stderr naming file and key, exit 1, no banner", async () => {
-    const { conf } = await writeConfig();
+    const { conf } = writeConfig();
     writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("entry: lua/entry.lua", "entry: lua/entry.lua, protocol: ws"));
-    const r = runSync(["dev", "-f", conf]);
+    const r = runCli(["dev", "-f", conf]);
     expect(r.code).toBe(1);
     expect(r.err).toBe(`${conf}: engine.servers[0].protocol must be "websocket" or "socket", got "ws"\n`);
     expect(r.out).toBe("");
   });
 
   test("a port in use: an ERROR line naming the port, exit 1", async () => {
-    const { conf, logFile } = await writeConfig();
+    const { conf, logFile } = writeConfig();
     const port = Number(/servers:\n    - \{ port: (\d+)/.exec(readFileSync(join(work, conf), "utf8"))![1]);
     const blocker = createServer();
     await new Promise<void>((ok) => blocker.listen(port, "127.0.0.1", ok));
     try {
-      const r = runSync(["engine", "-f", conf]);
+      const r = runCli(["engine", "-f", conf]);
       expect(r.code).toBe(1);
       const errors = readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes("\tERROR\t"));
       expect(errors).toHaveLength(1);
@@ -174,13 +149,13 @@ describe("errors", () => {
   });
 
   test("a missing entry file and a missing config file", async () => {
-    const { conf } = await writeConfig();
+    const { conf } = writeConfig();
     writeFileSync(join(work, conf), readFileSync(join(work, conf), "utf8").replace("lua/entry.lua", "lua/gone.lua"));
-    const r = runSync(["engine", "-f", conf]);
+    const r = runCli(["engine", "-f", conf]);
     expect(r.code).toBe(1);
     expect(r.err).toBe(`${conf}: engine.servers[0].entry file not found: ${join(work, "lua/gone.lua")}\n`);
 
-    const missing = runSync(["dev"]); // default -f conf/connmix.yaml, relative to the working directory
+    const missing = runCli(["dev"]); // default -f conf/connmix.yaml, relative to the working directory
     expect(missing.code).toBe(1);
     expect(missing.err).toBe("conf/connmix.yaml: cannot read config file (ENOENT)\n");
   });
@@ -188,16 +163,16 @@ describe("errors", () => {
 
 describe("version and help", () => {
   test("version prints the version line first", () => {
-    const r = runSync(["version"]);
+    const r = runCli(["version"]);
     expect(r.code).toBe(0);
     expect(r.out.split("\n")[0]).toBe(versionLine());
   });
 
   test("--help prints the usage on stdout", () => {
-    const r = runSync(["--help"]);
+    const r = runCli(["--help"]);
     expect(r.code).toBe(0);
     for (const cmd of ["center", "engine", "dev", "single", "version"]) expect(r.out).toContain(cmd);
-    const sub = runSync(["engine", "--help"]);
+    const sub = runCli(["engine", "--help"]);
     expect(sub.code).toBe(0);
     expect(sub.out).toContain("-f, --file");
     expect(sub.out).toContain("-p, --cpus");

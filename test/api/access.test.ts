@@ -9,7 +9,8 @@ import { applyConfigChange, loadConfig, watchConfig } from "../../src/config/ind
 import { startLuaServers } from "../../src/engine/index.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/api/access.ts";
-import { Client, basic, freePort, postJson, startTestEngine, upgradeStatus, type TestEngine } from "./helpers";
+import { freePort } from "../helpers/ports.ts";
+import { Client, basic, postJson, startTestEngine, upgradeStatus, type TestEngine } from "./helpers";
 
 const USERS = [
   { username: "reader", password: "r-pass", roles: ["read" as const], host: "*" },

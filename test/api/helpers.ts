@@ -7,9 +7,7 @@ import { join } from "node:path";
 import { defaultConfig, defaultServer, type AccessUser, type Config } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
-import { freePort, until } from "../engine/helpers.ts";
-
-export { freePort, until };
+import { freePort } from "../helpers/ports.ts";
 
 export interface TestEngine {
   config: Config;

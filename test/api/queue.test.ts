@@ -2,7 +2,8 @@
 // backend-login flow (conn.call set_context_value releasing wait_context_value), limits, sharing,
 // reconnects and a consumer that stops reading.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Client, PausableClient, startTestEngine, until, type TestEngine } from "./helpers";
+import { until } from "../helpers/wait.ts";
+import { Client, PausableClient, startTestEngine, type TestEngine } from "./helpers";
 
 // "login <name>": push the frame to "chat" and wait for the backend to set uid.
 // "push <topic> <data>": push and report "ok <n>" or "err: <err>". "table": push a table to "t".

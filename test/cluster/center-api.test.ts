@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { defaultConfig } from "../../src/config/schema";
 import { startCenterApi } from "../../src/center/api";
 import { RegistryServer } from "../../src/center/registry";
-import { freePort } from "./helpers";
+import { freePort } from "../helpers/ports.ts";
 
 const config = defaultConfig();
 config.center.apiServer = { bind: "127.0.0.1", port: freePort() };

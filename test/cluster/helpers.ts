@@ -1,27 +1,10 @@
 // Cluster tests run real nodes: `bun src/main.ts center|engine|dev -f <config>` as separate processes on
 // free loopback ports, in a temp working directory holding their configs and Lua entry scripts.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-
-const ROOT = join(import.meta.dir, "..", "..");
-const BUN = join(ROOT, "node_modules/.bin/bun");
-const MAIN = join(ROOT, "src/main.ts");
-
-const given = new Set<number>();
-
-/** A port nobody listens on right now (the OS picks it), never the same one twice in this process. */
-export function freePort(): number {
-  for (;;) {
-    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = l.port;
-    l.stop(true);
-    if (!given.has(port)) {
-      given.add(port);
-      return port;
-    }
-  }
-}
+import { tempDir } from "../helpers/files.ts";
+import { freePort } from "../helpers/ports.ts";
+import { BUN, MAIN, Proc } from "../helpers/process.ts";
 
 /**
  * The test entry script. Text commands from a client: `id`, `sub <channel>`, `send <client id> <text>`,
@@ -60,7 +43,7 @@ export interface EnginePorts {
 }
 
 export class ClusterDir {
-  readonly dir = mkdtempSync(join(tmpdir(), "connmix-cluster-"));
+  readonly dir = tempDir("cluster");
   readonly registry = freePort();
   readonly centerApi = freePort();
 
@@ -112,52 +95,20 @@ export class ClusterDir {
   }
 }
 
-/** A node process with its stdout collected. */
-export class Node {
-  out = "";
-  private readonly proc: ReturnType<typeof Bun.spawn>;
-
+/** A node process: `bun src/main.ts <mode> -f <config>` in `cwd`. */
+export class Node extends Proc {
   constructor(mode: string, config: string, cwd: string) {
-    this.proc = Bun.spawn([BUN, MAIN, mode, "-f", config], { cwd, stdout: "pipe", stderr: "pipe" });
-    void this.read(this.proc.stdout as ReadableStream<Uint8Array>);
-    void this.read(this.proc.stderr as ReadableStream<Uint8Array>);
+    super(mode, [BUN, MAIN, mode, "-f", config], { cwd });
   }
 
-  private async read(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) this.out += decoder.decode(chunk, { stream: true });
-  }
-
-  /** Where the output ends now; pass it to waitFor to only look at what comes later. */
-  mark(): number {
-    return this.out.length;
-  }
-
-  /** Waits for a log message (the text after the caller field) matching `re` after `from`; returns its match. */
-  async waitFor(re: RegExp, ms = 5000, from = 0): Promise<RegExpMatchArray> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const m = this.out.slice(from).match(re);
-      if (m) return m;
-      if (Date.now() > end) throw new Error(`no ${re} within ${ms} ms in:\n${this.out.slice(from)}`);
-      await Bun.sleep(20);
-    }
+  /** Waits for a log line matching `re` after `from`, 5 s by default. */
+  override waitFor(re: RegExp, ms = 5000, from = 0): Promise<RegExpMatchArray> {
+    return super.waitFor(re, ms, from);
   }
 
   /** Log messages (tab-separated field 4) in order. */
   messages(): string[] {
     return this.out.split("\n").map((l) => l.split("\t")[3]).filter((m): m is string => m !== undefined);
-  }
-
-  get pid(): number {
-    return this.proc.pid;
-  }
-
-  async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<number> {
-    this.proc.kill(signal);
-    const code = await Promise.race([this.proc.exited, Bun.sleep(8000).then(() => null)]);
-    if (code === null) this.proc.kill("SIGKILL");
-    return code ?? -1;
   }
 }
 

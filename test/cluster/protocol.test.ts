@@ -9,7 +9,7 @@ import { FrameReader, FrameWriter, Outbox } from "../../src/mesh/frames";
 import { T, writeHello, writeText, writeSend, writePublish, readU32, textOf } from "../../src/mesh/protocol";
 import { newNodeId } from "../../src/mesh/node-id";
 import { RegistryServer } from "../../src/center/registry";
-import { freePort } from "./helpers";
+import { freePort } from "../helpers/ports.ts";
 
 const NODE = 2 ** 37;
 

@@ -2,7 +2,7 @@
 // (continuation lines joined, comments dropped).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "./processes.ts";
+import { ROOT } from "../helpers/process.ts";
 
 export interface Instruction {
   op: string; // upper case: FROM, RUN, COPY, ...

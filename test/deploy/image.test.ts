@@ -8,7 +8,9 @@ import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } 
 import { basename, join, posix } from "node:path";
 import { versionLine } from "../../src/cli/banner.ts";
 import { execForm, last, readDockerfile, type Instruction, type Stage } from "./dockerfile.ts";
-import { Client, cleanupAll, localConfig, localPorts, post, Proc, ROOT, tempDir } from "./processes.ts";
+import { cleanupAll, tempDir } from "../helpers/files.ts";
+import { Proc, ROOT } from "../helpers/process.ts";
+import { Client, localConfig, localPorts, post } from "./processes.ts";
 
 afterAll(cleanupAll);
 
@@ -142,7 +144,7 @@ describe("deploy/systemd/connmix@.service", () => {
     expect(s.KillSignal).toBe("SIGTERM");
     const cpus = /^CONNMIX_CPUS=(\d+)$/.exec(s.Environment!)![1]!;
     const dir = image().dir; // stands for /opt/connmix
-    const ports = await localPorts();
+    const ports = localPorts();
     const conf = join(dir, "conf/connmix.yaml");
     writeFileSync(conf, localConfig(readFileSync(conf, "utf8"), ports, "logs/connmix.log"));
     const command = (role: string) =>

@@ -7,7 +7,7 @@ import { join, posix, relative } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { parseConfig, type Config } from "../../src/config/index.ts";
 import { execForm, last, readDockerfile } from "./dockerfile.ts";
-import { ROOT } from "./processes.ts";
+import { ROOT } from "../helpers/process.ts";
 
 const DEPLOY = join(ROOT, "deploy");
 const K8S = join(DEPLOY, "k8s");

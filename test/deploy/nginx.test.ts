@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { nodeOf } from "../../src/engine/ids.ts";
-import { Client, cleanupAll, freePorts, localConfig, localPorts, post, Proc, ROOT, tempDir, type LocalPorts } from "./processes.ts";
+import { cleanupAll, tempDir } from "../helpers/files.ts";
+import { freePorts, waitForPort } from "../helpers/ports.ts";
+import { Proc, ROOT } from "../helpers/process.ts";
+import { Client, localConfig, localPorts, post, type LocalPorts } from "./processes.ts";
 
 const NGINX_DIR = join(ROOT, "deploy/nginx");
 const READ_TIMEOUT = 3; // seconds, engine.servers[0].readTimeout for this test
@@ -79,20 +82,6 @@ http {
   return main;
 }
 
-async function untilListening(port: number, ms = 10000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      s.end();
-      return;
-    } catch (e) {
-      if (Date.now() > end) throw new Error(`nothing listens on ${port}: ${(e as Error).message}`);
-      await Bun.sleep(20);
-    }
-  }
-}
-
 const dir = tempDir("nginx");
 let engines: LocalPorts[] = [];
 let proxy: NginxPorts;
@@ -123,8 +112,8 @@ async function say(from: Client, to: Client, text: string): Promise<number> {
 beforeAll(async () => {
   const conf = readFileSync(join(ROOT, "conf/connmix.yaml"), "utf8");
   const timeout: [string[], unknown][] = [[["engine", "servers", "0", "readTimeout"], READ_TIMEOUT]];
-  const center = await localPorts();
-  engines = [await localPorts(), await localPorts()].map((p) => ({ ...p, registry: center.registry }));
+  const center = localPorts();
+  engines = [localPorts(), localPorts()].map((p) => ({ ...p, registry: center.registry }));
   const write = (name: string, ports: LocalPorts) => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, localConfig(conf, ports, join(dir, `${name}.log`), timeout));
@@ -135,7 +124,7 @@ beforeAll(async () => {
   engines.forEach((p, i) => nodes.push(new Proc(`engine${i + 1}`, [join(ROOT, "bin/connmix"), "engine", "-f", write(`engine${i + 1}`, p), "-p", "1"])));
   await Promise.all(nodes.slice(1).map((n) => n.waitFor("start the lua server")));
 
-  const [ws, wss, bare] = await freePorts(3);
+  const [ws, wss, bare] = freePorts(3);
   proxy = { ws: ws!, wss: wss!, bare: bare! };
   const cert = join(dir, "demo.crt");
   const key = join(dir, "demo.key");
@@ -148,7 +137,7 @@ beforeAll(async () => {
   const checked = check.stderr.toString();
   if (!checked.includes("test is successful")) throw new Error(`nginx -t:\n${checked}`);
   nginx = new Proc("nginx", ["nginx", ...args]);
-  await Promise.all([proxy.ws, proxy.wss, proxy.bare].map((p) => untilListening(p)));
+  await Promise.all([proxy.ws, proxy.wss, proxy.bare].map((p) => waitForPort(p)));
 }, 30_000);
 
 afterAll(async () => {

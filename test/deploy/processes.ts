@@ -1,94 +1,8 @@
-// Helpers for tests that run connmix as a user does: real processes (bin/connmix, nginx, example
-// programs) with their output collected, configuration files rewritten onto free loopback ports, and
-// WebSocket clients that keep what they receive.
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Subprocess } from "bun";
+// Helpers for tests that run connmix as a user does: configuration files rewritten onto free loopback
+// ports, and WebSocket clients that keep what they receive.
 import { parseDocument } from "yaml";
-
-export const ROOT = join(import.meta.dir, "..", "..");
-export const BUN = join(ROOT, "node_modules/.bin/bun");
-
-const cleanups: (() => void | Promise<unknown>)[] = [];
-
-/** Stops every process and removes every temp dir made through this module (call in afterAll). */
-export async function cleanupAll(): Promise<void> {
-  for (const f of cleanups.splice(0).reverse()) await f();
-}
-
-export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `connmix-${prefix}-`));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** `count` distinct ports nobody listens on right now. */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((ok) => {
-      const s = createServer();
-      s.listen(0, "127.0.0.1", () => ok(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
-  return ports;
-}
-
-/** A child process whose stdout and stderr are collected into `out`. */
-export class Proc {
-  out = "";
-  readonly proc: Subprocess<"ignore", "pipe", "pipe">;
-
-  constructor(readonly name: string, cmd: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
-    this.proc = Bun.spawn(cmd, {
-      cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, ...opts.env },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    this.drain(this.proc.stdout);
-    this.drain(this.proc.stderr);
-    cleanups.push(() => this.stop());
-  }
-
-  private async drain(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) this.out += decoder.decode(chunk, { stream: true });
-  }
-
-  get exitCode(): number | null {
-    return this.proc.exitCode;
-  }
-
-  /** Waits until the output contains `text` (or matches it); fails early when the process exits. */
-  async waitFor(text: string | RegExp, ms = 15000): Promise<void> {
-    const end = Date.now() + ms;
-    const seen = () => (typeof text === "string" ? this.out.includes(text) : text.test(this.out));
-    while (!seen()) {
-      if (this.proc.exitCode !== null) await Bun.sleep(50); // let the last output arrive
-      if (seen()) return;
-      if (this.proc.exitCode !== null || Date.now() > end) {
-        const why = this.proc.exitCode !== null ? `exited with ${this.proc.exitCode}` : `not within ${ms} ms`;
-        throw new Error(`${this.name}: no ${JSON.stringify(String(text))} (${why}); output:\n${this.out.slice(-3000)}`);
-      }
-      await Bun.sleep(20);
-    }
-  }
-
-  /** Sends `signal` and waits for the exit (SIGKILL after `ms`); returns the exit code. */
-  async stop(signal: NodeJS.Signals = "SIGTERM", ms = 8000): Promise<number> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
-    const code = await Promise.race([this.proc.exited, Bun.sleep(ms).then(() => null)]);
-    if (code !== null) return code;
-    this.proc.kill("SIGKILL");
-    await this.proc.exited;
-    throw new Error(`${this.name} did not stop within ${ms} ms of ${signal}`);
-  }
-}
+import { onCleanup } from "../helpers/files.ts";
+import { freePorts } from "../helpers/ports.ts";
 
 export interface LocalPorts {
   registry: number;
@@ -125,8 +39,8 @@ export function localConfig(text: string, ports: LocalPorts, logFile: string, ed
   return doc.toString();
 }
 
-export async function localPorts(servers = 1): Promise<LocalPorts> {
-  const [registry, center, mesh, api, ...rest] = await freePorts(4 + servers);
+export function localPorts(servers = 1): LocalPorts {
+  const [registry, center, mesh, api, ...rest] = freePorts(4 + servers);
   return { registry: registry!, center: center!, mesh: mesh!, api: api!, servers: rest };
 }
 
@@ -146,7 +60,7 @@ export class Client {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, options as string[] | undefined);
       const c = new Client(ws);
-      cleanups.push(() => ws.close());
+      onCleanup(() => ws.close());
       ws.onopen = () => resolve(c);
       ws.onerror = (e) => reject(new Error(`cannot open ${url}: ${(e as ErrorEvent).message ?? "error"}`));
     });

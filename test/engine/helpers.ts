@@ -1,39 +1,25 @@
 // End-to-end helpers: Lua servers started in-process with startLuaServers on free loopback ports, entry
 // scripts written to temp dirs (with the repository's lua/protocols available to `require`), raw TCP
 // clients, and a captured engine log.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { cpSync } from "node:fs";
+import { join } from "node:path";
 import type { Socket } from "bun";
 import { defaultConfig, defaultServer, type ServerConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
-import { log } from "../../src/log/logger.ts";
+import { tempDir, writeTree } from "../helpers/files.ts";
+import { freePort } from "../helpers/ports.ts";
+import { until } from "../helpers/wait.ts";
 
 const REPO_LUA = join(import.meta.dir, "..", "..", "lua");
-const dirs: string[] = [];
-
-/** A port nobody listens on right now (the OS picks it). */
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
 
 /**
  * A temp `lua/` root holding `files` (name → source) and a copy of the repository's lua/protocols, so
  * `require("protocols.text")` works as in a real install. Returns the root.
  */
 export function luaRoot(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "connmix-e2e-"));
-  dirs.push(dir);
-  const root = join(dir, "lua");
+  const root = join(tempDir("e2e"), "lua");
   cpSync(join(REPO_LUA, "protocols"), join(root, "protocols"), { recursive: true });
-  for (const [name, source] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, name)), { recursive: true });
-    writeFileSync(join(root, name), source);
-  }
-  return root;
+  return writeTree(files, root);
 }
 
 export interface Started {
@@ -64,30 +50,6 @@ export async function startServer(entry: string, cfg: Partial<ServerConfig> = {}
   }];
   const engine = await startLuaServers(config, 1);
   return { engine, port, url: `ws://127.0.0.1:${port}${path}`, stop: () => engine.stop() };
-}
-
-/** Sends the engine log to a temp file; the returned function reads it (after a flush). */
-export function captureLog(): () => Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), "connmix-e2e-log-"));
-  dirs.push(dir);
-  const file = join(dir, "engine.log");
-  log.configure({ filename: file, stdout: false, level: "debug", maxFiles: 1 });
-  return async () => {
-    await log.flush();
-    try { return readFileSync(file, "utf8"); } catch { return ""; }
-  };
-}
-
-export function cleanup(): void {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-export async function until(cond: () => boolean, ms = 3000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
-    await Bun.sleep(5);
-  }
 }
 
 /** A raw TCP client that collects every byte it receives. */

@@ -3,7 +3,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "../../src/engine/limits";
 import type { Connection } from "../../src/engine/connection";
-import { captureLog, cleanup, openBun, startServer, TcpClient, until, type Collected, type Started } from "./helpers";
+import { cleanupAll } from "../helpers/files.ts";
+import { captureLog } from "../helpers/log.ts";
+import { until } from "../helpers/wait.ts";
+import { openBun, startServer, TcpClient, type Collected, type Started } from "./helpers";
 
 const readLog = captureLog();
 const servers: Started[] = [];
@@ -14,7 +17,7 @@ async function server(entry: string, cfg: Parameters<typeof startServer>[1] = {}
 }
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
-  cleanup();
+  await cleanupAll();
 });
 
 const ENTRY = `
@@ -47,7 +50,7 @@ describe("errors", () => {
     a.send("bad");
     expect(await reply(b, bc, "x")).toBe("m:x");
     expect(await reply(a, ac, "after")).toBe("m:after");
-    const log = await readLog();
+    const log = readLog();
     const line = log.split("\n").find((l) => l.includes("attempt to index local 't'"));
     expect(line).toMatch(/^\S+ \S+\tERROR\t[^\t]+\tlua callback error: .*entry\.lua:4: attempt to index local 't' \(a nil value\)$/);
     const rest = log.slice(log.indexOf(line!) + line!.length);
@@ -63,7 +66,7 @@ describe("errors", () => {
     expect(await reply(b, bc, "waiting")).toBe("m:waiting");
     expect(Date.now() - started).toBeLessThan(2500);
     expect(await reply(a, ac, "alive")).toBe("m:alive");
-    expect(await readLog()).toMatch(/\tERROR\t[^\t]+\tlua callback error: .*callback exceeded its time budget of 1000 ms/);
+    expect(readLog()).toMatch(/\tERROR\t[^\t]+\tlua callback error: .*callback exceeded its time budget of 1000 ms/);
   });
 
   test("a message over the size limit closes only its connection with 1009", async () => {
@@ -108,7 +111,7 @@ describe("blocking", () => {
     a.close(4000, "gone");
     await until(() => s.engine.node.connections.size === 0);
     await Bun.sleep(30);
-    const log = await readLog();
+    const log = readLog();
     expect(log).toContain("login nil connection closed");
     expect(log).toContain(`closed ${id} close 4000 gone`);
   });
@@ -161,8 +164,8 @@ describe("slow readers", () => {
     expect(r.max).toBeLessThanOrEqual(MAX_PENDING_BYTES);
     expect(rss() - before).toBeLessThan(64 << 20);
     await c.waitClosed();
-    expect(await readLog()).toMatch(new RegExp(`\\tWARN\\t[^\\t]+\\tclient ${conn.id} did not read for 1s, dropped`));
-    expect(await readLog()).toContain(`closed ${conn.id} write timeout`);
+    expect(readLog()).toMatch(new RegExp(`\\tWARN\\t[^\\t]+\\tclient ${conn.id} did not read for 1s, dropped`));
+    expect(readLog()).toContain(`closed ${conn.id} write timeout`);
   }, 10_000);
 
   test("socket: a client flooded faster than writeTimeout is dropped at the pending-bytes bound", async () => {
@@ -176,7 +179,7 @@ describe("slow readers", () => {
     expect(r.open).toBe(false);
     expect(r.max).toBeLessThanOrEqual(MAX_PENDING_BYTES);
     expect(rss() - before).toBeLessThan(64 << 20);
-    expect(await readLog()).toContain(`closed ${conn.id} too many unread bytes`);
+    expect(readLog()).toContain(`closed ${conn.id} too many unread bytes`);
   }, 10_000);
 
   test("websocket: a client that never reads is dropped after writeTimeout; others are served meanwhile", async () => {
@@ -194,6 +197,6 @@ describe("slow readers", () => {
     c.socket.resume(); // a paused socket does not notice the close
     await c.waitClosed();
     expect(await reply(b, bc, "still served")).toBe("m:still served");
-    expect(await readLog()).toContain(`closed ${conn.id} write timeout`);
+    expect(readLog()).toContain(`closed ${conn.id} write timeout`);
   }, 15_000);
 });

@@ -4,7 +4,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { captureLog, cleanup, luaRoot, startServer, TcpClient, until, type Started } from "./helpers";
+import { cleanupAll } from "../helpers/files.ts";
+import { captureLog } from "../helpers/log.ts";
+import { until } from "../helpers/wait.ts";
+import { luaRoot, startServer, TcpClient, type Started } from "./helpers";
 
 const readLog = captureLog();
 const servers: Started[] = [];
@@ -15,7 +18,7 @@ async function socketServer(entry: string, options: { name: string; value: strin
 }
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
-  cleanup();
+  await cleanupAll();
 });
 
 const only = (s: Started) => [...s.engine.node.connections.values()][0]!;
@@ -85,7 +88,7 @@ describe("framing contract", () => {
     await until(() => c.text().includes("ok one"));
     c.write("three\n"); // the bytes after the failed package are framed when more arrive
     expect(await c.lines(3)).toEqual(["ok one", "ok two", "ok three"]);
-    expect(await readLog()).toContain("boom requested");
+    expect(readLog()).toContain("boom requested");
   });
 
   test("protocol_encode shapes data pushed with sendLocal/publishLocal (type given), conn:send stays raw", async () => {
@@ -116,7 +119,7 @@ describe("framing contract", () => {
     expect(node.sendLocal(id, "nothing", 1)).toBe("protocol_encode returned no data");
     expect(node.sendLocal(id, "fail", 1)).toBe("protocol_encode failed");
     expect(node.publishLocal("news", "nothing", 1)).toEqual([0, 1]);
-    expect(await readLog()).toContain("encode failed on purpose");
+    expect(readLog()).toContain("encode failed on purpose");
   });
 
   test("mix.server.option and mix.socket.tcp() with the trailing conn argument", async () => {
@@ -163,7 +166,7 @@ describe("lua/protocols/text.lua", () => {
     const c2 = await TcpClient.connect(s.port); // no newline at all: closed once too many bytes are buffered
     c2.write("y".repeat(18));
     await c2.waitClosed();
-    const log = await readLog();
+    const log = readLog();
     expect(log).toMatch(/\tWARN\t[^\t]*text\.lua:\d+\tclient \d+ sent a line of more than 16 bytes/);
   });
 });

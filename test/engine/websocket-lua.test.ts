@@ -2,13 +2,16 @@
 // (Bun's WebSocket and the `ws` package) and with hand-made frames over raw TCP.
 import { afterAll, describe, expect, test } from "bun:test";
 import WS from "ws";
-import { captureLog, cleanup, collect, openBun, startServer, TcpClient, until, type Collected, type Started } from "./helpers";
+import { cleanupAll } from "../helpers/files.ts";
+import { captureLog } from "../helpers/log.ts";
+import { until } from "../helpers/wait.ts";
+import { collect, openBun, startServer, TcpClient, type Collected, type Started } from "./helpers";
 
 const readLog = captureLog();
 let s: Started;
 afterAll(async () => {
   await s?.stop();
-  cleanup();
+  await cleanupAll();
 });
 
 const ENTRY = `
@@ -211,6 +214,6 @@ describe("frames over raw TCP", () => {
       const last = frames(c.received).at(-1)!;
       expect([last.op, last.data.readUInt16BE(0)]).toEqual([8, 1002]);
     }
-    expect(await readLog()).not.toContain("lua callback error");
+    expect(readLog()).not.toContain("lua callback error");
   });
 });

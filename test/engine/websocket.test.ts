@@ -5,7 +5,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import WS from "ws";
-import { captureLog, cleanup, collect, luaRoot, openBun, startServer, until, type Collected, type Started } from "./helpers";
+import { cleanupAll } from "../helpers/files.ts";
+import { captureLog } from "../helpers/log.ts";
+import { until } from "../helpers/wait.ts";
+import { collect, luaRoot, openBun, startServer, type Collected, type Started } from "./helpers";
 
 const readLog = captureLog();
 const servers: Started[] = [];
@@ -16,7 +19,7 @@ async function wsServer(entry: string, cfg: Parameters<typeof startServer>[1] = 
 }
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
-  cleanup();
+  await cleanupAll();
 });
 
 /** Opens a `ws` package client and waits for it to be open. */
@@ -155,7 +158,7 @@ describe("handshake", () => {
     expect(await refused(s.url, { "X-Refuse": "error" })).toEqual({ status: 500, body: "handshake failed" });
     expect((await refused(s.url.replace("/chat", "/other"))).status).toBe(404);
     expect(s.engine.node.connections.size).toBe(0); // refused upgrades leave nothing behind
-    expect(await readLog()).toContain("handshake blew up");
+    expect(readLog()).toContain("handshake blew up");
     // Bun's client sees the refusal as a failed open.
     const bun = new WebSocket(s.url, { headers: { "X-Refuse": "plain" } } as unknown as string[]);
     const failed = await new Promise<boolean>((resolve) => {

@@ -6,8 +6,11 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { chromium, type Browser } from "playwright-core";
-import { Client, cleanupAll, post, ROOT } from "../deploy/processes.ts";
-import { listening, runExample, type RunningExample } from "./workspace.ts";
+import { Client, post } from "../deploy/processes.ts";
+import { cleanupAll } from "../helpers/files.ts";
+import { listening } from "../helpers/ports.ts";
+import { ROOT } from "../helpers/process.ts";
+import { runExample, type RunningExample } from "./workspace.ts";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];

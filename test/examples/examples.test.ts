@@ -3,8 +3,10 @@
 // HTTP API, and stopped with SIGTERM. examples/chat-room has its own file (it drives a browser).
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { Client, cleanupAll, post } from "../deploy/processes.ts";
-import { listening, processesIn, runExample, startExample, type RunningExample } from "./workspace.ts";
+import { Client, post } from "../deploy/processes.ts";
+import { cleanupAll } from "../helpers/files.ts";
+import { listening } from "../helpers/ports.ts";
+import { processesIn, runExample, startExample, type RunningExample } from "./workspace.ts";
 
 afterAll(cleanupAll);
 

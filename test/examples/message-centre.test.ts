@@ -8,7 +8,8 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
 import { startBackend } from "../../examples/message-centre/backend.ts";
-import { Client, freePort } from "../lua/eval.ts";
+import { freePort } from "../helpers/ports.ts";
+import { Client } from "../lua/eval.ts";
 
 const EXAMPLE = join(import.meta.dir, "..", "..", "examples", "message-centre");
 

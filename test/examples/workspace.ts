@@ -4,7 +4,9 @@
 import { cpSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { localConfig, localPorts, Proc, ROOT, tempDir, type LocalPorts } from "../deploy/processes.ts";
+import { localConfig, localPorts, type LocalPorts } from "../deploy/processes.ts";
+import { tempDir } from "../helpers/files.ts";
+import { Proc, ROOT } from "../helpers/process.ts";
 
 export interface RunningExample {
   dir: string;
@@ -40,24 +42,13 @@ export async function startExample(name: string, before?: (ports: LocalPorts) =>
   const confPath = join(dir, "examples", name, "connmix.yaml");
   const text = readFileSync(confPath, "utf8");
   const conf = parse(text);
-  const ports = await localPorts(conf.engine.servers.length);
+  const ports = localPorts(conf.engine.servers.length);
   writeFileSync(confPath, localConfig(text, ports, conf.logging.filename));
   await before?.(ports);
   const command = readmeCommand(name);
   const proc = new Proc(name, ["bash", "-c", `exec ${command}`], { cwd: dir });
   const path = conf.engine.servers[0].options.find((o: { name: string }) => o.name === "path").value;
   return { dir, ports, command, proc, url: `ws://127.0.0.1:${ports.servers[0]}${path}`, api: `http://127.0.0.1:${ports.api}` };
-}
-
-/** True when something accepts connections on the port. */
-export async function listening(port: number): Promise<boolean> {
-  try {
-    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    s.end();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Ids of the processes whose working directory is `dir` (an example's workspace). */

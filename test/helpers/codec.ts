@@ -10,7 +10,7 @@ import { LuaVM } from "../../src/lua/vm";
 import { logging } from "../../src/lua/api/log";
 import { json } from "../../src/lua/api/json";
 import { codec } from "../../src/lua/api/codec";
-import { writeTree } from "./lua";
+import { writeTree } from "./files.ts";
 
 const ENTRY = String.raw`
 local function show(v)

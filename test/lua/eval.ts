@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultConfig, defaultServer, type RedisConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
-import { freePort } from "../engine/helpers.ts";
+import { freePort } from "../helpers/ports.ts";
 
 const ENTRY = String.raw`
 local function enc(v)
@@ -43,8 +43,6 @@ function on_message(msg, conn)
   conn:send(results(f()))
 end
 `;
-
-export { freePort };
 
 /** The exact bytes of a string the entry sent. */
 export const bytes = (s: string) => Buffer.from(s, "latin1");

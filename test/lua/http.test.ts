@@ -3,7 +3,8 @@
 // requests are in flight.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
-import { bytes, Client, freePort, startServer, type TestServer } from "./eval";
+import { freePort } from "../helpers/ports.ts";
+import { bytes, Client, startServer, type TestServer } from "./eval";
 
 let backend: Server;
 let base: string;

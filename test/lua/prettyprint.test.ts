@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { writeTree } from "../helpers/lua";
+import { writeTree } from "../helpers/files.ts";
 
 const root = resolve(import.meta.dir, "../..");
 

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { defaultRedis, type RedisConfig } from "../../src/config/index.ts";
 import { Parser, ReplyError, type Reply } from "../../src/redis/client.ts";
-import { bytes, Client, freePort, startServer, type TestServer } from "./eval";
+import { freePort, waitForPort } from "../helpers/ports.ts";
+import { bytes, Client, startServer, type TestServer } from "./eval";
 
 const REDIS = Bun.which("redis-server");
 if (!REDIS) {
@@ -22,17 +23,7 @@ class RedisProcess {
       [REDIS!, "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...this.extra],
       { stdout: "ignore", stderr: "inherit" },
     );
-    const end = Date.now() + 5000;
-    for (;;) {
-      try {
-        const s = await Bun.connect({ hostname: "127.0.0.1", port: this.port, socket: { data() {} } });
-        s.end();
-        return;
-      } catch {
-        if (Date.now() > end) throw new Error(`redis-server did not start on port ${this.port}`);
-        await Bun.sleep(20);
-      }
-    }
+    await waitForPort(this.port, 5000);
   }
 
   signal(sig: "SIGSTOP" | "SIGCONT"): void {

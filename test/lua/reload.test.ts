@@ -3,7 +3,9 @@
 import { beforeEach, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
-import { captureLog, makeVM, owner, recorded, TEST_EVENT, until } from "../helpers/lua";
+import { captureLog } from "../helpers/log.ts";
+import { makeVM, owner, recorded, TEST_EVENT } from "../helpers/lua";
+import { until } from "../helpers/wait.ts";
 
 const readLog = captureLog();
 beforeEach(() => { recorded.length = 0; });

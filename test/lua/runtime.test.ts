@@ -1,6 +1,8 @@
 // The Lua runtime: coroutines per callback, per-connection ordering, blocking ops, errors, runaway guard.
 import { beforeEach, describe, expect, test } from "bun:test";
-import { captureLog, makeVM, owner, recorded, TEST_EVENT, until } from "../helpers/lua";
+import { captureLog } from "../helpers/log.ts";
+import { makeVM, owner, recorded, TEST_EVENT } from "../helpers/lua";
+import { until } from "../helpers/wait.ts";
 
 const readLog = captureLog();
 beforeEach(() => { recorded.length = 0; });
