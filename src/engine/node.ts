@@ -13,6 +13,8 @@ export interface Peers {
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null>;
   publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]>;
   callRemote(id: number, method: string, args: unknown[]): Promise<string | null>;
+  /** When set, queue items go there rather than to this process's queues (a worker hands them to its primary). */
+  queuePush?(topic: string, json: string, clientId: number): Promise<[number, string | null]>;
 }
 
 export type Protocol = "websocket" | "socket";
@@ -37,6 +39,22 @@ export class EngineNode {
 
   isLocal(id: number): boolean {
     return nodeOf(id) === this.ids.node && workerOf(id) === this.ids.worker;
+  }
+
+  /** Client connections of this node (a multi-core engine's primary counts its workers'). */
+  clientCount(): number {
+    return this.connections.size;
+  }
+
+  /**
+   * The center assigned another node index: new ids carry it, and the connections handed an old id are
+   * closed (their ids no longer route here). Returns how many were closed (a primary: once its workers said).
+   */
+  renumber(index: number): number | Promise<number> {
+    const ids = [...this.connections.keys()];
+    this.ids = new ClientIds(index, this.ids.worker);
+    for (const id of ids) this.close(id);
+    return ids.length;
   }
 
   sendLocal(id: number, data: Uint8Array | string, type: SendType, raw = false): string | null | "remote" {

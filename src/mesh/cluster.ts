@@ -3,10 +3,10 @@
 import type { Config } from "../config/schema";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
-import { ClientIds } from "../engine/ids";
 import type { EngineNode } from "../engine/node";
 import { RegistryClient } from "../center/client";
 import { Mesh } from "./index";
+import type { MeshTarget } from "./server";
 import { newNodeId } from "./node-id";
 
 const wildcard = (bind: string) => bind === "" || bind === "0.0.0.0" || bind === "::";
@@ -14,8 +14,9 @@ const wildcard = (bind: string) => bind === "" || bind === "0.0.0.0" || bind ===
 export class Cluster {
   readonly mesh: Mesh;
 
-  constructor(private readonly config: Config, private readonly node: EngineNode) {
-    this.mesh = new Mesh(node, newNodeId());
+  /** `target` serves other nodes' requests: the node itself, or the workers of a multi-core engine. */
+  constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget = node) {
+    this.mesh = new Mesh(target, newNodeId());
   }
 
   /** Starts the mesh point and makes the mesh the node's route to other nodes. */
@@ -54,7 +55,7 @@ export class Cluster {
         nodes: (list, complete) => {
           this.mesh.update(list.map((n) => ({ id: n.id, index: n.index, ip: n.ip, meshPort: n.mesh_port })), complete);
         },
-        clients: () => this.node.connections.size,
+        clients: () => this.node.clientCount(),
       });
       onShutdown("center registry", () => client.stop());
       client.start();
@@ -64,14 +65,14 @@ export class Cluster {
   private setIndex(index: number): void {
     const old = this.mesh.index;
     if (index === old) return;
+    // Another node took this node's index while the center was away: ids handed out so far would now
+    // route to that node, so their connections are closed (clients reconnect and get new ids).
+    const closed = this.node.renumber(index);
     if (old !== 0) {
-      // Another node took this node's index while the center was away: ids handed out so far would now
-      // route to that node, so their connections are closed (clients reconnect and get new ids).
-      const ids = [...this.node.connections.keys()];
-      log.warn(`the center assigned node index ${index} (was ${old}): closing ${ids.length} client connections, their ids no longer route here`);
-      for (const id of ids) this.node.close(id);
+      void Promise.resolve(closed).then((n) => {
+        log.warn(`the center assigned node index ${index} (was ${old}): closing ${n} client connections, their ids no longer route here`);
+      });
     }
     this.mesh.index = index;
-    this.node.ids = new ClientIds(index, this.node.ids.worker);
   }
 }

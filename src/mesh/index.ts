@@ -4,12 +4,11 @@
 // A peer that is unreachable, congested or silent counts as a failure, never as a silent success.
 import { log } from "../log/logger";
 import { nodeOf } from "../engine/ids";
-import type { EngineNode, Peers } from "../engine/node";
+import type { Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
-import { FrameWriter, MAX_FRAME } from "./frames";
-import { PeerLink, type Done, type PeerInfo } from "./link";
-import { MeshPoint } from "./server";
-import { writeCall, writePublish, writeSend } from "./protocol";
+import { PeerLink, type PeerInfo } from "./link";
+import { MeshPoint, type MeshTarget } from "./server";
+import { callOver, publishTo, sendOver } from "./requests";
 
 export type { PeerInfo };
 
@@ -22,12 +21,11 @@ export class Mesh implements Peers {
   private readonly byId = new Map<string, PeerLink>();
   private readonly byIndex = new Map<number, PeerLink>();
   private links: PeerLink[] = [];
-  private req = 0;
-  private readonly scratch = new FrameWriter();
   private readonly ticker: Timer;
 
-  constructor(node: EngineNode, readonly id: string) {
-    this.point = new MeshPoint(node, this);
+  /** `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine. */
+  constructor(target: MeshTarget, readonly id: string) {
+    this.point = new MeshPoint(target, this);
     this.ticker = setInterval(() => {
       const now = Date.now();
       for (const link of this.links) link.tick(now);
@@ -74,66 +72,16 @@ export class Mesh implements Peers {
   }
 
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
-    const link = this.byIndex.get(nodeOf(id));
-    if (!link) return Promise.resolve("client not found");
-    const busy = link.ready();
-    if (busy) return Promise.resolve(busy);
-    const req = this.nextReq();
-    writeSend(link.out, req, id, data, type);
-    return this.await(link, req);
+    return sendOver(this.byIndex.get(nodeOf(id)), id, data, type);
   }
 
   callRemote(id: number, method: string, args: unknown[]): Promise<string | null> {
-    const link = this.byIndex.get(nodeOf(id));
-    if (!link) return Promise.resolve("client not found");
-    const busy = link.ready();
-    if (busy) return Promise.resolve(busy);
-    const req = this.nextReq();
-    writeCall(link.out, req, id, method, args);
-    return this.await(link, req);
-  }
-
-  private await(link: PeerLink, req: number): Promise<string | null> {
-    if (link.out.frameSize() > MAX_FRAME) {
-      link.out.cancel();
-      return Promise.resolve("message too large for the mesh");
-    }
-    return new Promise((resolve) => link.track(req, (err) => resolve(err)));
+    return callOver(this.byIndex.get(nodeOf(id)), id, method, args);
   }
 
   /** [delivered, failed] over all peers; a peer that cannot answer adds one failure. */
   publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
-    const links = this.links;
-    if (links.length === 0) return Promise.resolve([0, 0]);
-    const req = this.nextReq();
-    const w = this.scratch;
-    w.reset();
-    writePublish(w, req, channel, data, type);
-    if (w.frameSize() > MAX_FRAME) return Promise.resolve([0, links.length]);
-    const frame = w.frame();
-    return new Promise((resolve) => {
-      let ok = 0;
-      let fail = 0;
-      let left = links.length;
-      const done: Done = (err, o, f) => {
-        if (err === null) (ok += o), (fail += f);
-        else fail++;
-        if (--left === 0) resolve([ok, fail]);
-      };
-      for (const link of links) {
-        if (link.ready() !== null) {
-          done("unreachable", 0, 0);
-          continue;
-        }
-        link.out.append(frame);
-        link.track(req, done);
-      }
-    });
-  }
-
-  private nextReq(): number {
-    this.req = (this.req + 1) >>> 0 || 1;
-    return this.req;
+    return publishTo(this.links, channel, data, type);
   }
 
   stop(): void {

@@ -41,7 +41,11 @@ export class PeerLink {
   private warned = false;
   readonly addr: string;
 
-  constructor(readonly peer: PeerInfo, private readonly self: { id: string; index: number }) {
+  /**
+   * `label` names an engine's internal link (between a primary and one of its workers) in the log, where its
+   * ups and downs are debug lines: the worker supervisor reports what matters about them.
+   */
+  constructor(readonly peer: PeerInfo, private readonly self: { id: string; index: number }, private readonly label?: string) {
     this.addr = `${peer.ip.includes(":") ? `[${peer.ip}]` : peer.ip}:${peer.meshPort}`;
     this.connect();
   }
@@ -108,7 +112,8 @@ export class PeerLink {
       this.up = true;
       this.warned = false;
       this.retryMs = RETRY_MIN_MS;
-      log.info(`mesh link to node_id ${this.peer.id} (${this.addr}) up`);
+      if (this.label) log.debug(`mesh link to ${this.label} (${this.addr}) up`);
+      else log.info(`mesh link to node_id ${this.peer.id} (${this.addr}) up`);
     } else if (type === T.BYE) {
       this.lost(this.attempt, `refused: ${textOf(f.subarray(5))}`);
     }
@@ -126,8 +131,9 @@ export class PeerLink {
     this.failAll(`node ${this.peer.id} unreachable (${reason})`);
     if (this.closed) return;
     const retry = `retry in ${this.retryMs / 1000}s`;
-    if (wasUp || !this.warned) log.warn(`mesh link to node_id ${this.peer.id} (${this.addr}) down: ${reason}, ${retry}`);
-    else log.debug(`mesh link to node_id ${this.peer.id} (${this.addr}): ${reason}, ${retry}`);
+    const name = this.label ?? `node_id ${this.peer.id}`;
+    if ((wasUp || !this.warned) && !this.label) log.warn(`mesh link to ${name} (${this.addr}) down: ${reason}, ${retry}`);
+    else log.debug(`mesh link to ${name} (${this.addr}): ${reason}, ${retry}`);
     this.warned = true;
     this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);

@@ -28,8 +28,9 @@ export const enum T {
   SEND = 10, // f64 client id, u8 type, data
   PUBLISH = 11, // u8 type, short text channel, data
   CALL = 12, // f64 client id, JSON [method, args]
+  QUEUE = 13, // short text topic, f64 client id, JSON item: a worker hands a queue item to its primary
   RESULT = 20, // text error, empty on success
-  COUNTS = 21, // u32 delivered, u32 failed
+  COUNTS = 21, // u32 delivered, u32 failed (QUEUE: u32 items waiting, 0)
 }
 
 export const HEADER = 5; // type + request id
@@ -84,6 +85,14 @@ export function writeCall(w: FrameWriter, req: number, id: number, method: strin
   head(w, T.CALL, req);
   w.f64(id);
   w.text(JSON.stringify([method, args]));
+  w.end();
+}
+
+export function writeQueuePush(w: FrameWriter, req: number, topic: string, json: string, clientId: number): void {
+  head(w, T.QUEUE, req);
+  w.shortText(topic);
+  w.f64(clientId);
+  w.text(json);
   w.end();
 }
 

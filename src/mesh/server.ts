@@ -1,8 +1,9 @@
 // The mesh point: other engines connect here and ask this node to deliver (SEND, PUBLISH) or to run a
 // connection method (CALL) on its own connections. Every request gets one reply with the same request id.
+// The workers of a multi-core engine use it too (src/workers): a worker serves its primary's requests, and
+// a primary serves each worker's requests (and takes its QUEUE items) with a target that answers later.
 import type { Socket, TCPSocketListener } from "bun";
 import { log } from "../log/logger";
-import type { EngineNode } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { FrameReader, Outbox } from "./frames";
 import {
@@ -17,12 +18,24 @@ interface Inbound {
 }
 type S = Socket<Inbound>;
 
+/**
+ * What a mesh point delivers to: an EngineNode (its own connections, answered at once), or the workers of a
+ * multi-core engine (answered once they replied). "remote" means the client is not this node's.
+ */
+export interface MeshTarget {
+  sendLocal(id: number, data: Uint8Array, type: SendType): string | null | Promise<string | null>;
+  publishLocal(channel: string, data: Uint8Array, type: SendType): [number, number] | Promise<[number, number]>;
+  callLocal(id: number, method: string, args: unknown[]): string | null | Promise<string | null>;
+  /** Queue items a worker hands to its primary: [items waiting, error]. Only a primary's targets take them. */
+  queuePush?(topic: string, json: string, clientId: number): [number, string | null];
+}
+
 export class MeshPoint {
   private listener: TCPSocketListener<Inbound> | null = null;
   private readonly links = new Set<S>();
   private sweeper: Timer | undefined;
 
-  constructor(private readonly node: EngineNode, private readonly self: { id: string }) {}
+  constructor(private readonly node: MeshTarget, private readonly self: { id: string }) {}
 
   listen(bind: string, port: number): void {
     this.listener = Bun.listen<Inbound>({
@@ -82,25 +95,26 @@ export class MeshPoint {
     switch (type) {
       case T.SEND: {
         if (f.length < 14) return this.refuse(s, "short SEND frame");
-        const err = this.node.sendLocal(readF64(f, 5), f.subarray(14), f[13] as SendType);
-        writeText(out, T.RESULT, req, err === null ? "" : err === "remote" ? "client not found" : err);
+        this.result(out, req, this.node.sendLocal(readF64(f, 5), f.subarray(14), f[13] as SendType));
         break;
       }
       case T.PUBLISH: {
         if (f.length < 8 || 8 + readU16(f, 6) > f.length) return this.refuse(s, "short PUBLISH frame");
         const end = 8 + readU16(f, 6);
-        const [ok, fail] = this.node.publishLocal(textOf(f.subarray(8, end)), f.subarray(end), f[5] as SendType);
-        writeCounts(out, req, ok, fail);
+        this.counts(out, req, this.node.publishLocal(textOf(f.subarray(8, end)), f.subarray(end), f[5] as SendType));
         break;
       }
       case T.CALL: {
         if (f.length < 13) return this.refuse(s, "short CALL frame");
-        writeText(out, T.RESULT, req, this.call(readF64(f, 5), f.subarray(13)));
+        this.result(out, req, this.call(readF64(f, 5), f.subarray(13)));
         break;
       }
       case T.PING:
         writeEmpty(out, T.PONG);
         break;
+      case T.QUEUE:
+        if (this.node.queuePush) return this.queue(s, req, f);
+      // falls through: only a primary's worker links take queue items
       default:
         // A newer peer's request this version does not know: answer, so the peer sees an error, not a timeout.
         writeText(out, T.RESULT, req, `unknown mesh request type ${type}`);
@@ -108,7 +122,31 @@ export class MeshPoint {
     return true;
   }
 
-  private call(id: number, body: Uint8Array): string {
+  /** A RESULT for an error text (null: success), now or once an asynchronous target answered. */
+  private result(out: Outbox, req: number, r: string | null | Promise<string | null>): void {
+    if (r instanceof Promise) {
+      r.then(
+        (err) => this.result(out, req, err),
+        (e: Error) => this.result(out, req, `internal error: ${e.message}`),
+      ).then(() => out.schedule());
+      return;
+    }
+    writeText(out, T.RESULT, req, r === null ? "" : r === "remote" ? "client not found" : r);
+  }
+
+  /** COUNTS of a publish, now or once an asynchronous target answered. */
+  private counts(out: Outbox, req: number, r: [number, number] | Promise<[number, number]>): void {
+    if (r instanceof Promise) {
+      r.then(
+        (n) => writeCounts(out, req, n[0], n[1]),
+        (e: Error) => writeText(out, T.RESULT, req, `internal error: ${e.message}`),
+      ).then(() => out.schedule());
+      return;
+    }
+    writeCounts(out, req, r[0], r[1]);
+  }
+
+  private call(id: number, body: Uint8Array): string | null | Promise<string | null> {
     let method: unknown, args: unknown;
     try {
       [method, args] = JSON.parse(textOf(body));
@@ -116,8 +154,18 @@ export class MeshPoint {
       return "invalid conn.call request";
     }
     if (typeof method !== "string" || !Array.isArray(args)) return "invalid conn.call request";
-    const err = this.node.callLocal(id, method, args);
-    return err === null ? "" : err === "remote" ? "client not found" : err;
+    return this.node.callLocal(id, method, args);
+  }
+
+  /** QUEUE: COUNTS (items waiting) when the item was queued, else a RESULT with the reason. */
+  private queue(s: S, req: number, f: Uint8Array): boolean {
+    const topic = readShortText(f, 5);
+    if (!topic || topic[1] + 8 > f.length) return this.refuse(s, "short QUEUE frame");
+    const at = topic[1];
+    const [waiting, err] = this.node.queuePush!(topic[0], textOf(f.subarray(at + 8)), readF64(f, at));
+    if (err === null) writeCounts(s.data.out, req, waiting, 0);
+    else writeText(s.data.out, T.RESULT, req, err);
+    return true;
   }
 
   private hello(s: S, type: number, f: Uint8Array): void {

@@ -20,7 +20,7 @@ export interface EngineMetrics {
 export function engineMetrics(node: EngineNode, window: SummaryConfig): EngineMetrics {
   const registry = new Registry();
   const perProtocol = (counts: Record<Protocol, number>) => (): Sample[] => PROTOCOLS.map((p) => [[p], counts[p]]);
-  registry.gauge("connmix_engine_servers_clients", "Client connections held by this engine's Lua servers.", [], unlabeled(() => node.connections.size));
+  registry.gauge("connmix_engine_servers_clients", "Client connections held by this engine's Lua servers.", [], unlabeled(() => node.clientCount()));
   registry.counter("connmix_engine_servers_read_messages_total", "Messages read from clients.", ["protocol"], perProtocol(node.stats.read));
   registry.counter("connmix_engine_servers_send_messages_total", "Messages sent to clients.", ["protocol"], perProtocol(node.stats.sent));
   registry.counter("connmix_engine_servers_send_errors_total", "Sends to clients that failed.", ["protocol"], perProtocol(node.stats.sendErrors));
