@@ -25,6 +25,9 @@ export interface EngineHost {
   close(id: number): string | null;
   /** Pushes an item (JSON text) from client `clientId` (0: none) to a queue topic: [queued count, error]. */
   queuePush(topic: string, json: string, clientId: number): [number, string | null];
+  /** True when the queues live in another process (a worker's primary): pushes go through queuePushRemote. */
+  queuesElsewhere(): boolean;
+  queuePushRemote(topic: string, json: string, clientId: number): Promise<[number, string | null]>;
   /** Resolves when `wake(id)` is called or the connection closes. */
   waitContext(id: number): Promise<void>;
   wake(id: number): void;

@@ -7,14 +7,18 @@ export const MAX_NODE = 65535;
 export const MAX_WORKER = 31;
 
 export class ClientIds {
-  private sequence = 0;
-  constructor(readonly node: number, readonly worker = 0) {
+  /** `sequence`: the last one handed out (a restarted worker continues past its predecessor's ids). */
+  constructor(readonly node: number, readonly worker = 0, private sequence = 0) {
     if (!Number.isInteger(node) || node < 1 || node > MAX_NODE) throw new Error(`node index out of range: ${node}`);
     if (!Number.isInteger(worker) || worker < 0 || worker > MAX_WORKER) throw new Error(`worker out of range: ${worker}`);
   }
   next(): number {
     this.sequence = (this.sequence + 1) % WORKER_UNIT || 1;
     return this.node * NODE_UNIT + this.worker * WORKER_UNIT + this.sequence;
+  }
+  /** The sequence of the last id handed out. */
+  get last(): number {
+    return this.sequence;
   }
 }
 

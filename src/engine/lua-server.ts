@@ -19,6 +19,8 @@ export interface LuaServerOptions {
   budgetMs?: number;
   /** Pools of `engine.luavm.redis`, by name. */
   redis?: Map<string, RedisPool>;
+  /** Share the port with the other workers of a multi-core engine (SO_REUSEPORT: the kernel spreads connections). */
+  reusePort?: boolean;
 }
 
 export abstract class LuaServer {
@@ -27,6 +29,7 @@ export abstract class LuaServer {
   readonly config: ServerConfig;
   readonly node: EngineNode;
   readonly entry: string;
+  protected readonly reusePort: boolean;
   private readonly options: Map<string, string>;
   private readonly redis: Map<string, RedisPool> | undefined;
   /** Seconds counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
@@ -41,6 +44,7 @@ export abstract class LuaServer {
     this.entry = resolve(opts.config.entry);
     this.options = new Map(opts.config.options.map((o) => [o.name, String(o.value)]));
     this.redis = opts.redis;
+    this.reusePort = opts.reusePort ?? false;
     this.vm = new LuaVM({
       entry: this.entry,
       families: opts.families,
@@ -150,6 +154,8 @@ export abstract class LuaServer {
       unsubscribe: (id, chs) => node.unsubscribe(id, chs),
       close: (id) => node.close(id),
       queuePush: (topic, json, clientId) => node.queues.push(topic, json, clientId),
+      queuesElsewhere: () => node.peers?.queuePush !== undefined,
+      queuePushRemote: (topic, json, clientId) => node.peers!.queuePush!(topic, json, clientId),
       waitContext: (id) =>
         new Promise<void>((resolve) => {
           const conn = node.connections.get(id);

@@ -23,6 +23,7 @@ export class SocketServer extends LuaServer {
     this.listener = Bun.listen<Connection>({
       hostname: this.config.bind,
       port: this.config.port,
+      reusePort: this.reusePort,
       socket: {
         open(s: TCP) {
           const conn = self.newConnection(`${s.remoteAddress}:${(s as unknown as { remotePort?: number }).remotePort ?? 0}`);

@@ -34,6 +34,7 @@ export class WebSocketServer extends LuaServer {
     this.server = Bun.serve<Connection, {}>({
       hostname: cfg.bind,
       port: cfg.port,
+      reusePort: this.reusePort,
       fetch: (req, srv) => this.upgrade(req, srv),
       websocket: {
         idleTimeout: 0, // readTimeout is enforced by dropIdle

@@ -13,7 +13,15 @@ export const queue: ApiFamily = {
     queue_push(L, vm) {
       const owner = vm.scheduler.running?.owner as { id?: unknown } | undefined;
       const clientId = typeof owner?.id === "number" ? owner.id : 0;
-      const [n, err] = hostOf(vm).queuePush(toString(L, 1)!, toString(L, 2)!, clientId);
+      const host = hostOf(vm);
+      if (host.queuesElsewhere()) {
+        // The queues are the primary's (a worker of a multi-core engine): queue.lua pushes through a blocking op.
+        lua.lua_pushnil(L);
+        lua.lua_pushnil(L);
+        lua.lua_pushnumber(L, clientId);
+        return 3;
+      }
+      const [n, err] = host.queuePush(toString(L, 1)!, toString(L, 2)!, clientId);
       if (err !== null) {
         lua.lua_pushnil(L);
         pushString(L, err);
@@ -21,6 +29,12 @@ export const queue: ApiFamily = {
       }
       lua.lua_pushnumber(L, n);
       return 1;
+    },
+  },
+  blocking: {
+    "queue.push": async ([topic, json, clientId], vm) => {
+      const [n, err] = await hostOf(vm).queuePushRemote(topic as string, json as string, clientId as number);
+      return err === null ? [n] : [null, err];
     },
   },
 };
