@@ -13,6 +13,7 @@ export interface LogOptions {
   maxFiles?: number; // rotated files kept; 0 keeps all
   level?: LogLevel;
   stdout?: boolean; // default true
+  fd?: number; // where the "stdout" copy goes; default 1 (a worker of a multi-core engine writes to 2, its primary logs it)
   clock?: () => number; // epoch milliseconds with a fraction; tests inject one, systemClock restores
 }
 
@@ -23,6 +24,7 @@ const FLUSH_BYTES = 64 * 1024;
 
 let min = 0;
 let toStdout = true;
+let outFd = 1;
 let file: DailyFile | null = null;
 let pending = "";
 let timer: ReturnType<typeof setTimeout> | null = null;
@@ -78,7 +80,7 @@ function writeStdout(data: Uint8Array): void {
   let off = 0;
   while (off < data.length) {
     try {
-      off += writeSync(1, data, off);
+      off += writeSync(outFd, data, off);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EAGAIN") return; // closed pipe: drop stdout copy
       Bun.sleepSync(1);
@@ -101,11 +103,15 @@ function emit(rank: number, msg: string, caller: string): void {
   const sec = Math.floor(t / 1000);
   if (sec !== cachedSec) recache(sec);
   const micros = Math.min(999999, Math.round((t - sec * 1000) * 1000));
+  buffer(`${cachedPrefix}.${String(micros).padStart(6, "0")}\t${NAMES[rank]}\t${caller}\t${msg}\n`);
+}
+
+function buffer(lines: string): void {
   if (file && cachedDay > file.day) {
     flushNow(); // buffered lines belong to the old day's file
     file.rotate(cachedDay);
   }
-  pending += `${cachedPrefix}.${String(micros).padStart(6, "0")}\t${NAMES[rank]}\t${caller}\t${msg}\n`;
+  pending += lines;
   if (pending.length >= FLUSH_BYTES) flushNow();
   else if (!timer) {
     timer = setTimeout(flushNow, FLUSH_MS);
@@ -138,6 +144,13 @@ export const log = {
     if (!(rank >= min)) return; // also drops a level name that is not one of ours
     emit(rank, msg, caller ?? callerOf(log.write));
   },
+  // Whole lines another process of this node (a worker) wrote, kept as they are (time, level, caller).
+  forward(lines: string): void {
+    const t = clock();
+    const sec = Math.floor(t / 1000);
+    if (sec !== cachedSec) recache(sec);
+    buffer(lines);
+  },
   enabled(level: LogLevel): boolean {
     return RANK[level] >= min;
   },
@@ -152,6 +165,7 @@ export const log = {
     }
     if (opts.level) min = RANK[opts.level];
     if (opts.stdout !== undefined) toStdout = opts.stdout;
+    if (opts.fd !== undefined) outFd = opts.fd;
     if (opts.filename === undefined) return;
     flushNow();
     file?.close();

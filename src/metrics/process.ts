@@ -1,5 +1,6 @@
 // The process's own metrics, under the names Prometheus' client libraries use (process_*), plus the
-// event loop's lag and the JS heap. Read from /proc at scrape time where Linux offers it.
+// event loop's lag and the JS heap. Read from /proc at scrape time where Linux offers it. A multi-core
+// engine's CPU time and resident memory include its workers' (the others describe the primary process).
 import { readFileSync, readdirSync } from "node:fs";
 import { unlabeled as one, type Registry } from "./registry";
 
@@ -47,13 +48,23 @@ function virtualBytes(): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** CPU time and memory of other processes that count as this one's: a multi-core engine's workers. */
+export interface OtherProcesses {
+  cpuSeconds(): number;
+  residentBytes(): number;
+}
+let others: OtherProcesses = { cpuSeconds: () => 0, residentBytes: () => 0 };
+export function countOtherProcesses(o: OtherProcesses): void {
+  others = o;
+}
+
 export function addProcessMetrics(registry: Registry): void {
   watchLag();
   registry.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", [], one(() => {
     const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
+    return (u.user + u.system) / 1e6 + others.cpuSeconds();
   }));
-  registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", [], one(() => process.memoryUsage.rss()));
+  registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", [], one(() => process.memoryUsage.rss() + others.residentBytes()));
   registry.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", [], one(virtualBytes));
   registry.gauge("process_open_fds", "Number of open file descriptors.", [], one(openFds));
   registry.gauge("process_max_fds", "Maximum number of open file descriptors.", [], one(maxFds));
