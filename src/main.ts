@@ -1,4 +1,8 @@
 #!/usr/bin/env bun
 import { runCli } from "./cli/index.ts";
+import { WORKER_ARG } from "./workers/messages.ts";
 
-await runCli(process.argv.slice(2));
+const argv = process.argv.slice(2);
+// A multi-core engine starts its workers as this same program (src/workers).
+if (argv[0] === WORKER_ARG) (await import("./workers/worker.ts")).runWorker();
+else await runCli(argv);

@@ -1,11 +1,13 @@
 // The engine service: Lua servers on their ports, the API server, and (through the mesh) the cluster.
-import type { Config } from "../config/schema";
+// With -p N > 1 the Lua servers run in N worker processes (src/workers, docs/multicore.md).
+import { resolve } from "node:path";
+import type { Config, ServerConfig } from "../config/schema";
 import type { NodeOptions } from "../modes";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import { engineFamilies } from "../lua/api";
 import { Queues } from "../queue/queues";
-import { ClientIds } from "./ids";
+import { ClientIds, MAX_WORKER } from "./ids";
 import { EngineNode } from "./node";
 import { WebSocketServer } from "./websocket-server";
 import { SocketServer } from "./socket-server";
@@ -13,6 +15,8 @@ import type { LuaServer } from "./lua-server";
 import { Cluster } from "../mesh/cluster";
 import { startApiServer } from "../api/server";
 import { redisPools } from "../redis/client";
+import { PrimaryNode, WorkerRouter } from "../workers/router";
+import { Workers } from "../workers/supervisor";
 
 export interface Engine {
   node: EngineNode;
@@ -25,11 +29,14 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
   return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), new Queues(config.engine.luavm.queue)));
 }
 
-/** Starts the Lua servers of `config.engine.servers` on `node`. */
-export async function listenLuaServers(config: Config, node: EngineNode): Promise<Engine> {
+/**
+ * Starts the Lua servers of `config.engine.servers` on `node`. A `worker` of a multi-core engine shares the
+ * ports with the other workers, and its primary logs the start once for all of them.
+ */
+export async function listenLuaServers(config: Config, node: EngineNode, worker = false): Promise<Engine> {
   const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout };
+    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, reusePort: worker };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();
@@ -37,13 +44,17 @@ export async function listenLuaServers(config: Config, node: EngineNode): Promis
       throw new Error(`cannot listen on ${sc.bind}:${sc.port} (${(e as Error).message})`);
     }
     node.servers.push(server);
-    log.info(`start the lua server ${server.entry} (${sc.bind}:${sc.port})`);
+    if (!worker) started(sc);
   }
   const stop = async () => {
     await Promise.all(node.servers.map((s) => s.stop()));
     for (const pool of redis.values()) pool.close();
   };
   return { node, servers: node.servers, stop };
+}
+
+function started(sc: ServerConfig): void {
+  log.info(`start the lua server ${resolve(sc.entry)} (${sc.bind}:${sc.port})`);
 }
 
 /** A Lua server's port that is taken fails the start now, not once the center answers (which may be never). */
@@ -61,15 +72,38 @@ function probeLuaPorts(config: Config): void {
  * Start-up order (and log lines): mesh point, API server, center registration, Lua servers. The Lua servers
  * come last because client ids carry the node index, which the center assigns at registration.
  */
-export async function startEngine(config: Config, _opts: NodeOptions): Promise<void> {
+export async function startEngine(config: Config, opts: NodeOptions): Promise<void> {
+  const workers = workerCount(opts.cpus);
   // Index 1 until the center assigns one; no client id is handed out before that.
-  const node = new EngineNode(new ClientIds(1), new Queues(config.engine.luavm.queue));
-  const cluster = new Cluster(config, node);
+  const ids = new ClientIds(1);
+  const queues = new Queues(config.engine.luavm.queue);
+  const node = workers > 1 ? new PrimaryNode(ids, queues) : new EngineNode(ids, queues);
+  // With workers, the node's clients are theirs: the API and the other nodes reach them through the router.
+  const router = node instanceof PrimaryNode ? new WorkerRouter(node, workers) : null;
+  const cluster = new Cluster(config, node, router ?? node);
   cluster.listen();
+  if (router) {
+    router.mesh = cluster.mesh;
+    node.peers = router;
+  }
   const api = await startApiServer(config, node);
   onShutdown("api server", api.stop);
   probeLuaPorts(config);
   await cluster.register();
-  const engine = await listenLuaServers(config, node);
-  onShutdown("lua servers", engine.stop);
+  if (!router) {
+    const engine = await listenLuaServers(config, node);
+    onShutdown("lua servers", engine.stop);
+    return;
+  }
+  const pool = new Workers(config, node as PrimaryNode, router, workers);
+  onShutdown("lua servers", () => pool.stop());
+  await pool.start();
+  for (const sc of config.engine.servers) started(sc);
+}
+
+/** One worker per CPU; client ids have room for MAX_WORKER + 1. */
+function workerCount(cpus: number): number {
+  if (cpus <= MAX_WORKER + 1) return cpus;
+  log.warn(`max_procs: ${cpus} exceeds the ${MAX_WORKER + 1} workers an engine runs, using ${MAX_WORKER + 1}`);
+  return MAX_WORKER + 1;
 }

@@ -1,0 +1,61 @@
+// The control channel between a multi-core engine's primary and its workers: Bun's IPC (JSON), for the
+// rare messages (start-up, config, stats, stop). Data (send, publish, conn.call, queue items) travels over
+// mesh links instead (src/mesh/requests.ts), see docs/multicore.md.
+import type { Config } from "../config/schema";
+import type { Protocol } from "../engine/node";
+import type { PeerLink } from "../mesh/link";
+
+/** argv[2] of a worker process (`connmix __worker`); never typed by hand. */
+export const WORKER_ARG = "__worker";
+
+export type ToWorker =
+  /** Who the worker is and where its primary's mesh point for it listens. */
+  | { t: "start"; worker: number; id: string; index: number; sequence: number; config: Config; primary: { id: string; port: number } }
+  /** The primary's link to the worker's mesh point is up: open the Lua servers. */
+  | { t: "listen" }
+  /** A hot config change (logging.level, access, ...), applied as in a single process. */
+  | { t: "config"; config: Config }
+  /** The center assigned another node index: close the clients, hand out ids with the new one. */
+  | { t: "index"; index: number }
+  | { t: "stop" };
+
+export interface WorkerStats {
+  clients: number;
+  read: Record<Protocol, number>;
+  sent: Record<Protocol, number>;
+  sendErrors: Record<Protocol, number>;
+  /** The sequence of the last client id handed out. */
+  sequence: number;
+  cpuSeconds: number;
+  residentBytes: number;
+}
+
+export type FromWorker =
+  /** The worker's mesh point listens on `port` and its link to the primary is up. */
+  | { t: "point"; port: number }
+  /** The Lua servers listen. */
+  | { t: "ready" }
+  /** The start failed (a Lua entry that does not compile, a port refused): the worker exits. */
+  | { t: "failed"; message: string }
+  /** Answer to "index": how many clients it closed. */
+  | { t: "renumbered"; closed: number }
+  | ({ t: "stats" } & WorkerStats);
+
+/** The command that starts a worker: this same program, compiled or run by bun. */
+export function workerCommand(): string[] {
+  // A compiled executable's entry lives in its embedded file system (/$bunfs/...).
+  if (Bun.main.startsWith("/$bunfs/")) return [process.execPath, WORKER_ARG];
+  return [process.execPath, ...process.execArgv, Bun.main, WORKER_ARG];
+}
+
+/** How often each side ticks its links (pings, silence, request deadlines), as the mesh does. */
+export const LINK_TICK_MS = 250;
+
+/** Resolves once `link` said hello both ways; rejects after `ms`. */
+export async function linkUp(link: PeerLink, what: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!link.up) {
+    if (Date.now() > end) throw new Error(`${what}: no mesh link within ${ms / 1000}s`);
+    await Bun.sleep(2);
+  }
+}

@@ -1,0 +1,279 @@
+// The primary's side of a multi-core engine: N worker processes of this same program, each with its own
+// Lua VMs on the shared Lua ports. It starts them once the center assigned the node index, links each one
+// both ways over the mesh protocol, hands them hot config changes, sums their stats (for /metrics and the
+// center), writes their log lines into this process's log, restarts one that dies, and stops them all.
+import type { Subprocess } from "bun";
+import type { Config } from "../config/schema";
+import { onConfigChange } from "../config/watch";
+import type { Protocol } from "../engine/node";
+import { log } from "../log/logger";
+import { PeerLink } from "../mesh/link";
+import { MeshPoint } from "../mesh/server";
+import { countOtherProcesses } from "../metrics/process";
+import { LINK_TICK_MS, linkUp, workerCommand, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
+import type { PrimaryNode, WorkerRouter } from "./router";
+
+/** Longest a worker may take to start (create its Lua VMs, link up, listen). */
+const START_MS = 15_000;
+/** A worker that dies is restarted after this delay, doubled for each further quick death in a row... */
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 10_000;
+/** ...where quick means within this long of its start. */
+const STABLE_MS = 10_000;
+/** A restarted worker's client ids continue this far past its predecessor's last reported one (stats come
+ * every second), so an id of a lost client is not handed to a new one. */
+const SEQUENCE_GAP = 1_000_000;
+/** Longest the workers may take to say how many clients a new node index closed. */
+const RENUMBER_MS = 1000;
+/** A worker told to stop that is still running after this long is killed. */
+const STOP_MS = 1800;
+
+type WorkerProcess = Subprocess<"ignore", "inherit", "pipe">;
+
+interface Slot {
+  k: number;
+  /** Where this worker's requests arrive; the same port for every incarnation. */
+  point: MeshPoint;
+  proc: WorkerProcess | null;
+  link: PeerLink | null;
+  stats: WorkerStats | null;
+  sequence: number;
+  startedAt: number;
+  quickDeaths: number;
+  restartTimer: Timer | undefined;
+  /** The pending start of the current incarnation. */
+  starting: { resolve(): void; reject(e: Error): void } | null;
+  /** Resolves when the current incarnation's log output ended. */
+  logged: Promise<void>;
+}
+
+const zero = (): Record<Protocol, number> => ({ websocket: 0, socket: 0 });
+
+export class Workers {
+  private readonly slots: Slot[];
+  private started = false;
+  private stopping = false;
+  /** The last hot config change, handed to restarted workers too. */
+  private latest: Config | null = null;
+  /** Totals of workers that exited, so summed counters never go down. */
+  private readonly retired = { read: zero(), sent: zero(), sendErrors: zero(), cpuSeconds: 0 };
+  private readonly ticker: Timer;
+  private readonly unfollow: () => void;
+  /** Counts the answers to a renumbering. */
+  private renumbered: ((closed: number) => void) | null = null;
+
+  constructor(private readonly config: Config, private readonly node: PrimaryNode, private readonly router: WorkerRouter, count: number) {
+    this.slots = Array.from({ length: count }, (_, k) => {
+      const point = new MeshPoint(router.targetFor(k), { id: router.id });
+      point.listen("127.0.0.1", 0);
+      return { k, point, proc: null, link: null, stats: null, sequence: 0, startedAt: 0, quickDeaths: 0, restartTimer: undefined, starting: null, logged: Promise.resolve() };
+    });
+    node.workers = this;
+    countOtherProcesses({
+      cpuSeconds: () => this.slots.reduce((sum, s) => sum + (s.stats?.cpuSeconds ?? 0), this.retired.cpuSeconds),
+      residentBytes: () => this.slots.reduce((sum, s) => sum + (s.stats?.residentBytes ?? 0), 0),
+    });
+    this.ticker = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.slots) s.link?.tick(now);
+    }, LINK_TICK_MS);
+    this.unfollow = onConfigChange((next) => {
+      this.latest = next;
+      this.tell({ t: "config", config: next });
+    });
+  }
+
+  /** Starts every worker; rejects (with every worker stopped) when one of them cannot start. */
+  async start(): Promise<void> {
+    try {
+      await Promise.all(this.slots.map((s) => this.spawn(s)));
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.started = true;
+  }
+
+  clientCount(): number {
+    return this.slots.reduce((sum, s) => sum + (s.stats?.clients ?? 0), 0);
+  }
+
+  /** Tells every worker the new node index; resolves with the number of clients they closed. */
+  renumber(index: number): Promise<number> {
+    const running = this.slots.filter((s) => s.proc);
+    this.tell({ t: "index", index }, running);
+    return new Promise((resolve) => {
+      let closed = 0;
+      let left = running.length;
+      const done = () => {
+        clearTimeout(timer);
+        this.renumbered = null;
+        resolve(closed);
+      };
+      const timer = setTimeout(done, RENUMBER_MS);
+      this.renumbered = (n) => {
+        closed += n;
+        if (--left === 0) done();
+      };
+      if (left === 0) done();
+    });
+  }
+
+  private tell(msg: ToWorker, slots = this.slots): void {
+    for (const s of slots) {
+      try {
+        s.proc?.send(msg);
+      } catch {
+        // exiting: its exit is handled on its own
+      }
+    }
+  }
+
+  private spawn(slot: Slot): Promise<void> {
+    const proc: WorkerProcess = Bun.spawn(workerCommand(), {
+      stdin: "ignore",
+      stdout: "inherit", // Lua's print
+      stderr: "pipe", // log lines, and whatever a crash prints
+      serialization: "json",
+      ipc: (msg: FromWorker) => void this.message(slot, proc, msg),
+    });
+    slot.proc = proc;
+    slot.stats = null;
+    slot.startedAt = Date.now();
+    slot.logged = forwardLog(proc.stderr);
+    const id = `${this.router.id}.w${slot.k}.${proc.pid}`;
+    log.debug(`worker ${slot.k} started (pid ${proc.pid})`);
+    const primary = { id: this.router.id, port: slot.point.port };
+    this.tell({ t: "start", worker: slot.k, id, index: this.node.ids.node, sequence: slot.sequence, config: this.config, primary }, [slot]);
+    if (this.latest) this.tell({ t: "config", config: this.latest }, [slot]);
+    void proc.exited.then(() => this.exited(slot, proc));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`worker ${slot.k} did not start within ${START_MS / 1000}s`)), START_MS);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        slot.starting = null;
+        proc.kill("SIGKILL");
+        reject(e);
+      };
+      slot.starting = {
+        resolve: () => {
+          clearTimeout(timer);
+          slot.starting = null;
+          resolve();
+        },
+        reject: fail,
+      };
+    });
+  }
+
+  private async message(slot: Slot, proc: WorkerProcess, msg: FromWorker): Promise<void> {
+    if (slot.proc !== proc) return; // from an incarnation that is gone
+    switch (msg.t) {
+      case "point": {
+        const peer = { id: `${this.router.id}.w${slot.k}.${proc.pid}`, index: this.node.ids.node, ip: "127.0.0.1", meshPort: msg.port };
+        const link = new PeerLink(peer, this.router.mesh!, `worker ${slot.k}`);
+        slot.link = link;
+        try {
+          await linkUp(link, `worker ${slot.k}`, START_MS);
+        } catch (e) {
+          return slot.starting?.reject(e as Error);
+        }
+        if (slot.proc !== proc) return;
+        this.router.setLink(slot.k, link);
+        this.tell({ t: "listen" }, [slot]);
+        break;
+      }
+      case "ready":
+        slot.starting?.resolve();
+        break;
+      case "failed":
+        slot.starting?.reject(new Error(msg.message));
+        break;
+      case "renumbered":
+        this.renumbered?.(msg.closed);
+        break;
+      case "stats":
+        slot.stats = msg;
+        slot.sequence = msg.sequence;
+        this.sum();
+    }
+  }
+
+  /** The node's counters: what exited workers counted plus what the running ones report. */
+  private sum(): void {
+    const stats = this.node.stats;
+    for (const key of ["read", "sent", "sendErrors"] as const) {
+      for (const p of ["websocket", "socket"] as const) {
+        stats[key][p] = this.slots.reduce((sum, s) => sum + (s.stats?.[key][p] ?? 0), this.retired[key][p]);
+      }
+    }
+  }
+
+  private async exited(slot: Slot, proc: WorkerProcess): Promise<void> {
+    if (slot.proc !== proc) return;
+    slot.proc = null;
+    this.router.setLink(slot.k, undefined);
+    slot.link?.close();
+    slot.link = null;
+    const last = slot.stats;
+    if (last) {
+      for (const key of ["read", "sent", "sendErrors"] as const) for (const p of ["websocket", "socket"] as const) this.retired[key][p] += last[key][p];
+      this.retired.cpuSeconds += last.cpuSeconds;
+      slot.stats = null;
+    }
+    slot.sequence = (slot.sequence + SEQUENCE_GAP) % 2 ** 32;
+    await slot.logged; // what it printed last comes before the line about its exit
+    const how = proc.signalCode ? `signal ${proc.signalCode}` : `code ${proc.exitCode}`;
+    slot.starting?.reject(new Error(`worker ${slot.k} exited with ${how} while starting`));
+    if (this.stopping || !this.started) return;
+    if (Date.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
+    const delay = Math.min(RESTART_MIN_MS * 2 ** slot.quickDeaths++, RESTART_MAX_MS);
+    log.error(`worker ${slot.k} (pid ${proc.pid}) exited with ${how}: its clients are disconnected, restarting it in ${delay / 1000}s`);
+    slot.restartTimer = setTimeout(() => {
+      this.spawn(slot).then(
+        () => {
+          log.info(`worker ${slot.k} restarted (pid ${slot.proc?.pid})`);
+        },
+        (e: Error) => {
+          log.error(`worker ${slot.k} did not restart: ${e.message}`);
+        },
+      );
+    }, delay);
+  }
+
+  /** Stops every worker (they close their clients with 1001); one that does not exit in time is killed. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.unfollow();
+    clearInterval(this.ticker);
+    const running = this.slots.filter((s) => s.proc);
+    for (const s of this.slots) clearTimeout(s.restartTimer);
+    this.tell({ t: "stop" }, running);
+    await Promise.all(
+      running.map(async (s) => {
+        const proc = s.proc!;
+        const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_MS);
+        await proc.exited;
+        clearTimeout(timer);
+        await s.logged;
+      }),
+    );
+    for (const s of this.slots) {
+      s.link?.close();
+      s.point.stop();
+    }
+  }
+}
+
+/** Writes a worker's stderr (its log lines) into this process's log, whole lines at a time. */
+async function forwardLog(stream: ReadableStream<Uint8Array>): Promise<void> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    const text = rest + decoder.decode(chunk, { stream: true });
+    const end = text.lastIndexOf("\n") + 1;
+    rest = text.slice(end);
+    if (end > 0) log.forward(end === text.length ? text : text.slice(0, end));
+  }
+  if (rest) log.forward(rest + "\n");
+}

@@ -1,0 +1,167 @@
+// A worker of a multi-core engine (`connmix __worker`, started by its primary): its own Lua VMs for every
+// configured server, on ports shared with the other workers (SO_REUSEPORT), handing out client ids that
+// carry its worker index. What is not its own (a client of another worker or node, the other subscribers
+// of a publish, queue items) goes to the primary over a mesh link; the primary's requests for its clients
+// arrive at its own mesh point. Its log lines go to stderr, which the primary writes into the node's log.
+import type { Config } from "../config/schema";
+import { applyConfigChange } from "../config/watch";
+import { listenLuaServers, type Engine } from "../engine/index";
+import { ClientIds } from "../engine/ids";
+import { EngineNode, type Peers } from "../engine/node";
+import type { SendType } from "../engine/host";
+import { log } from "../log/logger";
+import { PeerLink, type PeerInfo } from "../mesh/link";
+import { MeshPoint } from "../mesh/server";
+import { callOver, publishTo, queueOver, sendOver } from "../mesh/requests";
+import { Queues } from "../queue/queues";
+import { LINK_TICK_MS, WORKER_ARG, linkUp, type FromWorker, type ToWorker } from "./messages";
+
+const LINK_MS = 10_000;
+const STATS_MS = 1000;
+
+/** A worker's route to everything beyond its own clients: its primary. */
+class Upstream implements Peers {
+  readonly link: PeerLink;
+  private readonly links: PeerLink[];
+  private readonly ticker: Timer;
+
+  constructor(primary: PeerInfo, self: { id: string; index: number }) {
+    this.link = new PeerLink(primary, self, "the primary");
+    this.links = [this.link];
+    this.ticker = setInterval(() => this.link.tick(Date.now()), LINK_TICK_MS);
+  }
+
+  hasPeers(): boolean {
+    return true; // the other workers, at least
+  }
+
+  sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
+    return sendOver(this.link, id, data, type);
+  }
+
+  publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
+    return publishTo(this.links, channel, data, type);
+  }
+
+  callRemote(id: number, method: string, args: unknown[]): Promise<string | null> {
+    return callOver(this.link, id, method, args);
+  }
+
+  queuePush(topic: string, json: string, clientId: number): Promise<[number, string | null]> {
+    return queueOver(this.link, topic, json, clientId);
+  }
+
+  stop(): void {
+    clearInterval(this.ticker);
+    this.link.close();
+  }
+}
+
+class Worker {
+  private config!: Config;
+  private node!: EngineNode;
+  private point: MeshPoint | null = null;
+  private upstream: Upstream | null = null;
+  private engine: Engine | null = null;
+  private statsTimer: Timer | undefined;
+  private stopping = false;
+
+  constructor(private readonly send: (msg: FromWorker) => void) {}
+
+  async handle(msg: ToWorker): Promise<void> {
+    switch (msg.t) {
+      case "start":
+        return this.start(msg);
+      case "listen":
+        return this.listen();
+      case "config":
+        log.setLevel(msg.config.logging.level);
+        applyConfigChange(msg.config, this.config);
+        this.config = msg.config;
+        break;
+      case "index":
+        this.send({ t: "renumbered", closed: this.node.renumber(msg.index) as number });
+        break;
+      case "stop":
+        return this.stop(0);
+    }
+  }
+
+  private async start(msg: Extract<ToWorker, { t: "start" }>): Promise<void> {
+    this.config = msg.config;
+    log.configure({ filename: "", fd: 2, level: msg.config.logging.level });
+    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), new Queues(msg.config.engine.luavm.queue));
+    this.point = new MeshPoint(this.node, { id: msg.id });
+    this.point.listen("127.0.0.1", 0);
+    const primary = { id: msg.primary.id, index: msg.index, ip: "127.0.0.1", meshPort: msg.primary.port };
+    this.upstream = new Upstream(primary, { id: msg.id, index: msg.index });
+    this.node.peers = this.upstream;
+    try {
+      await linkUp(this.upstream.link, `worker ${msg.worker}`, LINK_MS);
+    } catch (e) {
+      return this.fail(e as Error);
+    }
+    this.send({ t: "point", port: this.point.port });
+  }
+
+  private async listen(): Promise<void> {
+    try {
+      this.engine = await listenLuaServers(this.config, this.node, true);
+    } catch (e) {
+      return this.fail(e as Error);
+    }
+    this.send({ t: "ready" });
+    this.report();
+    this.statsTimer = setInterval(() => this.report(), STATS_MS);
+  }
+
+  private report(): void {
+    const { read, sent, sendErrors } = this.node.stats;
+    const cpu = process.cpuUsage();
+    this.send({
+      t: "stats",
+      clients: this.node.connections.size,
+      read,
+      sent,
+      sendErrors,
+      sequence: this.node.ids.last,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      residentBytes: process.memoryUsage.rss(),
+    });
+  }
+
+  private async fail(e: Error): Promise<void> {
+    this.send({ t: "failed", message: e.message });
+    await this.stop(1);
+  }
+
+  /** Closes the clients (1001) and the links, then exits. */
+  async stop(code: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.statsTimer);
+    try {
+      await this.engine?.stop();
+    } catch (e) {
+      log.error(`stopping the lua servers: ${(e as Error).message}`);
+    }
+    this.upstream?.stop();
+    this.point?.stop();
+    await log.flush();
+    process.exit(code);
+  }
+}
+
+export function runWorker(): void {
+  const send = process.send?.bind(process);
+  if (!send) {
+    process.stderr.write(`connmix: ${WORKER_ARG} is how an engine started with -p N runs its workers, not a command\n`);
+    process.exit(2);
+  }
+  const worker = new Worker(send);
+  process.on("message", (msg: ToWorker) => void worker.handle(msg));
+  // Ctrl-C in a terminal signals the whole process group: the primary stops its workers in order.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => void worker.stop(0));
+  process.on("disconnect", () => void worker.stop(0)); // the primary is gone
+}
