@@ -10,7 +10,8 @@ import { startLuaServers } from "../../src/engine/index.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/api/access.ts";
 import { freePort } from "../helpers/ports.ts";
-import { Client, basic, postJson, startTestEngine, upgradeStatus, type TestEngine } from "./helpers";
+import { Client } from "../helpers/ws.ts";
+import { basic, postJson, startTestEngine, upgradeStatus, type TestEngine } from "./helpers";
 
 const USERS = [
   { username: "reader", password: "r-pass", roles: ["read" as const], host: "*" },
@@ -54,7 +55,7 @@ describe("access control", () => {
 
   test("write role from a matching host: everything, and /ws/v1 works", async () => {
     expect(await matrix(basic("writer", "w-pass"))).toEqual([200, 200, 101]);
-    const api = await Client.open(e.apiWs, basic("writer", "w-pass"));
+    const api = await Client.open(e.apiWs, { headers: basic("writer", "w-pass") });
     expect(await api.call("mesh.publish", { c: "room", d: "x" }, 1)).toEqual({ E: null, r: { s: 0, f: 0 }, i: 1 });
     api.close();
   });

@@ -1,5 +1,5 @@
 // An engine started in-process (startLuaServers + startApiServer on free loopback ports) with an entry
-// script written to a temp file, and WebSocket clients that queue what they receive.
+// script written to a temp file; HTTP helpers and a WebSocket client that can stop reading.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -55,95 +55,6 @@ export async function startTestEngine(entry: string, opts: EngineOptions = {}): 
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** A WebSocket client that keeps every message it receives, in order. */
-export class Client {
-  readonly received: (string | Buffer)[] = [];
-  private waiters: (() => void)[] = [];
-  closed: { code: number; reason: string } | null = null;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.binaryType = "nodebuffer";
-    ws.onmessage = (e) => {
-      this.received.push(e.data as string | Buffer);
-      this.wake();
-    };
-    ws.onclose = (e) => {
-      this.closed = { code: e.code, reason: e.reason };
-      this.wake();
-    };
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  static open(url: string, headers?: Record<string, string>): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, headers ? ({ headers } as unknown as string[]) : undefined);
-      const c = new Client(ws);
-      ws.onopen = () => resolve(c);
-      ws.onerror = () => reject(new Error(`cannot open ${url}`));
-    });
-  }
-
-  send(data: string | object): void {
-    this.ws.send(typeof data === "string" ? data : JSON.stringify(data));
-  }
-
-  /** Waits until at least `n` messages have arrived in total. */
-  async waitFor(n: number, ms = 3000): Promise<void> {
-    const end = Date.now() + ms;
-    while (this.received.length < n) {
-      if (this.closed) throw new Error(`closed (${this.closed.code}) after ${this.received.length} of ${n} messages`);
-      const left = end - Date.now();
-      if (left <= 0) throw new Error(`got ${this.received.length} of ${n} messages: ${JSON.stringify(this.received.slice(-3).map(String))}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  }
-
-  private read = 0;
-
-  /** The next message not yet taken by next(). */
-  async next(ms = 3000): Promise<string | Buffer> {
-    await this.waitFor(this.read + 1, ms);
-    return this.received[this.read++]!;
-  }
-
-  /** The next message, parsed as JSON. */
-  async json(ms = 3000): Promise<any> {
-    return JSON.parse(String(await this.next(ms)));
-  }
-
-  /** Sends a /ws/v1 request and returns the response with the same id (events in between are kept). */
-  async call(m: string, p: unknown, i: unknown = Math.floor(Math.random() * 1e9)): Promise<any> {
-    this.send({ m, p, i });
-    const end = Date.now() + 3000;
-    for (;;) {
-      const found = this.received.slice(this.read).findIndex((t) => {
-        const v = JSON.parse(String(t));
-        return "E" in v && JSON.stringify(v.i) === JSON.stringify(i);
-      });
-      if (found >= 0) {
-        const [text] = this.received.splice(this.read + found, 1);
-        return JSON.parse(String(text));
-      }
-      await this.waitFor(this.received.length + 1, end - Date.now());
-    }
-  }
-
-  close(): void {
-    this.ws.close();
-  }
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {

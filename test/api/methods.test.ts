@@ -1,7 +1,8 @@
 // mesh.send, mesh.publish and conn.call over real HTTP and /ws/v1 against an in-process engine, with every
 // error the methods report and the handling of bad requests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Client, postJson, startTestEngine, type TestEngine } from "./helpers";
+import { Client } from "../helpers/ws.ts";
+import { postJson, startTestEngine, type TestEngine } from "./helpers";
 
 // "id" answers the client id; "ctx" the context (k, a, b); "sub <ch>" subscribes.
 const ENTRY = `

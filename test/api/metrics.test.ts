@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Registry } from "../../src/metrics/registry.ts";
 import { Summary } from "../../src/metrics/summary.ts";
-import { Client, postJson, startTestEngine, type TestEngine } from "./helpers";
+import { Client } from "../helpers/ws.ts";
+import { postJson, startTestEngine, type TestEngine } from "./helpers";
 
 let e: TestEngine;
 beforeAll(async () => {

@@ -3,7 +3,8 @@
 // reconnects and a consumer that stops reading.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { until } from "../helpers/wait.ts";
-import { Client, PausableClient, startTestEngine, type TestEngine } from "./helpers";
+import { Client } from "../helpers/ws.ts";
+import { PausableClient, startTestEngine, type TestEngine } from "./helpers";
 
 // "login <name>": push the frame to "chat" and wait for the backend to set uid.
 // "push <topic> <data>": push and report "ok <n>" or "err: <err>". "table": push a table to "t".

@@ -112,61 +112,6 @@ export class Node extends Proc {
   }
 }
 
-/** A WebSocket client of a Lua server, with its messages queued (binary ones as Uint8Array). */
-export class Client {
-  private readonly queue: (string | Uint8Array)[] = [];
-  private waiting: ((m: string | Uint8Array) => void) | null = null;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.binaryType = "arraybuffer";
-    ws.addEventListener("message", (e) => {
-      const m = typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer);
-      const w = this.waiting;
-      this.waiting = null;
-      if (w) w(m);
-      else this.queue.push(m);
-    });
-  }
-
-  static open(url: string): Promise<Client> {
-    const ws = new WebSocket(url);
-    return new Promise((resolve, reject) => {
-      ws.addEventListener("open", () => resolve(new Client(ws)));
-      ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)));
-    });
-  }
-
-  /** The next message, or an error after `ms`. */
-  take(ms = 3000): Promise<string | Uint8Array> {
-    const m = this.queue.shift();
-    if (m !== undefined) return Promise.resolve(m);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
-      this.waiting = (msg) => {
-        clearTimeout(timer);
-        resolve(msg);
-      };
-    });
-  }
-
-  /** The next message, which must be text. */
-  async next(ms?: number): Promise<string> {
-    const m = await this.take(ms);
-    if (typeof m !== "string") throw new Error(`expected a text message, got ${m.length} binary bytes`);
-    return m;
-  }
-
-  /** Sends a command and returns the next message. */
-  ask(cmd: string, ms?: number): Promise<string> {
-    this.ws.send(cmd);
-    return this.next(ms);
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
-
 export async function getJson(url: string): Promise<any> {
   const r = await fetch(url);
   return r.json();

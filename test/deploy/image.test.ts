@@ -10,7 +10,8 @@ import { versionLine } from "../../src/cli/banner.ts";
 import { execForm, last, readDockerfile, type Instruction, type Stage } from "./dockerfile.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { Proc, ROOT } from "../helpers/process.ts";
-import { Client, localConfig, localPorts, post } from "./processes.ts";
+import { Client } from "../helpers/ws.ts";
+import { localConfig, localPorts, post } from "./processes.ts";
 
 afterAll(cleanupAll);
 

@@ -1,6 +1,6 @@
 // End-to-end helpers: Lua servers started in-process with startLuaServers on free loopback ports, entry
-// scripts written to temp dirs (with the repository's lua/protocols available to `require`), raw TCP
-// clients, and a captured engine log.
+// scripts written to temp dirs (with the repository's lua/protocols available to `require`), and raw TCP
+// clients.
 import { cpSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket } from "bun";
@@ -100,36 +100,4 @@ export class TcpClient {
   end(): void {
     this.socket.end();
   }
-}
-
-/** A WebSocket (Bun's or the `ws` package's) with its messages and close event collected. */
-export interface Collected {
-  messages: (string | Buffer)[];
-  close: { code: number; reason: string } | null;
-}
-
-export function collect(ws: { addEventListener?: Function; on?: Function }): Collected {
-  const out: Collected = { messages: [], close: null };
-  if (typeof (ws as { on?: unknown }).on === "function") {
-    const w = ws as unknown as { on(ev: string, fn: (...a: any[]) => void): void };
-    w.on("message", (data: Buffer, isBinary: boolean) => out.messages.push(isBinary ? Buffer.from(data) : data.toString()));
-    w.on("close", (code: number, reason: Buffer) => { out.close = { code, reason: reason.toString() }; });
-  } else {
-    const w = ws as WebSocket;
-    w.binaryType = "arraybuffer";
-    w.addEventListener("message", (e) => out.messages.push(typeof e.data === "string" ? e.data : Buffer.from(e.data as ArrayBuffer)));
-    w.addEventListener("close", (e) => { out.close = { code: e.code, reason: e.reason }; });
-  }
-  return out;
-}
-
-/** Opens a Bun WebSocket and waits for it to be open. */
-export async function openBun(url: string, protocols?: string[]): Promise<[WebSocket, Collected]> {
-  const ws = new WebSocket(url, protocols);
-  const c = collect(ws);
-  await new Promise<void>((resolve, reject) => {
-    ws.addEventListener("open", () => resolve());
-    ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)));
-  });
-  return [ws, c];
 }

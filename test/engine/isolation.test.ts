@@ -6,7 +6,8 @@ import type { Connection } from "../../src/engine/connection";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
-import { openBun, startServer, TcpClient, type Collected, type Started } from "./helpers";
+import { Client } from "../helpers/ws.ts";
+import { startServer, TcpClient, type Started } from "./helpers";
 
 const readLog = captureLog();
 const servers: Started[] = [];
@@ -35,21 +36,21 @@ const ENTRY = `
   function on_close(id, err) mix.log(mix.INFO, "closed " .. id .. " " .. tostring(err)) end
 `;
 
-async function reply(ws: WebSocket, c: Collected, text: string): Promise<string> {
-  const n = c.messages.length;
-  ws.send(text);
-  await until(() => c.messages.length > n, 3000, `reply to ${text}`);
-  return String(c.messages[n]);
+async function reply(c: Client, text: string): Promise<string> {
+  const n = c.received.length;
+  c.send(text);
+  await until(() => c.received.length > n, 3000, `reply to ${text}`);
+  return String(c.received[n]);
 }
 
 describe("errors", () => {
   test("a Lua error is logged at ERROR with its traceback; that connection and the others keep working", async () => {
     const s = await server(ENTRY);
-    const [a, ac] = await openBun(s.url);
-    const [b, bc] = await openBun(s.url);
+    const a = await Client.open(s.url);
+    const b = await Client.open(s.url);
     a.send("bad");
-    expect(await reply(b, bc, "x")).toBe("m:x");
-    expect(await reply(a, ac, "after")).toBe("m:after");
+    expect(await reply(b, "x")).toBe("m:x");
+    expect(await reply(a, "after")).toBe("m:after");
     const log = readLog();
     const line = log.split("\n").find((l) => l.includes("attempt to index local 't'"));
     expect(line).toMatch(/^\S+ \S+\tERROR\t[^\t]+\tlua callback error: .*entry\.lua:4: attempt to index local 't' \(a nil value\)$/);
@@ -59,24 +60,24 @@ describe("errors", () => {
 
   test("a runaway loop is stopped after its time budget and logged; every connection keeps working", async () => {
     const s = await server(ENTRY);
-    const [a, ac] = await openBun(s.url);
-    const [b, bc] = await openBun(s.url);
+    const a = await Client.open(s.url);
+    const b = await Client.open(s.url);
     const started = Date.now();
     a.send("loop");
-    expect(await reply(b, bc, "waiting")).toBe("m:waiting");
+    expect(await reply(b, "waiting")).toBe("m:waiting");
     expect(Date.now() - started).toBeLessThan(2500);
-    expect(await reply(a, ac, "alive")).toBe("m:alive");
+    expect(await reply(a, "alive")).toBe("m:alive");
     expect(readLog()).toMatch(/\tERROR\t[^\t]+\tlua callback error: .*callback exceeded its time budget of 1000 ms/);
   });
 
   test("a message over the size limit closes only its connection with 1009", async () => {
     const s = await server(ENTRY);
-    const [a, ac] = await openBun(s.url);
-    const [b, bc] = await openBun(s.url);
+    const a = await Client.open(s.url);
+    const b = await Client.open(s.url);
     a.send(new Uint8Array(MAX_MESSAGE_BYTES + 1));
-    await until(() => ac.close !== null);
-    expect(ac.close!.code).toBe(1009);
-    expect(await reply(b, bc, "fine")).toBe("m:fine");
+    await until(() => a.closed !== null);
+    expect(a.closed!.code).toBe(1009);
+    expect(await reply(b, "fine")).toBe("m:fine");
     await until(() => s.engine.node.connections.size === 1);
   });
 });
@@ -84,27 +85,27 @@ describe("errors", () => {
 describe("blocking", () => {
   test("wait_context_value holds only its connection, in order, until conn.call sets the value", async () => {
     const s = await server(ENTRY);
-    const [a, ac] = await openBun(s.url);
-    const [b, bc] = await openBun(s.url);
+    const a = await Client.open(s.url);
+    const b = await Client.open(s.url);
     a.send("login");
     a.send("first");
     a.send("second");
-    expect(await reply(b, bc, "b1")).toBe("m:b1");
-    expect(await reply(b, bc, "b2")).toBe("m:b2");
+    expect(await reply(b, "b1")).toBe("m:b1");
+    expect(await reply(b, "b2")).toBe("m:b2");
     await Bun.sleep(30);
-    expect(ac.messages).toEqual([]); // a's later frames wait behind the blocked callback
+    expect(a.received).toEqual([]); // a's later frames wait behind the blocked callback
     const id = [...s.engine.node.connections.keys()][0]!;
     expect(s.engine.node.callLocal(id, "set_context_value", ["other", 1])).toBeNull(); // not the awaited key
     await Bun.sleep(30);
-    expect(ac.messages).toEqual([]);
+    expect(a.received).toEqual([]);
     expect(s.engine.node.callLocal(id, "set_context_value", ["uid", 42])).toBeNull();
-    await until(() => ac.messages.length === 3);
-    expect(ac.messages).toEqual(["uid=42 err=nil me=true", "m:first", "m:second"]);
+    await until(() => a.received.length === 3);
+    expect(a.received).toEqual(["uid=42 err=nil me=true", "m:first", "m:second"]);
   });
 
   test("a wait ends with an error when its connection closes, and on_close still runs", async () => {
     const s = await server(ENTRY);
-    const [a] = await openBun(s.url);
+    const a = await Client.open(s.url);
     const id = [...s.engine.node.connections.keys()][0]!;
     a.send("login");
     await Bun.sleep(30);
@@ -186,7 +187,7 @@ describe("slow readers", () => {
     const s = await server(ENTRY, { writeTimeout: 1 });
     const c = await silentWebSocket(s.port);
     const conn = [...s.engine.node.connections.values()][0]!;
-    const [b, bc] = await openBun(s.url);
+    const b = await Client.open(s.url);
     const before = rss();
     const r = await flood(s, conn, () => conn.ws?.getBufferedAmount() ?? 0, 50);
     expect(r.open).toBe(false);
@@ -196,7 +197,7 @@ describe("slow readers", () => {
     expect(rss() - before).toBeLessThan(64 << 20);
     c.socket.resume(); // a paused socket does not notice the close
     await c.waitClosed();
-    expect(await reply(b, bc, "still served")).toBe("m:still served");
+    expect(await reply(b, "still served")).toBe("m:still served");
     expect(readLog()).toContain(`closed ${conn.id} write timeout`);
   }, 15_000);
 });

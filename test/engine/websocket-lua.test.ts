@@ -1,11 +1,11 @@
 // lua/protocols/websocket.lua: RFC 6455 written in Lua on a `socket` server, checked with standard clients
 // (Bun's WebSocket and the `ws` package) and with hand-made frames over raw TCP.
 import { afterAll, describe, expect, test } from "bun:test";
-import WS from "ws";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
-import { collect, openBun, startServer, TcpClient, type Collected, type Started } from "./helpers";
+import { Client, openWs } from "../helpers/ws.ts";
+import { startServer, TcpClient, type Started } from "./helpers";
 
 const readLog = captureLog();
 let s: Started;
@@ -37,16 +37,6 @@ const ENTRY = `
 async function server(): Promise<Started> {
   s ??= await startServer(ENTRY, { protocol: "socket", options: [{ name: "path", value: "/ws" }] });
   return s;
-}
-
-async function openWs(url: string, opts?: WS.ClientOptions): Promise<[WS, Collected]> {
-  const ws = new WS(url, opts);
-  const c = collect(ws);
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
-  return [ws, c];
 }
 
 /** A client frame: FIN bit, opcode, masked with a fixed key unless `mask` is false. */
@@ -89,14 +79,14 @@ async function rawClient(extraHeaders = ""): Promise<TcpClient> {
 describe("with standard clients", () => {
   test("Bun WebSocket: upgrade on the path option, on_handshake's early send, text and binary echo", async () => {
     const srv = await server();
-    const [ws, c] = await openBun(`ws://127.0.0.1:${srv.port}/ws?x=1`);
-    ws.send("héllo");
-    ws.send(new Uint8Array([0, 255, 10]));
-    await until(() => c.messages.length === 5);
-    expect(c.messages).toEqual([
+    const c = await Client.open(`ws://127.0.0.1:${srv.port}/ws?x=1`);
+    c.send("héllo");
+    c.send(new Uint8Array([0, 255, 10]));
+    await until(() => c.received.length === 5);
+    expect(c.received).toEqual([
       "hello GET /ws?x=1 true -", "text:6:true", "héllo", "binary:3:true", Buffer.from([0, 255, 10]),
     ]);
-    ws.close();
+    c.close();
   });
 
   test("ws: fragmented messages, ping → pong, a 65535-byte message passes", async () => {
@@ -111,9 +101,9 @@ describe("with standard clients", () => {
     const pong = new Promise<Buffer>((resolve) => ws.once("pong", resolve));
     ws.ping("ping data");
     expect((await pong).toString()).toBe("ping data");
-    await until(() => c.messages.length === 5);
-    expect(c.messages.slice(0, 4)).toEqual(["hello GET /ws true zed", "text:10:true", "fragmented", "binary:65535:true"]);
-    expect(Buffer.compare(c.messages[4] as Buffer, big)).toBe(0);
+    await until(() => c.received.length === 5);
+    expect(c.received.slice(0, 4)).toEqual(["hello GET /ws true zed", "text:10:true", "fragmented", "binary:65535:true"]);
+    expect(Buffer.compare(c.received[4] as Buffer, big)).toBe(0);
     ws.close();
   });
 
@@ -121,16 +111,16 @@ describe("with standard clients", () => {
     const srv = await server();
     const [a, ac] = await openWs(`ws://127.0.0.1:${srv.port}/ws`);
     a.close(4001, "bye");
-    await until(() => ac.close !== null);
-    expect(ac.close!.code).toBe(4001);
-    const [b, bc] = await openBun(`ws://127.0.0.1:${srv.port}/ws`);
+    await until(() => ac.closed !== null);
+    expect(ac.closed!.code).toBe(4001);
+    const b = await Client.open(`ws://127.0.0.1:${srv.port}/ws`);
     b.send("close");
-    await until(() => bc.close !== null);
-    expect(bc.close).toEqual({ code: 4002, reason: "done" });
-    const [d, dc] = await openBun(`ws://127.0.0.1:${srv.port}/ws`);
+    await until(() => b.closed !== null);
+    expect(b.closed).toEqual({ code: 4002, reason: "done" });
+    const d = await Client.open(`ws://127.0.0.1:${srv.port}/ws`);
     d.send("closes");
-    await until(() => dc.messages.length === 2);
-    expect(String(dc.messages[1]).split(",")).toEqual(expect.arrayContaining(["4001", "nil"]));
+    await until(() => d.received.length === 2);
+    expect(String(d.received[1]).split(",")).toEqual(expect.arrayContaining(["4001", "nil"]));
     d.close();
   });
 
@@ -139,29 +129,29 @@ describe("with standard clients", () => {
     const url = `ws://127.0.0.1:${srv.port}/ws`;
     const [a, ac] = await openWs(url);
     const [b, bc] = await openWs(url);
-    const [o, oc] = await openBun(url);
+    const o = await Client.open(url);
     a.send(Buffer.alloc(65536));
     b.send(Buffer.alloc(40000), { fin: false });
     b.send(Buffer.alloc(40000), { fin: true });
-    await until(() => ac.close !== null && bc.close !== null);
-    expect([ac.close!.code, bc.close!.code]).toEqual([1009, 1009]);
+    await until(() => ac.closed !== null && bc.closed !== null);
+    expect([ac.closed!.code, bc.closed!.code]).toEqual([1009, 1009]);
     o.send("still ok");
-    await until(() => oc.messages.length === 3);
-    expect(oc.messages[2]).toBe("still ok");
+    await until(() => o.received.length === 3);
+    expect(o.received[2]).toBe("still ok");
     o.close();
   });
 
   test("pushes through protocol_encode: sendLocal and publishLocal become text or binary frames", async () => {
     const srv = await server();
-    const [ws, c] = await openBun(`ws://127.0.0.1:${srv.port}/ws`);
-    await until(() => c.messages.length === 1);
+    const c = await Client.open(`ws://127.0.0.1:${srv.port}/ws`);
+    await until(() => c.received.length === 1);
     const id = [...srv.engine.node.connections.values()].find((x) => x.open)!.id;
     expect(srv.engine.node.sendLocal(id, "to you", 1)).toBeNull();
     expect(srv.engine.node.sendLocal(id, Buffer.from([9, 8]), 2)).toBeNull();
     expect(srv.engine.node.publishLocal("all", "to all", 1)[0]).toBeGreaterThanOrEqual(1);
-    await until(() => c.messages.length === 4);
-    expect(c.messages.slice(1)).toEqual(["to you", Buffer.from([9, 8]), "to all"]);
-    ws.close();
+    await until(() => c.received.length === 4);
+    expect(c.received.slice(1)).toEqual(["to you", Buffer.from([9, 8]), "to all"]);
+    c.close();
   });
 });
 

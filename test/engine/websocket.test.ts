@@ -8,7 +8,8 @@ import WS from "ws";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
-import { collect, luaRoot, openBun, startServer, type Collected, type Started } from "./helpers";
+import { Client, openWs, type Collected } from "../helpers/ws.ts";
+import { luaRoot, startServer, type Started } from "./helpers";
 
 const readLog = captureLog();
 const servers: Started[] = [];
@@ -21,17 +22,6 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
   await cleanupAll();
 });
-
-/** Opens a `ws` package client and waits for it to be open. */
-async function openWs(url: string, opts?: WS.ClientOptions): Promise<[WS, Collected]> {
-  const ws = new WS(url, opts);
-  const c = collect(ws);
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
-  return [ws, c];
-}
 
 /** Status and body of a refused upgrade, as the `ws` client sees it. */
 function refused(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -72,22 +62,22 @@ const ECHO = `
 describe("messages", () => {
   test("Bun WebSocket: text and binary echo, on_handshake's early send, mix.websocket() == trailing conn", async () => {
     const s = await wsServer(ECHO);
-    const [ws, c] = await openBun(s.url + "?room=7");
-    ws.send("héllo");
-    ws.send(new Uint8Array([0, 255, 1, 254]));
-    await until(() => c.messages.length === 5);
-    expect(c.messages[0]).toBe("hello true GET /chat?room=7 true -");
-    expect(c.messages.slice(1)).toEqual([
+    const c = await Client.open(s.url + "?room=7");
+    c.send("héllo");
+    c.send(new Uint8Array([0, 255, 1, 254]));
+    await until(() => c.received.length === 5);
+    expect(c.received[0]).toBe("hello true GET /chat?room=7 true -");
+    expect(c.received.slice(1)).toEqual([
       "text:6:true:true", "héllo", "binary:4:true:true", Buffer.from([0, 255, 1, 254]),
     ]);
-    ws.close();
+    c.close();
   });
 
   test("ws package: request headers reach on_handshake; a fragmented message arrives whole; ping gets pong", async () => {
     const s = await wsServer(ECHO);
     const [ws, c] = await openWs(s.url, { headers: { "X-Name": "zed" } });
-    await until(() => c.messages.length === 1);
-    expect(c.messages[0]).toBe("hello true GET /chat true zed");
+    await until(() => c.received.length === 1);
+    expect(c.received[0]).toBe("hello true GET /chat true zed");
     ws.send("frag-", { fin: false });
     ws.send("ment-", { fin: false });
     ws.send("ed", { fin: true });
@@ -97,10 +87,10 @@ describe("messages", () => {
     const pong = new Promise<Buffer>((resolve) => ws.once("pong", resolve));
     ws.ping("are you there");
     expect((await pong).toString()).toBe("are you there");
-    await until(() => c.messages.length === 5);
-    expect(c.messages.slice(1, 3)).toEqual(["text:12:true:true", "frag-ment-ed"]);
-    expect(c.messages[3]).toBe("binary:200000:true:true");
-    expect(Buffer.compare(c.messages[4] as Buffer, big)).toBe(0);
+    await until(() => c.received.length === 5);
+    expect(c.received.slice(1, 3)).toEqual(["text:12:true:true", "frag-ment-ed"]);
+    expect(c.received[3]).toBe("binary:200000:true:true");
+    expect(Buffer.compare(c.received[4] as Buffer, big)).toBe(0);
     ws.close();
   });
 });
@@ -110,43 +100,43 @@ describe("close", () => {
     const s = await wsServer(ECHO);
     const [a] = await openWs(s.url);
     a.close(4001, "bye now");
-    const [b] = await openBun(s.url);
+    const b = await Client.open(s.url);
     b.close(1000);
-    const [c, cc] = await openBun(s.url);
+    const c = await Client.open(s.url);
     c.send("close");
-    await until(() => cc.close !== null);
-    expect(cc.close).toEqual({ code: 1000, reason: "" });
+    await until(() => c.closed !== null);
+    expect(c.closed).toEqual({ code: 1000, reason: "" });
     const [d, dc] = await openWs(s.url);
-    await until(() => dc.messages.length === 1);
+    await until(() => dc.received.length === 1);
     d.send("closes");
-    await until(() => dc.messages.length === 2);
-    expect(String(dc.messages[1]).split(",").sort()).toEqual(["close 4001 bye now/true", "nil/true", "nil/true"]);
+    await until(() => dc.received.length === 2);
+    expect(String(dc.received[1]).split(",").sort()).toEqual(["close 4001 bye now/true", "nil/true", "nil/true"]);
     d.terminate(); // no close frame at all
-    const [e, ec] = await openBun(s.url);
-    for (let i = 0; i < 100 && !String(ec.messages.at(-1)).includes("1006"); i++) {
+    const e = await Client.open(s.url);
+    for (let i = 0; i < 100 && !String(e.received.at(-1)).includes("1006"); i++) {
       e.send("closes");
       await Bun.sleep(20);
     }
-    expect(String(ec.messages.at(-1))).toContain("close 1006");
+    expect(String(e.received.at(-1))).toContain("close 1006");
   });
 
   test("readTimeout: a silent client is closed with 1001 'read timeout'; one that pings stays", async () => {
     const s = await wsServer(ECHO, { readTimeout: 1 });
     const started = Date.now();
-    const [, quiet] = await openBun(s.url);
+    const quiet = await Client.open(s.url);
     const [pinger, pc] = await openWs(s.url);
     const timer = setInterval(() => pinger.ping(), 300);
-    await until(() => quiet.close !== null, 4000);
+    await until(() => quiet.closed !== null, 4000);
     const silentFor = Date.now() - started;
-    expect(quiet.close).toEqual({ code: 1001, reason: "read timeout" });
+    expect(quiet.closed).toEqual({ code: 1001, reason: "read timeout" });
     expect(silentFor).toBeGreaterThanOrEqual(900);
     expect(silentFor).toBeLessThan(3000);
     await Bun.sleep(1200);
     clearInterval(timer);
-    expect(pc.close).toBeNull();
+    expect(pc.closed).toBeNull();
     pinger.send("closes");
-    await until(() => pc.messages.length === 2);
-    expect(pc.messages[1]).toBe("read timeout/true");
+    await until(() => pc.received.length === 2);
+    expect(pc.received[1]).toBe("read timeout/true");
   }, 10_000);
 });
 
@@ -173,32 +163,32 @@ describe("chat room (lua/entry.websocket.lua)", () => {
   test("join → success, send → every member (Bun and ws clients) receives, quit → no more", async () => {
     const entry = readFileSync(join(import.meta.dir, "..", "..", "lua", "entry.websocket.lua"), "utf8");
     const s = await wsServer(join(luaRoot({ "entry.websocket.lua": entry }), "entry.websocket.lua"));
-    const [a, ac] = await openBun(s.url);
+    const a = await Client.open(s.url);
     const [b, bc] = await openWs(s.url);
-    const [o, oc] = await openBun(s.url); // in another room
-    const json = (c: Collected, i: number) => JSON.parse(String(c.messages[i]));
+    const o = await Client.open(s.url); // in another room
+    const json = (c: Collected, i: number) => JSON.parse(String(c.received[i]));
     a.send(JSON.stringify({ op: "join", room_id: 1002 }));
     b.send(JSON.stringify({ op: "join", room_id: 1002 }));
     o.send(JSON.stringify({ op: "join", room_id: 9 }));
-    await until(() => ac.messages.length === 1 && bc.messages.length === 1 && oc.messages.length === 1);
-    expect(json(ac, 0)).toEqual({ status: "success" });
+    await until(() => a.received.length === 1 && bc.received.length === 1 && o.received.length === 1);
+    expect(json(a, 0)).toEqual({ status: "success" });
     expect(json(bc, 0)).toEqual({ status: "success" });
     a.send(JSON.stringify({ op: "send", msg: "hi room" }));
-    await until(() => ac.messages.length === 3 && bc.messages.length === 2);
+    await until(() => a.received.length === 3 && bc.received.length === 2);
     const ids = [...s.engine.node.connections.keys()];
     const published = { client_id: ids[0], msg: "hi room" };
-    expect([json(ac, 1), json(ac, 2)]).toContainEqual(published);
-    expect([json(ac, 1), json(ac, 2)]).toContainEqual({ status: "success" });
+    expect([json(a, 1), json(a, 2)]).toContainEqual(published);
+    expect([json(a, 1), json(a, 2)]).toContainEqual({ status: "success" });
     expect(json(bc, 1)).toEqual(published);
     b.send(JSON.stringify({ op: "quit" }));
-    await until(() => bc.messages.length === 3);
+    await until(() => bc.received.length === 3);
     expect(json(bc, 2)).toEqual({ status: "success" });
     a.send(JSON.stringify({ op: "send", msg: "still here?" }));
-    await until(() => ac.messages.length === 5);
+    await until(() => a.received.length === 5);
     b.send("not json");
-    await until(() => bc.messages.length === 4);
+    await until(() => bc.received.length === 4);
     expect(json(bc, 3).status).toBe("error");
-    expect(bc.messages.length).toBe(4); // quit: b got nothing from the room
-    expect(oc.messages.length).toBe(1); // another room: nothing at all
+    expect(bc.received.length).toBe(4); // quit: b got nothing from the room
+    expect(o.received.length).toBe(1); // another room: nothing at all
   });
 });

@@ -6,10 +6,11 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { chromium, type Browser } from "playwright-core";
-import { Client, post } from "../deploy/processes.ts";
+import { post } from "../deploy/processes.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { listening } from "../helpers/ports.ts";
 import { ROOT } from "../helpers/process.ts";
+import { Client } from "../helpers/ws.ts";
 import { runExample, type RunningExample } from "./workspace.ts";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,7 +9,7 @@ import { startLuaServers, type Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
 import { startBackend } from "../../examples/message-centre/backend.ts";
 import { freePort } from "../helpers/ports.ts";
-import { Client } from "../lua/eval.ts";
+import { Client } from "../helpers/ws.ts";
 
 const EXAMPLE = join(import.meta.dir, "..", "..", "examples", "message-centre");
 
@@ -47,8 +47,7 @@ async function connect(): Promise<Client> {
   clients.push(c);
   return c;
 }
-const ask = async (c: Client, req: object) => JSON.parse(await c.ask(JSON.stringify(req)));
-const next = async (c: Client) => JSON.parse(await c.next());
+const ask = async (c: Client, req: object) => JSON.parse(await c.ask(req));
 const post = async (to: string, body: object) => {
   const res = await fetch(to, { method: "POST", body: JSON.stringify(body) });
   return [res.status, await res.json()];
@@ -69,12 +68,12 @@ describe("message centre", () => {
 
     // The backend pushes through the engine API's /ws/v1 (mesh.publish).
     expect(await post(`http://127.0.0.1:${backend.port}/notify`, { uid: 1001, msg: "you have mail" })).toEqual([200, { s: 1, f: 0 }]);
-    expect(await next(alice)).toEqual({ type: "notice", msg: "you have mail" });
+    expect(await alice.json()).toEqual({ type: "notice", msg: "you have mail" });
 
     // Any backend can publish over HTTP as well.
     const [status, published] = await post(`http://127.0.0.1:${api.port}/v1/mesh/publish`, { c: "user:1002", d: '{"type":"notice","msg":"hi bob"}' });
     expect([status, published]).toEqual([200, { E: null, r: { s: 1, f: 0 } }]);
-    expect(await next(bob)).toEqual({ type: "notice", msg: "hi bob" });
+    expect(await bob.json()).toEqual({ type: "notice", msg: "hi bob" });
 
     // Nobody received the other's message: the next thing each gets is its own ping reply.
     expect(await ask(alice, { op: "ping" })).toEqual({ op: "ping", status: "success" });

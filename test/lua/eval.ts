@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { defaultConfig, defaultServer, type RedisConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
 import { freePort } from "../helpers/ports.ts";
+import type { Client } from "../helpers/ws.ts";
 
 const ENTRY = String.raw`
 local function enc(v)
@@ -89,46 +90,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   };
 }
 
-/** A WebSocket client that reads the server's replies in order. */
-export class Client {
-  private readonly replies: string[] = [];
-  private readonly waiting: ((r: string) => void)[] = [];
-
-  private constructor(readonly ws: WebSocket) {
-    ws.addEventListener("message", (e) => {
-      const r = String(e.data);
-      const w = this.waiting.shift();
-      if (w) w(r);
-      else this.replies.push(r);
-    });
-  }
-
-  static async open(url: string): Promise<Client> {
-    const ws = new WebSocket(url);
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener("open", () => resolve());
-      ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)));
-    });
-    return new Client(ws);
-  }
-
-  /** Sends a text frame and waits for the next reply. */
-  ask(text: string): Promise<string> {
-    this.ws.send(text);
-    return this.next();
-  }
-
-  /** Runs `code` (a Lua chunk) in the eval entry's on_message and returns its results. */
-  async run(code: string): Promise<unknown[]> {
-    return JSON.parse(await this.ask(code)) as unknown[];
-  }
-
-  next(): Promise<string> {
-    const r = this.replies.shift();
-    return r !== undefined ? Promise.resolve(r) : new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  close(): void {
-    this.ws.close();
-  }
+/** Runs `code` (a Lua chunk) in the eval entry's on_message over `c` and returns the chunk's results. */
+export async function evalLua(c: Client, code: string): Promise<any[]> {
+  return JSON.parse(await c.ask(code, 10_000));
 }

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
 import { freePort } from "../helpers/ports.ts";
-import { bytes, Client, startServer, type TestServer } from "./eval";
+import { Client } from "../helpers/ws.ts";
+import { bytes, evalLua, startServer, type TestServer } from "./eval";
 
 let backend: Server;
 let base: string;
@@ -68,7 +69,7 @@ afterAll(async () => {
   backend.stop(true);
 });
 
-const run = (code: string) => client.run(code.replaceAll("BASE", base));
+const run = (code: string) => evalLua(client, code.replaceAll("BASE", base));
 
 describe("requests", () => {
   test("query, headers, cookies and basic auth reach the server", async () => {

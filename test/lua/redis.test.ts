@@ -6,7 +6,8 @@ import type { Subprocess } from "bun";
 import { defaultRedis, type RedisConfig } from "../../src/config/index.ts";
 import { Parser, ReplyError, type Reply } from "../../src/redis/client.ts";
 import { freePort, waitForPort } from "../helpers/ports.ts";
-import { bytes, Client, startServer, type TestServer } from "./eval";
+import { Client } from "../helpers/ws.ts";
+import { bytes, evalLua, startServer, type TestServer } from "./eval";
 
 const REDIS = Bun.which("redis-server");
 if (!REDIS) {
@@ -72,7 +73,7 @@ afterAll(async () => {
   await Promise.all([plain.kill(), secured.kill()]);
 });
 
-const run = (code: string) => client.run(code);
+const run = (code: string) => evalLua(client, code);
 
 describe("RESP parser", () => {
   test("replies split at every possible byte parse the same as in one piece", () => {
@@ -285,14 +286,14 @@ describe.skipIf(!REDIS)("waiting and pooling", () => {
   test("a connection blocked in BLPOP does not hold up others; BLPOP's own timeout is honoured", async () => {
     const waiter = await Client.open(server.url);
     const t0 = Date.now();
-    const popped = waiter.run(`return mix.redis.connection("default"):command("blpop", "jobs", 5)`);
+    const popped = evalLua(waiter, `return mix.redis.connection("default"):command("blpop", "jobs", 5)`);
     await Bun.sleep(100);
     expect(await run(`return mix.redis.connection("default"):command("ping")`)).toEqual(["PONG"]);
     expect(await run(`return mix.redis.connection("default"):command("rpush", "jobs", "job-1")`)).toEqual([1]);
     expect(await popped).toEqual([["jobs", "job-1"]]);
     expect(Date.now() - t0).toBeLessThan(2000);
     const t1 = Date.now();
-    expect(await waiter.run(`return mix.redis.connection("default"):command("blpop", "jobs", 1)`)).toEqual([null]);
+    expect(await evalLua(waiter, `return mix.redis.connection("default"):command("blpop", "jobs", 1)`)).toEqual([null]);
     expect(Date.now() - t1).toBeGreaterThanOrEqual(900);
     waiter.close();
   });
@@ -301,8 +302,8 @@ describe.skipIf(!REDIS)("waiting and pooling", () => {
     const a = await Client.open(server.url);
     const b = await Client.open(server.url);
     const t0 = Date.now();
-    const pa = a.run(`return mix.redis.connection("two"):command("blpop", "never", 0.5)`);
-    const pb = b.run(`return mix.redis.connection("two"):command("blpop", "never", 0.5)`);
+    const pa = evalLua(a, `return mix.redis.connection("two"):command("blpop", "never", 0.5)`);
+    const pb = evalLua(b, `return mix.redis.connection("two"):command("blpop", "never", 0.5)`);
     await Bun.sleep(50);
     expect(await run(`return mix.redis.connection("two"):command("ping")`)).toEqual(["PONG"]);
     const waited = Date.now() - t0;
