@@ -1,7 +1,7 @@
 // Access control (spec §8) on the engine API over real HTTP and WebSocket upgrades: no credentials, wrong
 // password, read-only user, writer, a user whose host glob does not match 127.0.0.1, and a hot change of
 // the `access` section through the watched config file.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/api/access.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
-import { basic, postJson, startTestEngine, upgradeStatus, type TestEngine } from "./helpers";
+import { basic, postJson, upgradeStatus, useTestEngine } from "./helpers";
 
 const USERS = [
   { username: "reader", password: "r-pass", roles: ["read" as const], host: "*" },
@@ -19,11 +19,7 @@ const USERS = [
   { username: "faraway", password: "f-pass", roles: ["read" as const, "write" as const], host: "10.*.*.*" },
 ];
 
-let e: TestEngine;
-beforeAll(async () => {
-  e = await startTestEngine("function on_message(msg) end", { users: USERS });
-});
-afterAll(() => e.stop());
+const e = useTestEngine("function on_message(msg) end", { users: USERS });
 
 /** [GET /metrics, POST /v1/mesh/publish, /ws/v1 upgrade] statuses for these headers. */
 async function matrix(headers: Record<string, string>): Promise<number[]> {

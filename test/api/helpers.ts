@@ -1,13 +1,13 @@
-// An engine started in-process (startLuaServers + startApiServer on free loopback ports) with an entry
-// script written to a temp file; HTTP helpers and a WebSocket client that can stop reading.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// An engine with its API server, started in-process on free loopback ports; HTTP helpers and a WebSocket
+// client that can stop reading.
+import { afterAll, beforeAll } from "bun:test";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { defaultConfig, defaultServer, type AccessUser, type Config } from "../../src/config/index.ts";
-import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+import type { AccessUser, Config } from "../../src/config/index.ts";
+import type { Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
+import { startEngine } from "../helpers/engine.ts";
 import { freePort } from "../helpers/ports.ts";
+import { Client } from "../helpers/ws.ts";
 
 export interface TestEngine {
   config: Config;
@@ -28,33 +28,46 @@ export interface EngineOptions {
   edit?: (config: Config) => void;
 }
 
+/** startEngine (a websocket server on /chat running `entry`) plus startApiServer. */
 export async function startTestEngine(entry: string, opts: EngineOptions = {}): Promise<TestEngine> {
-  const dir = mkdtempSync(join(tmpdir(), "connmix-api-"));
-  writeFileSync(join(dir, "entry.lua"), entry);
-  const config = defaultConfig();
-  config.engine.servers = [
-    { ...defaultServer(), bind: "127.0.0.1", port: freePort(), options: [{ name: "path", value: "/chat" }], entry: join(dir, "entry.lua"), byteCodeExpires: 0 },
-  ];
-  config.engine.apiServer = { ...config.engine.apiServer, bind: "127.0.0.1", port: freePort() };
-  if (opts.users) config.access.users = opts.users;
-  if (opts.queue) config.engine.luavm.queue = opts.queue;
-  opts.edit?.(config);
-  const engine = await startLuaServers(config, 1);
-  const api = await startApiServer(config, engine.node);
-  const port = config.engine.servers[0]!.port;
+  const e = await startEngine(entry, {
+    edit: (config) => {
+      config.engine.apiServer = { ...config.engine.apiServer, bind: "127.0.0.1", port: freePort() };
+      if (opts.users) config.access.users = opts.users;
+      if (opts.queue) config.engine.luavm.queue = opts.queue;
+      opts.edit?.(config);
+    },
+  });
+  const api = await startApiServer(e.config, e.engine.node);
   return {
-    config,
-    engine,
+    config: e.config,
+    engine: e.engine,
     api,
-    chatUrl: `ws://127.0.0.1:${port}/chat`,
+    chatUrl: e.url,
     apiUrl: `http://127.0.0.1:${api.port}`,
     apiWs: `ws://127.0.0.1:${api.port}/ws/v1`,
     async stop() {
       await api.stop();
-      await engine.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await e.stop();
     },
   };
+}
+
+/** The engine of a test file: started before its tests (the returned object is filled in then), stopped after them. */
+export function useTestEngine(entry: string, opts: EngineOptions = {}): TestEngine {
+  const e = {} as TestEngine;
+  beforeAll(async () => {
+    Object.assign(e, await startTestEngine(entry, opts));
+  });
+  afterAll(() => e.stop());
+  return e;
+}
+
+/** A client of `url` whose entry answers "id" with the client id; returns it with that id. */
+export async function idClient(url: string): Promise<[Client, string]> {
+  const c = await Client.open(url);
+  c.send("id");
+  return [c, String(await c.next())];
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {

@@ -1,8 +1,8 @@
 // mesh.send, mesh.publish and conn.call over real HTTP and /ws/v1 against an in-process engine, with every
 // error the methods report and the handling of bad requests.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Client } from "../helpers/ws.ts";
-import { postJson, startTestEngine, type TestEngine } from "./helpers";
+import { idClient, postJson, useTestEngine } from "./helpers";
 
 // "id" answers the client id; "ctx" the context (k, a, b); "sub <ch>" subscribes.
 const ENTRY = `
@@ -18,17 +18,9 @@ function on_message(msg)
 end
 `;
 
-let e: TestEngine;
-beforeAll(async () => {
-  e = await startTestEngine(ENTRY);
-});
-afterAll(() => e.stop());
+const e = useTestEngine(ENTRY);
 
-async function chatClient(): Promise<[Client, string]> {
-  const c = await Client.open(e.chatUrl);
-  c.send("id");
-  return [c, String(await c.next())];
-}
+const chatClient = () => idClient(e.chatUrl);
 
 const send = (body: unknown) => postJson(`${e.apiUrl}/v1/mesh/send`, body);
 const publish = (body: unknown) => postJson(`${e.apiUrl}/v1/mesh/publish`, body);

@@ -1,20 +1,15 @@
 // /metrics on a real engine: spec §7 names, labels and types, values that follow real traffic, and
 // `promtool check metrics` accepting the page. Plus the summary window with an injected clock.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Registry } from "../../src/metrics/registry.ts";
 import { Summary } from "../../src/metrics/summary.ts";
-import { Client } from "../helpers/ws.ts";
-import { postJson, startTestEngine, type TestEngine } from "./helpers";
+import { idClient, postJson, useTestEngine } from "./helpers";
 
-let e: TestEngine;
-beforeAll(async () => {
-  e = await startTestEngine(`
+const e = useTestEngine(`
 function on_message(msg)
   local conn = mix.websocket()
   if msg.data == "id" then return conn:send(string.format("%.0f", conn:client_id())) end
 end`);
-});
-afterAll(() => e.stop());
 
 const scrape = async () => {
   const r = await fetch(`${e.apiUrl}/metrics`);
@@ -50,10 +45,8 @@ describe("engine /metrics", () => {
     const sent0 = sample(before, 'connmix_engine_servers_send_messages_total{protocol="websocket"}');
     const clients0 = sample(before, "connmix_engine_servers_clients");
 
-    const clients = await Promise.all([Client.open(e.chatUrl), Client.open(e.chatUrl)]);
-    for (const c of clients) c.send("id");
-    const ids = await Promise.all(clients.map(async (c) => String(await c.next())));
-    for (const id of ids) expect((await postJson(`${e.apiUrl}/v1/mesh/send`, { c: id, d: "x" })).body.E).toBeNull();
+    const clients = await Promise.all([idClient(e.chatUrl), idClient(e.chatUrl)]);
+    for (const [, id] of clients) expect((await postJson(`${e.apiUrl}/v1/mesh/send`, { c: id, d: "x" })).body.E).toBeNull();
     const after = await scrape();
     expect(sample(after, "connmix_engine_servers_clients")).toBe(clients0 + 2);
     expect(sample(after, 'connmix_engine_servers_read_messages_total{protocol="websocket"}')).toBe(read0 + 2);
@@ -65,7 +58,7 @@ describe("engine /metrics", () => {
     expect(median).toBeLessThan(0.1);
     expect(sample(after, "process_resident_memory_bytes")).toBeGreaterThan(1 << 20);
     expect(sample(after, "process_open_fds")).toBeGreaterThan(3);
-    for (const c of clients) c.close();
+    for (const [c] of clients) c.close();
   });
 
   test("promtool check metrics accepts the page", async () => {

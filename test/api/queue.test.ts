@@ -1,10 +1,10 @@
 // Queues end to end: Lua pushes (mix.queue.push), backends consume over /ws/v1 (queue.pop/unpop), the
 // backend-login flow (conn.call set_context_value releasing wait_context_value), limits, sharing,
 // reconnects and a consumer that stops reading.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { until } from "../helpers/wait.ts";
 import { Client } from "../helpers/ws.ts";
-import { PausableClient, startTestEngine, type TestEngine } from "./helpers";
+import { idClient, PausableClient, startTestEngine, useTestEngine } from "./helpers";
 
 // "login <name>": push the frame to "chat" and wait for the backend to set uid.
 // "push <topic> <data>": push and report "ok <n>" or "err: <err>". "table": push a table to "t".
@@ -41,17 +41,9 @@ function on_message(msg)
 end
 `;
 
-let e: TestEngine;
-beforeAll(async () => {
-  e = await startTestEngine(ENTRY);
-});
-afterAll(() => e.stop());
+const e = useTestEngine(ENTRY);
 
-async function chatClient(): Promise<[Client, string]> {
-  const c = await Client.open(e.chatUrl);
-  c.send("id");
-  return [c, String(await c.next())];
-}
+const chatClient = () => idClient(e.chatUrl);
 
 /** Sends "push <topic> <data>" and returns the script's report. */
 async function push(c: Client, topic: string, data: string): Promise<string> {
@@ -102,9 +94,7 @@ describe("queue.pop", () => {
   test("a full topic and too many topics are errors in Lua; nothing is dropped", async () => {
     const small = await startTestEngine(ENTRY, { queue: { topicSize: 3, maxTopics: 3 } });
     try {
-      const c = await Client.open(small.chatUrl);
-      c.send("id");
-      const id = String(await c.next());
+      const [c, id] = await idClient(small.chatUrl);
       for (let i = 1; i <= 3; i++) expect(await push(c, "full", String(i))).toBe(`ok ${i}`);
       expect(await push(c, "full", "4")).toBe("err: queue topic full is full (topicSize 3)");
       expect(await push(c, "extra1", "x")).toBe("ok 1");

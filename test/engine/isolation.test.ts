@@ -3,23 +3,15 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "../../src/engine/limits";
 import type { Connection } from "../../src/engine/connection";
+import type { Started } from "../helpers/engine.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
 import { Client } from "../helpers/ws.ts";
-import { startServer, TcpClient, type Started } from "./helpers";
+import { startServer, TcpClient } from "./helpers";
 
 const readLog = captureLog();
-const servers: Started[] = [];
-async function server(entry: string, cfg: Parameters<typeof startServer>[1] = {}): Promise<Started> {
-  const s = await startServer(entry, cfg);
-  servers.push(s);
-  return s;
-}
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  await cleanupAll();
-});
+afterAll(cleanupAll);
 
 const ENTRY = `
   function on_message(msg, conn)
@@ -45,7 +37,7 @@ async function reply(c: Client, text: string): Promise<string> {
 
 describe("errors", () => {
   test("a Lua error is logged at ERROR with its traceback; that connection and the others keep working", async () => {
-    const s = await server(ENTRY);
+    const s = await startServer(ENTRY);
     const a = await Client.open(s.url);
     const b = await Client.open(s.url);
     a.send("bad");
@@ -59,7 +51,7 @@ describe("errors", () => {
   });
 
   test("a runaway loop is stopped after its time budget and logged; every connection keeps working", async () => {
-    const s = await server(ENTRY);
+    const s = await startServer(ENTRY);
     const a = await Client.open(s.url);
     const b = await Client.open(s.url);
     const started = Date.now();
@@ -71,7 +63,7 @@ describe("errors", () => {
   });
 
   test("a message over the size limit closes only its connection with 1009", async () => {
-    const s = await server(ENTRY);
+    const s = await startServer(ENTRY);
     const a = await Client.open(s.url);
     const b = await Client.open(s.url);
     a.send(new Uint8Array(MAX_MESSAGE_BYTES + 1));
@@ -84,7 +76,7 @@ describe("errors", () => {
 
 describe("blocking", () => {
   test("wait_context_value holds only its connection, in order, until conn.call sets the value", async () => {
-    const s = await server(ENTRY);
+    const s = await startServer(ENTRY);
     const a = await Client.open(s.url);
     const b = await Client.open(s.url);
     a.send("login");
@@ -104,7 +96,7 @@ describe("blocking", () => {
   });
 
   test("a wait ends with an error when its connection closes, and on_close still runs", async () => {
-    const s = await server(ENTRY);
+    const s = await startServer(ENTRY);
     const a = await Client.open(s.url);
     const id = [...s.engine.node.connections.keys()][0]!;
     a.send("login");
@@ -152,7 +144,7 @@ describe("slow readers", () => {
   const rss = () => process.memoryUsage().rss;
 
   test("socket: a client that never reads is dropped after writeTimeout; its backlog stays bounded", async () => {
-    const s = await server(ENTRY.replace("function on_message", "function protocol_input(b) return b:length() end\nfunction on_message"),
+    const s = await startServer(ENTRY.replace("function on_message", "function protocol_input(b) return b:length() end\nfunction on_message"),
       { protocol: "socket", writeTimeout: 1 });
     const c = await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
@@ -170,7 +162,7 @@ describe("slow readers", () => {
   }, 10_000);
 
   test("socket: a client flooded faster than writeTimeout is dropped at the pending-bytes bound", async () => {
-    const s = await server(ENTRY.replace("function on_message", "function protocol_input(b) return b:length() end\nfunction on_message"),
+    const s = await startServer(ENTRY.replace("function on_message", "function protocol_input(b) return b:length() end\nfunction on_message"),
       { protocol: "socket", writeTimeout: 30 });
     await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
@@ -184,7 +176,7 @@ describe("slow readers", () => {
   }, 10_000);
 
   test("websocket: a client that never reads is dropped after writeTimeout; others are served meanwhile", async () => {
-    const s = await server(ENTRY, { writeTimeout: 1 });
+    const s = await startServer(ENTRY, { writeTimeout: 1 });
     const c = await silentWebSocket(s.port);
     const conn = [...s.engine.node.connections.values()][0]!;
     const b = await Client.open(s.url);

@@ -4,22 +4,15 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { luaRoot, type Started } from "../helpers/engine.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
-import { luaRoot, startServer, TcpClient, type Started } from "./helpers";
+import { startServer, TcpClient } from "./helpers";
 
 const readLog = captureLog();
-const servers: Started[] = [];
-async function socketServer(entry: string, options: { name: string; value: string }[] = []): Promise<Started> {
-  const s = await startServer(entry, { protocol: "socket", options });
-  servers.push(s);
-  return s;
-}
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  await cleanupAll();
-});
+afterAll(cleanupAll);
+const socketServer = (entry: string, options: { name: string; value: string }[] = []) => startServer(entry, { protocol: "socket", options });
 
 const only = (s: Started) => [...s.engine.node.connections.values()][0]!;
 

@@ -1,18 +1,16 @@
 // lua/protocols/websocket.lua: RFC 6455 written in Lua on a `socket` server, checked with standard clients
 // (Bun's WebSocket and the `ws` package) and with hand-made frames over raw TCP.
 import { afterAll, describe, expect, test } from "bun:test";
+import type { Started } from "../helpers/engine.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
 import { Client, openWs } from "../helpers/ws.ts";
-import { startServer, TcpClient, type Started } from "./helpers";
+import { startServer, TcpClient } from "./helpers";
 
 const readLog = captureLog();
 let s: Started;
-afterAll(async () => {
-  await s?.stop();
-  await cleanupAll();
-});
+afterAll(cleanupAll);
 
 const ENTRY = `
   local websocket = require("protocols.websocket")

@@ -9,19 +9,11 @@ import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
 import { Client, openWs, type Collected } from "../helpers/ws.ts";
-import { luaRoot, startServer, type Started } from "./helpers";
+import { luaRoot } from "../helpers/engine.ts";
+import { startServer } from "./helpers";
 
 const readLog = captureLog();
-const servers: Started[] = [];
-async function wsServer(entry: string, cfg: Parameters<typeof startServer>[1] = {}): Promise<Started> {
-  const s = await startServer(entry, cfg);
-  servers.push(s);
-  return s;
-}
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  await cleanupAll();
-});
+afterAll(cleanupAll);
 
 /** Status and body of a refused upgrade, as the `ws` client sees it. */
 function refused(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -61,7 +53,7 @@ const ECHO = `
 
 describe("messages", () => {
   test("Bun WebSocket: text and binary echo, on_handshake's early send, mix.websocket() == trailing conn", async () => {
-    const s = await wsServer(ECHO);
+    const s = await startServer(ECHO);
     const c = await Client.open(s.url + "?room=7");
     c.send("héllo");
     c.send(new Uint8Array([0, 255, 1, 254]));
@@ -74,7 +66,7 @@ describe("messages", () => {
   });
 
   test("ws package: request headers reach on_handshake; a fragmented message arrives whole; ping gets pong", async () => {
-    const s = await wsServer(ECHO);
+    const s = await startServer(ECHO);
     const [ws, c] = await openWs(s.url, { headers: { "X-Name": "zed" } });
     await until(() => c.received.length === 1);
     expect(c.received[0]).toBe("hello true GET /chat true zed");
@@ -97,7 +89,7 @@ describe("messages", () => {
 
 describe("close", () => {
   test("client close codes reach on_close as err (nil for 1000/1001); conn:close() sends 1000", async () => {
-    const s = await wsServer(ECHO);
+    const s = await startServer(ECHO);
     const [a] = await openWs(s.url);
     a.close(4001, "bye now");
     const b = await Client.open(s.url);
@@ -121,7 +113,7 @@ describe("close", () => {
   });
 
   test("readTimeout: a silent client is closed with 1001 'read timeout'; one that pings stays", async () => {
-    const s = await wsServer(ECHO, { readTimeout: 1 });
+    const s = await startServer(ECHO, { readTimeout: 1 });
     const started = Date.now();
     const quiet = await Client.open(s.url);
     const [pinger, pc] = await openWs(s.url);
@@ -142,7 +134,7 @@ describe("close", () => {
 
 describe("handshake", () => {
   test("on_handshake false → 403; false, status, message → that response; an error → 500; wrong path → 404", async () => {
-    const s = await wsServer(ECHO);
+    const s = await startServer(ECHO);
     expect(await refused(s.url, { "X-Refuse": "plain" })).toEqual({ status: 403, body: "Forbidden" });
     expect(await refused(s.url, { "X-Refuse": "custom" })).toEqual({ status: 401, body: "login first" });
     expect(await refused(s.url, { "X-Refuse": "error" })).toEqual({ status: 500, body: "handshake failed" });
@@ -162,7 +154,7 @@ describe("handshake", () => {
 describe("chat room (lua/entry.websocket.lua)", () => {
   test("join → success, send → every member (Bun and ws clients) receives, quit → no more", async () => {
     const entry = readFileSync(join(import.meta.dir, "..", "..", "lua", "entry.websocket.lua"), "utf8");
-    const s = await wsServer(join(luaRoot({ "entry.websocket.lua": entry }), "entry.websocket.lua"));
+    const s = await startServer(join(luaRoot({ "entry.websocket.lua": entry }), "entry.websocket.lua"));
     const a = await Client.open(s.url);
     const [b, bc] = await openWs(s.url);
     const o = await Client.open(s.url); // in another room

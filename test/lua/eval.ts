@@ -1,12 +1,8 @@
 // Websocket Lua servers started with startLuaServers on free loopback ports. The default entry runs each
 // text frame as a Lua chunk inside on_message and answers with the chunk's return values as JSON; strings
 // are escaped byte by byte (\u00XX outside printable ASCII), so `bytes()` recovers them exactly.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { defaultConfig, defaultServer, type RedisConfig } from "../../src/config/index.ts";
-import { startLuaServers, type Engine } from "../../src/engine/index.ts";
-import { freePort } from "../helpers/ports.ts";
+import type { RedisConfig } from "../../src/config/index.ts";
+import { startEngine, type Started } from "../helpers/engine.ts";
 import type { Client } from "../helpers/ws.ts";
 
 const ENTRY = String.raw`
@@ -48,46 +44,22 @@ end
 /** The exact bytes of a string the entry sent. */
 export const bytes = (s: string) => Buffer.from(s, "latin1");
 
-export interface TestServer {
-  engine: Engine;
-  url: string;
-  stop(): Promise<void>;
-}
-
 export interface ServerOptions {
-  /** Entry source text (written to a temp dir) or the path of an entry file; default: the eval entry. */
+  /** Entry source text or the path of an entry file; default: the eval entry. */
   entry?: string;
   redis?: RedisConfig[];
   /** Server `options` besides path (which is /eval). */
   options?: Record<string, string>;
 }
 
-/** One websocket Lua server on a free loopback port, started with startLuaServers. */
-export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), "connmix-eval-"));
-  const source = opts.entry ?? ENTRY;
-  const entry = source.includes("\n") ? join(dir, "entry.lua") : source;
-  if (entry !== source) writeFileSync(entry, source);
-  const port = freePort();
-  const config = defaultConfig();
-  config.engine.luavm.redis = opts.redis ?? [];
-  config.engine.servers = [{
-    ...defaultServer(),
-    bind: "127.0.0.1",
-    port,
-    options: Object.entries({ ...opts.options, path: "/eval" }).map(([name, value]) => ({ name, value })),
-    entry,
-    byteCodeExpires: 0,
-  }];
-  const engine = await startLuaServers(config, 1);
-  return {
-    engine,
-    url: `ws://127.0.0.1:${port}/eval`,
-    stop: async () => {
-      await engine.stop();
-      rmSync(dir, { recursive: true, force: true });
+/** One websocket Lua server on a free loopback port, at /eval. */
+export function startServer(opts: ServerOptions = {}): Promise<Started> {
+  return startEngine(opts.entry ?? ENTRY, {
+    server: { options: Object.entries({ ...opts.options, path: "/eval" }).map(([name, value]) => ({ name, value })) },
+    edit: (config) => {
+      config.engine.luavm.redis = opts.redis ?? [];
     },
-  };
+  });
 }
 
 /** Runs `code` (a Lua chunk) in the eval entry's on_message over `c` and returns the chunk's results. */

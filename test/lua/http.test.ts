@@ -3,13 +3,14 @@
 // requests are in flight.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
+import type { Started } from "../helpers/engine.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
-import { bytes, evalLua, startServer, type TestServer } from "./eval";
+import { bytes, evalLua, startServer } from "./eval";
 
 let backend: Server;
 let base: string;
-let server: TestServer;
+let server: Started;
 let client: Client;
 
 beforeAll(async () => {

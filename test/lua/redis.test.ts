@@ -5,9 +5,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { defaultRedis, type RedisConfig } from "../../src/config/index.ts";
 import { Parser, ReplyError, type Reply } from "../../src/redis/client.ts";
+import type { Started } from "../helpers/engine.ts";
 import { freePort, waitForPort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
-import { bytes, evalLua, startServer, type TestServer } from "./eval";
+import { bytes, evalLua, startServer } from "./eval";
 
 const REDIS = Bun.which("redis-server");
 if (!REDIS) {
@@ -45,7 +46,7 @@ const pool = (name: string, port: number, more: Partial<RedisConfig> = {}): Redi
   ...defaultRedis(), name, addr: `127.0.0.1:${port}`, minIdleConns: 0, ...more,
 });
 
-let server: TestServer;
+let server: Started;
 let client: Client;
 
 beforeAll(async () => {
