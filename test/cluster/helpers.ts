@@ -95,10 +95,14 @@ export class ClusterDir {
   }
 }
 
-/** A node process: `bun src/main.ts <mode> -f <config>` in `cwd`. */
+/**
+ * A node process: `bun src/main.ts <mode> -f <config> [-p <cpus>]` in `cwd`. `cpus` defaults to the
+ * environment's CONNMIX_TEST_CPUS (so `CONNMIX_TEST_CPUS=2 bun test test/cluster` runs every engine with two
+ * workers), and without it to connmix's own default (all of the machine's CPUs).
+ */
 export class Node extends Proc {
-  constructor(mode: string, config: string, cwd: string) {
-    super(mode, [BUN, MAIN, mode, "-f", config], { cwd });
+  constructor(mode: string, config: string, cwd: string, cpus = process.env.CONNMIX_TEST_CPUS) {
+    super(mode, [BUN, MAIN, mode, "-f", config, ...(cpus ? ["-p", cpus] : [])], { cwd });
   }
 
   /** Waits for a log line matching `re` after `from`, 5 s by default. */
