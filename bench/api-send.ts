@@ -4,23 +4,12 @@
 //   bun bench/api-send.ts [--conns 4] [--window 64] [--seconds 5]
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, startConnmix, startRawBun, stop } from "./lib";
+import { ROOT } from "../test/helpers/process.ts";
+import { arg, open, startConnmix, startRawBun, stop } from "./lib";
 
-const arg = (name: string, d: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : d;
-};
 const conns = arg("conns", 4);
 const window = arg("window", 64);
 const seconds = arg("seconds", 5);
-
-function open(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.onopen = () => resolve(ws);
-    ws.onerror = () => reject(new Error(`cannot open ${url}`));
-  });
-}
 
 /** Joins room 1 and learns this client's id from its own chat message. */
 async function chatClient(url: string): Promise<{ ws: WebSocket; id: string; received: () => number }> {

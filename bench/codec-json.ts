@@ -1,12 +1,12 @@
 // mix.json_decode/json_encode (JS over the C API) against a pure-Lua codec (codec-json.lua), both called from
 // a Lua loop, on a typical chat frame and a ~2 KB nested document. Prints ns per call (CPU time, best of 5).
 //   bun bench/codec-json.ts
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LuaVM } from "../src/lua/vm";
 import { logging } from "../src/lua/api/log";
 import { json } from "../src/lua/api/json";
+import { benchDir } from "./lib";
 
 const frame = '{"op":"send","msg":"hello world","room_id":1002}';
 const users = Array.from({ length: 20 }, (_, i) => ({
@@ -22,7 +22,7 @@ const doc = JSON.stringify({
   last: { msg: "line1\nline2", ts: 1700000123.25 },
 });
 
-const dir = mkdtempSync(join(tmpdir(), "connmix-bench-"));
+const dir = benchDir();
 copyFileSync(join(import.meta.dir, "codec-json.lua"), join(dir, "purejson.lua"));
 writeFileSync(join(dir, "entry.lua"), `
 local pure = require("purejson")

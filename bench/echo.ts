@@ -1,18 +1,16 @@
 // Echo throughput: connmix (entry: on_message -> conn:send(msg.data)) against the raw-Bun server, measured
 // alternately in the same run. Prints each run and the ratio of medians.
 //   bun bench/echo.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16]
-import { parseArgs } from "node:util";
-import { startConnmix, startRawBun, stop, wsload } from "./lib";
+import { arg, median, startConnmix, startRawBun, stop, wsload } from "./lib";
 
-const { values } = parseArgs({ options: { rounds: { type: "string", default: "3" }, seconds: { type: "string", default: "5" }, conns: { type: "string", default: "100" }, window: { type: "string", default: "16" } } });
-const load = ["--conns", values.conns!, "--window", values.window!, "--seconds", values.seconds!];
+const [rounds, seconds, conns, window] = [arg("rounds", 3), arg("seconds", 5), arg("conns", 100), arg("window", 16)];
+const load = ["--conns", String(conns), "--window", String(window), "--seconds", String(seconds)];
 
 const connmix = await startConnmix("function on_message(msg, conn) conn:send(msg.data) end\n");
 const raw = await startRawBun();
-const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = { raw: [] as number[], connmix: [] as number[] };
 try {
-  for (let round = 0; round < Number(values.rounds); round++) {
+  for (let round = 0; round < rounds; round++) {
     results.raw.push((await wsload(["echo", raw.url, ...load])).msgs_per_s as number);
     results.connmix.push((await wsload(["echo", connmix.url, ...load])).msgs_per_s as number);
     console.error(`round ${round + 1}: raw ${results.raw.at(-1)} msg/s, connmix ${results.connmix.at(-1)} msg/s`);
@@ -20,5 +18,5 @@ try {
 } finally {
   stop(connmix.proc, raw.proc);
 }
-const r = median([...results.raw]), c = median([...results.connmix]);
-console.log(JSON.stringify({ bench: "echo", conns: Number(values.conns), window: Number(values.window), raw_msgs_per_s: r, connmix_msgs_per_s: c, ratio: Number((c / r).toFixed(3)) }));
+const r = median(results.raw), c = median(results.connmix);
+console.log(JSON.stringify({ bench: "echo", conns, window, raw_msgs_per_s: r, connmix_msgs_per_s: c, ratio: Number((c / r).toFixed(3)) }));

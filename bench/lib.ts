@@ -1,42 +1,39 @@
-// Shared by the benchmark scripts: free ports, starting connmix and the raw-Bun reference server,
-// running the shared load generator, and printing results as ratios measured in the same run.
+// Shared by the benchmark scripts: command-line numbers, starting connmix and the raw-Bun reference
+// server, the shared load generator and publisher, and medians. Results are ratios measured in one run.
 import { spawn, type Subprocess } from "bun";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort, waitForPort } from "../test/helpers/ports.ts";
+import { ROOT } from "../test/helpers/process.ts";
 
-export const ROOT = resolve(import.meta.dir, "..");
 export const SHARED_BENCH = resolve(ROOT, "../shared/bench");
 export const BUN = process.execPath;
 
-export async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
+/** The number after `--<name>` on the command line, or `d`. */
+export function arg(name: string, d: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : d;
 }
 
-async function waitForPort(port: number, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      s.end();
-      return;
-    } catch {
-      await Bun.sleep(50);
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** A temp dir for configs, entry scripts and logs. */
+export const benchDir = (name = "bench") => mkdtempSync(join(tmpdir(), `connmix-${name}-`));
+
+/** Writes `<dir>/<name>.yaml` (a warn-level log in `dir`, then `yaml`) and starts `connmix <mode>` on one CPU. */
+export function runConnmix(dir: string, name: string, mode: string, yaml: string): Subprocess {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, `logging: { filename: ${dir}/${name}.log, level: warn }\n${yaml}`);
+  return spawn([BUN, join(ROOT, "src/main.ts"), mode, "-f", file, "-p", "1"], { cwd: dir, stdout: "ignore", stderr: "inherit" });
 }
 
 /** Starts `connmix single` with one websocket server running `entry` (Lua source); returns its ports. */
 export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1") {
-  const dir = mkdtempSync(join(tmpdir(), "connmix-bench-"));
-  const [lua, api, registry, center, mesh] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const dir = benchDir();
+  const [lua, api, registry, center, mesh] = [freePort(), freePort(), freePort(), freePort(), freePort()];
   writeFileSync(join(dir, "entry.lua"), entry);
-  writeFileSync(join(dir, "connmix.yaml"), `
-logging: { filename: ${dir}/connmix.log, level: warn }
+  const proc = runConnmix(dir, "connmix", "single", `
 center: { registry: { port: ${registry}, bind: 127.0.0.1 }, apiServer: { port: ${center}, bind: 127.0.0.1 } }
 engine:
   centerRegistry: 127.0.0.1:${registry}
@@ -45,16 +42,15 @@ engine:
   servers:
     - { port: ${lua}, bind: ${luaBind}, protocol: websocket, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
 ${extraYaml}`);
-  const proc = spawn([BUN, join(ROOT, "src/main.ts"), "single", "-f", join(dir, "connmix.yaml"), "-p", "1"], { cwd: dir, stdout: "ignore", stderr: "inherit" });
-  await waitForPort(lua);
+  await waitForPort(lua, 15_000);
   return { proc, lua, api, url: `ws://127.0.0.1:${lua}/chat` };
 }
 
 /** Starts ../shared/bench/raw-bun-echo.ts, the ceiling for this stack. */
 export async function startRawBun() {
-  const port = await freePort();
+  const port = freePort();
   const proc = spawn([BUN, join(SHARED_BENCH, "raw-bun-echo.ts")], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
-  await waitForPort(port);
+  await waitForPort(port, 15_000);
   return { proc, port, url: `ws://127.0.0.1:${port}/` };
 }
 
@@ -64,6 +60,50 @@ export async function wsload(args: string[]): Promise<Record<string, number | st
   const out = await new Response(p.stdout).text();
   await p.exited;
   return JSON.parse(out.trim().split("\n").pop()!);
+}
+
+export interface Fanout {
+  /** Where the subscribers connect, how many, and the frame each sends to subscribe. */
+  url: string;
+  conns: number;
+  hello: string;
+  /** The shared publisher POSTs `body` to `publishUrl` `messages` times, 4 in flight. */
+  publishUrl: string;
+  body: string;
+  messages: number;
+}
+
+/** Subscribes `conns` wsload clients, then publishes; returns deliveries per second. */
+export async function fanout(f: Fanout): Promise<number> {
+  const load = spawn([BUN, join(SHARED_BENCH, "wsload.ts"), "fanout", f.url, "--conns", String(f.conns), "--expect", String(f.messages), "--hello", f.hello], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  // wsload prints {"ready":N,"failed":F} on stderr once every client is subscribed.
+  const reader = load.stderr.getReader();
+  let err = "";
+  while (!err.includes('"ready"')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`wsload ended early: ${err}`);
+    err += new TextDecoder().decode(value);
+  }
+  const ready = JSON.parse(err.slice(err.indexOf("{")).split("\n")[0]!);
+  if (ready.ready !== f.conns) throw new Error(`only ${ready.ready} of ${f.conns} clients subscribed`);
+  const pub = spawn([BUN, join(SHARED_BENCH, "publisher.ts"), f.publishUrl, f.body, "4", String(f.messages)], { stdout: "pipe", stderr: "inherit" });
+  const [out, pubOut] = await Promise.all([new Response(load.stdout).text(), new Response(pub.stdout).text()]);
+  const result = JSON.parse(out.trim().split("\n").pop()!);
+  if (!result.complete || JSON.parse(pubOut.trim()).errors) throw new Error(`incomplete run: ${out} ${pubOut}`);
+  return result.deliveries_per_s;
+}
+
+/** Opens a WebSocket (text messages to `onMessage`) and waits for it to be open. */
+export function open(url: string, onMessage?: (data: string) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error(`cannot open ${url}`));
+    if (onMessage) ws.onmessage = (e) => onMessage(String(e.data));
+  });
 }
 
 export function stop(...procs: Subprocess[]): void {

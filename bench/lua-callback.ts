@@ -1,17 +1,17 @@
 // JS -> Lua on_message(msg) -> conn:send (a JS function) -> back to JS, in one process, no network.
 // Reports callbacks per second next to a bare JS function doing the same bookkeeping.
 //   bun bench/lua-callback.ts [count]
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LuaVM } from "../src/lua/vm";
 import { engineFamilies } from "../src/lua/api";
 import { EV, websocketEvents } from "../src/lua/api/connection";
 import type { EngineHost } from "../src/engine/host";
 import type { SerialOwner } from "../src/lua/scheduler";
+import { benchDir } from "./lib";
 
 const count = Number(process.argv[2] ?? 1_000_000);
-const dir = mkdtempSync(join(tmpdir(), "connmix-bench-"));
+const dir = benchDir();
 const entry = join(dir, "entry.lua");
 writeFileSync(entry, "function on_message(msg, conn) conn:send(msg.data) end\n");
 

@@ -6,16 +6,12 @@
 //     publisher, 4 in flight) to B's API (cross-node) and, in the same run, to A's API (single node).
 //     Prints deliveries/s of both and their ratio (median of ROUNDS).
 //   bun bench/mesh.ts [--rate 10000] [--seconds 5] [--conns 1000] [--messages 200] [--rounds 3]
-import { spawn, type Subprocess } from "bun";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import type { Subprocess } from "bun";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, ROOT, SHARED_BENCH, freePort } from "./lib";
+import { freePort } from "../test/helpers/ports.ts";
+import { arg, benchDir, fanout, median, open, runConnmix } from "./lib";
 
-const arg = (name: string, d: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : d;
-};
 const RATE = arg("rate", 10_000);
 const SECONDS = arg("seconds", 5);
 const CONNS = arg("conns", 1000);
@@ -30,18 +26,14 @@ function on_message(msg)
 end
 `;
 
-const dir = mkdtempSync(join(tmpdir(), "connmix-bench-mesh-"));
-const [registry, centerApi] = [await freePort(), await freePort()];
+const dir = benchDir("bench-mesh");
+const [registry, centerApi] = [freePort(), freePort()];
 writeFileSync(join(dir, "entry.lua"), ENTRY);
 const procs: Subprocess[] = [];
+const run = (name: string, mode: string, yaml: string) => procs.push(runConnmix(dir, name, mode, yaml));
 
-function run(name: string, mode: string, yaml: string): void {
-  writeFileSync(join(dir, `${name}.yaml`), `logging: { filename: ${dir}/${name}.log, level: warn }\n${yaml}`);
-  procs.push(spawn([BUN, join(ROOT, "src/main.ts"), mode, "-f", join(dir, `${name}.yaml`), "-p", "1"], { cwd: dir, stdout: "ignore", stderr: "inherit" }));
-}
-
-async function engine(name: string) {
-  const [mesh, api, lua] = [await freePort(), await freePort(), await freePort()];
+function engine(name: string) {
+  const [mesh, api, lua] = [freePort(), freePort(), freePort()];
   run(name, "engine", `engine:
   centerRegistry: 127.0.0.1:${registry}
   meshPoint: { port: ${mesh}, bind: 127.0.0.1 }
@@ -49,15 +41,6 @@ async function engine(name: string) {
   servers:
     - { port: ${lua}, bind: 127.0.0.1, entry: ${dir}/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /chat }] }\n`);
   return { api, url: `ws://127.0.0.1:${lua}/chat` };
-}
-
-function open(url: string, onMessage: (data: string) => void = () => {}): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.onopen = () => resolve(ws);
-    ws.onerror = () => reject(new Error(`cannot open ${url}`));
-    ws.onmessage = (e) => onMessage(String(e.data));
-  });
 }
 
 async function retry<T>(what: string, fn: () => Promise<T>, ms = 15_000): Promise<T> {
@@ -74,7 +57,6 @@ async function retry<T>(what: string, fn: () => Promise<T>, ms = 15_000): Promis
 
 const pct = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Sends RATE msg/s for SECONDS from B's API to one client on A; returns latency percentiles in ms. */
 async function sendLatency(a: { url: string }, b: { api: number }) {
@@ -125,29 +107,14 @@ async function sendLatency(a: { url: string }, b: { api: number }) {
 }
 
 /** CONNS subscribers on A; MESSAGES publishes to `publishApi`'s /v1/mesh/publish; deliveries per second. */
-async function fanout(subscribersUrl: string, publishApi: number): Promise<number> {
-  const load = spawn([BUN, join(SHARED_BENCH, "wsload.ts"), "fanout", subscribersUrl, "--conns", String(CONNS), "--expect", String(MESSAGES), "--hello", "sub room"], {
-    stdout: "pipe",
-    stderr: "pipe",
+const roomFanout = (subscribersUrl: string, publishApi: number) =>
+  fanout({
+    url: subscribersUrl, conns: CONNS, hello: "sub room", publishUrl: `http://127.0.0.1:${publishApi}/v1/mesh/publish`, body: '{"c":"room","d":"hi"}', messages: MESSAGES,
   });
-  const reader = load.stderr.getReader();
-  let err = "";
-  while (!err.includes('"ready"')) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`wsload ended early: ${err}`);
-    err += new TextDecoder().decode(value);
-  }
-  const url = `http://127.0.0.1:${publishApi}/v1/mesh/publish`;
-  const pub = spawn([BUN, join(SHARED_BENCH, "publisher.ts"), url, '{"c":"room","d":"hi"}', "4", String(MESSAGES)], { stdout: "pipe", stderr: "inherit" });
-  const [out, pubOut] = await Promise.all([new Response(load.stdout).text(), new Response(pub.stdout).text()]);
-  const result = JSON.parse(out.trim().split("\n").pop()!);
-  if (!result.complete || JSON.parse(pubOut.trim()).errors) throw new Error(`incomplete run: ${out} ${pubOut}`);
-  return result.deliveries_per_s;
-}
 
 try {
   run("center", "center", `center:\n  registry: { port: ${registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${centerApi}, bind: 127.0.0.1 }\n`);
-  const [a, b] = [await engine("a"), await engine("b")];
+  const [a, b] = [engine("a"), engine("b")];
   // Ready when a send from B's API reaches a client on A.
   await retry("cluster up", async () => {
     let id = "";
@@ -164,8 +131,8 @@ try {
   const cross: number[] = [];
   const local: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    cross.push(await fanout(a.url, b.api));
-    local.push(await fanout(a.url, a.api));
+    cross.push(await roomFanout(a.url, b.api));
+    local.push(await roomFanout(a.url, a.api));
     console.error(`round ${r + 1}: cross-node ${cross[r]} /s, single node ${local[r]} /s`);
   }
   console.log(JSON.stringify({
