@@ -1,14 +1,14 @@
 // loadConfig on real files: defaults, and one exact line for each kind of bad value.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, type LoadOptions } from "../src/config/index.ts";
+import { cleanupAll, tempDir } from "./helpers/files.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "connmix-config-"));
+const dir = tempDir("config");
 const entry = join(dir, "entry.lua");
 writeFileSync(entry, "");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(cleanupAll);
 
 let n = 0;
 function file(yaml: string): string {

@@ -1,13 +1,14 @@
 // The logger on real files: line format, caller, level filtering, hot level through a watched
 // config file, and daily rotation driven by an injected clock.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, watchConfig, type Config } from "../src/config/index.ts";
 import { callerOf, log, systemClock } from "../src/log/logger.ts";
+import { cleanupAll, tempDir } from "./helpers/files.ts";
+import { until } from "./helpers/wait.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "connmix-log-"));
+const dir = tempDir("log");
 const source = readFileSync(import.meta.path, "utf8").split("\n");
 const lineOf = (marker: string) => source.findIndex((l) => l.includes(marker)) + 1;
 const LINE = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6})\t(DEBUG|INFO|WARN|ERROR)\t([^\t]+)\t(.*)$/;
@@ -25,7 +26,7 @@ async function lines(filename: string): Promise<string[]> {
 }
 
 afterEach(() => log.configure({ filename: "", clock: systemClock, level: "debug", stdout: true }));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(cleanupAll);
 
 describe("line format", () => {
   test("timestamp, level, caller dir/file:line and message, tab-separated", async () => {
@@ -107,14 +108,10 @@ describe("levels", () => {
       pollMs: 50,
       debounceMs: 20,
     });
-    const until = async (cond: () => boolean) => {
-      for (let i = 0; i < 200 && !cond(); i++) await Bun.sleep(10);
-      expect(cond()).toBe(true);
-    };
     try {
       log.debug("hidden");
       writeFileSync(conf, yaml("debug"));
-      await until(() => changes.length === 1);
+      await until(() => changes.length === 1, 2000);
       expect(changes[0]![0].logging.level).toBe("debug");
       expect(changes[0]![1].logging.level).toBe("info");
       log.debug("shown");
@@ -123,7 +120,7 @@ describe("levels", () => {
       await until(() => {
         void log.flush(); // synchronous underneath
         return readFileSync(file, "utf8").includes("\tERROR\t");
-      });
+      }, 2000);
       expect(changes).toHaveLength(1);
       expect(log.enabled("debug")).toBe(true); // the last good level stays
     } finally {

@@ -10,6 +10,7 @@ import { T, writeHello, writeText, writeSend, writePublish, readU32, textOf } fr
 import { newNodeId } from "../../src/mesh/node-id";
 import { RegistryServer } from "../../src/center/registry";
 import { freePort } from "../helpers/ports.ts";
+import { until } from "../helpers/wait.ts";
 
 const NODE = 2 ** 37;
 
@@ -41,13 +42,6 @@ async function rawClient(port: number) {
   };
 }
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met");
-    await Bun.sleep(5);
-  }
-}
 
 describe("mesh point", () => {
   const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
@@ -67,19 +61,19 @@ describe("mesh point", () => {
       w.shortText(newNodeId());
       w.end();
     });
-    await until(() => c.closed());
+    await until(() => c.closed(), 2000);
     expect(c.frames.map(meshFrame)).toEqual([[T.BYE, 0, "mesh protocol version 9 is not supported (this node speaks 1)"]]);
   });
 
   test("closes a link whose framing is broken, and keeps serving others", async () => {
     const bad = await rawClient(port);
     bad.raw(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
-    await until(() => bad.closed());
+    await until(() => bad.closed(), 2000);
     expect(meshFrame(bad.frames[0]!)[2]).toMatch(/^frame of 4294967295 bytes exceeds the limit/);
 
     const c = await rawClient(port);
     c.send((w) => writeHello(w, T.HELLO, newNodeId(), 5));
-    await until(() => c.frames.length === 1);
+    await until(() => c.frames.length === 1, 2000);
     expect(meshFrame(c.frames[0]!)[0]).toBe(T.WELCOME);
     expect(meshFrame(c.frames[0]!)[2]).toContain(mesh.id);
     c.send((w) => writeSend(w, 11, NODE + 42, "hi", 1));
@@ -98,7 +92,7 @@ describe("mesh point", () => {
       w.text("{not json");
       w.end();
     });
-    await until(() => c.frames.length === 5);
+    await until(() => c.frames.length === 5, 2000);
     expect(c.frames.slice(1).map(meshFrame).map(([t, r, body]) => [t, r, t === T.COUNTS ? "" : body])).toEqual([
       [T.RESULT, 11, "client not found"],
       [T.COUNTS, 12, ""],
@@ -130,16 +124,31 @@ async function silentPeer(id: string, read: boolean) {
   return peer;
 }
 
+/** A mesh whose one peer, at `index`, is a silentPeer that has welcomed it. */
+async function meshWithSilentPeer(index: number, read: boolean) {
+  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
+  const mesh = new Mesh(node, newNodeId());
+  const peerId = newNodeId();
+  const peer = await silentPeer(peerId, read);
+  const stop = () => {
+    mesh.stop();
+    peer.stop();
+  };
+  try {
+    mesh.update([{ id: peerId, index, ip: "127.0.0.1", meshPort: peer.port }], true);
+    await until(() => peer.welcomed, 2000);
+    await Bun.sleep(50); // the dialer reads the welcome
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return { mesh, peerId, stop };
+}
+
 describe("a peer that stops answering", () => {
   test("a send times out with an error and a publish counts the peer as failed", async () => {
-    const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
-    const mesh = new Mesh(node, newNodeId());
-    const peerId = newNodeId();
-    const peer = await silentPeer(peerId, true);
+    const { mesh, peerId, stop } = await meshWithSilentPeer(7, true);
     try {
-      mesh.update([{ id: peerId, index: 7, ip: "127.0.0.1", meshPort: peer.port }], true);
-      await until(() => peer.welcomed);
-      await Bun.sleep(50); // the dialer reads the welcome
       const idOnPeer = 7 * NODE + 1;
       const t0 = Date.now();
       const [sent, published] = await Promise.all([mesh.sendRemote(idOnPeer, "x", 1), mesh.publishRemote("ch", "y", 1)]);
@@ -149,21 +158,14 @@ describe("a peer that stops answering", () => {
       expect(ms).toBeGreaterThan(2500);
       expect(ms).toBeLessThan(4500);
     } finally {
-      mesh.stop();
-      peer.stop();
+      stop();
     }
   }, 10_000);
 });
 
 test("a peer that stops reading: requests are refused as congested instead of buffering without bound", async () => {
-  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
-  const mesh = new Mesh(node, newNodeId());
-  const peerId = newNodeId();
-  const peer = await silentPeer(peerId, false);
+  const { mesh, peerId, stop } = await meshWithSilentPeer(9, false);
   try {
-    mesh.update([{ id: peerId, index: 9, ip: "127.0.0.1", meshPort: peer.port }], true);
-    await until(() => peer.welcomed);
-    await Bun.sleep(50);
     const mib = new Uint8Array(1 << 20);
     const results: (string | null)[] = [];
     for (let i = 0; i < 64 && !results.some((r) => r?.includes("congested")); i++) {
@@ -174,8 +176,7 @@ test("a peer that stops reading: requests are refused as congested instead of bu
     expect(results.find((r) => r?.includes("congested"))).toBe(`node ${peerId} congested (8 MiB unsent)`);
     expect(await mesh.publishRemote("ch", "x", 1)).toEqual([0, 1]);
   } finally {
-    mesh.stop();
-    peer.stop();
+    stop();
   }
 }, 10_000);
 
@@ -194,11 +195,11 @@ describe("registry", () => {
   test("refuses another protocol version and an invalid node id, saying why", async () => {
     const c = await rawClient(port);
     c.send(register({ v: 2 }));
-    await until(() => c.closed());
+    await until(() => c.closed(), 2000);
     expect(c.frames.map(msg)).toEqual([{ t: "error", m: "registry protocol version 2 is not supported (the center speaks 1)" }]);
     const d = await rawClient(port);
     d.send(register({ id: "NOT-AN-ID" }));
-    await until(() => d.closed());
+    await until(() => d.closed(), 2000);
     expect(d.frames.map(msg)).toEqual([{ t: "error", m: "invalid node id" }]);
     expect(registry.nodes.size).toBe(0);
   });
@@ -207,12 +208,12 @@ describe("registry", () => {
     const a = await rawClient(port);
     const idA = newNodeId();
     a.send(register({ id: idA, index: 321 }));
-    await until(() => a.frames.length >= 2);
+    await until(() => a.frames.length >= 2, 2000);
     expect(msg(a.frames[0]!)).toEqual({ t: "registered", index: 321, ip: "127.0.0.1" });
     const b = await rawClient(port);
     const idB = newNodeId();
     b.send(register({ id: idB, index: 321, ip: "10.1.2.3" })); // taken: gets another
-    await until(() => b.frames.length >= 2);
+    await until(() => b.frames.length >= 2, 2000);
     const got = msg(b.frames[0]!);
     expect(got.t).toBe("registered");
     expect(got.index).not.toBe(321);
@@ -231,7 +232,7 @@ describe("registry", () => {
       w.text('{"t":"hb","clients":12}');
       w.end();
     });
-    await until(() => registry.clients() === 12);
+    await until(() => registry.clients() === 12, 2000);
     // A node that leaves is dropped at once and the others are told.
     const before = b.frames.length;
     a.send((w) => {
@@ -239,7 +240,7 @@ describe("registry", () => {
       w.text('{"t":"leave"}');
       w.end();
     });
-    await until(() => b.frames.length > before);
+    await until(() => b.frames.length > before, 2000);
     expect(msg(b.frames.at(-1)!).nodes.map((n: { id: string }) => n.id)).toEqual([idB]);
     a.end();
     b.end();
@@ -253,7 +254,7 @@ describe("registry", () => {
     c.send(register({ index: 77 })); // a newcomer that asks for A's index
     const a = await rawClient(port);
     a.send(register({ id: idA, index: 77 }));
-    await until(() => a.frames.length > 0 && c.frames.length > 0);
+    await until(() => a.frames.length > 0 && c.frames.length > 0, 2000);
     expect(msg(c.frames[0]!).index).not.toBe(77);
     expect(msg(a.frames[0]!)).toMatchObject({ t: "registered", index: 77 });
     for (const x of [a, b, c]) x.end();
@@ -263,12 +264,12 @@ describe("registry", () => {
     const [old, next] = [newNodeId(), newNodeId()];
     const a = await rawClient(port);
     a.send(register({ id: old, ip: "10.9.9.9", mesh_port: 4242 }));
-    await until(() => registry.nodes.has(old));
+    await until(() => registry.nodes.has(old), 2000);
     const b = await rawClient(port);
     b.send(register({ id: next, ip: "10.9.9.9", mesh_port: 4242 }));
-    await until(() => registry.nodes.has(next));
+    await until(() => registry.nodes.has(next), 2000);
     expect(registry.nodes.has(old)).toBe(false);
-    await until(() => a.closed());
+    await until(() => a.closed(), 2000);
     b.end();
   });
 });
