@@ -9,9 +9,10 @@ import { applyConfigChange, loadConfig, watchConfig } from "../../src/config/ind
 import { startLuaServers } from "../../src/engine/index.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/api/access.ts";
+import { postJson } from "../helpers/http.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
-import { basic, postJson, upgradeStatus, useTestEngine } from "./helpers";
+import { basic, upgradeStatus, useTestEngine } from "./helpers";
 
 const USERS = [
   { username: "reader", password: "r-pass", roles: ["read" as const], host: "*" },

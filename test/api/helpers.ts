@@ -70,16 +70,6 @@ export async function idClient(url: string): Promise<[Client, string]> {
   return [c, String(await c.next())];
 }
 
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const r = await fetch(url, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers });
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {}
-  return { status: r.status, body: parsed };
-}
-
 export const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` });
 
 /** Status code of a raw WebSocket upgrade request (what a refused /ws/v1 client sees). */

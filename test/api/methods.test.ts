@@ -1,8 +1,9 @@
 // mesh.send, mesh.publish and conn.call over real HTTP and /ws/v1 against an in-process engine, with every
 // error the methods report and the handling of bad requests.
 import { describe, expect, test } from "bun:test";
+import { postJson } from "../helpers/http.ts";
 import { Client } from "../helpers/ws.ts";
-import { idClient, postJson, useTestEngine } from "./helpers";
+import { idClient, useTestEngine } from "./helpers";
 
 // "id" answers the client id; "ctx" the context (k, a, b); "sub <ch>" subscribes.
 const ENTRY = `

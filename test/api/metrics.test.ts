@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { Registry } from "../../src/metrics/registry.ts";
 import { Summary } from "../../src/metrics/summary.ts";
-import { idClient, postJson, useTestEngine } from "./helpers";
+import { postJson } from "../helpers/http.ts";
+import { idClient, useTestEngine } from "./helpers";
 
 const e = useTestEngine(`
 function on_message(msg)

@@ -2,8 +2,9 @@
 // conn.call (from Lua and through the API), the center's view, a node killed with SIGKILL, a center restart.
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { getJson, post } from "../helpers/http.ts";
 import { Client } from "../helpers/ws.ts";
-import { ClusterDir, Node, getJson, type EnginePorts } from "./helpers";
+import { ClusterDir, Node, type EnginePorts } from "./helpers";
 
 const ID = "[0-9a-v]{20}";
 
@@ -18,8 +19,7 @@ describe("a center and two engines", () => {
     d.remove();
   });
 
-  const post = (p: EnginePorts, path: string, body: unknown) =>
-    fetch(`http://127.0.0.1:${p.api}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  const apiPost = (p: EnginePorts, path: string, body: unknown) => post(`http://127.0.0.1:${p.api}${path}`, body);
 
   test("an engine started before the center retries, joins when it comes up, and logs its start-up in order", async () => {
     let conf: string;
@@ -101,13 +101,13 @@ describe("a center and two engines", () => {
     const onA = await Client.open(url(pa));
     const id = (await onA.ask("id")).split(" ")[1]!;
     await onA.ask("sub api-room");
-    expect(await post(pb, "/v1/mesh/send", { c: id, d: "via api" })).toEqual({ E: null, r: { s: true } });
+    expect(await apiPost(pb, "/v1/mesh/send", { c: id, d: "via api" })).toEqual({ E: null, r: { s: true } });
     expect(await onA.next()).toBe("via api");
-    expect(await post(pb, "/v1/mesh/publish", { c: "api-room", d: "to all" })).toEqual({ E: null, r: { s: 1, f: 0 } });
+    expect(await apiPost(pb, "/v1/mesh/publish", { c: "api-room", d: "to all" })).toEqual({ E: null, r: { s: 1, f: 0 } });
     expect(await onA.next()).toBe("to all");
-    expect(await post(pb, "/v1/mesh/send", { c: id, d: Buffer.from([0, 1, 255]).toString("base64"), t: "binary" })).toEqual({ E: null, r: { s: true } });
+    expect(await apiPost(pb, "/v1/mesh/send", { c: id, d: Buffer.from([0, 1, 255]).toString("base64"), t: "binary" })).toEqual({ E: null, r: { s: true } });
     expect(await onA.next()).toEqual(Buffer.from([0, 1, 255]));
-    const missing = await post(pb, "/v1/mesh/send", { c: String(Number(id) + 1000), d: "x" });
+    const missing = await apiPost(pb, "/v1/mesh/send", { c: String(Number(id) + 1000), d: "x" });
     expect(missing.E).toEqual({ c: 401, m: "client not found" });
     onA.close();
   }, 10_000);

@@ -115,8 +115,3 @@ export class Node extends Proc {
     return this.out.split("\n").map((l) => l.split("\t")[3]).filter((m): m is string => m !== undefined);
   }
 }
-
-export async function getJson(url: string): Promise<any> {
-  const r = await fetch(url);
-  return r.json();
-}

@@ -9,9 +9,10 @@ import { basename, join, posix } from "node:path";
 import { versionLine } from "../../src/cli/banner.ts";
 import { execForm, last, readDockerfile, type Instruction, type Stage } from "./dockerfile.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
+import { post } from "../helpers/http.ts";
 import { Proc, ROOT } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
-import { localConfig, localPorts, post } from "./processes.ts";
+import { localConfig, localPorts } from "./processes.ts";
 
 afterAll(cleanupAll);
 

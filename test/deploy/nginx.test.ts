@@ -10,10 +10,11 @@ import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { nodeOf } from "../../src/engine/ids.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
+import { post } from "../helpers/http.ts";
 import { freePorts, waitForPort } from "../helpers/ports.ts";
 import { Proc, ROOT } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
-import { localConfig, localPorts, post, type LocalPorts } from "./processes.ts";
+import { localConfig, localPorts, type LocalPorts } from "./processes.ts";
 
 const NGINX_DIR = join(ROOT, "deploy/nginx");
 const READ_TIMEOUT = 3; // seconds, engine.servers[0].readTimeout for this test

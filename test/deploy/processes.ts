@@ -1,5 +1,4 @@
-// Helpers for tests that run connmix as a user does: configuration files rewritten onto free loopback
-// ports, and POSTs to its HTTP API.
+// Configuration files for tests that run connmix as a user does, rewritten onto free loopback ports.
 import { parseDocument } from "yaml";
 import { freePorts } from "../helpers/ports.ts";
 
@@ -41,11 +40,4 @@ export function localConfig(text: string, ports: LocalPorts, logFile: string, ed
 export function localPorts(servers = 1): LocalPorts {
   const [registry, center, mesh, api, ...rest] = freePorts(4 + servers);
   return { registry: registry!, center: center!, mesh: mesh!, api: api!, servers: rest };
-}
-
-export async function post(url: string, body: unknown): Promise<any> {
-  const res = await fetch(url, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`POST ${url}: ${res.status} ${text}`);
-  return JSON.parse(text);
 }

@@ -4,8 +4,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { post } from "../deploy/processes.ts";
 import { cleanupAll } from "../helpers/files.ts";
+import { post } from "../helpers/http.ts";
 import { listening } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
 import { processesIn, runExample, startExample, type RunningExample } from "./workspace.ts";

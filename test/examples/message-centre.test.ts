@@ -8,6 +8,7 @@ import { loadConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
 import { startBackend } from "../../examples/message-centre/backend.ts";
+import { postJson } from "../helpers/http.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
 
@@ -48,10 +49,6 @@ async function connect(): Promise<Client> {
   return c;
 }
 const ask = async (c: Client, req: object) => JSON.parse(await c.ask(req));
-const post = async (to: string, body: object) => {
-  const res = await fetch(to, { method: "POST", body: JSON.stringify(body) });
-  return [res.status, await res.json()];
-};
 
 /** A client signed in as the owner of `token` and subscribed to "@user". */
 async function signedIn(token: string, uid: number): Promise<Client> {
@@ -67,12 +64,12 @@ describe("message centre", () => {
     const bob = await signedIn("token-bob", 1002);
 
     // The backend pushes through the engine API's /ws/v1 (mesh.publish).
-    expect(await post(`http://127.0.0.1:${backend.port}/notify`, { uid: 1001, msg: "you have mail" })).toEqual([200, { s: 1, f: 0 }]);
+    expect(await postJson(`http://127.0.0.1:${backend.port}/notify`, { uid: 1001, msg: "you have mail" })).toEqual({ status: 200, body: { s: 1, f: 0 } });
     expect(await alice.json()).toEqual({ type: "notice", msg: "you have mail" });
 
     // Any backend can publish over HTTP as well.
-    const [status, published] = await post(`http://127.0.0.1:${api.port}/v1/mesh/publish`, { c: "user:1002", d: '{"type":"notice","msg":"hi bob"}' });
-    expect([status, published]).toEqual([200, { E: null, r: { s: 1, f: 0 } }]);
+    const published = await postJson(`http://127.0.0.1:${api.port}/v1/mesh/publish`, { c: "user:1002", d: '{"type":"notice","msg":"hi bob"}' });
+    expect(published).toEqual({ status: 200, body: { E: null, r: { s: 1, f: 0 } } });
     expect(await bob.json()).toEqual({ type: "notice", msg: "hi bob" });
 
     // Nobody received the other's message: the next thing each gets is its own ping reply.
@@ -83,7 +80,7 @@ describe("message centre", () => {
   test("signing in as someone else drops the previous user's channel", async () => {
     const c = await signedIn("token-alice", 1001);
     expect(await ask(c, { op: "auth", token: "token-bob" })).toEqual({ op: "auth", status: "success", uid: 1002 });
-    const [, r] = await post(`http://127.0.0.1:${api.port}/v1/mesh/publish`, { c: "user:1001", d: "for alice" });
+    const { body: r } = await postJson(`http://127.0.0.1:${api.port}/v1/mesh/publish`, { c: "user:1001", d: "for alice" });
     expect(await ask(c, { op: "ping" })).toEqual({ op: "ping", status: "success" }); // not "for alice"
     expect(r.r.s).toBeGreaterThanOrEqual(1); // alice's other connection from the first test still gets it
   });

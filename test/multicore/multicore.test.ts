@@ -9,7 +9,8 @@ import { workerOf } from "../../src/engine/ids";
 import { cleanupAll, writeTree } from "../helpers/files";
 import { freePorts } from "../helpers/ports";
 import { Client } from "../helpers/ws";
-import { Node, getJson } from "../cluster/helpers";
+import { Node } from "../cluster/helpers";
+import { getJson } from "../helpers/http";
 
 const ENTRY = (version: string) => `
 function on_message(msg)
