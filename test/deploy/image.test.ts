@@ -12,7 +12,7 @@ import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { post } from "../helpers/http.ts";
 import { Proc, ROOT } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
-import { localConfig, localPorts } from "./processes.ts";
+import { localConfig, localPorts } from "./local-config.ts";
 
 afterAll(cleanupAll);
 

@@ -14,7 +14,7 @@ import { post } from "../helpers/http.ts";
 import { freePorts, waitForPort } from "../helpers/ports.ts";
 import { Proc, ROOT } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
-import { localConfig, localPorts, type LocalPorts } from "./processes.ts";
+import { localConfig, localPorts, type LocalPorts } from "./local-config.ts";
 
 const NGINX_DIR = join(ROOT, "deploy/nginx");
 const READ_TIMEOUT = 3; // seconds, engine.servers[0].readTimeout for this test

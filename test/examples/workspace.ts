@@ -4,7 +4,7 @@
 import { cpSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { localConfig, localPorts, type LocalPorts } from "../deploy/processes.ts";
+import { localConfig, localPorts, type LocalPorts } from "../deploy/local-config.ts";
 import { tempDir } from "../helpers/files.ts";
 import { Proc, ROOT } from "../helpers/process.ts";
 
