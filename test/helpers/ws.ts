@@ -28,11 +28,11 @@ export function collect(ws: WebSocket | WS, changed = () => {}): Collected {
     });
   } else {
     ws.binaryType = "nodebuffer";
-    ws.addEventListener("message", (e) => {
+    ws.addEventListener("message", (e: MessageEvent) => {
       out.received.push(e.data as string | Buffer);
       changed();
     });
-    ws.addEventListener("close", (e) => {
+    ws.addEventListener("close", (e: CloseEvent) => {
       out.closed = { code: e.code, reason: e.reason };
       changed();
     });
@@ -85,8 +85,8 @@ export class Client implements Collected {
   }
 
   /** Sends text or bytes as they are, anything else as JSON. */
-  send(data: string | ArrayBufferView | object): void {
-    this.ws.send(typeof data === "string" || ArrayBuffer.isView(data) ? data : JSON.stringify(data));
+  send(data: string | Uint8Array | object): void {
+    this.ws.send(typeof data === "string" || data instanceof Uint8Array ? data : JSON.stringify(data));
   }
 
   /** Waits until `done()` holds, woken by each message and the close; fails after `ms` with `why()`. */
