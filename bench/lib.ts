@@ -21,15 +21,15 @@ export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor
 /** A temp dir for configs, entry scripts and logs. */
 export const benchDir = (name = "bench") => mkdtempSync(join(tmpdir(), `connmix-${name}-`));
 
-/** Writes `<dir>/<name>.yaml` (a warn-level log in `dir`, then `yaml`) and starts `connmix <mode>` on one CPU. */
-export function runConnmix(dir: string, name: string, mode: string, yaml: string): Subprocess {
+/** Writes `<dir>/<name>.yaml` (a warn-level log in `dir`, then `yaml`) and starts `connmix <mode>` on `cpus` CPUs. */
+export function runConnmix(dir: string, name: string, mode: string, yaml: string, cpus = 1): Subprocess {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, `logging: { filename: ${dir}/${name}.log, level: warn }\n${yaml}`);
-  return spawn([BUN, join(ROOT, "src/main.ts"), mode, "-f", file, "-p", "1"], { cwd: dir, stdout: "ignore", stderr: "inherit" });
+  return spawn([BUN, join(ROOT, "src/main.ts"), mode, "-f", file, "-p", String(cpus)], { cwd: dir, stdout: "ignore", stderr: "inherit" });
 }
 
 /** Starts `connmix single` with one websocket server running `entry` (Lua source); returns its ports. */
-export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1") {
+export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1", cpus = 1) {
   const dir = benchDir();
   const [lua, api, registry, center, mesh] = [freePort(), freePort(), freePort(), freePort(), freePort()];
   writeFileSync(join(dir, "entry.lua"), entry);
@@ -41,7 +41,7 @@ engine:
   apiServer: { port: ${api}, bind: 127.0.0.1 }
   servers:
     - { port: ${lua}, bind: ${luaBind}, protocol: websocket, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
-${extraYaml}`);
+${extraYaml}`, cpus);
   await waitForPort(lua, 15_000);
   return { proc, lua, api, url: `ws://127.0.0.1:${lua}/chat` };
 }
@@ -54,9 +54,9 @@ export async function startRawBun() {
   return { proc, port, url: `ws://127.0.0.1:${port}/` };
 }
 
-/** Runs ../shared/bench/wsload.ts and returns its JSON line. */
-export async function wsload(args: string[]): Promise<Record<string, number | string | boolean>> {
-  const p = spawn([BUN, join(SHARED_BENCH, "wsload.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
+/** Runs ../shared/bench/wsload.ts (on the CPUs `pin` lists, with taskset, when given) and returns its JSON line. */
+export async function wsload(args: string[], pin?: string): Promise<Record<string, number | string | boolean>> {
+  const p = spawn([...(pin ? ["taskset", "-c", pin] : []), BUN, join(SHARED_BENCH, "wsload.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
   const out = await new Response(p.stdout).text();
   await p.exited;
   return JSON.parse(out.trim().split("\n").pop()!);
