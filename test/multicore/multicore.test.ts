@@ -7,10 +7,11 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { workerOf } from "../../src/engine/ids";
 import { cleanupAll, writeTree } from "../helpers/files";
-import { freePorts } from "../helpers/ports";
+import { freePorts, listening } from "../helpers/ports";
 import { Client } from "../helpers/ws";
 import { Node } from "../cluster/helpers";
 import { getJson } from "../helpers/http";
+import { TcpClient } from "../engine/helpers";
 
 const ENTRY = (version: string) => `
 function on_message(msg)
@@ -35,6 +36,27 @@ interface Opened {
 
 const multicore = availableParallelism() >= 2;
 
+/** Each line a raw TCP client sends is answered with its client id. */
+const SOCKET_ENTRY = `
+function protocol_input(buf) local i = buf:tostring():find("\\n") return i or 0 end
+function on_message(line) mix.socket.tcp():send(string.format("%d\\n", mix.socket.tcp():client_id())) end
+`;
+
+/**
+ * A dev config on `ports` (registry, center API, mesh point, API, websocket Lua server, socket Lua server)
+ * with a small queue topic.
+ */
+function devConfig([registry, centerApi, mesh, api, lua, tcp]: number[], level = "debug"): string {
+  return (
+    `logging: { filename: logs/dev.log, level: ${level} }\n` +
+    `center:\n  registry: { port: ${registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${centerApi}, bind: 127.0.0.1 }\n` +
+    `engine:\n  centerRegistry: 127.0.0.1:${registry}\n  meshPoint: { port: ${mesh}, bind: 127.0.0.1 }\n` +
+    `  apiServer: { port: ${api}, bind: 127.0.0.1 }\n  luavm: { queue: { topicSize: 3, maxTopics: 10 } }\n` +
+    `  servers:\n    - { port: ${lua}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 1, options: [{ name: path, value: /chat }] }\n` +
+    `    - { port: ${tcp}, bind: 127.0.0.1, protocol: socket, entry: lua/socket.lua }\n`
+  );
+}
+
 /** Reads until `done` holds or `ms` passed; returns the last reading. */
 async function settle<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 3000): Promise<T> {
   const end = Date.now() + ms;
@@ -47,14 +69,10 @@ async function settle<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 3
 }
 
 describe.skipIf(!multicore)("dev -p 2", () => {
-  const [registry, centerApi, mesh, api, lua] = freePorts(5);
-  const config = (level: string) =>
-    `logging: { filename: logs/dev.log, level: ${level} }\n` +
-    `center:\n  registry: { port: ${registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${centerApi}, bind: 127.0.0.1 }\n` +
-    `engine:\n  centerRegistry: 127.0.0.1:${registry}\n  meshPoint: { port: ${mesh}, bind: 127.0.0.1 }\n` +
-    `  apiServer: { port: ${api}, bind: 127.0.0.1 }\n  luavm: { queue: { topicSize: 3, maxTopics: 10 } }\n` +
-    `  servers:\n    - { port: ${lua}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 1, options: [{ name: path, value: /chat }] }\n`;
-  const dir = writeTree({ "lua/entry.lua": ENTRY("v1"), "dev.yaml": config("debug") });
+  const ports = freePorts(6);
+  const [registry, centerApi, mesh, api, lua, tcp] = ports;
+  const config = (level: string) => devConfig(ports, level);
+  const dir = writeTree({ "lua/entry.lua": ENTRY("v1"), "lua/socket.lua": SOCKET_ENTRY, "dev.yaml": config("debug") });
   const node = new Node("dev", join(dir, "dev.yaml"), dir, "2");
   const apiUrl = `http://127.0.0.1:${api}`;
   const post = (path: string, body: unknown) => fetch(apiUrl + path, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
@@ -91,6 +109,7 @@ describe.skipIf(!multicore)("dev -p 2", () => {
       `register node 127.0.0.1 node_id ${id}`,
       `register engine node_id ${id}`,
       `start the lua server ${join(dir, "lua/entry.lua")} (127.0.0.1:${lua})`,
+      `start the lua server ${join(dir, "lua/socket.lua")} (127.0.0.1:${tcp})`,
     ]);
     const { nodes } = await getJson(`http://127.0.0.1:${centerApi}/v1/nodes`);
     expect(nodes.map((n: { id: string }) => n.id)).toEqual([id]);
@@ -103,6 +122,15 @@ describe.skipIf(!multicore)("dev -p 2", () => {
     w0 = list.find((o) => workerOf(o.id) === 0)!;
     w1 = list.find((o) => workerOf(o.id) === 1)!;
     expect(new Set(list.map((o) => Math.floor(o.id / 2 ** 37))).size).toBe(1); // one node index
+    // The socket server's port (Bun.listen) is shared the same way.
+    const tcpWorkers: number[] = [];
+    for (let i = 0; i < 24; i++) {
+      const c = await TcpClient.connect(tcp!);
+      c.write("id\n");
+      tcpWorkers.push(workerOf(Number((await c.lines(1))[0])));
+      c.end();
+    }
+    expect(new Set(tcpWorkers)).toEqual(new Set([0, 1]));
   });
 
   test("Lua on one worker sends to a client on the other and publishes to subscribers on both", async () => {
@@ -234,26 +262,29 @@ describe.skipIf(!multicore)("dev -p 2", () => {
   }, 15_000);
 });
 
-test.skipIf(!multicore)("a worker that cannot start fails the engine's start with its reason", async () => {
-  const [registry, centerApi, mesh, api, lua] = freePorts(5);
-  const dir = writeTree({
-    "lua/entry.lua": "function on_message(msg\n",
-    "dev.yaml":
-      `logging: { filename: logs/dev.log, level: info }\n` +
-      `center:\n  registry: { port: ${registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${centerApi}, bind: 127.0.0.1 }\n` +
-      `engine:\n  centerRegistry: 127.0.0.1:${registry}\n  meshPoint: { port: ${mesh}, bind: 127.0.0.1 }\n` +
-      `  apiServer: { port: ${api}, bind: 127.0.0.1 }\n` +
-      `  servers:\n    - { port: ${lua}, bind: 127.0.0.1, entry: lua/entry.lua, options: [{ name: path, value: /chat }] }\n`,
-  });
-  const node = new Node("dev", join(dir, "dev.yaml"), dir, "2");
-  try {
+describe.skipIf(!multicore)("dev -p 2, ended abruptly", () => {
+  afterAll(cleanupAll);
+
+  test("a worker that cannot start fails the engine's start with its reason", async () => {
+    const dir = writeTree({ "lua/entry.lua": "function on_message(msg\n", "lua/socket.lua": SOCKET_ENTRY, "dev.yaml": devConfig(freePorts(6), "info") });
+    const node = new Node("dev", join(dir, "dev.yaml"), dir, "2");
     await node.waitFor(/stopped/, 15_000);
     expect(await node.stop()).toBe(1);
     const errors = node.messages().filter((m) => /entry\.lua/.test(m));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/entry\.lua:2: .*expected/);
     expect(node.out).not.toContain("start the lua server");
-  } finally {
-    await cleanupAll();
-  }
-}, 20_000);
+  }, 20_000);
+
+  test("workers whose primary was killed close their clients with 1001 and exit", async () => {
+    const ports = freePorts(6);
+    const dir = writeTree({ "lua/entry.lua": ENTRY("v1"), "lua/socket.lua": SOCKET_ENTRY, "dev.yaml": devConfig(ports) });
+    const node = new Node("dev", join(dir, "dev.yaml"), dir, "2");
+    await node.waitFor(/start the lua server/, 15_000);
+    const clients: Client[] = [];
+    for (let i = 0; i < 8; i++) clients.push(await Client.open(`ws://127.0.0.1:${ports[4]}/chat`));
+    await node.stop("SIGKILL");
+    for (const c of clients) expect((await c.waitClosed(3000)).code).toBe(1001);
+    expect(await listening(ports[4]!)).toBe(false);
+  }, 20_000);
+});
