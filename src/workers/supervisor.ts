@@ -41,8 +41,10 @@ interface Slot {
   startedAt: number;
   quickDeaths: number;
   restartTimer: Timer | undefined;
-  /** The pending start of the current incarnation. */
-  starting: { resolve(): void; reject(e: Error): void } | null;
+  /** The pending start of the current incarnation; `kill` it unless it exits by itself (it said why). */
+  starting: { resolve(): void; reject(e: Error, kill?: boolean): void } | null;
+  /** Why the current incarnation did not start, if it did not. */
+  failure: string | null;
   /** Resolves when the current incarnation's log output ended. */
   logged: Promise<void>;
 }
@@ -66,7 +68,7 @@ export class Workers {
     this.slots = Array.from({ length: count }, (_, k) => {
       const point = new MeshPoint(router.targetFor(k), { id: router.id });
       point.listen("127.0.0.1", 0);
-      return { k, point, proc: null, link: null, stats: null, sequence: 0, startedAt: 0, quickDeaths: 0, restartTimer: undefined, starting: null, logged: Promise.resolve() };
+      return { k, point, proc: null, link: null, stats: null, sequence: 0, startedAt: 0, quickDeaths: 0, restartTimer: undefined, starting: null, failure: null, logged: Promise.resolve() };
     });
     node.workers = this;
     countOtherProcesses({
@@ -139,6 +141,7 @@ export class Workers {
     });
     slot.proc = proc;
     slot.stats = null;
+    slot.failure = null;
     slot.startedAt = Date.now();
     slot.logged = forwardLog(proc.stderr);
     const id = `${this.router.id}.w${slot.k}.${proc.pid}`;
@@ -149,10 +152,11 @@ export class Workers {
     void proc.exited.then(() => this.exited(slot, proc));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`worker ${slot.k} did not start within ${START_MS / 1000}s`)), START_MS);
-      const fail = (e: Error) => {
+      const fail = (e: Error, kill = true) => {
         clearTimeout(timer);
         slot.starting = null;
-        proc.kill("SIGKILL");
+        slot.failure = e.message;
+        if (kill) proc.kill("SIGKILL");
         reject(e);
       };
       slot.starting = {
@@ -187,7 +191,7 @@ export class Workers {
         slot.starting?.resolve();
         break;
       case "failed":
-        slot.starting?.reject(new Error(msg.message));
+        slot.starting?.reject(new Error(msg.message), false);
         break;
       case "renumbered":
         this.renumbered?.(msg.closed);
@@ -228,15 +232,15 @@ export class Workers {
     if (this.stopping || !this.started) return;
     if (Date.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
     const delay = Math.min(RESTART_MIN_MS * 2 ** slot.quickDeaths++, RESTART_MAX_MS);
-    log.error(`worker ${slot.k} (pid ${proc.pid}) exited with ${how}: its clients are disconnected, restarting it in ${delay / 1000}s`);
+    const what = slot.failure === null ? `exited with ${how}: its clients are disconnected` : `could not start (${slot.failure})`;
+    log.error(`worker ${slot.k} (pid ${proc.pid}) ${what}, restarting it in ${delay / 1000}s`);
     slot.restartTimer = setTimeout(() => {
+      // A start that fails ends in this process's exit, which reports it and tries again.
       this.spawn(slot).then(
         () => {
           log.info(`worker ${slot.k} restarted (pid ${slot.proc?.pid})`);
         },
-        (e: Error) => {
-          log.error(`worker ${slot.k} did not restart: ${e.message}`);
-        },
+        () => {},
       );
     }, delay);
   }

@@ -276,6 +276,20 @@ describe.skipIf(!multicore)("dev -p 2, ended abruptly", () => {
     expect(node.out).not.toContain("start the lua server");
   }, 20_000);
 
+  test("a worker that cannot restart is retried with a growing delay until it can", async () => {
+    const dir = writeTree({ "lua/entry.lua": ENTRY("v1"), "lua/socket.lua": SOCKET_ENTRY, "dev.yaml": devConfig(freePorts(6)) });
+    const node = new Node("dev", join(dir, "dev.yaml"), dir, "2");
+    const pid = Number((await node.waitFor(/worker 1 started \(pid (\d+)\)/, 15_000))[1]);
+    await node.waitFor(/start the lua server/, 15_000);
+    writeFileSync(join(dir, "lua/entry.lua"), "function on_message(msg\n");
+    process.kill(pid, "SIGKILL");
+    await node.waitFor(new RegExp(`worker 1 \\(pid ${pid}\\) exited with signal SIGKILL: its clients are disconnected, restarting it in 0.5s`), 5000);
+    await node.waitFor(/worker 1 \(pid \d+\) could not start \(\S+entry\.lua:2: .*expected.*\), restarting it in 1s/, 5000);
+    writeFileSync(join(dir, "lua/entry.lua"), ENTRY("v1"));
+    await node.waitFor(/worker 1 restarted \(pid \d+\)/, 8000);
+    expect(await node.stop()).toBe(0);
+  }, 25_000);
+
   test("workers whose primary was killed close their clients with 1001 and exit", async () => {
     const ports = freePorts(6);
     const dir = writeTree({ "lua/entry.lua": ENTRY("v1"), "lua/socket.lua": SOCKET_ENTRY, "dev.yaml": devConfig(ports) });
