@@ -126,9 +126,15 @@ export class MeshPoint {
   private result(out: Outbox, req: number, r: string | null | Promise<string | null>): void {
     if (r instanceof Promise) {
       r.then(
-        (err) => this.result(out, req, err),
-        (e: Error) => this.result(out, req, `internal error: ${e.message}`),
-      ).then(() => out.schedule());
+        (err) => {
+          this.result(out, req, err);
+          out.schedule();
+        },
+        (e: Error) => {
+          this.result(out, req, `internal error: ${e.message}`);
+          out.schedule();
+        },
+      );
       return;
     }
     writeText(out, T.RESULT, req, r === null ? "" : r === "remote" ? "client not found" : r);
@@ -138,9 +144,15 @@ export class MeshPoint {
   private counts(out: Outbox, req: number, r: [number, number] | Promise<[number, number]>): void {
     if (r instanceof Promise) {
       r.then(
-        (n) => writeCounts(out, req, n[0], n[1]),
-        (e: Error) => writeText(out, T.RESULT, req, `internal error: ${e.message}`),
-      ).then(() => out.schedule());
+        (n) => {
+          writeCounts(out, req, n[0], n[1]);
+          out.schedule();
+        },
+        (e: Error) => {
+          this.result(out, req, `internal error: ${e.message}`);
+          out.schedule();
+        },
+      );
       return;
     }
     writeCounts(out, req, r[0], r[1]);
