@@ -23,7 +23,8 @@ export class SocketServer extends LuaServer {
     this.listener = Bun.listen<Connection>({
       hostname: this.config.bind,
       port: this.config.port,
-      reusePort: this.reusePort,
+      // bun-types 1.4.4 declares reusePort for Bun.connect only; Bun.listen takes it (SO_REUSEPORT) all the same.
+      ...({ reusePort: this.reusePort } as {}),
       socket: {
         open(s: TCP) {
           const conn = self.newConnection(`${s.remoteAddress}:${(s as unknown as { remotePort?: number }).remotePort ?? 0}`);
