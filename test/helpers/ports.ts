@@ -39,3 +39,12 @@ export async function waitForPort(port: number, ms = 10_000): Promise<void> {
     await Bun.sleep(20);
   }
 }
+
+/** Waits until nothing accepts connections on 127.0.0.1:`port` any more (a process that exits). */
+export async function waitForPortClosed(port: number, ms = 3_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (await listening(port)) {
+    if (Date.now() > end) throw new Error(`${port} still accepts connections after ${ms} ms`);
+    await Bun.sleep(20);
+  }
+}
