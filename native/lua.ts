@@ -1,9 +1,11 @@
 // The Lua 5.1 C API as bun:ffi symbols, plus the constants of lua.h that the runtime uses.
 // Only what the runtime calls is bound; every binding is one FFI crossing, so callers count them.
 import { dlopen, FFIType, type Pointer } from "bun:ffi";
+import { functionAddress, type NumberPointers } from "./ffi";
 import { loadLuaLibraries } from "./libs";
 
-const { ptr, i32, f64, void: none, cstring, usize } = FFIType;
+// size_t is u64 on x86_64 Linux; FFIType.usize (also 8) exists at run time but not in bun-types.
+const { ptr, i32, f64, void: none, cstring, u64: usize } = FFIType;
 const L = ptr;
 
 const libs = loadLuaLibraries();
@@ -53,9 +55,9 @@ const api = dlopen(libs.lua, {
 
 const bitop = dlopen(libs.bitop, { luaopen_bit: { args: [L], returns: i32 } });
 
-export const lua = api.symbols;
+export const lua = api.symbols as NumberPointers<typeof api.symbols>;
 /** Address of LuaBitOp's `luaopen_bit`, registered as `package.preload.bit`. */
-export const luaopenBit = bitop.symbols.luaopen_bit.ptr as Pointer;
+export const luaopenBit = functionAddress(bitop.symbols.luaopen_bit);
 
 export type LuaState = Pointer;
 

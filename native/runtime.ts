@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import runtimeSource from "./runtime.c" with { type: "file" };
+import { functionAddress } from "./ffi";
 import { loadLuaLibraries } from "./libs";
 
 loadLuaLibraries(); // the Lua API must already be visible globally when TinyCC links runtime.c
@@ -39,7 +40,7 @@ export function setGuardBudget(ms: number): void {
 export const guardedResume = symbols.guard_resume;
 export const guardedPcall = symbols.guard_pcall;
 /** The C hook's address, for lua_sethook(L, hook, LUA_MASKCOUNT, count). */
-export const guardHook = symbols.guard_hook.ptr as Pointer;
+export const guardHook = functionAddress(symbols.guard_hook);
 
 /** dispatch_event's result when the callback finished; otherwise it is lua_resume's status. */
 export const DISPATCH_DONE = 0x100;
