@@ -115,7 +115,7 @@ export class Scheduler {
       return task;
     }
     const L = this.vm.L;
-    const co = lua.lua_newthread(L);
+    const co = lua.lua_newthread(L)!; // never NULL: out of memory raises a Lua error instead
     const ref = lua.luaL_ref(L, LUA_REGISTRYINDEX);
     return { co, ref, fresh: true, owner };
   }

@@ -7,7 +7,10 @@ import {
 
 // One scratch area for outgoing strings: a JS string is UTF-8-encoded into it and Lua copies it out.
 const SCRATCH_SIZE = 1 << 16;
-const scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE);
+// Encoding uses Buffer#utf8Write, Buffer#write without the encoding argument (about 20% faster on short
+// strings in Bun 1.4): Bun and Node have it, the types do not declare it.
+type Utf8Buffer = Buffer & { utf8Write(s: string, offset: number): number };
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE) as Utf8Buffer;
 const scratchPtr = ptr(scratch);
 // lua_tolstring writes the length here (size_t, little-endian; strings stay below 4 GiB). It is read with
 // read.u32, never as lenOut[0]: the JIT treats FFI calls as not writing JS typed arrays and would reuse
