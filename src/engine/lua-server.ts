@@ -63,6 +63,11 @@ export abstract class LuaServer {
    * socket protocol's protocol_encode (conn:send); pushed data (mesh, API) goes through it.
    */
   abstract sendTo(conn: Connection, data: Uint8Array | string, type: SendType, raw: boolean): string | null;
+  /**
+   * Publishes to the subscribers the transport keeps itself (Bun's WebSocket topics); [delivered, failed].
+   * Subscribers the node keeps (socket connections) are not counted here.
+   */
+  abstract publishNative(channel: string, data: Uint8Array | string, type: SendType): readonly [number, number];
   abstract closeConnection(conn: Connection, code: number, reason: string): void;
   /** Drops a connection at once, without a closing handshake (a client that does not read). */
   protected abstract terminate(conn: Connection): void;

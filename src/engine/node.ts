@@ -72,11 +72,9 @@ export class EngineNode {
     let ok = 0;
     let fail = 0;
     for (const server of this.servers) {
-      if (server.protocol === "websocket") {
-        const n = server.publishNative(channel, data, type);
-        ok += n[0];
-        fail += n[1];
-      }
+      const n = server.publishNative(channel, data, type);
+      ok += n[0];
+      fail += n[1];
     }
     this.stats.sent.websocket += ok;
     const subscribers = this.socketChannels.get(channel);

@@ -9,6 +9,7 @@ import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 
 type TCP = Socket<Connection>;
+const NOTHING_PUBLISHED = [0, 0] as const;
 
 export class SocketServer extends LuaServer {
   readonly protocol = "socket" as const;
@@ -68,6 +69,11 @@ export class SocketServer extends LuaServer {
     const written = s.write(bytes);
     if (written < bytes.length) return this.enqueue(conn, bytes.subarray(Math.max(written, 0)));
     return null;
+  }
+
+  /** Raw TCP has no native topics: the node delivers to this server's subscribers (socketChannels). */
+  publishNative(): readonly [number, number] {
+    return NOTHING_PUBLISHED;
   }
 
   /**

@@ -19,7 +19,7 @@ const canonical = (name: string) => name.replace(/(^|-)([a-z])/g, (_, dash: stri
 
 export class WebSocketServer extends LuaServer {
   readonly protocol = "websocket" as const;
-  private server: Server | null = null;
+  private server: Server<Connection> | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
 
@@ -31,7 +31,7 @@ export class WebSocketServer extends LuaServer {
   async listen(): Promise<void> {
     const self = this;
     const cfg = this.config;
-    this.server = Bun.serve<Connection, {}>({
+    this.server = Bun.serve<Connection>({
       hostname: cfg.bind,
       port: cfg.port,
       reusePort: this.reusePort,
@@ -78,7 +78,7 @@ export class WebSocketServer extends LuaServer {
     this.startSweeping();
   }
 
-  private upgrade(req: Request, srv: Server): Response | Promise<Response | undefined> | undefined {
+  private upgrade(req: Request, srv: Server<Connection>): Response | Promise<Response | undefined> | undefined {
     const url = new URL(req.url);
     if (url.pathname !== this.path) return new Response("not found", { status: 404 });
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
