@@ -17,7 +17,11 @@ function files(dir: string, ext: RegExp): string[] {
 }
 
 // Kubernetes objects, loosely typed: the checks below say what they need.
-type Obj = { kind: string; metadata: { name: string; labels?: Record<string, string> }; [k: string]: any };
+type Obj = {
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: any;
+};
 
 const objects: Obj[] = [];
 for (const file of files(DEPLOY, /\.ya?ml$/)) {
@@ -126,7 +130,7 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
     expect(path.path).toBe(server.options.find((o) => o.name === "path")!.value);
     const svc = find("Service", path.backend.service.name);
     expect(target(svc, path.backend.service.port.name ?? path.backend.service.port.number)).toBe(server.port);
-    const a = ingress!.metadata.annotations;
+    const a = ingress!.metadata.annotations ?? {};
     expect(Number(a["nginx.ingress.kubernetes.io/proxy-read-timeout"])).toBeGreaterThan(server.readTimeout);
     expect(ingress!.spec.tls[0].hosts).toEqual([ingress!.spec.rules[0].host]);
   });

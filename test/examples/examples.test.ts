@@ -2,6 +2,7 @@
 // directory like the repository root, on free ports), exercised briefly over real WebSockets and the
 // HTTP API, and stopped with SIGTERM. examples/chat-room has its own file (it drives a browser).
 import { afterAll, describe, expect, test } from "bun:test";
+import type { TCPSocketListener } from "bun";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { cleanupAll } from "../helpers/files.ts";
@@ -119,7 +120,7 @@ describe("examples/backend-chat", () => {
 
 describe("examples/run.ts", () => {
   test("when connmix cannot start (its Lua port is taken), the example's program is stopped too and the exit code says so", async () => {
-    let taken: ReturnType<typeof Bun.listen> | undefined;
+    let taken: TCPSocketListener | undefined;
     const ex = await startExample("backend-chat", (ports) => {
       taken = Bun.listen({ hostname: "127.0.0.1", port: ports.servers[0]!, socket: { data() {} } });
     });

@@ -8,7 +8,7 @@ import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
 import { bytes, evalLua, startServer } from "./eval";
 
-let backend: Server;
+let backend: Server<undefined>;
 let base: string;
 let server: Started;
 let client: Client;
