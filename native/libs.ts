@@ -32,7 +32,7 @@ export function loadLuaLibraries(): LuaLibraries {
   const libc = dlopen("libc.so.6", {
     dlopen: { args: ["cstring", "i32"], returns: "ptr" },
     dlerror: { args: [], returns: "cstring" },
-  });
+  } as const);
   const handle = libc.symbols.dlopen(Buffer.from(paths.lua + "\0"), RTLD_NOW_GLOBAL);
   if (!handle) {
     throw new Error(`cannot load the Lua 5.1 library ${paths.lua}: ${libc.symbols.dlerror()}`);

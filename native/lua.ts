@@ -10,6 +10,7 @@ const L = ptr;
 
 const libs = loadLuaLibraries();
 
+// `as const` keeps each args list a tuple, so bun-types checks every call argument by argument.
 const api = dlopen(libs.lua, {
   luaL_newstate: { args: [], returns: L },
   luaL_openlibs: { args: [L], returns: none },
@@ -51,7 +52,7 @@ const api = dlopen(libs.lua, {
   luaL_unref: { args: [L, i32, i32], returns: none },
   lua_sethook: { args: [L, ptr, i32, i32], returns: i32 },
   lua_gc: { args: [L, i32, i32], returns: i32 },
-});
+} as const);
 
 const bitop = dlopen(libs.bitop, { luaopen_bit: { args: [L], returns: i32 } });
 

@@ -28,7 +28,7 @@ const { symbols } = cc({
     guard_hook: { args: ["ptr", "ptr"], returns: "void" },
     dispatch_payload_address: { args: [], returns: "ptr" },
     dispatch_event: { args: ["ptr", "i32", "f64", "f64", "ptr", "i32", "i32", "f64"], returns: "i32" },
-  },
+  } as const,
 });
 
 let budget = -1;

@@ -12,7 +12,7 @@ import { log } from "../log/logger";
 import { pushBytes, pushString, pushValue, readValue, scratchAddress, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
 import { DISPATCH_DONE, dispatchEvent, guardedResume } from "../../native/runtime";
-import { ptr } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
@@ -80,7 +80,7 @@ export class Scheduler {
 
   /** The common case (frames): pushing the arguments and resuming is a single FFI call. */
   private startFast(task: Task, kind: number, id: number, payload: string | Uint8Array | undefined, extra: number): void {
-    let address: number | Uint8Array = scratchAddress;
+    let address: Pointer | Uint8Array = scratchAddress;
     let length = -1;
     let text = 0;
     if (typeof payload === "string") {

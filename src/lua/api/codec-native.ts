@@ -13,9 +13,9 @@ export const C = dlopen(loadLuaLibraries().lua, {
   lua_setmetatable: { args: ["ptr", "i32"], returns: "i32" },
   lua_rawequal: { args: ["ptr", "i32", "i32"], returns: "i32" },
   lua_touserdata: { args: ["ptr", "i32"], returns: "ptr" },
-}).symbols;
+} as const).symbols;
 
-export const { memcpy } = dlopen("libc.so.6", { memcpy: { args: ["ptr", "ptr", "usize"], returns: "ptr" } }).symbols;
+export const { memcpy } = dlopen("libc.so.6", { memcpy: { args: ["ptr", "ptr", "usize"], returns: "ptr" } } as const).symbols;
 
 const SCRATCH = 64 * 1024;
 
@@ -25,7 +25,7 @@ const SCRATCH = 64 * 1024;
  */
 export class Scratch {
   buf = Buffer.allocUnsafeSlow(SCRATCH);
-  at = ptr(this.buf) as number;
+  at = ptr(this.buf);
 
   /** Makes room for `extra` more bytes after the first `used` (which are kept). */
   reserve(used: number, extra: number): void {
@@ -35,14 +35,14 @@ export class Scratch {
     const next = Buffer.allocUnsafeSlow(size);
     this.buf.copy(next, 0, 0, used);
     this.buf = next;
-    this.at = ptr(next) as number;
+    this.at = ptr(next);
   }
 
   /** Drops a buffer a huge document made grow, so it is not kept for the life of the process. */
   shrink(): void {
     if (this.buf.length > 16 * SCRATCH) {
       this.buf = Buffer.allocUnsafeSlow(SCRATCH);
-      this.at = ptr(this.buf) as number;
+      this.at = ptr(this.buf);
     }
   }
 }

@@ -253,7 +253,7 @@ function unpack(L: LuaState): number {
         const nul = code === "Z" ? data.indexOf(0, at) : -1;
         if (nul >= 0 && nul < end) end = nul;
         pushKey(L, key);
-        lua.lua_pushlstring(L, base + at, end - at);
+        lua.lua_pushlstring(L, (base + at) as Pointer, end - at);
         lua.lua_rawset(L, -3);
         size = n;
       } else if (code === "h" || code === "H") {

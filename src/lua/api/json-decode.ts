@@ -117,7 +117,7 @@ function decodeObject(L: LuaState, depth: number): void {
     at++;
     if (decodeValue(L, depth)) {
       if (escaped) lua.lua_rawset(L, -3);
-      else lua.lua_setfield(L, -2, (src.at + keyAt) as unknown as Buffer);
+      else lua.lua_setfield(L, -2, (src.at + keyAt) as Pointer);
     } else if (escaped) lua.lua_settop(L, -2); // null: the key stays absent
     c = skipSpace();
     at++;
@@ -158,7 +158,7 @@ function decodeString(L: LuaState): void {
     if (c === 0x5c) return decodeEscaped(L, start);
     if (c < 0x20) throw decodeError("unescaped control character in string");
   }
-  lua.lua_pushlstring(L, src.at + start, at - start);
+  lua.lua_pushlstring(L, (src.at + start) as Pointer, at - start);
   at++;
 }
 

@@ -59,7 +59,7 @@ function writeString(L: LuaState, idx: number): void {
   out.reserve(pos, n + 2);
   const buf = out.buf;
   buf[pos++] = 0x22;
-  if (n > 0) memcpy(out.at + pos, p, n);
+  if (n > 0) memcpy((out.at + pos) as Pointer, p, n);
   const end = pos + n;
   let i = pos;
   while (i < end) {
