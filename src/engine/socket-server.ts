@@ -1,6 +1,6 @@
 // `socket` servers: raw TCP through Bun.listen. The entry script frames the byte stream itself
 // (protocol_input/protocol_decode, see lua/api/socket.lua); pushed data goes through protocol_encode.
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { log } from "../log/logger";
 import { socketEvents, EV } from "../lua/api/connection";
 import type { Connection } from "./connection";
@@ -21,14 +21,14 @@ export class SocketServer extends LuaServer {
 
   async listen(): Promise<void> {
     const self = this;
-    this.listener = Bun.listen<Connection>({
+    // bun-types 1.4.4 declares reusePort for Bun.connect only; Bun.listen takes it (SO_REUSEPORT) all the same.
+    const options: TCPSocketListenOptions<Connection> & { reusePort: boolean } = {
       hostname: this.config.bind,
       port: this.config.port,
-      // bun-types 1.4.4 declares reusePort for Bun.connect only; Bun.listen takes it (SO_REUSEPORT) all the same.
-      ...({ reusePort: this.reusePort } as {}),
+      reusePort: this.reusePort,
       socket: {
         open(s: TCP) {
-          const conn = self.newConnection(`${s.remoteAddress}:${(s as unknown as { remotePort?: number }).remotePort ?? 0}`);
+          const conn = self.newConnection(`${s.remoteAddress}:${s.remotePort}`);
           conn.tcp = s;
           s.data = conn;
           self.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
@@ -48,7 +48,8 @@ export class SocketServer extends LuaServer {
           self.closed(s.data, err.message, EV.close);
         },
       },
-    });
+    };
+    this.listener = Bun.listen(options);
     this.startSweeping();
   }
 
