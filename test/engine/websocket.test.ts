@@ -142,7 +142,7 @@ describe("handshake", () => {
     expect(s.engine.node.connections.size).toBe(0); // refused upgrades leave nothing behind
     expect(readLog()).toContain("handshake blew up");
     // Bun's client sees the refusal as a failed open.
-    const bun = new WebSocket(s.url, { headers: { "X-Refuse": "plain" } } as unknown as string[]);
+    const bun = new WebSocket(s.url, { headers: { "X-Refuse": "plain" } });
     const failed = await new Promise<boolean>((resolve) => {
       bun.onopen = () => resolve(false);
       bun.onerror = () => resolve(true);

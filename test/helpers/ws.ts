@@ -67,9 +67,9 @@ export class Client implements Collected {
   }
 
   /** Opens `url` and waits for it to be open; `options` (Bun's `headers`, `tls`, `protocols`) go to the WebSocket. */
-  static open(url: string, options?: object): Promise<Client> {
+  static open(url: string, options?: Bun.WebSocketOptions): Promise<Client> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, options as string[] | undefined);
+      const ws = new WebSocket(url, options);
       const c = new Client(ws);
       ws.addEventListener("open", () => resolve(c));
       ws.addEventListener("error", (e) => reject(new Error(`cannot open ${url}: ${(e as ErrorEvent).message ?? "error"}`)));

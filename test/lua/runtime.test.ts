@@ -32,8 +32,8 @@ describe("callbacks", () => {
         else record(p) end
       end`);
     const a = owner();
-    vm.scheduler.dispatch(a, TEST_EVENT, 1, 0 as unknown as string);
-    for (let i = 1; i <= 5000; i++) vm.scheduler.dispatch(a, TEST_EVENT, 1, i as unknown as string);
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, 0);
+    for (let i = 1; i <= 5000; i++) vm.scheduler.dispatch(a, TEST_EVENT, 1, i);
     await until(() => recorded.length === 5001);
     expect(recorded[0]).toBe("true:inner");
     expect(recorded.slice(1)).toEqual(Array.from({ length: 5000 }, (_, i) => String(i + 1)));
