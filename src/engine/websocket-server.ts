@@ -17,6 +17,15 @@ interface PendingHandshake {
 /** Go-style canonical header name (`sec-websocket-key` -> `Sec-Websocket-Key`), as the original exposed. */
 const canonical = (name: string) => name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 
+/** The response refusing an upgrade; a status the script gave that no Response can carry (99, 204, 1000) is 403. */
+function refusal(message: string, status: number): Response {
+  try {
+    return new Response(message, { status });
+  } catch {
+    return new Response(message, { status: 403 });
+  }
+}
+
 export class WebSocketServer extends LuaServer {
   readonly protocol = "websocket" as const;
   private server: Server<Connection> | null = null;
@@ -122,7 +131,9 @@ export class WebSocketServer extends LuaServer {
     }
     this.node.remove(conn);
     conn.open = false;
-    pending.resolve(new Response(message || "Forbidden", { status: accept ? 400 : status }));
+    // The Lua connection object was made for on_handshake; no on_close will ever drop it.
+    if (!this.vm.closed) this.vm.callGlobal("__connmix_forget", [id]);
+    pending.resolve(refusal(message || "Forbidden", accept ? 400 : status));
   }
 
   sendTo(conn: Connection, data: Uint8Array | string, type: SendType, _raw?: boolean): string | null {

@@ -141,9 +141,20 @@ export class Scheduler {
       // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
       this.errors++;
       log.error("lua callback error: " + (status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref)));
+      this.restoreConn();
       this.finish(task, false);
     } else {
       this.finish(task, true);
+    }
+  }
+
+  /** After a failure, points the Lua side's current connection back at the interrupted callback's, if any. */
+  private restoreConn(): void {
+    const id = (this.running?.owner as { id?: unknown } | undefined)?.id;
+    try {
+      this.vm.callGlobal("__connmix_failed", [typeof id === "number" ? id : null]);
+    } catch {
+      // a VM without the connection family (tests of the scheduler alone)
     }
   }
 

@@ -105,6 +105,13 @@ H[EV.close] = function(id, _, err)
   if f then f(id, err, c) end
 end
 
+-- The engine refused or failed an upgrade after on_handshake made the connection object: drop it.
+function __connmix_forget(id) conns[id] = nil end
+
+-- A callback failed, so its worker did not restore S.conn: give it back to the callback it interrupted
+-- (id nil: none), so mix.websocket() stays right and the failed connection is not kept alive.
+function __connmix_failed(id) S.conn = id and conns[id] end
+
 -- Runs a connection method on behalf of the API (conn.call): f is the method name, args a list.
 -- Context changes release a pending wait_context_value.
 function __connmix_conn_call(id, f, args)

@@ -1,0 +1,70 @@
+// Edge cases found in review: script results the engine must survive (an out-of-range refusal status,
+// a fractional protocol_input length), and Lua state that must not outlive a connection.
+import { afterAll, describe, expect, test } from "bun:test";
+import WS from "ws";
+import { cleanupAll } from "../helpers/files.ts";
+import { captureLog } from "../helpers/log.ts";
+import { until } from "../helpers/wait.ts";
+import { Client } from "../helpers/ws.ts";
+import { startServer, TcpClient } from "./helpers";
+
+const readLog = captureLog();
+afterAll(cleanupAll);
+
+/** Status of a refused upgrade, as the `ws` client sees it. */
+function refusedStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WS(url, { headers });
+    ws.on("open", () => reject(new Error("upgrade was accepted")));
+    ws.on("error", () => {});
+    ws.on("unexpected-response", (_req, res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode!));
+    });
+  });
+}
+
+describe("on_handshake", () => {
+  test("a refusal with a status outside 200-599 is refused with 403; the server keeps serving", async () => {
+    const s = await startServer(`
+      function on_handshake(id, headers) local st = headers["X-Status"]
+        if st then return false, tonumber(st), "no" end end
+      function on_message(msg, conn) conn:send("echo " .. msg.data) end
+    `);
+    expect(await refusedStatus(s.url, { "X-Status": "99" })).toBe(403);
+    expect(await refusedStatus(s.url, { "X-Status": "1000" })).toBe(403);
+    expect(await refusedStatus(s.url, { "X-Status": "401" })).toBe(401);
+    const c = await Client.open(s.url);
+    c.send("hi");
+    await until(() => c.received.length === 1);
+    expect(c.received[0]).toBe("echo hi");
+    expect(s.engine.node.connections.size).toBe(1);
+  });
+
+  test("a handshake that fails leaves no connection object behind in Lua", async () => {
+    const s = await startServer(`
+      seen = setmetatable({}, { __mode = "k" })
+      function on_handshake(id, headers, server, conn)
+        seen[conn] = true
+        if headers["X-Fail"] then error("refused by error") end
+      end
+      function on_message(msg, conn)
+        collectgarbage("collect") collectgarbage("collect")
+        local n = 0 for _ in pairs(seen) do n = n + 1 end
+        conn:send(tostring(n))
+      end
+    `);
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve) => {
+        const ws = new WS(s.url, { headers: { "X-Fail": "1" } });
+        ws.on("error", () => {});
+        ws.on("unexpected-response", (_req, res) => { res.resume(); res.on("end", () => resolve()); });
+      });
+    }
+    const c = await Client.open(s.url);
+    c.send("count");
+    await until(() => c.received.length === 1);
+    expect(c.received[0]).toBe("1"); // only the open connection itself
+    expect(readLog()).toContain("refused by error");
+  });
+});
