@@ -34,10 +34,24 @@ const DEFAULT_BUDGET_MS = 1000;
 const callbacks = new Map<LuaFunction, JSCallback>();
 let active: LuaVM;
 
+// A JS exception must never unwind into C: bun:ffi would hand Lua a made-up result and rethrow it from the
+// FFI call that entered Lua, skipping the scheduler's bookkeeping (the connection stayed busy for good).
+// So an exception is logged and the function returns no results (nil to Lua).
+function guard(fn: LuaFunction): (L: LuaState) => number {
+  return (L) => {
+    try {
+      return fn(L, active);
+    } catch (e) {
+      log.error(`lua api function failed: ${e instanceof Error ? e.message : String(e)}`);
+      return 0;
+    }
+  };
+}
+
 function callbackFor(fn: LuaFunction): Pointer {
   let cb = callbacks.get(fn);
   if (!cb) {
-    cb = new JSCallback((L: LuaState) => fn(L, active), { args: ["ptr"], returns: "i32" });
+    cb = new JSCallback(guard(fn), { args: ["ptr"], returns: "i32" });
     callbacks.set(fn, cb);
   }
   return cb.ptr!;

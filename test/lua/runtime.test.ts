@@ -106,3 +106,20 @@ describe("payload identity", () => {
     expect(recorded).toEqual(["abc", "xyz"]);
   });
 });
+
+describe("JS functions", () => {
+  test("a JS function that throws is logged; the callback goes on and the connection's next event runs", async () => {
+    const { logging } = await import("../../src/lua/api/log");
+    const { testFamily } = await import("../helpers/lua");
+    const throwing = { name: "throwing", lua: "local P = ...\nexplode = P.explode", functions: { explode: () => { throw new Error("kaboom"); } } };
+    const vm = makeVM(`function on_event(id, p) local r = explode() record(p .. " after " .. tostring(r)) end`,
+      { families: [logging, testFamily, throwing] });
+    const a = owner();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "one");
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "two");
+    await until(() => recorded.length === 2);
+    expect(recorded).toEqual(["one after nil", "two after nil"]);
+    expect(a.busy).toBe(false);
+    expect(readLog()).toContain("kaboom");
+  });
+});
