@@ -68,3 +68,26 @@ describe("on_handshake", () => {
     expect(readLog()).toContain("refused by error");
   });
 });
+
+describe("protocol_input", () => {
+  test("a length that is not a whole number closes the connection with an ERROR line instead of spinning", async () => {
+    const s = await startServer(`
+      function protocol_input(buf) local s = buf:tostring()
+        if s:sub(1, 4) == "half" then return 0.5 end
+        if s:sub(1, 3) == "nan" then return 0/0 end
+        local nl = s:find("\\n", 1, true) return nl or 0 end
+      function on_message(msg, conn) conn:send("got " .. msg) end
+    `, { protocol: "socket" });
+    for (const bad of ["half\n", "nan\n"]) {
+      const c = await TcpClient.connect(s.port);
+      c.write("ok\n");
+      await until(() => c.text() === "got ok\n");
+      const t0 = performance.now();
+      c.write(bad);
+      await c.waitClosed();
+      expect(performance.now() - t0).toBeLessThan(500); // not stopped by the 1 s runaway guard
+    }
+    expect(readLog()).toContain("protocol_input returned 0.5");
+    expect(readLog()).not.toContain("time budget");
+  });
+});

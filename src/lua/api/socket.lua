@@ -47,8 +47,10 @@ H[DATA] = function(id, bytes, limit)
     if c.cleared then return end
     if n < 0 then c:close() c.buf = "" return end
     if n == 0 then break end
-    if n > #buf then
-      mix.log(mix.ERROR, "protocol_input returned " .. n .. " but only " .. #buf .. " bytes are buffered; closing")
+    -- A fraction or NaN would frame an empty package and leave the buffer as it is, forever.
+    if n > #buf or n % 1 ~= 0 then
+      local why = n > #buf and " but only " .. #buf .. " bytes are buffered" or ", not a whole byte count"
+      mix.log(mix.ERROR, "protocol_input returned " .. n .. why .. "; closing")
       c:close() c.buf = "" return
     end
     local package = sub(buf, 1, n)
