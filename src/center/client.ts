@@ -58,6 +58,9 @@ export class RegistryClient {
           this.out = new Outbox(s, MAX_UNSENT);
           this.lastHeard = Date.now();
           log.info(`center registry ${this.addr} connect successful`);
+          // Checks for an answer from here on: a center that accepts but never answers the register is retried.
+          clearInterval(this.beat);
+          this.beat = setInterval(() => this.heartbeat(attempt), HEARTBEAT_MS);
           sendMsg(this.out, { t: "register", v: REGISTRY_VERSION, ...this.h.registration() });
         },
         data: (_s, chunk) => {
@@ -98,6 +101,7 @@ export class RegistryClient {
 
   private heartbeat(attempt: number): void {
     if (Date.now() - this.lastHeard > DROP_MS) return this.lost(attempt, `no answer for ${DROP_MS / 1000}s`);
+    if (!this.registered) return;
     if (this.out && !sendMsg(this.out, { t: "hb", clients: this.h.clients() })) this.lost(attempt, "center does not read");
   }
 

@@ -247,3 +247,23 @@ test("an engine whose index was taken while the center was away closes its clien
     d.remove();
   }
 }, 15_000);
+
+test("an engine whose center accepts the connection but never answers gives up after 5s and retries", async () => {
+  const d = new ClusterDir();
+  const center = new Node("center", d.center(), d.dir);
+  let a: Node | null = null;
+  try {
+    await center.waitFor(/start the registry server/);
+    // A frozen center: the kernel still accepts connections, nothing answers the register.
+    process.kill(center.pid, "SIGSTOP");
+    a = new Node("engine", d.engine("a")[0], d.dir);
+    await a.waitFor(/center registry .* connect successful/, 8000);
+    await a.waitFor(/center registry .* \(no answer for 5s\)/, 8000);
+    process.kill(center.pid, "SIGCONT");
+    await a.waitFor(/start the lua server/, 8000);
+  } finally {
+    process.kill(center.pid, "SIGCONT");
+    await Promise.all([a?.stop("SIGKILL"), center.stop("SIGKILL")]);
+    d.remove();
+  }
+}, 30_000);
