@@ -18,8 +18,8 @@ export class Connection implements SerialOwner {
   stalledSince = 0;
   /** Channels of a socket connection (WebSocket ones live in Bun's topics). */
   channels: Set<string> | null = null;
-  /** Releases a pending wait_context_value. */
-  waiter: (() => void) | null = null;
+  /** Release the pending wait_context_value calls on this connection (another connection's callback may wait too). */
+  waiters: (() => void)[] | null = null;
   /** The server's sweep tick of the last read (see LuaServer.dropIdle). */
   readTick = 0;
   /** Why the engine closed this connection, for on_close (e.g. "read timeout"); null when it did not. */
@@ -30,8 +30,8 @@ export class Connection implements SerialOwner {
   constructor(readonly id: number, readonly server: LuaServer, readonly remoteAddr: string) {}
 
   wake(): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
+    const w = this.waiters;
+    this.waiters = null;
+    if (w) for (const resolve of w) resolve();
   }
 }

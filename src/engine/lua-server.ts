@@ -165,7 +165,7 @@ export abstract class LuaServer {
         new Promise<void>((resolve) => {
           const conn = node.connections.get(id);
           if (!conn || !conn.open) return resolve();
-          conn.waiter = resolve;
+          (conn.waiters ??= []).push(resolve);
         }),
       wake: (id) => node.connections.get(id)?.wake(),
       handshakeResult: (id, accept, status, message) => this.handshakeResult(id, accept, status, message),

@@ -91,3 +91,29 @@ describe("protocol_input", () => {
     expect(readLog()).not.toContain("time budget");
   });
 });
+
+describe("wait_context_value", () => {
+  test("two callbacks waiting on one connection's context are both released", async () => {
+    const s = await startServer(`
+      local byname = {}
+      function on_message(msg, conn)
+        local cmd, name = msg.data:match("^(%w+) (%w+)$")
+        if cmd == "me" then byname[name] = conn conn:send("ok") return end
+        local v = byname[name]:wait_context_value("k")
+        conn:send("woke " .. tostring(v))
+      end
+    `);
+    const b = await Client.open(s.url);
+    b.send("me b");
+    await until(() => b.received.length === 1);
+    const a = await Client.open(s.url);
+    b.send("wait b"); // b waits on its own context
+    await Bun.sleep(20);
+    a.send("wait b"); // a waits on b's context too
+    await Bun.sleep(20);
+    const bId = [...s.engine.node.connections.keys()][0]!;
+    expect(s.engine.node.callLocal(bId, "set_context_value", ["k", "v"])).toBeNull();
+    await until(() => a.received.length === 1 && b.received.length === 2, 2000, "both woken");
+    expect([a.received[0], b.received[1]]).toEqual(["woke v", "woke v"]);
+  });
+});
