@@ -120,7 +120,9 @@ export class RegistryServer {
     entry.lastBeat = now;
     s.data.node = entry;
     if (!this.settled && Array.isArray(m.peers)) {
-      for (const [id, index] of m.peers) {
+      for (const peer of m.peers as unknown[]) {
+        if (!Array.isArray(peer)) continue; // malformed: ignored, the registration goes on
+        const [id, index] = peer;
         if (typeof id === "string" && Number.isInteger(index) && !this.indexes.has(index) && !this.reserved.has(index)) this.reserved.set(index, id);
       }
     }

@@ -260,6 +260,16 @@ describe("registry", () => {
     for (const x of [a, b, c]) x.end();
   });
 
+  test("a register whose peers list holds malformed entries is answered (they are ignored)", async () => {
+    const c = await rawClient(port);
+    const id = newNodeId();
+    c.send(register({ id, peers: [null, 5, "x", [newNodeId(), 900]] }));
+    await until(() => c.frames.length >= 2, 2000);
+    expect(msg(c.frames[0]!)).toMatchObject({ t: "registered" });
+    expect(msg(c.frames[1]!).nodes.map((n: { id: string }) => n.id)).toContain(id);
+    c.end();
+  });
+
   test("a new node on the mesh address of a listed one replaces it at once", async () => {
     const [old, next] = [newNodeId(), newNodeId()];
     const a = await rawClient(port);
