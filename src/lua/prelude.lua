@@ -31,8 +31,13 @@ local H = {}            -- event kind -> handler(id, payload, extra)
 -- and it is restored around nested callbacks and blocking waits, so it is right whenever Lua code runs.
 local S = {}
 
+-- Coroutines whose yields reach the scheduler: the pooled workers and the coroutines our pcall makes in them.
+local ours = setmetatable({}, { __mode = "k" })
+local running = coroutine.running
+
 -- The body of every pooled coroutine: runs one event per resume, then yields `true` (= "done").
 local function worker(kind, id, p, x)
+  ours[running()] = true
   while true do
     local outer = S.conn
     H[kind](id, p, x)
@@ -60,10 +65,20 @@ local function finish_pcall(co, ok, ...)
   return finish_pcall(co, resume(co, yield(...)))
 end
 function pcall(f, ...)
-  if not coroutine.running() then return native_pcall(f, ...) end
+  local me = running()
+  if not me then return native_pcall(f, ...) end
   local ok, co = native_pcall(create, f)
-  if not ok then return false, co end
+  -- A C function (require, error, ...) or a callable table cannot be a coroutine body: plain pcall then.
+  if not ok then return native_pcall(f, ...) end
+  if ours[me] then ours[co] = true end
   return finish_pcall(co, resume(co, ...))
+end
+
+-- A script's own coroutine.yield that would reach the scheduler yields nothing (and gets nil back): a yielded
+-- `true` would read as "callback done" and the connection's next event would be taken as the yield's result.
+function coroutine.yield(...)
+  if ours[running()] then return yield() end
+  return yield(...)
 end
 
 local function traceback(co, msg)

@@ -73,6 +73,31 @@ describe("callbacks", () => {
     expect(recorded).toEqual(["resumed nil"]);
   });
 
+  test("a top-level coroutine.yield(true), also inside pcall, is not taken for 'done'; user coroutines keep their values", () => {
+    const vm = makeVM(`function on_event(id, p)
+      local v = coroutine.yield(true)
+      local ok, w = pcall(function() return coroutine.yield(false) end)
+      local gen = coroutine.wrap(function() coroutine.yield(true) end)
+      local u = coroutine.wrap(function() pcall(function() coroutine.yield(7) end) end)()
+      record(p .. " " .. tostring(v) .. " " .. tostring(w) .. " " .. tostring(gen()) .. " " .. tostring(u))
+    end`);
+    const a = owner();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "x");
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "y");
+    expect(recorded).toEqual(["x nil nil true 7", "y nil nil true 7"]);
+  });
+
+  test("pcall of a C function (require, error, tostring) in a callback works as Lua's own", () => {
+    const vm = makeVM(`function on_event(id, p)
+      local a, m = pcall(require, "string")
+      local b, e = pcall(error, "oops", 0)
+      local c, s = pcall(tostring, 42)
+      record(table.concat({ tostring(a), tostring(m == string), tostring(b), e, tostring(c), s }, " "))
+    end`);
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 1, "x");
+    expect(recorded).toEqual(["true true false oops true 42"]);
+  });
+
   test("strings with NUL bytes and invalid UTF-8 reach Lua unchanged", () => {
     const vm = makeVM(`function on_event(id, p) record(#p .. ":" .. p:byte(1) .. "," .. p:byte(2) .. "," .. p:byte(3)) end`);
     vm.scheduler.dispatch(owner(), TEST_EVENT, 1, new Uint8Array([0, 0xff, 0xc3]));
