@@ -116,7 +116,8 @@ export abstract class LuaServer {
     const limit = ++this.tick - this.config.readTimeout;
     if (this.config.readTimeout <= 0) return;
     for (const conn of this.node.connections.values()) {
-      if (conn.server === this && conn.open && conn.readTick < limit && conn.closeReason === null) {
+      // A WebSocket still in on_handshake has nothing to close yet; its silence counts from the upgrade.
+      if (conn.server === this && conn.open && conn.readTick < limit && conn.closeReason === null && (conn.ws || conn.tcp)) {
         conn.closeReason = "read timeout";
         this.closeConnection(conn, 1001, "read timeout");
       }

@@ -55,6 +55,7 @@ export class WebSocketServer extends LuaServer {
         open(ws: WS) {
           const conn = ws.data;
           conn.ws = ws;
+          conn.readTick = self.tick;
           if (conn.channels) for (const ch of conn.channels) ws.subscribe(ch);
           conn.channels = null;
           const early = conn.early;

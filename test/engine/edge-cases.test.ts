@@ -117,3 +117,22 @@ describe("wait_context_value", () => {
     expect([a.received[0], b.received[1]]).toEqual(["woke v", "woke v"]);
   });
 });
+
+describe("readTimeout", () => {
+  test("an on_handshake that waits past readTimeout: the connection still times out once open, counted from the upgrade", async () => {
+    const s = await startServer(`
+      function on_handshake(id, headers, server, conn) conn:wait_context_value("go") end
+      function on_close(id, err) last_err = err end
+    `, { readTimeout: 1 });
+    const opening = Client.open(s.url);
+    await until(() => s.engine.node.connections.size === 1);
+    await Bun.sleep(2200); // two sweeps while the handshake waits
+    const id = [...s.engine.node.connections.keys()][0]!;
+    expect(s.engine.node.callLocal(id, "set_context_value", ["go", true])).toBeNull();
+    const c = await opening;
+    const opened = Date.now();
+    await until(() => c.closed !== null, 4000, "read timeout close");
+    expect(c.closed).toEqual({ code: 1001, reason: "read timeout" });
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(900);
+  }, 10_000);
+});
