@@ -33,6 +33,7 @@ export class RegistryClient {
   private retryMs = RETRY_MIN_MS;
   private retryTimer: Timer | undefined;
   private beat: Timer | undefined;
+  private connectTimer: Timer | undefined;
   private lastHeard = 0;
 
   constructor(private readonly addr: string, private readonly h: RegistryHandlers) {
@@ -48,12 +49,15 @@ export class RegistryClient {
   private connect(): void {
     const attempt = ++this.attempt;
     const reader = new FrameReader((f) => this.onFrame(attempt, f), MAX_UNSENT);
+    // A center host that is down drops SYNs: the kernel would keep retrying for minutes, past the backoff.
+    this.connectTimer = setTimeout(() => this.lost(attempt, `connect timed out after ${DROP_MS / 1000}s`), DROP_MS);
     Bun.connect({
       hostname: this.host,
       port: this.port,
       socket: {
         open: (s) => {
           if (attempt !== this.attempt || this.stopped) return void s.end();
+          clearTimeout(this.connectTimer);
           this.socket = s;
           this.out = new Outbox(s, MAX_UNSENT);
           this.lastHeard = Date.now();
@@ -110,6 +114,7 @@ export class RegistryClient {
     if (attempt !== this.attempt) return;
     this.attempt++;
     clearInterval(this.beat);
+    clearTimeout(this.connectTimer);
     this.socket?.end();
     this.socket = null;
     this.out?.detach();

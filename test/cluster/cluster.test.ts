@@ -267,3 +267,30 @@ test("an engine whose center accepts the connection but never answers gives up a
     d.remove();
   }
 }, 30_000);
+
+test("an engine whose connect to the center hangs (no SYN answered) gives up after 5s and retries", async () => {
+  const d = new ClusterDir();
+  const center = new Node("center", d.center(), d.dir);
+  const fillers: { end(): void }[] = [];
+  let a: Node | null = null;
+  try {
+    await center.waitFor(/start the registry server/);
+    // A frozen center whose accept queue is full: the kernel drops further SYNs, as for a host that is down.
+    process.kill(center.pid, "SIGSTOP");
+    for (;;) {
+      const s = await Promise.race([Bun.connect({ hostname: "127.0.0.1", port: d.registry, socket: { data() {} } }), Bun.sleep(300)]);
+      if (!s) break;
+      fillers.push(s);
+    }
+    a = new Node("engine", d.engine("a")[0], d.dir);
+    await a.waitFor(/center registry .* connect failed \(connect timed out after 5s\)/, 9000);
+    for (const s of fillers) s.end();
+    process.kill(center.pid, "SIGCONT");
+    await a.waitFor(/start the lua server/, 15_000);
+  } finally {
+    for (const s of fillers) s.end();
+    process.kill(center.pid, "SIGCONT");
+    await Promise.all([a?.stop("SIGKILL"), center.stop("SIGKILL")]);
+    d.remove();
+  }
+}, 40_000);
