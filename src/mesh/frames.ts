@@ -100,12 +100,17 @@ export class FrameWriter {
     this.ensure(s.length * 3);
     this.len += encoder.encodeInto(s, this.buf.subarray(this.len)).written;
   }
-  /** A u16 byte length, then the UTF-8 text. */
+  /** A u16 byte length, then the UTF-8 text; a text over 65535 bytes throws (a truncated length would misframe it). */
   shortText(s: string): void {
     const at = this.len;
     this.u16(0);
     this.text(s);
-    this.view.setUint16(at, this.len - at - 2);
+    const n = this.len - at - 2;
+    if (n > 0xffff) {
+      this.len = at;
+      throw new RangeError(`${n} bytes is too long for the mesh (at most 65535)`);
+    }
+    this.view.setUint16(at, n);
   }
   end(): void {
     this.view.setUint32(this.start, this.len - this.start - 4);

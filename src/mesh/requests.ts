@@ -48,7 +48,12 @@ export function queueOver(link: PeerLink, topic: string, json: string, clientId:
   const busy = link.ready();
   if (busy) return Promise.resolve([0, busy]);
   const req = nextReq();
-  writeQueuePush(link.out, req, topic, json, clientId);
+  try {
+    writeQueuePush(link.out, req, topic, json, clientId);
+  } catch (e) {
+    link.out.cancel();
+    return Promise.resolve([0, `queue topic: ${(e as Error).message}`]);
+  }
   if (link.out.frameSize() > MAX_FRAME) {
     link.out.cancel();
     return Promise.resolve([0, "message too large for the mesh"]);
@@ -63,7 +68,11 @@ export function publishTo(links: readonly PeerLink[], channel: string, data: Uin
   if (links.length === 0) return Promise.resolve([0, 0]);
   const req = nextReq();
   scratch.reset();
-  writePublish(scratch, req, channel, data, type);
+  try {
+    writePublish(scratch, req, channel, data, type);
+  } catch {
+    return Promise.resolve([0, links.length]); // a channel name over 65535 bytes
+  }
   if (scratch.frameSize() > MAX_FRAME) return Promise.resolve([0, links.length]);
   const frame = scratch.frame();
   return new Promise((resolve) => {

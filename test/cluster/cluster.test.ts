@@ -112,6 +112,19 @@ describe("a center and two engines", () => {
     onA.close();
   }, 10_000);
 
+  test("a publish whose channel name does not fit a mesh frame (over 65535 bytes) reaches no other channel on A", async () => {
+    const onA = await Client.open(url(pa));
+    await onA.ask("sub ab");
+    const long = "ab" + "x".repeat(65536);
+    // Every link it cannot go over (A, and B's own workers with -p > 1) counts as a failure; nothing is delivered.
+    const r = (await apiPost(pb, "/v1/mesh/publish", { c: long, d: "payload" })).r;
+    expect(r.s).toBe(0);
+    expect(r.f).toBeGreaterThanOrEqual(1);
+    expect(await apiPost(pb, "/v1/mesh/publish", { c: "ab", d: "after" })).toEqual({ E: null, r: { s: 1, f: 0 } });
+    expect(await onA.next()).toBe("after");
+    onA.close();
+  });
+
   test("conn.call through B's /ws/v1 sets a context value on A and releases wait_context_value", async () => {
     const onA = await Client.open(url(pa));
     const id = (await onA.ask("id")).split(" ")[1]!;
