@@ -133,11 +133,13 @@ export class Scheduler {
 
   /** Acts on how a resume ended: done, waiting on a blocking op, or failed. */
   private settle(task: Task, status: number): void {
-    if (status === LUA_YIELD) {
+    while (status === LUA_YIELD) {
       const top = lua.lua_gettop(task.co);
-      if (top === 1 && lua.lua_type(task.co, 1) === LUA_TBOOLEAN) this.finish(task, true);
-      else this.block(task, top);
-    } else if (status !== DISPATCH_DONE) {
+      if (top === 1 && lua.lua_type(task.co, 1) === LUA_TBOOLEAN) return this.finish(task, true);
+      if (this.block(task, top)) return;
+      status = this.answerNil(task);
+    }
+    if (status !== DISPATCH_DONE) {
       // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
       this.errors++;
       log.error("lua callback error: " + (status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref)));
@@ -158,15 +160,29 @@ export class Scheduler {
     }
   }
 
-  private block(task: Task, top: number): void {
+  /**
+   * Something other than our `block` yielded (a script's own coroutine.yield): it gets nil back at once. In a
+   * loop (not recursion) and within the same slice of the runaway guard, so a yield loop is stopped like any
+   * other runaway instead of overflowing the JS stack.
+   */
+  private answerNil(task: Task): number {
+    const outer = this.running;
+    this.running = task;
+    const previous = this.vm.enter();
+    const status = lua.lua_resume(task.co, 0);
+    this.vm.leave(previous);
+    this.running = outer;
+    return status;
+  }
+
+  /** Starts the blocking op the coroutine yielded; false (stack cleared) when it yielded no op of ours. */
+  private block(task: Task, top: number): boolean {
     const co = task.co;
     const name = top > 0 && lua.lua_type(co, 1) === LUA_TSTRING ? toString(co, 1) : null;
     const entry = name === null ? undefined : this.vm.blocking.get(name);
     if (!entry) {
-      // Something other than our `block` yielded a value (a user coroutine.yield at top level): answer nil.
       lua.lua_settop(co, 0);
-      this.resume(task, 0);
-      return;
+      return false;
     }
     const args: PlainValue[] = [];
     for (let i = 2; i <= top; i++) args.push(readValue(co, i, entry.binary));
@@ -181,6 +197,7 @@ export class Scheduler {
       (results) => this.continueWith(task, results),
       (e) => this.continueWith(task, [null, e instanceof Error ? e.message : String(e)]),
     );
+    return true;
   }
 
   private continueWith(task: Task, results: unknown[]): void {

@@ -67,6 +67,17 @@ describe("callbacks", () => {
     expect(readLog()).toContain("callback exceeded its time budget of 50 ms");
   });
 
+  test("a callback that yields in a loop is stopped by the runaway guard; the connection goes on", () => {
+    const vm = makeVM(`function on_event(id, p) if p == "loop" then while true do coroutine.yield() end end record(p) end`, { budgetMs: 50 });
+    const a = owner();
+    const t0 = performance.now();
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "loop");
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
+    vm.scheduler.dispatch(a, TEST_EVENT, 1, "next");
+    expect(recorded).toEqual(["next"]);
+    expect(readLog()).toContain("callback exceeded its time budget of 50 ms");
+  });
+
   test("a top-level coroutine.yield in a callback does not confuse the scheduler", () => {
     const vm = makeVM(`function on_event(id, p) local v = coroutine.yield() record("resumed " .. tostring(v)) end`);
     vm.scheduler.dispatch(owner(), TEST_EVENT, 1, "x");
