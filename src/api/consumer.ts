@@ -34,7 +34,7 @@ export class ApiSocket implements Consumer {
 
   /** Bun's send result: >0 written, -1 buffered behind earlier data, 0 dropped (closed or over the limit). */
   private sent(status: number): boolean {
-    if (status === -1 && !this.stalledSince) this.stalledSince = Date.now();
+    if (status === -1 && !this.stalledSince) this.stalledSince = performance.now();
     return status !== 0;
   }
 

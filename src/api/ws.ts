@@ -74,7 +74,7 @@ export class ApiWebSockets {
 
   /** Drops connections whose peer took nothing for writeTimeout seconds (their items stay queued). */
   private dropStalled(): void {
-    const limit = Date.now() - this.settings().writeTimeout * 1000;
+    const limit = performance.now() - this.settings().writeTimeout * 1000;
     for (const s of this.sockets) {
       if (s.stalledSince && s.stalledSince < limit) {
         log.warn(`api connection ${s.ws?.remoteAddress} did not read for ${this.settings().writeTimeout}s, dropped`);

@@ -60,7 +60,7 @@ export class RegistryClient {
           clearTimeout(this.connectTimer);
           this.socket = s;
           this.out = new Outbox(s, MAX_UNSENT);
-          this.lastHeard = Date.now();
+          this.lastHeard = performance.now();
           log.info(`center registry ${this.addr} connect successful`);
           // Checks for an answer from here on: a center that accepts but never answers the register is retried.
           clearInterval(this.beat);
@@ -69,7 +69,7 @@ export class RegistryClient {
         },
         data: (_s, chunk) => {
           if (attempt !== this.attempt) return;
-          this.lastHeard = Date.now();
+          this.lastHeard = performance.now();
           const err = reader.push(chunk);
           if (err) this.lost(attempt, err);
         },
@@ -104,7 +104,7 @@ export class RegistryClient {
   }
 
   private heartbeat(attempt: number): void {
-    if (Date.now() - this.lastHeard > DROP_MS) return this.lost(attempt, `no answer for ${DROP_MS / 1000}s`);
+    if (performance.now() - this.lastHeard > DROP_MS) return this.lost(attempt, `no answer for ${DROP_MS / 1000}s`);
     if (!this.registered) return;
     if (this.out && !sendMsg(this.out, { t: "hb", clients: this.h.clients() })) this.lost(attempt, "center does not read");
   }

@@ -5,7 +5,8 @@ import type { Outbox } from "../mesh/frames";
 export const REGISTRY_VERSION = 1;
 /** An engine heartbeats this often... */
 export const HEARTBEAT_MS = 1000;
-/** ...and the center drops a node it has not heard from for this long (and tells the others). */
+/** ...and the center drops a node it has not heard from for this long (and tells the others); measured with
+ * performance.now(), so a step of the wall clock drops nobody. */
 export const DROP_MS = 5000;
 
 /** Engine -> center, first message on every connection. */

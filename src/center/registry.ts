@@ -38,7 +38,7 @@ export class RegistryServer {
   private readonly reserved = new Map<number, string>();
   /** Where the search for a free index goes on, so a freed index is reused as late as possible. */
   private cursor = 1 + Math.floor(Math.random() * MAX_NODE);
-  private readonly startedAt = Date.now();
+  private readonly startedAt = performance.now();
   private settled = false;
   /** Registry connections accepted since start (connmix_center_registry_channels_total). */
   connectionsTotal = 0;
@@ -83,7 +83,7 @@ export class RegistryServer {
     if (msg.t === "register") return this.register(s, msg);
     if (!entry) return this.refuse(s, "register first");
     if (msg.t === "hb") {
-      entry.lastBeat = Date.now();
+      entry.lastBeat = performance.now();
       if (Number.isInteger(msg.clients) && msg.clients >= 0) entry.clients = msg.clients;
       this.send(s, { t: "hb" });
     } else if (msg.t === "leave") {
@@ -95,7 +95,7 @@ export class RegistryServer {
     if (m.v !== REGISTRY_VERSION) return this.refuse(s, `registry protocol version ${m.v} is not supported (the center speaks ${REGISTRY_VERSION})`);
     if (typeof m.id !== "string" || !NODE_ID.test(m.id)) return this.refuse(s, "invalid node id");
     if (!validPort(m.api_port) || !validPort(m.mesh_port)) return this.refuse(s, "invalid ports");
-    const now = Date.now();
+    const now = performance.now();
     const ip = (typeof m.ip === "string" && m.ip) || plainIp(s.remoteAddress);
     let entry = this.nodes.get(m.id);
     if (entry) {
@@ -111,7 +111,7 @@ export class RegistryServer {
       }
       const index = this.pickIndex(m.id, m.index);
       if (!index) return this.refuse(s, "no free node index");
-      entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: now, session: null };
+      entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: Date.now(), session: null };
       this.nodes.set(m.id, entry);
       this.indexes.set(index, m.id);
       this.reserved.delete(index);
@@ -159,7 +159,7 @@ export class RegistryServer {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const e of this.nodes.values()) {
       if (now - e.lastBeat > DROP_MS) this.drop(e, `no heartbeat for ${DROP_MS / 1000}s`);
     }

@@ -27,7 +27,7 @@ export class Mesh implements Peers {
   constructor(target: MeshTarget, readonly id: string) {
     this.point = new MeshPoint(target, this);
     this.ticker = setInterval(() => {
-      const now = Date.now();
+      const now = performance.now();
       for (const link of this.links) link.tick(now);
     }, TICK_MS);
   }

@@ -59,7 +59,7 @@ export class PeerLink {
 
   /** Waits for the reply to request `req`, which the caller just wrote to `out`. */
   track(req: number, done: Done): void {
-    this.pending.set(req, { deadline: Date.now() + REQUEST_MS, done });
+    this.pending.set(req, { deadline: performance.now() + REQUEST_MS, done });
     this.out.schedule();
   }
 
@@ -76,13 +76,13 @@ export class PeerLink {
           s.setNoDelay(true);
           this.socket = s;
           this.out = new Outbox(s, MAX_UNSENT);
-          this.lastHeard = Date.now();
+          this.lastHeard = performance.now();
           writeHello(this.out, T.HELLO, this.self.id, this.self.index);
           this.out.schedule();
         },
         data: (s, chunk) => {
           if (attempt !== this.attempt) return;
-          this.lastHeard = Date.now();
+          this.lastHeard = performance.now();
           const err = reader.push(chunk);
           if (err) this.lost(attempt, err);
         },

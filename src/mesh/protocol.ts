@@ -7,7 +7,8 @@ import type { FrameWriter } from "./frames";
 /** The protocol version this build speaks; a peer that offers another one is refused in the hello. */
 export const MESH_VERSION = 1;
 
-// Timing and limits (docs/cluster.md explains how they play together).
+// Timing and limits (docs/cluster.md explains how they play together). Times are measured with
+// performance.now(), which a step of the wall clock (NTP, a resumed VM) does not move.
 /** A dialer pings its link this often when it has nothing else to say... */
 export const PING_MS = 1000;
 /** ...and gives the link up when nothing came back for this long. */

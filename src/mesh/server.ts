@@ -48,12 +48,12 @@ export class MeshPoint {
             reader: new FrameReader((f) => this.onFrame(s, f)),
             out: new Outbox(s, MAX_UNSENT),
             peer: null,
-            lastHeard: Date.now(),
+            lastHeard: performance.now(),
           };
           this.links.add(s);
         },
         data: (s, chunk) => {
-          s.data.lastHeard = Date.now();
+          s.data.lastHeard = performance.now();
           const err = s.data.reader.push(chunk);
           if (err) this.refuse(s, err);
         },
@@ -210,7 +210,7 @@ export class MeshPoint {
   }
 
   private dropSilent(): void {
-    const limit = Date.now() - INBOUND_IDLE_MS;
+    const limit = performance.now() - INBOUND_IDLE_MS;
     for (const s of this.links) {
       if (s.data.lastHeard < limit) {
         log.warn(`mesh point: link from ${s.data.peer ?? s.remoteAddress} silent for ${INBOUND_IDLE_MS / 1000}s, closed`);

@@ -53,9 +53,9 @@ export const LINK_TICK_MS = 250;
 
 /** Resolves once `link` said hello both ways; rejects after `ms`. */
 export async function linkUp(link: PeerLink, what: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
+  const end = performance.now() + ms;
   while (!link.up) {
-    if (Date.now() > end) throw new Error(`${what}: no mesh link within ${ms / 1000}s`);
+    if (performance.now() > end) throw new Error(`${what}: no mesh link within ${ms / 1000}s`);
     await Bun.sleep(2);
   }
 }

@@ -76,7 +76,7 @@ export class Workers {
       residentBytes: () => this.slots.reduce((sum, s) => sum + (s.stats?.residentBytes ?? 0), 0),
     });
     this.ticker = setInterval(() => {
-      const now = Date.now();
+      const now = performance.now();
       for (const s of this.slots) s.link?.tick(now);
     }, LINK_TICK_MS);
     this.unfollow = onConfigChange((next) => {
@@ -142,7 +142,7 @@ export class Workers {
     slot.proc = proc;
     slot.stats = null;
     slot.failure = null;
-    slot.startedAt = Date.now();
+    slot.startedAt = performance.now();
     slot.logged = forwardLog(proc.stderr);
     const id = `${this.router.id}.w${slot.k}.${proc.pid}`;
     log.debug(`worker ${slot.k} started (pid ${proc.pid})`);
@@ -230,7 +230,7 @@ export class Workers {
     const how = proc.signalCode ? `signal ${proc.signalCode}` : `code ${proc.exitCode}`;
     slot.starting?.reject(new Error(`worker ${slot.k} exited with ${how} while starting`));
     if (this.stopping || !this.started) return;
-    if (Date.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
+    if (performance.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
     const delay = Math.min(RESTART_MIN_MS * 2 ** slot.quickDeaths++, RESTART_MAX_MS);
     const what = slot.failure === null ? `exited with ${how}: its clients are disconnected` : `could not start (${slot.failure})`;
     log.error(`worker ${slot.k} (pid ${proc.pid}) ${what}, restarting it in ${delay / 1000}s`);

@@ -28,7 +28,7 @@ class Upstream implements Peers {
   constructor(primary: PeerInfo, self: { id: string; index: number }) {
     this.link = new PeerLink(primary, self, "the primary");
     this.links = [this.link];
-    this.ticker = setInterval(() => this.link.tick(Date.now()), LINK_TICK_MS);
+    this.ticker = setInterval(() => this.link.tick(performance.now()), LINK_TICK_MS);
   }
 
   hasPeers(): boolean {

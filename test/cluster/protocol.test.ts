@@ -1,6 +1,6 @@
 // The node-to-node and registry protocols against real sockets, in one process: a mesh point answering
 // raw frames (including bad ones), a peer that stops answering or reading, and the registry's refusals.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setSystemTime, test } from "bun:test";
 import { ClientIds } from "../../src/engine/ids";
 import { EngineNode } from "../../src/engine/node";
 import { Queues } from "../../src/queue/queues";
@@ -268,6 +268,23 @@ describe("registry", () => {
     expect(msg(c.frames[0]!)).toMatchObject({ t: "registered" });
     expect(msg(c.frames[1]!).nodes.map((n: { id: string }) => n.id)).toContain(id);
     c.end();
+  });
+
+  test("a step of the wall clock (NTP, a resumed VM) does not drop a node that keeps its heartbeats", async () => {
+    const c = await rawClient(port);
+    const id = newNodeId();
+    c.send(register({ id }));
+    await until(() => registry.nodes.has(id), 2000);
+    const beat = setInterval(() => c.send((w) => (w.begin(), w.text('{"t":"hb","clients":0}'), w.end())), 1000);
+    try {
+      setSystemTime(new Date(Date.now() + 60_000));
+      await Bun.sleep(1500);
+      expect(registry.nodes.has(id)).toBe(true);
+    } finally {
+      setSystemTime();
+      clearInterval(beat);
+      c.end();
+    }
   });
 
   test("a new node on the mesh address of a listed one replaces it at once", async () => {
