@@ -23,6 +23,7 @@ const api = dlopen(libs.lua, {
   lua_status: { args: [L], returns: i32 },
   lua_xmove: { args: [L, L, i32], returns: none },
   lua_gettop: { args: [L], returns: i32 },
+  lua_checkstack: { args: [L, i32], returns: i32 },
   lua_settop: { args: [L, i32], returns: none },
   lua_pushvalue: { args: [L, i32], returns: none },
   lua_remove: { args: [L, i32], returns: none },

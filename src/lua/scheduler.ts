@@ -203,7 +203,13 @@ export class Scheduler {
   private continueWith(task: Task, results: unknown[]): void {
     if (this.vm.closed) return;
     const co = task.co;
-    for (const r of results) pushValue(co, r);
+    try {
+      for (const r of results) pushValue(co, r);
+    } catch (e) {
+      lua.lua_settop(co, 0);
+      results = [null, (e as Error).message];
+      for (const r of results) pushValue(co, r);
+    }
     this.resume(task, results.length);
   }
 

@@ -100,7 +100,9 @@ export function pushValue(L: LuaState, v: unknown, depth = 0): void {
   else if (typeof v === "boolean") lua.lua_pushboolean(L, v ? 1 : 0);
   else if (typeof v === "bigint") lua.lua_pushnumber(L, Number(v));
   else if (v instanceof Uint8Array) pushBytes(L, v);
-  else if (depth > 100) throw new Error("value nested too deeply for Lua");
+  // Lua's API does not grow the stack on a push: each table level makes room for its key and value first
+  // (without it, a few dozen levels wrote past the stack and crashed the process).
+  else if (depth > 100 || !lua.lua_checkstack(L, 3)) throw new Error("value nested too deeply for Lua");
   else if (Array.isArray(v)) {
     lua.lua_createtable(L, v.length, 0);
     for (let i = 0; i < v.length; i++) {
@@ -128,7 +130,7 @@ export function readValue(L: LuaState, idx: number, binary = false, depth = 0): 
     case LUA_TBOOLEAN: return lua.lua_toboolean(L, idx) !== 0;
     case LUA_TNUMBER: return lua.lua_tonumber(L, idx);
     case LUA_TSTRING: return binary ? toBytes(L, idx) : toString(L, idx);
-    case LUA_TTABLE: return depth > 100 ? null : readTable(L, idx, binary, depth);
+    case LUA_TTABLE: return depth > 100 || !lua.lua_checkstack(L, 3) ? null : readTable(L, idx, binary, depth);
     default: return null;
   }
 }

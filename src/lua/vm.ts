@@ -172,7 +172,12 @@ export class LuaVM {
     const L = this.L;
     const base = lua.lua_gettop(L);
     lua.lua_getfield(L, LUA_GLOBALSINDEX, Buffer.from(name + "\0"));
-    for (const a of args) pushValue(L, a);
+    try {
+      for (const a of args) pushValue(L, a);
+    } catch (e) {
+      lua.lua_settop(L, base);
+      throw e;
+    }
     const previous = this.enter();
     const status = guardedPcall(L, args.length, 1, 0);
     this.leave(previous);

@@ -136,3 +136,36 @@ describe("readTimeout", () => {
     expect(Date.now() - opened).toBeGreaterThanOrEqual(900);
   }, 10_000);
 });
+
+describe("nested values between JS and Lua", () => {
+  test("deep tables cross without overflowing Lua's stack (99 levels crashed the engine)", async () => {
+    const s = await startServer(`
+      function on_message(msg, conn)
+        if msg.data == "http" then
+          local deep = "x"
+          for i = 1, 99 do deep = { deep } end
+          local resp, err = mix.http.request("GET", "http://127.0.0.1:1/", { headers = { X = deep }, timeout = 1 })
+          return conn:send("http " .. tostring(err ~= nil))
+        end
+        local v, d = conn:context_value("k"), 0
+        while type(v) == "table" do v = v[1] d = d + 1 end
+        conn:send("depth " .. d .. " " .. tostring(v))
+      end
+    `);
+    const c = await Client.open(s.url);
+    const id = [...s.engine.node.connections.keys()][0]!;
+    const nested = (n: number) => { let v: unknown = "x"; for (let i = 0; i < n; i++) v = [v]; return v; };
+    expect(s.engine.node.callLocal(id, "set_context_value", ["k", nested(99)])).toBeNull();
+    c.send("depth");
+    await until(() => c.received.length === 1);
+    expect(c.received[0]).toBe("depth 99 x");
+    // Deeper than the limit: a clear error for the API caller, and the Lua state stays balanced.
+    for (let i = 0; i < 500; i++) expect(s.engine.node.callLocal(id, "set_context_value", ["k", nested(150)])).toBe("value nested too deeply for Lua");
+    c.send("depth");
+    await until(() => c.received.length === 2);
+    expect(c.received[1]).toBe("depth 99 x");
+    c.send("http");
+    await until(() => c.received.length === 3, 5000);
+    expect(c.received[2]).toBe("http true");
+  });
+});
