@@ -25,6 +25,7 @@ interface Session {
   reader: FrameReader;
   out: Outbox;
   node: NodeEntry | null;
+  openedAt: number;
 }
 type S = Socket<Session>;
 
@@ -42,6 +43,8 @@ export class RegistryServer {
   private settled = false;
   /** Registry connections accepted since start (connmix_center_registry_channels_total). */
   connectionsTotal = 0;
+  /** Connections that have not registered yet; closed when they take longer than DROP_MS. */
+  private readonly unregistered = new Set<S>();
   private listener: TCPSocketListener<Session> | null = null;
   private sweeper: Timer | undefined;
 
@@ -52,7 +55,8 @@ export class RegistryServer {
       socket: {
         open: (s) => {
           this.connectionsTotal++;
-          s.data = { reader: new FrameReader((f) => this.onFrame(s, f), MAX_UNSENT), out: new Outbox(s, MAX_UNSENT), node: null };
+          s.data = { reader: new FrameReader((f) => this.onFrame(s, f), MAX_UNSENT), out: new Outbox(s, MAX_UNSENT), node: null, openedAt: performance.now() };
+          this.unregistered.add(s);
         },
         data: (s, chunk) => {
           const err = s.data.reader.push(chunk);
@@ -119,6 +123,7 @@ export class RegistryServer {
     entry.session = s;
     entry.lastBeat = now;
     s.data.node = entry;
+    this.unregistered.delete(s);
     if (!this.settled && Array.isArray(m.peers)) {
       for (const peer of m.peers as unknown[]) {
         if (!Array.isArray(peer)) continue; // malformed: ignored, the registration goes on
@@ -163,6 +168,12 @@ export class RegistryServer {
     for (const e of this.nodes.values()) {
       if (now - e.lastBeat > DROP_MS) this.drop(e, `no heartbeat for ${DROP_MS / 1000}s`);
     }
+    for (const s of this.unregistered) {
+      if (now - s.data.openedAt > DROP_MS) {
+        this.unregistered.delete(s);
+        this.refuse(s, `no register within ${DROP_MS / 1000}s`);
+      }
+    }
     if (!this.settled && now - this.startedAt >= DROP_MS) {
       // Every node that was alive before a restart has re-registered by now: lists are complete from here on.
       this.settled = true;
@@ -198,6 +209,7 @@ export class RegistryServer {
   }
 
   private closed(s: S): void {
+    this.unregistered.delete(s);
     const e = s.data?.node;
     s.data?.out.detach();
     if (e && e.session === s) {

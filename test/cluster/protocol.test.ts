@@ -287,6 +287,12 @@ describe("registry", () => {
     }
   });
 
+  test("a connection that does not register within 5s is closed, saying why", async () => {
+    const c = await rawClient(port);
+    await until(() => c.closed(), 7000);
+    expect(c.frames.map(msg)).toEqual([{ t: "error", m: "no register within 5s" }]);
+  }, 10_000);
+
   test("a new node on the mesh address of a listed one replaces it at once", async () => {
     const [old, next] = [newNodeId(), newNodeId()];
     const a = await rawClient(port);
