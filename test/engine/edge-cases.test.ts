@@ -169,3 +169,35 @@ describe("nested values between JS and Lua", () => {
     expect(c.received[2]).toBe("http true");
   });
 });
+
+describe("wait_context_value on different keys", () => {
+  test("a change that releases one waiter leaves another, waiting on another key, waiting (not 'closed')", async () => {
+    const s = await startServer(`
+      local byname = {}
+      function on_message(msg, conn)
+        local cmd, name, key = msg.data:match("^(%w+) (%w+) ?(%w*)$")
+        if cmd == "me" then byname[name] = conn conn:send("ok") return end
+        if cmd == "close" then return conn:send("close " .. tostring(byname[name]:close())) end
+        local v, err = byname[name]:wait_context_value(key)
+        conn:send("woke " .. tostring(v) .. " " .. tostring(err))
+      end
+    `);
+    const b = await Client.open(s.url);
+    b.send("me b");
+    await until(() => b.received.length === 1);
+    const a = await Client.open(s.url);
+    b.send("wait b k1");
+    await Bun.sleep(20);
+    a.send("wait b k2");
+    await Bun.sleep(20);
+    const bId = [...s.engine.node.connections.keys()][0]!;
+    expect(s.engine.node.callLocal(bId, "set_context_value", ["k2", "two"])).toBeNull();
+    await until(() => a.received.length === 1, 2000, "a woken");
+    expect(a.received[0]).toBe("woke two nil");
+    await Bun.sleep(50);
+    expect(b.received.length).toBe(1); // still waiting for k1
+    expect(s.engine.node.callLocal(bId, "set_context_value", ["k1", "one"])).toBeNull();
+    await until(() => b.received.length === 2, 2000, "b woken");
+    expect(b.received[1]).toBe("woke one nil");
+  });
+});

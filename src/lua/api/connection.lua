@@ -25,9 +25,11 @@ function Conn:remote_addr() return self.addr end
 function Conn:context() return self.ctx end
 function Conn:context_value(k) return self.ctx[k] end
 
+-- self.waiting counts the callbacks in wait_context_value on this connection (its own, or another
+-- connection's holding this conn object); self.changes counts the context changes they could see.
 local function changed(self)
-  if self.waiting then
-    self.woken = true
+  if self.waiting > 0 then
+    self.changes = self.changes + 1
     P.wake(self.id)
   end
 end
@@ -50,12 +52,13 @@ function Conn:wait_context_value(k)
     local v = self.ctx[k]
     if v ~= nil then return v end
     if self.closed then return nil, "connection closed" end
-    self.waiting, self.woken = true, false
+    local seen = self.changes
+    self.waiting = self.waiting + 1
     block("connection.wait", self.id)
-    self.waiting = false
-    -- Only a context change sets woken; a wait that ends otherwise ended because the connection closed
+    self.waiting = self.waiting - 1
+    -- Only a context change counts; a wait that ends without one ended because the connection closed
     -- (its on_close waits behind this callback, so self.closed is not set yet).
-    if not self.woken then
+    if self.changes == seen then
       self.closed = true
       return nil, "connection closed"
     end
@@ -90,7 +93,7 @@ end
 local EV = { open = 10, close = 11, context = 12 }
 
 H[EV.open] = function(id, info)
-  conns[id] = setmetatable({ id = id, addr = info.addr, ctx = {}, buf = "",
+  conns[id] = setmetatable({ id = id, addr = info.addr, ctx = {}, buf = "", waiting = 0, changes = 0,
     default_type = info.binary and "binary" or "text" }, Conn)
 end
 
