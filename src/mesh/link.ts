@@ -36,6 +36,8 @@ export class PeerLink {
   private readonly pending = new Map<number, Pending>();
   private lastHeard = 0;
   private lastPing = 0;
+  /** When the pending connect began; 0 when none is pending. */
+  private connectingSince = 0;
   private retryMs = RETRY_MIN_MS;
   private retryTimer: Timer | undefined;
   private warned = false;
@@ -65,6 +67,7 @@ export class PeerLink {
 
   private connect(): void {
     const attempt = ++this.attempt;
+    this.connectingSince = performance.now();
     // Frames still in a chunk after the attempt ended (a BYE, say) are ignored.
     const reader = new FrameReader((f) => attempt === this.attempt && this.onFrame(f));
     Bun.connect({
@@ -74,6 +77,7 @@ export class PeerLink {
         open: (s) => {
           if (attempt !== this.attempt || this.closed) return void s.end();
           s.setNoDelay(true);
+          this.connectingSince = 0;
           this.socket = s;
           this.out = new Outbox(s, MAX_UNSENT);
           this.lastHeard = performance.now();
@@ -125,6 +129,7 @@ export class PeerLink {
     this.attempt++;
     const wasUp = this.up;
     this.up = false;
+    this.connectingSince = 0;
     this.socket?.end();
     this.socket = null;
     this.out.detach();
@@ -143,6 +148,9 @@ export class PeerLink {
   tick(now: number): void {
     if (this.socket && now - this.lastHeard > LINK_SILENT_MS) {
       this.lost(this.attempt, `no answer for ${LINK_SILENT_MS / 1000}s`);
+    } else if (this.connectingSince && now - this.connectingSince > LINK_SILENT_MS) {
+      // SYNs dropped (a host down, a firewall): the kernel's retries space out to minutes, past the backoff.
+      this.lost(this.attempt, `connect timed out after ${LINK_SILENT_MS / 1000}s`);
     } else if (this.up && now - this.lastPing >= PING_MS) {
       this.lastPing = now;
       writeEmpty(this.out, T.PING);

@@ -306,3 +306,37 @@ describe("registry", () => {
     b.end();
   });
 });
+
+test("a link whose connect hangs (the peer's SYNs dropped) is up within seconds once the peer is back", async () => {
+  // The peer: a real mesh point in a child process, frozen with its accept queue full, so SYNs go unanswered.
+  const peerId = newNodeId();
+  const script = `import { MeshPoint } from ${JSON.stringify(`${import.meta.dir}/../../src/mesh/server.ts`)};
+    const p = new MeshPoint({ sendLocal: () => "client not found", publishLocal: () => [0, 0], callLocal: () => null }, { id: "${peerId}" });
+    p.listen("127.0.0.1", 0);
+    console.log(p.port);`;
+  const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "ignore" });
+  const port = Number(new TextDecoder().decode((await child.stdout.getReader().read()).value).trim());
+  const mesh = new Mesh(new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 })), newNodeId());
+  const fillers: { end(): void }[] = [];
+  try {
+    process.kill(child.pid, "SIGSTOP");
+    for (;;) {
+      const s = await Promise.race([Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }), Bun.sleep(300)]);
+      if (!s) break;
+      fillers.push(s);
+    }
+    mesh.update([{ id: peerId, index: 5, ip: "127.0.0.1", meshPort: port }], true);
+    // The kernel's SYN retries space out (1 s apart, then 2, 4, 8 s): a connect left to them answers late.
+    await Bun.sleep(11_500);
+    for (const s of fillers) s.end();
+    process.kill(child.pid, "SIGCONT");
+    const t0 = performance.now();
+    let answer: string | null = "";
+    while (performance.now() - t0 < 5000 && (answer = await mesh.sendRemote(5 * NODE + 1, "x", 1)) !== "client not found") await Bun.sleep(20);
+    expect(answer).toBe("client not found"); // the peer answered: the link is up
+  } finally {
+    for (const s of fillers) s.end();
+    mesh.stop();
+    child.kill("SIGKILL");
+  }
+}, 25_000);
