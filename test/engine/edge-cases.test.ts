@@ -239,3 +239,19 @@ print(s.recv(100).decode().strip())
     expect(out.trim()).toBe("sent\n3000 30000000");
   }, 20_000);
 });
+
+describe("protocol_input that fails", () => {
+  test("a protocol_input that raises on every read does not buffer without bound: past the limit the connection is closed", async () => {
+    const s = await startServer(`
+      function protocol_input(buf) error("cannot parse " .. buf:length() .. " bytes") end
+    `, { protocol: "socket" });
+    const c = await TcpClient.connect(s.port);
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    for (let i = 0; i < 40 && !c.closed; i++) { // 2.5 MB, more than the 1 MiB framing limit
+      c.write(chunk);
+      await Bun.sleep(5);
+    }
+    await c.waitClosed();
+    expect(readLog()).toContain("without a complete package; closing");
+  });
+});

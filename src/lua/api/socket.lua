@@ -32,6 +32,11 @@ H[CONNECT] = function(id, info)
   if f then f(id, c) end
 end
 
+local function too_much(c, id, n)
+  mix.log(mix.ERROR, "connection " .. id .. " buffered " .. n .. " bytes without a complete package; closing")
+  c:close() c.buf = ""
+end
+
 -- New bytes arrived: run the framing loop over everything buffered so far. c.buf is updated before the
 -- callbacks of each package run, so a callback that fails loses only its own package: the bytes after it
 -- stay buffered and are framed when the next bytes arrive. conn:clear_buffer() in any callback drops them.
@@ -41,6 +46,8 @@ H[DATA] = function(id, bytes, limit)
   S.conn = c
   local buf = c.buf == "" and bytes or c.buf .. bytes
   c.buf = buf
+  -- Only a callback that failed (protocol_input raised) can have left more than the limit buffered.
+  if #buf - #bytes > limit then return too_much(c, id, #buf) end
   while buf ~= "" and not c.closed do
     c.cleared = false
     local n = tonumber(protocol_input(setmetatable({ s = buf, pos = 0 }, Buffer), c)) or 0
@@ -61,10 +68,7 @@ H[DATA] = function(id, bytes, limit)
     if msg ~= nil and on_message then on_message(msg, c) end
     if c.cleared then return end
   end
-  if #buf > limit then
-    mix.log(mix.ERROR, "connection " .. id .. " buffered " .. #buf .. " bytes without a complete package; closing")
-    c:close() c.buf = ""
-  end
+  if #buf > limit then too_much(c, id, #buf) end
 end
 
 -- Called by the engine (main thread) for data pushed to a socket connection (id is nil for a publish,
