@@ -195,7 +195,10 @@ export class LuaVM {
     lua.lua_rawgeti(L, LUA_REGISTRYINDEX, this.tracebackRef);
     lua.lua_rawgeti(L, LUA_REGISTRYINDEX, coRef);
     lua.lua_xmove(co, L, 1);
-    const status = lua.lua_pcall(L, 2, 1, 0);
+    // An error object's __tostring is Lua code that may call into this VM's API.
+    const previous = this.enter();
+    const status = guardedPcall(L, 2, 1, 0);
+    this.leave(previous);
     const text = toString(L, -1) ?? "(no message)";
     lua.lua_settop(L, base);
     return status === 0 ? text : "error while building a traceback: " + text;

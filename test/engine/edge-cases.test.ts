@@ -255,3 +255,17 @@ describe("protocol_input that fails", () => {
     expect(readLog()).toContain("without a complete package; closing");
   });
 });
+
+describe("error objects", () => {
+  test("an error object's __tostring may use mix while its traceback is built", async () => {
+    const s = await startServer(`
+      function protocol_input(buf) return buf:length() end
+      function on_message(msg, conn)
+        error(setmetatable({}, { __tostring = function() return "failed with " .. tostring(mix.server.option("color")) end }))
+      end
+    `, { protocol: "socket", options: [{ name: "color", value: "blue" }] });
+    const c = await TcpClient.connect(s.port);
+    c.write("x");
+    await until(() => readLog().includes("failed with blue"), 3000, "the error text in the log");
+  });
+});
