@@ -15,7 +15,7 @@ interface User {
 /** `*` matches any run of characters; everything else literally. */
 export function hostPattern(glob: string): RegExp {
   const body = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-  return new RegExp(`^${body}$`);
+  return new RegExp(`^${body}$`, "i"); // IPv6 hex digits in either case
 }
 
 /** The caller's IP as users write it: IPv4-mapped IPv6 addresses lose their ::ffff: prefix. */

@@ -69,6 +69,9 @@ describe("access control", () => {
     expect(hostPattern("172.*.*.*").test("10.172.0.1")).toBe(false);
     expect(hostPattern("10.0.0.1").test("10.0.0.10")).toBe(false);
     expect(hostPattern("10.0.0.1").test("10a0b0c1")).toBe(false);
+    // Bun reports IPv6 addresses in lower case; a glob written in upper case still matches them.
+    expect(hostPattern("FE80::*").test("fe80::1")).toBe(true);
+    expect(hostPattern("2001:DB8::1").test("2001:db8::1")).toBe(true);
   });
 });
 
