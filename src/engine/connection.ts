@@ -14,6 +14,8 @@ export class Connection implements SerialOwner {
   /** Bytes a TCP client has not accepted yet (written when it drains). */
   pending: Uint8Array[] | null = null;
   pendingBytes = 0;
+  /** A close was asked while bytes were still pending: the TCP connection ends once they are written. */
+  endWhenFlushed = false;
   /** When writes started to back up (ms), for writeTimeout; 0 when not backed up. */
   stalledSince = 0;
   /** Channels of a socket connection (WebSocket ones live in Bun's topics). */

@@ -138,6 +138,7 @@ export class SocketServer extends LuaServer {
     }
     conn.pending = null;
     this.unstall(conn);
+    if (conn.endWhenFlushed) s?.end();
   }
 
   protected terminate(conn: Connection): void {
@@ -145,7 +146,9 @@ export class SocketServer extends LuaServer {
   }
 
   closeConnection(conn: Connection): void {
-    conn.tcp?.end();
+    // Bun does not keep what a socket did not take: bytes still pending here would be lost by ending now.
+    if (conn.pending) conn.endWhenFlushed = true;
+    else conn.tcp?.end();
   }
 
   async stop(): Promise<void> {

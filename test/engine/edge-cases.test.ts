@@ -269,3 +269,34 @@ describe("error objects", () => {
     await until(() => readLog().includes("failed with blue"), 3000, "the error text in the log");
   });
 });
+
+describe("closing a socket connection with bytes queued", () => {
+  test("bytes still queued for a slow reader are written before the connection ends", async () => {
+    const s = await startServer(`function protocol_input(buf) return buf:length() end`, { protocol: "socket" });
+    const c = await TcpClient.connect(s.port, { read: false });
+    await until(() => s.engine.node.connections.size === 1);
+    const [id, conn] = [...s.engine.node.connections.entries()][0]!;
+    const piece = Buffer.alloc(256 * 1024, 121);
+    let sent = 0;
+    while (conn.pendingBytes === 0 && sent < 64 * 1024 * 1024) {
+      expect(s.engine.node.sendLocal(id, piece, 2, true)).toBeNull();
+      sent += piece.length;
+    }
+    expect(conn.pendingBytes).toBeGreaterThan(0);
+    expect(s.engine.node.sendLocal(id, "END", 1, true)).toBeNull();
+    sent += 3;
+    expect(s.engine.node.close(id)).toBeNull();
+    let total = 0;
+    let tail = "";
+    await new Promise<void>((resolve) => {
+      c.socket.reload({ socket: {
+        data: (_s, chunk) => { total += chunk.length; tail = (tail + chunk.toString("latin1")).slice(-3); },
+        close: () => resolve(),
+        error: () => resolve(),
+      } });
+      c.socket.resume();
+    });
+    expect(total).toBe(sent);
+    expect(tail).toBe("END");
+  });
+});
