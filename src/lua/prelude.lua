@@ -52,7 +52,12 @@ local function resumed(conn, ...)
 end
 
 -- Waits for a JS blocking operation; yielding the op name (a string) tells JS this is not "done".
+-- In a coroutine of the script's own, the yield would reach the script's coroutine.resume instead.
 local function block(op, ...)
+  local co = running()
+  if not ours[co] then
+    error(op .. (co and " cannot wait inside a coroutine the script created" or " can only wait inside a callback"), 0)
+  end
   return resumed(S.conn, yield(op, ...))
 end
 

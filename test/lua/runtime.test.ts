@@ -98,6 +98,15 @@ describe("callbacks", () => {
     expect(recorded).toEqual(["x nil nil true 7", "y nil nil true 7"]);
   });
 
+  test("a blocking call inside a coroutine the script made is a clear error, not a garbage result", () => {
+    const vm = makeVM(`function on_event(id, p)
+      local ok, err = pcall(coroutine.wrap(function() return sleep_ms(1, "v") end))
+      record(tostring(ok) .. " " .. tostring(err))
+    end`);
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 1, "x");
+    expect(recorded).toEqual(["false test.sleep cannot wait inside a coroutine the script created"]);
+  });
+
   test("pcall of a C function (require, error, tostring) in a callback works as Lua's own", () => {
     const vm = makeVM(`function on_event(id, p)
       local a, m = pcall(require, "string")
