@@ -38,6 +38,8 @@ export class FrameReader {
       this.partial.copyWithin(0, pos, pos + rest);
     }
     this.partialLen = rest;
+    // A buffer grown for one large frame is given back once it is empty, as Outbox does.
+    if (rest === 0 && this.partial.length > 1 << 20) this.partial = new Uint8Array(0);
     return null;
   }
 

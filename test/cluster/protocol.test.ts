@@ -65,6 +65,24 @@ describe("mesh point", () => {
     expect(c.frames.map(meshFrame)).toEqual([[T.BYE, 0, "mesh protocol version 9 is not supported (this node speaks 1)"]]);
   });
 
+  test("a link that received one large frame does not keep a buffer of its size", async () => {
+    const c = await rawClient(port);
+    c.send((w) => writeHello(w, T.HELLO, newNodeId(), 3));
+    await until(() => c.frames.length === 1, 2000); // the welcome
+    Bun.gc(true);
+    const before = process.memoryUsage().arrayBuffers;
+    await (async () => {
+      const w = new FrameWriter();
+      writePublish(w, 77, "big", new Uint8Array(12 << 20), 2);
+      const frame = w.frame();
+      for (let at = 0; at < frame.length; await Bun.sleep(1)) at += Math.max(0, c.raw(frame.subarray(at)));
+    })();
+    await until(() => c.frames.length === 2, 5000); // its COUNTS
+    Bun.gc(true);
+    expect((process.memoryUsage().arrayBuffers - before) >> 20).toBeLessThan(4);
+    c.end();
+  }, 15_000);
+
   test("closes a link whose framing is broken, and keeps serving others", async () => {
     const bad = await rawClient(port);
     bad.raw(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
