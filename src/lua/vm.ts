@@ -26,6 +26,11 @@ export interface VMOptions {
   host?: unknown;
 }
 
+const FORGET_CHANGED = `local files, changed = ...
+local set = {}
+for _, path in ipairs(changed) do set[path] = true end
+for name, path in pairs(files) do if set[path] then package.loaded[name] = nil end end`;
+
 /** Instructions between two runs of the runaway guard's hook: rare enough to cost nothing measurable. */
 const GUARD_EVERY = 10_000;
 const DEFAULT_BUDGET_MS = 1000;
@@ -219,7 +224,7 @@ export class LuaVM {
 
   /**
    * Hot reload: when the entry or a module it required changed on disk, compile every changed file first
-   * (a syntax error is logged and the old code keeps running), then forget the loaded modules and run the
+   * (a syntax error is logged and the old code keeps running), then forget the changed modules and run the
    * entry again so new callbacks use the new definitions. Callbacks already running finish on the old code.
    */
   reloadIfChanged(): boolean {
@@ -235,9 +240,12 @@ export class LuaVM {
       }
     }
     try {
-      this.runChunk("local files = ...\nfor name in pairs(files) do package.loaded[name] = nil end", "=connmix.reload", 0, () => {
+      // Only the changed modules are forgotten: an unchanged one keeps its state (a protocol module's
+      // per-connection state; live connections would otherwise be misframed by a fresh copy).
+      this.runChunk(FORGET_CHANGED, "=connmix.reload", 0, () => {
         lua.lua_rawgeti(this.L, LUA_REGISTRYINDEX, this.moduleFilesRef);
-        return 1;
+        pushValue(this.L, changed);
+        return 2;
       });
       this.loadEntry();
       log.info(`lua code reloaded ${this.entry} (${changed.join(", ")})`);

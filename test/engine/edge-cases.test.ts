@@ -1,6 +1,7 @@
 // Edge cases found in review: script results the engine must survive (an out-of-range refusal status,
 // a fractional protocol_input length), and Lua state that must not outlive a connection.
 import { afterAll, describe, expect, test } from "bun:test";
+import { appendFileSync } from "node:fs";
 import WS from "ws";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
@@ -298,5 +299,23 @@ describe("closing a socket connection with bytes queued", () => {
     });
     expect(total).toBe(sent);
     expect(tail).toBe("END");
+  });
+});
+
+describe("hot reload", () => {
+  test("editing the entry keeps the live connections of a protocol module working (its state survives)", async () => {
+    const s = await startServer(`
+      local websocket = require("protocols.websocket")
+      protocol_input, protocol_decode, protocol_encode = websocket.input, websocket.decode, websocket.encode
+      function on_message(msg, conn) websocket.send(conn, "echo " .. msg.data) end
+    `, { protocol: "socket", byteCodeExpires: 1 });
+    const c = await Client.open(s.url);
+    c.send("one");
+    await until(() => c.received.length === 1);
+    appendFileSync(s.config.engine.servers[0]!.entry, "\n-- edited\n");
+    await until(() => readLog().includes("lua code reloaded"), 4000, "the reload");
+    c.send("two");
+    await until(() => c.received.length === 2, 3000, "the echo after the reload");
+    expect(c.received).toEqual(["echo one", "echo two"]);
   });
 });
