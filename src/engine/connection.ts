@@ -22,8 +22,6 @@ export class Connection implements SerialOwner {
   channels: Set<string> | null = null;
   /** Release the pending wait_context_value calls on this connection (another connection's callback may wait too). */
   waiters: (() => void)[] | null = null;
-  /** Not read while its callbacks catch up (socket-server.ts pauseReading); not idle meanwhile. */
-  paused = false;
   /** The server's sweep tick of the last read (see LuaServer.dropIdle). */
   readTick = 0;
   /** Why the engine closed this connection, for on_close (e.g. "read timeout"); null when it did not. */

@@ -6,8 +6,3 @@ export const MAX_MESSAGE_BYTES = 1 << 20;
 export const MAX_PENDING_BYTES = 4 << 20;
 /** How often idle readers and stalled writers are checked against readTimeout and writeTimeout. */
 export const SWEEP_MS = 1000;
-/**
- * Chunks a socket connection may have waiting behind its running callback (one blocked on a wait or a
- * request) before the engine stops reading it; it reads again once half of them ran.
- */
-export const MAX_BACKLOG_CHUNKS = 8;

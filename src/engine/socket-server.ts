@@ -6,7 +6,7 @@ import { socketEvents, EV } from "../lua/api/connection";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_BACKLOG_CHUNKS, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 
 type TCP = Socket<Connection>;
 const NOTHING_PUBLISHED = [0, 0] as const;
@@ -34,11 +34,9 @@ export class SocketServer extends LuaServer {
           self.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
         },
         data(s: TCP, chunk: Buffer) {
-          const conn = s.data;
-          conn.readTick = self.tick;
+          s.data.readTick = self.tick;
           self.node.stats.read.socket++;
-          self.vm.scheduler.dispatch(conn, EV.data, conn.id, chunk, MAX_MESSAGE_BYTES);
-          if (conn.backlog !== null && conn.backlog.length >= MAX_BACKLOG_CHUNKS) self.pauseReading(conn);
+          self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
         },
         drain(s: TCP) {
           self.flush(s.data);
@@ -72,23 +70,6 @@ export class SocketServer extends LuaServer {
     const written = s.write(bytes);
     if (written < bytes.length) return this.enqueue(conn, bytes.subarray(Math.max(written, 0)));
     return null;
-  }
-
-  /**
-   * The client sends faster than its callbacks run: stop reading it, so that what it sends waits in its own
-   * socket buffers rather than in this process, until half of the waiting chunks ran.
-   */
-  private pauseReading(conn: Connection): void {
-    if (conn.paused) return;
-    conn.paused = true;
-    conn.tcp?.pause();
-    conn.settled = () => {
-      if ((conn.backlog?.length ?? 0) > MAX_BACKLOG_CHUNKS / 2) return;
-      conn.settled = undefined;
-      conn.paused = false;
-      conn.readTick = this.tick;
-      conn.tcp?.resume();
-    };
   }
 
   /** Raw TCP has no native topics: the node delivers to this server's subscribers (socketChannels). */
