@@ -31,6 +31,11 @@ export class Connection implements SerialOwner {
 
   constructor(readonly id: number, readonly server: LuaServer, readonly remoteAddr: string) {}
 
+  /** Its backlog overflowed (see Scheduler): the client keeps sending while a callback of it waits. */
+  overflow(): void {
+    this.server.dropOverflowing(this);
+  }
+
   wake(): void {
     const w = this.waiters;
     this.waiters = null;

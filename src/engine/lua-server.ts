@@ -2,6 +2,7 @@
 // families talk to. websocket-server.ts and socket-server.ts add the transport.
 import { resolve } from "node:path";
 import { LuaVM } from "../lua/vm";
+import { MAX_BACKLOG_BYTES } from "../lua/scheduler";
 import { log } from "../log/logger";
 import { SWEEP_MS } from "./limits";
 import type { ApiFamily } from "../lua/family";
@@ -135,6 +136,14 @@ export abstract class LuaServer {
         this.terminate(conn);
       }
     }
+  }
+
+  /** Closes a connection whose unprocessed messages passed the backlog bound (1008 for WebSocket). */
+  dropOverflowing(conn: Connection): void {
+    if (!conn.open || conn.closeReason !== null) return;
+    conn.closeReason = "too many unprocessed messages";
+    log.warn(`client ${conn.id} sent more than ${MAX_BACKLOG_BYTES} bytes while its callback waited, closed`);
+    this.closeConnection(conn, 1008, conn.closeReason);
   }
 
   /** Called once per connection when its transport closed: runs on_close after any queued callbacks. */

@@ -18,9 +18,19 @@ import { ptr, type Pointer } from "bun:ffi";
 export interface SerialOwner {
   busy: boolean;
   backlog: (() => void)[] | null;
+  /** Payload bytes waiting in the backlog. */
+  backlogBytes?: number;
   /** Called after each of its callbacks finishes (or fails). */
   settled?: () => void;
+  /**
+   * Called once when its backlog passes MAX_BACKLOG_BYTES (a client that keeps sending while its callback
+   * waits): the owner should close. Further payloads are not queued; events without one (close) still are.
+   */
+  overflow?: () => void;
 }
+
+/** Payload bytes that may wait behind a busy callback of one owner. */
+export const MAX_BACKLOG_BYTES = 4 << 20;
 
 export interface Task {
   co: LuaState;
@@ -50,11 +60,23 @@ export class Scheduler {
    */
   dispatch(owner: SerialOwner, kind: number, id: number, payload?: Payload, extra?: string | number): void {
     if (this.vm.closed) return;
-    if (owner.busy || owner.backlog?.length) {
-      (owner.backlog ??= []).push(() => this.start(owner, kind, id, payload, extra));
+    if (owner.busy || owner.backlog?.length) this.enqueue(owner, kind, id, payload, extra);
+    else this.start(owner, kind, id, payload, extra);
+  }
+
+  private enqueue(owner: SerialOwner, kind: number, id: number, payload: Payload, extra: string | number | undefined): void {
+    const size = payload === undefined || payload === null ? 0 : typeof payload === "string" || payload instanceof Uint8Array ? payload.length : 64;
+    const queued = owner.backlogBytes ?? 0;
+    if (size > 0 && queued + size > MAX_BACKLOG_BYTES) {
+      if (queued <= MAX_BACKLOG_BYTES) owner.overflow?.();
+      owner.backlogBytes = MAX_BACKLOG_BYTES + 1; // overflowed: later payloads are dropped too
       return;
     }
-    this.start(owner, kind, id, payload, extra);
+    owner.backlogBytes = queued + size;
+    (owner.backlog ??= []).push(() => {
+      owner.backlogBytes! -= size;
+      this.start(owner, kind, id, payload, extra);
+    });
   }
 
   private start(owner: SerialOwner, kind: number, id: number, payload: Payload, extra: string | number | undefined): void {
