@@ -26,6 +26,8 @@ export class Connection implements SerialOwner {
   readTick = 0;
   /** Why the engine closed this connection, for on_close (e.g. "read timeout"); null when it did not. */
   closeReason: string | null = null;
+  /** A close asked for during on_handshake, done once the upgrade completed. */
+  closeOnOpen: [number, string] | null = null;
   /** Messages sent during on_handshake, before the upgrade completed. */
   early: [string | Uint8Array, number][] | null = null;
 

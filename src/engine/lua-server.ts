@@ -99,7 +99,7 @@ export abstract class LuaServer {
   /** Notes that writes to conn started to back up. */
   protected markStalled(conn: Connection): void {
     if (conn.stalledSince) return;
-    conn.stalledSince = Date.now();
+    conn.stalledSince = performance.now();
     this.stalled.add(conn);
   }
 
@@ -127,7 +127,7 @@ export abstract class LuaServer {
 
   /** Drops clients whose writes stayed backed up longer than writeTimeout. */
   private dropStalled(): void {
-    const limit = Date.now() - this.config.writeTimeout * 1000;
+    const limit = performance.now() - this.config.writeTimeout * 1000;
     for (const conn of this.stalled) {
       if (conn.stalledSince < limit) {
         this.unstall(conn);

@@ -61,6 +61,8 @@ export class WebSocketServer extends LuaServer {
           const early = conn.early;
           conn.early = null;
           if (early) for (const [data, type] of early) self.sendTo(conn, data, type as SendType);
+          // conn:close() during on_handshake: the messages it sent go out, then the connection closes.
+          if (conn.closeOnOpen) ws.close(conn.closeOnOpen[0], conn.closeOnOpen[1]);
         },
         message(ws: WS, message: string | Buffer) {
           const conn = ws.data;
@@ -163,7 +165,8 @@ export class WebSocketServer extends LuaServer {
   }
 
   closeConnection(conn: Connection, code: number, reason: string): void {
-    conn.ws?.close(code, reason);
+    if (conn.ws) conn.ws.close(code, reason);
+    else conn.closeOnOpen = [code, reason];
   }
 
   protected terminate(conn: Connection): void {

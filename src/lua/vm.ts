@@ -62,6 +62,14 @@ function callbackFor(fn: LuaFunction): Pointer {
   return cb.ptr!;
 }
 
+// NUL-terminated names of the globals callGlobal calls (a few fixed ones, e.g. per pushed protocol_encode).
+const cNames = new Map<string, Buffer>();
+function cName(name: string): Buffer {
+  let b = cNames.get(name);
+  if (!b) cNames.set(name, (b = Buffer.from(name + "\0")));
+  return b;
+}
+
 export class LuaVM {
   readonly L: LuaState;
   readonly entry: string;
@@ -176,7 +184,7 @@ export class LuaVM {
   callGlobal(name: string, args: unknown[], binaryResult = false): PlainValue {
     const L = this.L;
     const base = lua.lua_gettop(L);
-    lua.lua_getfield(L, LUA_GLOBALSINDEX, Buffer.from(name + "\0"));
+    lua.lua_getfield(L, LUA_GLOBALSINDEX, cName(name));
     try {
       for (const a of args) pushValue(L, a);
     } catch (e) {

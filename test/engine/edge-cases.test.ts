@@ -281,3 +281,17 @@ describe("hot reload", () => {
     expect(c.received).toEqual(["echo one", "echo two"]);
   });
 });
+
+describe("conn:close() inside on_handshake", () => {
+  test("the upgrade completes, what the script sent arrives, then the connection closes with 1000", async () => {
+    const s = await startServer(`
+      function on_handshake(id, headers, server, conn)
+        conn:send("bye before open")
+        conn:close()
+      end
+      function on_message(msg, conn) conn:send("should not run") end`);
+    const c = await Client.open(s.url);
+    expect((await c.waitClosed(3000)).code).toBe(1000);
+    expect(c.received).toEqual(["bye before open"]);
+  });
+});
