@@ -1,4 +1,4 @@
-// Engine-wide limits that the configuration does not name (documented in docs/configuration.md).
+// Engine-wide limits that the configuration does not name (documented in docs/lua-api.md).
 
 /** Largest WebSocket message, and largest unframed backlog of a socket connection: bigger closes it (1009). */
 export const MAX_MESSAGE_BYTES = 1 << 20;
@@ -6,3 +6,5 @@ export const MAX_MESSAGE_BYTES = 1 << 20;
 export const MAX_PENDING_BYTES = 4 << 20;
 /** How often idle readers and stalled writers are checked against readTimeout and writeTimeout. */
 export const SWEEP_MS = 1000;
+/** Bytes conn:send may hold for a WebSocket still in on_handshake (they go out when the upgrade completes). */
+export const MAX_EARLY_BYTES = 1 << 20;

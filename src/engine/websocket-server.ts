@@ -5,7 +5,7 @@ import { websocketEvents, EV } from "../lua/api/connection";
 import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
+import { MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 
 type WS = ServerWebSocket<Connection>;
 
@@ -60,6 +60,7 @@ export class WebSocketServer extends LuaServer {
           conn.channels = null;
           const early = conn.early;
           conn.early = null;
+          conn.pendingBytes = 0;
           if (early) for (const [data, type] of early) self.sendTo(conn, data, type as SendType);
           // conn:close() during on_handshake: the messages it sent go out, then the connection closes.
           if (conn.closeOnOpen) ws.close(conn.closeOnOpen[0], conn.closeOnOpen[1]);
@@ -143,6 +144,9 @@ export class WebSocketServer extends LuaServer {
     const ws = conn.ws;
     if (!ws) {
       if (!conn.open) return "connection closed";
+      // Held until the upgrade completes, within a bound (sent at once on open, it must also fit the send buffer).
+      if (conn.pendingBytes + data.length > MAX_EARLY_BYTES) return "send failed: too much data before the upgrade completed";
+      conn.pendingBytes += data.length;
       (conn.early ??= []).push([typeof data === "string" ? data : Buffer.from(data), type]);
       return null;
     }

@@ -295,3 +295,25 @@ describe("conn:close() inside on_handshake", () => {
     expect(c.received).toEqual(["bye before open"]);
   });
 });
+
+describe("sends during on_handshake", () => {
+  test("are held until the upgrade, up to a bound; past it conn:send returns an error", async () => {
+    const s = await startServer(`
+      local results = {}
+      function on_handshake(id, headers, server, conn)
+        local chunk = string.rep("x", 256 * 1024)
+        local sent, err = 0, nil
+        for i = 1, 6 do
+          err = conn:send(chunk)
+          if err then break end
+          sent = sent + 1
+        end
+        results[id] = "held " .. sent .. " then: " .. tostring(err)
+      end
+      function on_message(msg, conn) conn:send(results[conn:client_id()]) end`);
+    const c = await Client.open(s.url);
+    const held = [await c.next(), await c.next(), await c.next(), await c.next()];
+    expect(held.map((m) => m.length)).toEqual([1 << 18, 1 << 18, 1 << 18, 1 << 18]);
+    expect(await c.ask("result?")).toBe("held 4 then: send failed: too much data before the upgrade completed");
+  });
+});
