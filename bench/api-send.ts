@@ -1,6 +1,6 @@
 // mesh.send over /ws/v1: API connections keep WINDOW requests each in flight to one chat client of a real
 // `connmix single`; counts answered requests (and frames the client received) per second. The same client
-// code against ../shared/bench/raw-bun-echo.ts (each frame echoed, no work) gives the ceiling.
+// code against bench/raw-bun-echo.ts (each frame echoed, no work) gives the ceiling.
 //   bun bench/api-send.ts [--conns 4] [--window 64] [--seconds 5]
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,6 +1,6 @@
 // Fan-out through the API: CONNS WebSocket clients join room 1 of lua/entry.websocket.lua on a real
 // `connmix single`, then K publishes go to POST /v1/mesh/publish; the same run does the same against
-// ../shared/bench/raw-bun-echo.ts (Bun's own publish, no Lua, no API). Prints deliveries/s and the ratio.
+// bench/raw-bun-echo.ts (Bun's own publish, no Lua, no API). Prints deliveries/s and the ratio.
 //   bun bench/fanout.ts [--conns 2000] [--messages 200] [--rounds 3]
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,13 +1,15 @@
 // Shared by the benchmark scripts: command-line numbers, starting connmix and the raw-Bun reference
-// server, the shared load generator and publisher, and medians. Results are ratios measured in one run.
+// server (raw-bun-echo.ts), the load generator (wsload.ts) and publisher (publisher.ts) of this folder,
+// and medians. Results are ratios measured in one run.
 import { spawn, type Subprocess } from "bun";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { freePort, waitForPort } from "../test/helpers/ports.ts";
 import { ROOT } from "../test/helpers/process.ts";
 
-export const SHARED_BENCH = resolve(ROOT, "../shared/bench");
+/** This folder: the load generator, publisher and raw-Bun server live beside the benchmarks. */
+const BENCH = import.meta.dir;
 export const BUN = process.execPath;
 
 /** The number after `--<name>` on the command line, or `d`. */
@@ -46,17 +48,17 @@ ${extraYaml}`, cpus);
   return { proc, lua, api, url: `ws://127.0.0.1:${lua}/chat` };
 }
 
-/** Starts ../shared/bench/raw-bun-echo.ts, the ceiling for this stack. */
+/** Starts raw-bun-echo.ts, the ceiling for this stack. */
 export async function startRawBun() {
   const port = freePort();
-  const proc = spawn([BUN, join(SHARED_BENCH, "raw-bun-echo.ts")], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
+  const proc = spawn([BUN, join(BENCH, "raw-bun-echo.ts")], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
   await waitForPort(port, 15_000);
   return { proc, port, url: `ws://127.0.0.1:${port}/` };
 }
 
-/** Runs ../shared/bench/wsload.ts (on the CPUs `pin` lists, with taskset, when given) and returns its JSON line. */
+/** Runs wsload.ts (on the CPUs `pin` lists, with taskset, when given) and returns its JSON line. */
 export async function wsload(args: string[], pin?: string): Promise<Record<string, number | string | boolean>> {
-  const p = spawn([...(pin ? ["taskset", "-c", pin] : []), BUN, join(SHARED_BENCH, "wsload.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
+  const p = spawn([...(pin ? ["taskset", "-c", pin] : []), BUN, join(BENCH, "wsload.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
   const out = await new Response(p.stdout).text();
   await p.exited;
   return JSON.parse(out.trim().split("\n").pop()!);
@@ -67,7 +69,7 @@ export interface Fanout {
   url: string;
   conns: number;
   hello: string;
-  /** The shared publisher POSTs `body` to `publishUrl` `messages` times, 4 in flight. */
+  /** publisher.ts POSTs `body` to `publishUrl` `messages` times, 4 in flight. */
   publishUrl: string;
   body: string;
   messages: number;
@@ -75,7 +77,7 @@ export interface Fanout {
 
 /** Subscribes `conns` wsload clients, then publishes; returns deliveries per second. */
 export async function fanout(f: Fanout): Promise<number> {
-  const load = spawn([BUN, join(SHARED_BENCH, "wsload.ts"), "fanout", f.url, "--conns", String(f.conns), "--expect", String(f.messages), "--hello", f.hello], {
+  const load = spawn([BUN, join(BENCH, "wsload.ts"), "fanout", f.url, "--conns", String(f.conns), "--expect", String(f.messages), "--hello", f.hello], {
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -89,7 +91,7 @@ export async function fanout(f: Fanout): Promise<number> {
   }
   const ready = JSON.parse(err.slice(err.indexOf("{")).split("\n")[0]!);
   if (ready.ready !== f.conns) throw new Error(`only ${ready.ready} of ${f.conns} clients subscribed`);
-  const pub = spawn([BUN, join(SHARED_BENCH, "publisher.ts"), f.publishUrl, f.body, "4", String(f.messages)], { stdout: "pipe", stderr: "inherit" });
+  const pub = spawn([BUN, join(BENCH, "publisher.ts"), f.publishUrl, f.body, "4", String(f.messages)], { stdout: "pipe", stderr: "inherit" });
   const [out, pubOut] = await Promise.all([new Response(load.stdout).text(), new Response(pub.stdout).text()]);
   const result = JSON.parse(out.trim().split("\n").pop()!);
   if (!result.complete || JSON.parse(pubOut.trim()).errors) throw new Error(`incomplete run: ${out} ${pubOut}`);

@@ -2,8 +2,8 @@
 //  1. Cross-node send latency: a client on A, and `mesh.send` requests to it over B's API (/ws/v1) at a
 //     fixed RATE for SECONDS; latency = from the request leaving this process to the frame arriving
 //     on A's client (same process, same clock): p50, p99, max.
-//  2. Cross-node publish throughput: CONNS subscribers on A; MESSAGES publishes over HTTP (the shared
-//     publisher, 4 in flight) to B's API (cross-node) and, in the same run, to A's API (single node).
+//  2. Cross-node publish throughput: CONNS subscribers on A; MESSAGES publishes over HTTP (bench/publisher.ts,
+//     4 in flight) to B's API (cross-node) and, in the same run, to A's API (single node).
 //     Prints deliveries/s of both and their ratio (median of ROUNDS).
 //   bun bench/mesh.ts [--rate 10000] [--seconds 5] [--conns 1000] [--messages 200] [--rounds 3]
 import type { Subprocess } from "bun";

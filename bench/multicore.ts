@@ -1,5 +1,5 @@
 // Echo throughput of `connmix single -p 2` against `-p 1` (entry: on_message -> conn:send(msg.data)), measured
-// alternately in the same run with the shared load generator, optionally pinned to some CPUs with taskset.
+// alternately in the same run with the load generator (wsload.ts), optionally pinned to some CPUs with taskset.
 // Also reports the CPU time connmix used per run (primary and workers, from /proc), so a result limited by
 // the machine (the load generator needs CPU too) can be told apart from one limited by connmix.
 //   bun bench/multicore.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16] [--pin 1]
