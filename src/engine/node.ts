@@ -24,6 +24,8 @@ export class NodeStats {
   read = { websocket: 0, socket: 0 };
   sent = { websocket: 0, socket: 0 };
   sendErrors = { websocket: 0, socket: 0 };
+  /** Lua callback failures and runaway aborts of processes this node sums (a multi-core engine's workers). */
+  lua = { errors: 0, timeouts: 0 };
 }
 
 export class EngineNode {
@@ -44,6 +46,16 @@ export class EngineNode {
   /** Client connections of this node (a multi-core engine's primary counts its workers'). */
   clientCount(): number {
     return this.connections.size;
+  }
+
+  /** Lua callbacks that failed and those aborted for running too long, on every server of this node. */
+  luaFailures(): { errors: number; timeouts: number } {
+    let { errors, timeouts } = this.stats.lua;
+    for (const s of this.servers) {
+      errors += s.vm.scheduler.errors;
+      timeouts += s.vm.scheduler.timeouts;
+    }
+    return { errors, timeouts };
   }
 
   /**

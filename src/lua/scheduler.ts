@@ -29,6 +29,9 @@ export interface SerialOwner {
   overflow?: () => void;
 }
 
+/** What the runaway guard's error says (native/runtime.c), to count callback timeouts. */
+const RUNAWAY_MESSAGE = "callback exceeded its time budget";
+
 /** Payload bytes that may wait behind a busy callback of one owner. */
 export const MAX_BACKLOG_BYTES = 4 << 20;
 
@@ -48,8 +51,9 @@ export class Scheduler {
   private readonly idle: Task[] = [];
   /** The task whose coroutine is executing right now (null between callbacks). */
   running: Task | null = null;
-  /** Callbacks that failed; for tests and metrics. */
+  /** Callbacks that failed (timeouts included), and those the runaway guard aborted; for metrics. */
   errors = 0;
+  timeouts = 0;
 
   constructor(private readonly vm: LuaVM, private readonly workerRef: number) {}
 
@@ -164,7 +168,9 @@ export class Scheduler {
     if (status !== DISPATCH_DONE) {
       // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
       this.errors++;
-      log.error("lua callback error: " + (status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref)));
+      const text = status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref);
+      if (text.includes(RUNAWAY_MESSAGE)) this.timeouts++;
+      log.error("lua callback error: " + text);
       this.restoreConn();
       this.finish(task, false);
     } else {

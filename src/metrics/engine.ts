@@ -30,6 +30,11 @@ export function engineMetrics(node: EngineNode, window: SummaryConfig): EngineMe
     ["protocol", "scenario"],
     window,
   );
+  registry.counter("connmix_engine_lua_errors_total", "Lua callbacks that failed with an error (callback timeouts included).", [], unlabeled(() => node.luaFailures().errors));
+  registry.counter("connmix_engine_lua_callback_timeouts_total", "Lua callbacks aborted for running longer than engine.luavm.callbackTimeout.", [], unlabeled(() => node.luaFailures().timeouts));
+  registry.gauge("connmix_engine_queue_items", "Items waiting in a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.items]));
+  registry.gauge("connmix_engine_queue_consumers", "Consumers of a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.consumers]));
+  registry.gauge("connmix_engine_queue_topic_size", "engine.luavm.queue.topicSize: the items a topic may hold.", [], unlabeled(() => node.queues.topicSize));
   addProcessMetrics(registry);
   return {
     registry,

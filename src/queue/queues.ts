@@ -94,6 +94,15 @@ export class Queues {
     }
   }
 
+  get topicSize(): number {
+    return this.limits.topicSize;
+  }
+
+  /** Every topic with its waiting items and consumer count (metrics, the console). */
+  list(): { topic: string; items: number; consumers: number }[] {
+    return [...this.topics].map(([topic, t]) => ({ topic, items: t.items.length - t.head, consumers: t.consumers.length }));
+  }
+
   /** Items waiting in topic `name`. */
   size(name: string): number {
     const t = this.topics.get(name);

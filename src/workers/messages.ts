@@ -24,6 +24,8 @@ export interface WorkerStats {
   read: Record<Protocol, number>;
   sent: Record<Protocol, number>;
   sendErrors: Record<Protocol, number>;
+  /** Lua callbacks that failed, and those aborted by the runaway guard. */
+  lua: { errors: number; timeouts: number };
   /** The sequence of the last client id handed out. */
   sequence: number;
   cpuSeconds: number;

@@ -58,7 +58,7 @@ export class Workers {
   /** The last hot config change, handed to restarted workers too. */
   private latest: Config | null = null;
   /** Totals of workers that exited, so summed counters never go down. */
-  private readonly retired = { read: zero(), sent: zero(), sendErrors: zero(), cpuSeconds: 0 };
+  private readonly retired = { read: zero(), sent: zero(), sendErrors: zero(), lua: { errors: 0, timeouts: 0 }, cpuSeconds: 0 };
   private readonly ticker: Timer;
   private readonly unfollow: () => void;
   /** Counts the answers to a renumbering. */
@@ -211,6 +211,9 @@ export class Workers {
         stats[key][p] = this.slots.reduce((sum, s) => sum + (s.stats?.[key][p] ?? 0), this.retired[key][p]);
       }
     }
+    for (const k of ["errors", "timeouts"] as const) {
+      stats.lua[k] = this.slots.reduce((sum, s) => sum + (s.stats?.lua[k] ?? 0), this.retired.lua[k]);
+    }
   }
 
   private async exited(slot: Slot, proc: WorkerProcess): Promise<void> {
@@ -222,6 +225,8 @@ export class Workers {
     const last = slot.stats;
     if (last) {
       for (const key of ["read", "sent", "sendErrors"] as const) for (const p of ["websocket", "socket"] as const) this.retired[key][p] += last[key][p];
+      this.retired.lua.errors += last.lua.errors;
+      this.retired.lua.timeouts += last.lua.timeouts;
       this.retired.cpuSeconds += last.cpuSeconds;
       slot.stats = null;
     }

@@ -124,6 +124,7 @@ class Worker {
       read,
       sent,
       sendErrors,
+      lua: this.node.luaFailures(),
       sequence: this.node.ids.last,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       residentBytes: process.memoryUsage.rss(),

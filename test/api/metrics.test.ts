@@ -10,7 +10,10 @@ const e = useTestEngine(`
 function on_message(msg)
   local conn = mix.websocket()
   if msg.data == "id" then return conn:send(string.format("%.0f", conn:client_id())) end
-end`);
+  if msg.data == "fail" then error("boom") end
+  if msg.data == "spin" then while true do end end
+  if msg.data == "push" then mix.queue.push("jobs", "x") return conn:send("pushed") end
+end`, { edit: (config) => (config.engine.luavm.callbackTimeout = 50) });
 
 const scrape = async () => {
   const r = await fetch(`${e.apiUrl}/metrics`);
@@ -60,6 +63,22 @@ describe("engine /metrics", () => {
     expect(sample(after, "process_resident_memory_bytes")).toBeGreaterThan(1 << 20);
     expect(sample(after, "process_open_fds")).toBeGreaterThan(3);
     for (const [c] of clients) c.close();
+  });
+
+  test("Lua errors, callback timeouts and queue depth follow what the script does", async () => {
+    const before = await scrape();
+    const errors0 = sample(before, "connmix_engine_lua_errors_total");
+    const timeouts0 = sample(before, "connmix_engine_lua_callback_timeouts_total");
+    const [c] = await idClient(e.chatUrl);
+    for (const cmd of ["fail", "fail", "spin", "push", "push", "push"]) c.send(cmd);
+    for (let i = 0; i < 3; i++) expect(await c.next()).toBe("pushed");
+    const after = await scrape();
+    expect(sample(after, "connmix_engine_lua_errors_total")).toBe(errors0 + 3);
+    expect(sample(after, "connmix_engine_lua_callback_timeouts_total")).toBe(timeouts0 + 1);
+    expect(sample(after, 'connmix_engine_queue_items{topic="jobs"}')).toBe(3);
+    expect(sample(after, 'connmix_engine_queue_consumers{topic="jobs"}')).toBe(0);
+    expect(sample(after, "connmix_engine_queue_topic_size")).toBe(2000);
+    c.close();
   });
 
   test("promtool check metrics accepts the page", async () => {
