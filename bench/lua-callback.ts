@@ -24,7 +24,7 @@ const host: Pick<EngineHost, "option" | "sendLocal"> = {
 
 const vm = new LuaVM({ entry, families: [...engineFamilies, websocketEvents], host });
 const owner: SerialOwner = { busy: false, backlog: null };
-const id = 2 ** 37 + 1;
+const id = 2 ** 36 + 1;
 vm.scheduler.dispatch(owner, EV.open, id, { addr: "127.0.0.1:1" });
 const payload = '{"op":"send","msg":"hello world","room_id":1002}';
 

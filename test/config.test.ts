@@ -119,6 +119,7 @@ describe("defaults", () => {
         writeBufferSize: 1024,
         readTimeout: 60,
         writeTimeout: 10,
+        convention: "auto",
       },
     ]);
     expect(cfg.logging.level).toBe("debug");

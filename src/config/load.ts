@@ -11,6 +11,7 @@ import {
   defaultServer,
   LOG_LEVELS,
   PROTOCOLS,
+  CONVENTIONS,
   ROLES,
   type AccessUser,
   type ApiServerConfig,
@@ -283,6 +284,7 @@ class Reader {
       writeBufferSize: this.int(m, "writeBufferSize", path, d.writeBufferSize, 1),
       readTimeout: this.seconds(m, "readTimeout", path, d.readTimeout),
       writeTimeout: this.seconds(m, "writeTimeout", path, d.writeTimeout),
+      convention: this.choice(m, "convention", path, d.convention, CONVENTIONS),
     };
   }
 

@@ -7,6 +7,10 @@ export type Protocol = "websocket" | "socket";
 export const PROTOCOLS: readonly Protocol[] = ["websocket", "socket"];
 
 export type Role = "read" | "write";
+
+/** Callback convention of a server's entry (src/lua/convention.ts); auto reads it from the script. */
+export type ConventionSetting = "auto" | "1.0.1" | "1.0.3";
+export const CONVENTIONS: readonly ConventionSetting[] = ["auto", "1.0.1", "1.0.3"];
 export const ROLES: readonly Role[] = ["read", "write"];
 
 export interface LoggingConfig {
@@ -91,6 +95,7 @@ export interface ServerConfig {
   writeBufferSize: number;
   readTimeout: number; // seconds
   writeTimeout: number; // seconds
+  convention: ConventionSetting;
 }
 
 export interface EngineConfig {
@@ -133,6 +138,7 @@ export function defaultServer(): Omit<ServerConfig, "port" | "entry"> {
     writeBufferSize: 1024,
     readTimeout: 60,
     writeTimeout: 10,
+    convention: "auto",
   };
 }
 

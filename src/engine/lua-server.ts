@@ -11,6 +11,7 @@ import { Connection } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
 import type { RedisPool } from "../redis/client";
+import { applyConvention, type Convention } from "../lua/convention";
 
 export interface LuaServerOptions {
   config: ServerConfig;
@@ -38,6 +39,8 @@ export abstract class LuaServer {
   /** Connections whose writes are backed up, checked against writeTimeout. */
   protected readonly stalled = new Set<Connection>();
   private sweeper: Timer | undefined;
+  /** The callback convention of the entry as loaded last (spec §4.2). */
+  convention: Convention | undefined;
 
   constructor(opts: LuaServerOptions) {
     this.config = opts.config;
@@ -52,7 +55,16 @@ export abstract class LuaServer {
       budgetMs: opts.budgetMs,
       reloadSeconds: opts.config.byteCodeExpires,
       host: this.host(),
+      onLoad: (vm) => this.detectConvention(vm),
     });
+  }
+
+  private detectConvention(vm: LuaVM): void {
+    const { convention, why } = applyConvention(vm, this.config.convention);
+    if (convention === this.convention) return;
+    const was = this.convention ? ` (was ${this.convention})` : "";
+    log.info(`lua server ${this.entry} uses the ${convention} callback convention${was}: ${why}`);
+    this.convention = convention;
   }
 
   option(name: string): string | undefined {

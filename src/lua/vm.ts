@@ -24,6 +24,8 @@ export interface VMOptions {
   reloadSeconds?: number;
   /** Whatever the families need from their host (the engine server), read back with `vm.host`. */
   host?: unknown;
+  /** Called after the entry ran, at start and after each hot reload (the callbacks may have changed). */
+  onLoad?: (vm: LuaVM) => void;
 }
 
 const FORGET_CHANGED = `local files, changed = ...
@@ -81,11 +83,13 @@ export class LuaVM {
   private moduleFilesRef = 0;
   private loadedAt = new Map<string, number>();
   private reloadTimer: Timer | undefined;
+  private readonly onLoad: ((vm: LuaVM) => void) | undefined;
   closed = false;
 
   constructor(opts: VMOptions) {
     this.entry = opts.entry;
     this.host = opts.host;
+    this.onLoad = opts.onLoad;
     this.budgetMs = Math.round(opts.budgetMs ?? DEFAULT_BUDGET_MS);
     const L = lua.luaL_newstate();
     if (!L) throw new Error("cannot create a Lua state (out of memory)");
@@ -164,6 +168,7 @@ export class LuaVM {
     const source = require("node:fs").readFileSync(this.entry, "utf8") as string;
     this.runChunk(source, "@" + this.entry, 0, () => 0);
     this.loadedAt = this.watchedFiles();
+    this.onLoad?.(this);
   }
 
   /** Marks this VM as the one JS functions act on and applies its runaway budget. */

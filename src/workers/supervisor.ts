@@ -5,6 +5,7 @@
 import type { Subprocess } from "bun";
 import type { Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
+import { SEQUENCE_LIMIT } from "../engine/ids";
 import type { Protocol } from "../engine/node";
 import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
@@ -230,7 +231,7 @@ export class Workers {
       this.retired.cpuSeconds += last.cpuSeconds;
       slot.stats = null;
     }
-    slot.sequence = (slot.sequence + SEQUENCE_GAP) % 2 ** 32;
+    slot.sequence = (slot.sequence + SEQUENCE_GAP) % SEQUENCE_LIMIT;
     await slot.logged; // what it printed last comes before the line about its exit
     const how = proc.signalCode ? `signal ${proc.signalCode}` : `code ${proc.exitCode}`;
     slot.starting?.reject(new Error(`worker ${slot.k} exited with ${how} while starting`));

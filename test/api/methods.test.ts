@@ -61,7 +61,7 @@ describe("mesh.send", () => {
 
   test("errors: unknown client 401, bad arguments 101 (HTTP 400)", async () => {
     const [c, id] = await chatClient();
-    const otherNode = String(2 * 2 ** 37 + 5); // node 2: there is no mesh in this test
+    const otherNode = String(2 * 2 ** 36 + 5); // node 2: there is no mesh in this test
     const unknownHere = String(Number(id) + 100000);
     const cases: [unknown, number, number, string][] = [
       [{ c: unknownHere, d: "x" }, 200, 401, `client ${unknownHere} not found`],
@@ -137,7 +137,7 @@ describe("conn.call", () => {
     const api = await Client.open(e.apiWs);
     const err = async (p: unknown) => (await api.call("conn.call", p)).E;
     expect(await err({ c: gone, f: "set_context_value", a: ["k", 1] })).toEqual({ c: 301, m: `client ${gone} not found` });
-    expect(await err({ c: String(3 * 2 ** 37 + 1), f: "subscribe", a: ["x"] })).toEqual({ c: 301, m: `client ${3 * 2 ** 37 + 1} not found` });
+    expect(await err({ c: String(3 * 2 ** 36 + 1), f: "subscribe", a: ["x"] })).toEqual({ c: 301, m: `client ${3 * 2 ** 36 + 1} not found` });
     expect(await err({ c: id, f: "set_context", a: ["not a table"] })).toEqual({ c: 301, m: "set_context expects a table, got string" });
     expect(await err({ c: id, f: "subscribe", a: [] })).toEqual({ c: 301, m: "no channel given" });
     expect(await err({ c: id, f: "close", a: [] })).toEqual({

@@ -12,7 +12,7 @@ import { RegistryServer } from "../../src/center/registry";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
 
-const NODE = 2 ** 37;
+const NODE = 2 ** 36;
 
 /** A mesh frame as [type, request id, body as text]. */
 const meshFrame = (f: Uint8Array): [number, number, string] => [f[0]!, readU32(f, 1), textOf(f.subarray(5))];

@@ -29,7 +29,8 @@ H[CONNECT] = function(id, info)
   c.clear_buffer = function(self) self.cleared = true; self.buf = "" end
   S.conn = c
   local f = on_connect
-  if f then f(id, c) end
+  if not f then return end
+  if P.legacy then f(c) else f(id, c) end
 end
 
 local function too_much(c, id, n)

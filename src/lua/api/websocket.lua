@@ -12,7 +12,10 @@ H[HANDSHAKE] = function(id, info)
   S.conn = c
   local f = on_handshake
   local ok, status, message = true, nil, nil
-  if f then ok, status, message = f(id, info.headers, info.server, c) end
+  if f then
+    if P.legacy then ok, status, message = f(info.headers, c)
+    else ok, status, message = f(id, info.headers, info.server, c) end
+  end
   if ok == false then
     conns[id] = nil
     P.handshake_result(id, false, tonumber(status) or 403, message and tostring(message) or "Forbidden")
