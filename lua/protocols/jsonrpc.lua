@@ -2,7 +2,9 @@
 -- optional `params` and optional `id` (JSON-RPC 2.0 shape; "jsonrpc": "2.0" is accepted, not required).
 -- decode returns the request table, so on_message gets { method = ..., params = ..., id = ... }. A line
 -- that is not such an object is answered with a JSON-RPC error (-32700 parse error, -32600 invalid
--- request) and skipped. Lines are capped at 65535 bytes like protocols.text.
+-- request) and the connection is closed, as connmix's own module closes it. Lines are capped at 65535
+-- bytes like protocols.text. connmix's calling styles work too: decode(str) inside a callback, and
+-- encode_table(tb) -> line, err.
 --
 --   local jsonrpc = require("protocols.jsonrpc")
 --   protocol_input, protocol_decode, protocol_encode = jsonrpc.input, jsonrpc.decode, jsonrpc.encode
@@ -48,17 +50,23 @@ function M.notification(method, params)
   return (mix.json_encode({ jsonrpc = "2.0", method = method, params = params })) .. "\n"
 end
 
+-- Answers a bad request with its error and closes the connection.
+local function refuse(conn, id, code, message)
+  M.error(conn, id, code, message)
+  conn:close()
+  return nil
+end
+
 function M.decode(line, conn)
+  conn = conn or mix.socket.tcp()
   line = text.decode(line)
   if not find(line, "%S") then return nil end -- blank lines are ignored
   local req, err = mix.json_decode(line)
   if type(req) ~= "table" then
-    M.error(conn, nil, M.PARSE_ERROR, "parse error: " .. tostring(err or "not a JSON object"))
-    return nil
+    return refuse(conn, nil, M.PARSE_ERROR, "parse error: " .. tostring(err or "not a JSON object"))
   end
   if type(req.method) ~= "string" then
-    M.error(conn, req.id, M.INVALID_REQUEST, "invalid request: method must be a string")
-    return nil
+    return refuse(conn, req.id, M.INVALID_REQUEST, "invalid request: method must be a string")
   end
   return req
 end
@@ -68,6 +76,13 @@ end
 function M.encode(data)
   if find(data, "[\r\n]") then data = gsub(data, "[\r\n]", "") end
   return data .. "\n"
+end
+
+-- A table as one JSON line (connmix's encode_table): line, or nil and the error.
+function M.encode_table(tb)
+  local s, err = mix.json_encode(tb)
+  if not s then return nil, err end
+  return M.encode(s), nil
 end
 
 return M

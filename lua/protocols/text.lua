@@ -42,8 +42,9 @@ function M.encode(data)
   return data .. "\n"
 end
 
--- Sends one line to conn; returns conn:send's error.
+-- Sends one line to conn; returns conn:send's error. send(line) inside a callback sends to its connection.
 function M.send(conn, line)
+  if line == nil then conn, line = mix.socket.tcp(), conn end
   return conn:send(M.encode(line))
 end
 

@@ -14,6 +14,14 @@
 -- Use websocket.send (not conn:send, which writes raw bytes) to reply. Data pushed by mix.mesh or the API
 -- goes through websocket.encode and arrives as one text or binary frame, as the sender asked.
 -- Text payloads are not checked for valid UTF-8.
+--
+-- The calling styles of connmix's own module are accepted too (docs/compatibility.md):
+--   1.0.1: protocol_input(buf, conn) return websocket.input(buf, conn, "/chat", on_handshake) end
+--          (uri prefix instead of the path option; on_handshake(headers, conn)), websocket.decode(conn)
+--          (ping, pong and close frames reach on_message too), websocket.encode(str),
+--          websocket.send_text(conn, data), websocket.send_binary(conn, data)
+--   docs:  websocket.input(buf, on_handshake), websocket.decode(str), websocket.send_text(data)
+-- Either way the request headers are kept in the connection context as "headers".
 local bit = require("bit")
 local band, bxor = bit.band, bit.bxor
 local byte, char, sub, find, lower, upper = string.byte, string.char, string.sub, string.find, string.lower, string.upper
@@ -26,14 +34,19 @@ local TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 local STATUS = { [400] = "Bad Request", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
   [426] = "Upgrade Required", [500] = "Internal Server Error" }
 
--- Per connection: { open, closing, kind, parts, size, early, close_code }. Weak keys: a closed
--- connection's state goes with its conn object.
+-- Per connection: { open, closing, kind, parts, size, early, close_code, style, uri, on_handshake, pkg }.
+-- Weak keys: a closed connection's state goes with its conn object.
 local states = setmetatable({}, { __mode = "k" })
 
 local function state(conn)
   local st = states[conn]
   if not st then st = {} states[conn] = st end
   return st
+end
+
+-- A connection object (not a buffer, a string or a callback): how the calling styles are told apart.
+local function is_conn(x)
+  return type(x) == "table" and x.client_id ~= nil
 end
 
 -- One unmasked server frame with FIN set.
@@ -106,17 +119,37 @@ local function canonical(name)
   return (("-" .. lower(name)):gsub("%-(%l)", function(c) return "-" .. upper(c) end):sub(2))
 end
 
+-- on_handshake as the style asks: 1.0.1 passes (headers, conn); the docs' style and ours pass the
+-- arguments of the entry's convention.
+local function call_handshake(st, conn, headers, server)
+  local f = st.on_handshake
+  if st.style == "1.0.1" then
+    if f then return f(headers, conn) end
+    return nil
+  end
+  if st.style ~= "docs" then f = on_handshake end
+  if not f then return nil end
+  if mix.server.convention == "1.0.1" then return f(headers, conn) end
+  return f(conn:client_id(), headers, server, conn)
+end
+
 local function handshake(request, conn, st)
-  local method, uri = request:match("^(%u+) (%S+) HTTP/1%.%d\r\n")
+  local method, uri, version = request:match("^(%u+) (%S+) (HTTP/1%.%d)\r\n")
   if not method then return http_error(conn, 400, "malformed HTTP request") end
   local headers, low = {}, {}
+  local legacy = st.style == "1.0.1"
+  if legacy then headers.Method, headers.RequestUri, headers.ServerProtocol = method, uri, version end
   for name, value in request:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
     headers[canonical(name)] = value
+    if legacy then headers[name] = value end -- 1.0.1 kept the names as sent
     low[lower(name)] = value
   end
   if method ~= "GET" then return http_error(conn, 405) end
-  local path = uri:match("^[^?#]*")
-  if path ~= (mix.server.option("path") or "/") then return http_error(conn, 404, "not found") end
+  if st.uri then
+    if sub(uri, 1, #st.uri) ~= st.uri then return http_error(conn, 404, "not found") end
+  elseif uri:match("^[^?#]*") ~= (mix.server.option("path") or "/") then
+    return http_error(conn, 404, "not found")
+  end
   if not find(lower(low.upgrade or ""), "websocket", 1, true) then
     return http_error(conn, 426, "websocket upgrade required")
   end
@@ -126,12 +159,11 @@ local function handshake(request, conn, st)
   local key = low["sec-websocket-key"]
   if not key or #key ~= 24 then return http_error(conn, 400, "missing or invalid Sec-WebSocket-Key") end
 
-  if on_handshake then
-    local server = { Method = method, RequestUri = uri, ServerProtocol = "HTTP/1.1", Host = low.host or "",
-      RemoteAddr = conn:remote_addr() }
-    local ok, status, message = on_handshake(conn:client_id(), headers, server, conn)
-    if ok == false then return http_error(conn, tonumber(status) or 403, message and tostring(message)) end
-  end
+  conn:set_context_value("headers", headers)
+  local server = { Method = method, RequestUri = uri, ServerProtocol = "HTTP/1.1", Host = low.host or "",
+    RemoteAddr = conn:remote_addr() }
+  local ok, status, message = call_handshake(st, conn, headers, server)
+  if ok == false then return http_error(conn, tonumber(status) or 403, message and tostring(message)) end
   conn:send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
     .. mix.base64_encode(mix.sha1_bin(key .. GUID)) .. "\r\n\r\n")
   st.open = true
@@ -143,17 +175,37 @@ local function handshake(request, conn, st)
   return nil
 end
 
--- protocol_input: the length of the HTTP request, then of each complete frame; -1 closes.
-function M.input(buf, conn)
+-- protocol_input: the length of the HTTP request, then of each complete frame; -1 closes. Styles:
+-- input(buf, conn) ours, input(buf, conn, uri[, on_handshake]) 1.0.1, input(buf[, on_handshake]) docs.
+local frame_length
+function M.input(buf, a, uri, hs)
+  local conn = a
+  if not is_conn(a) then conn = mix.socket.tcp() end
   local st = state(conn)
   if st.closing then return -1 end
+  if not st.style then
+    if not is_conn(a) then st.style, st.on_handshake = "docs", a
+    elseif type(uri) == "string" then st.style, st.uri, st.on_handshake = "1.0.1", uri, hs
+    else st.style = "ours" end
+  end
   local s = buf:tostring()
+  local n
   if not st.open then
     local e = find(s, "\r\n\r\n", 1, true)
-    if e then return e + 3 end
-    if #s > M.max_header then return http_error(conn, 400, "request header too large") or -1 end
-    return 0
+    if not e then
+      if #s > M.max_header then return http_error(conn, 400, "request header too large") or -1 end
+      return 0
+    end
+    n = e + 3
+  else
+    n = frame_length(s, conn)
   end
+  -- decode(conn) gets no package: keep it for it.
+  if st.style == "1.0.1" and n > 0 then st.pkg = sub(s, 1, n) end
+  return n
+end
+
+function frame_length(s, conn)
   local have = #s
   if have < 2 then return 0 end
   local b2 = byte(s, 2)
@@ -173,11 +225,20 @@ function M.input(buf, conn)
   return at + len
 end
 
--- protocol_decode: completes the handshake, answers control frames (nil), and returns a message table
--- for a complete text or binary message.
+-- What decode gives on_message for a control frame: nothing in our style; the frame in 1.0.1's.
+local function control(st, kind, data)
+  if st.style == "1.0.1" then return { type = kind, data = data, finish = true } end
+  return nil
+end
+
+-- protocol_decode: completes the handshake, answers control frames, and returns a message table for a
+-- complete text or binary message. decode(pkg, conn) ours, decode(conn) 1.0.1, decode(pkg) docs.
 function M.decode(pkg, conn)
+  if is_conn(pkg) then conn, pkg = pkg, nil
+  elseif not is_conn(conn) then conn = mix.socket.tcp() end
   local st = state(conn)
-  if st.closing then return nil end
+  if pkg == nil then pkg, st.pkg = st.pkg, nil end
+  if st.closing or pkg == nil then return nil end
   if not st.open then return handshake(pkg, conn, st) end
   local b1, b2 = byte(pkg, 1, 2)
   if band(b1, 0x70) ~= 0 then return fail(conn, 1002, "reserved bits set") end
@@ -190,16 +251,18 @@ function M.decode(pkg, conn)
     if not fin or #data > 125 then return fail(conn, 1002, "invalid control frame") end
     if op == PING then
       conn:send(frame(PONG, data))
+      return control(st, "ping", data)
     elseif op == CLOSE then
       -- Echo the client's code (RFC 6455 5.5.1) and close.
       local code = #data >= 2 and byte(data, 1) * 256 + byte(data, 2) or nil
       st.close_code = code
       local valid = code and code >= 1000 and code < 5000 and code ~= 1005 and code ~= 1006 and code ~= 1015
-      return fail(conn, valid and code or 1000, "")
-    elseif op ~= PONG then
-      return fail(conn, 1002, "unknown opcode " .. op)
+      fail(conn, valid and code or 1000, "")
+      return control(st, "close", code and code .. "," .. sub(data, 3) or "")
+    elseif op == PONG then
+      return control(st, "pong", data)
     end
-    return nil
+    return fail(conn, 1002, "unknown opcode " .. op)
   end
 
   if op == TEXT or op == BINARY then
@@ -239,6 +302,20 @@ function M.send(conn, data, kind)
   end
   return conn:send(f)
 end
+
+-- send_text(conn, data) / send_binary(conn, data) (1.0.1), or send_text(data) in a callback (docs):
+-- true, or nil and the error.
+local function sender(kind)
+  return function(a, b)
+    local conn, data = a, b
+    if not is_conn(a) then conn, data = mix.socket.tcp(), a end
+    if not conn then return nil, "not inside a socket callback" end
+    local err = M.send(conn, data, kind)
+    if err then return nil, err end
+    return true, nil
+  end
+end
+M.send_text, M.send_binary = sender("text"), sender("binary")
 
 -- Starts the close handshake with a code (default 1000) and reason, then closes the connection.
 function M.close(conn, code, reason)

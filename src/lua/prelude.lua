@@ -3,7 +3,9 @@
 local P, root, bitop = ...
 
 package.preload.bit = bitop
-package.path = root .. "/?.lua;" .. root .. "/?/init.lua;" .. package.path
+-- root/utils/?.lua: the 1.0.1 layout had require("prettyprint") where later ones have utils.prettyprint.
+package.path = root .. "/?.lua;" .. root .. "/?/init.lua;" .. package.path .. ";" .. root .. "/utils/?.lua"
+
 
 -- Files that were loaded as modules, for hot reload: module name -> path.
 local module_files = {}

@@ -5,16 +5,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "../helpers/browser.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { post } from "../helpers/http.ts";
 import { listening } from "../helpers/ports.ts";
 import { ROOT } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { runExample, type RunningExample } from "./workspace.ts";
-
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 let example: RunningExample;
 let browser: Browser | undefined;
@@ -40,7 +38,7 @@ describe("examples/chat-room", () => {
   });
 
   test("the page in headless Chromium joins a room, shows published messages and sends its own", async () => {
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS, timeout: 20_000 });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));

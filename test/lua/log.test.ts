@@ -10,11 +10,12 @@ const readLog = captureLog();
 afterAll(() => log.setLevel("debug"));
 
 const ENTRY = `function on_event(id, p)
-  mix.log(mix.DEBUG, "debug " .. p)
+  local written = mix.log(mix.DEBUG, "debug " .. p)
   mix.log(mix.INFO, "info " .. p)
   mix.log(mix.WARN, "warn " .. p)
   mix.log(mix.ERROR, "error " .. p)
-  record(tostring(mix.log("loud", "x")))
+  local ok, err = mix.log("loud", "x")
+  record(tostring(written) .. " " .. tostring(ok) .. " " .. err)
 end
 `;
 
@@ -30,7 +31,8 @@ test("each level is written with the Lua file and line as the caller", () => {
   expect(fields.map((f) => f[2])).toEqual([2, 3, 4, 5].map((n) => `${file}:${n}`));
   expect(fields.map((f) => f[3])).toEqual(["debug one", "info one", "warn one", "error one"]);
   for (const line of lines) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\t/);
-  expect(recorded.at(-1)).toBe("invalid log level: loud");
+  // b = mix.log(...) as the docs write it: true once written, false (and why) otherwise.
+  expect(recorded.at(-1)).toBe("true false invalid log level: loud");
 });
 
 test("levels below the configured one are not written", () => {
@@ -39,4 +41,5 @@ test("levels below the configured one are not written", () => {
   vm.scheduler.dispatch(owner(), TEST_EVENT, 1, "two");
   const levels = readLog().split("\n").filter((l) => l.endsWith(" two")).map((l) => l.split("\t")[1]);
   expect(levels).toEqual(["WARN", "ERROR"]);
+  expect(recorded.at(-1)).toBe("false false invalid log level: loud"); // the DEBUG line was not written
 });

@@ -5,12 +5,15 @@ mix.DEBUG, mix.INFO, mix.WARN, mix.ERROR = "debug", "info", "warn", "error"
 local LEVELS = { debug = true, info = true, warn = true, error = true }
 local getinfo, concat, tostring, select = debug.getinfo, table.concat, tostring, select
 
+-- Returns true when the line was written, false when the level is below the log level (b in the docs),
+-- and false plus the error for a bad level.
 mix.log = function(level, msg)
-  if not LEVELS[level] then return "invalid log level: " .. tostring(level) end
-  if not P.log_enabled(level) then return end
+  if not LEVELS[level] then return false, "invalid log level: " .. tostring(level) end
+  if not P.log_enabled(level) then return false end
   local where = getinfo(2, "Sl")
   local caller = where and (where.short_src:match("[^/]*/?[^/]+$") .. ":" .. (where.currentline or 0)) or "?"
   P.log(level, tostring(msg), caller)
+  return true
 end
 
 function print(...)

@@ -13,9 +13,11 @@ Buffer.__index = Buffer
 function Buffer:tostring() return self.s end
 function Buffer:length() return #self.s end
 function Buffer:position() return self.pos end
+-- s, err: err when fewer than n bytes remain (the position does not move).
 function Buffer:read(n)
   n = tonumber(n)
-  if not n or n < 0 or self.pos + n > #self.s then return nil end
+  if not n or n < 0 then return nil, "invalid length: " .. tostring(n) end
+  if self.pos + n > #self.s then return nil, "not enough bytes" end
   local out = sub(self.s, self.pos + 1, self.pos + n)
   self.pos = self.pos + n
   return out
