@@ -1,4 +1,4 @@
-// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix version`, `--help`.
+// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix version`, `connmix test ENTRY CASES...`, `--help`.
 // Usage errors exit 2, configuration errors exit 1; both print one line on stderr, no stack.
 import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
 import { availableParallelism } from "node:os";
@@ -45,9 +45,24 @@ const versionCommand = defineCommand({
   },
 });
 
+const testCommand = defineCommand({
+  meta: { name: "test", description: "run an entry script offline against case files (scripted conversations)" },
+  args: {
+    entry: { type: "positional", description: "the entry script (.lua)", valueHint: "ENTRY" },
+    cases: { type: "positional", description: "one or more case files (.yaml)", valueHint: "CASES" },
+    junit: { type: "string", valueHint: "FILE", description: "also write a JUnit XML report to FILE" },
+  },
+  run: async ({ args }) => {
+    const { runTests } = await import("./test-command.ts");
+    const [entry, ...cases] = args._ as string[];
+    process.exitCode = await runTests(entry!, cases, args.junit);
+  },
+});
+
 const subCommands: Record<string, CommandDef<any>> = {
   ...Object.fromEntries(MODES.map((m) => [m, nodeCommand(m)])),
   version: versionCommand,
+  test: testCommand,
 };
 
 const main = defineCommand({
@@ -74,10 +89,12 @@ function fatal(message: string): never {
 async function checkArgs(name: string, rest: string[]): Promise<void> {
   const cmd = subCommands[name]!;
   const options: NonNullable<ParseArgsConfig["options"]> =
-    name === "version" ? {} : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
+    name === "version" ? {} : name === "test" ? { junit: { type: "string" } } : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
   const { tokens } = parseArgs({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
+  const positionals = tokens.filter((t) => t.kind === "positional").length;
+  if (name === "test" && positionals < 2) await usageError("test needs an entry script and at least one case file", cmd, main);
   for (const t of tokens) {
-    if (t.kind === "positional") await usageError(`unexpected argument "${t.value}"`, cmd, main);
+    if (t.kind === "positional" && name !== "test") await usageError(`unexpected argument "${t.value}"`, cmd, main);
     if (t.kind !== "option") continue;
     if (!(t.name in options)) await usageError(`unknown flag "${t.rawName}"`, cmd, main);
     if (t.value === undefined || t.value === "") await usageError(`flag ${t.rawName} needs a value`, cmd, main);

@@ -3,6 +3,9 @@
 import type { LuaVM } from "../lua/vm";
 import type { RedisPool } from "../redis/client";
 
+/** What mix.redis needs of a pool: running one command (a RedisPool, or canned replies in `connmix test`). */
+export type RedisCommands = Pick<RedisPool, "command">;
+
 export type SendType = 1 | 2; // 1 = text, 2 = binary (raw bytes for socket connections)
 
 export interface EngineHost {
@@ -34,7 +37,7 @@ export interface EngineHost {
   /** Reply of an on_handshake callback: accept, or refuse with an HTTP status and message. */
   handshakeResult(id: number, accept: boolean, status: number, message: string): void;
   /** The pool of the `engine.luavm.redis` entry with this name (`mix.redis.connection`). */
-  redis(name: string): RedisPool | undefined;
+  redis(name: string): RedisCommands | undefined;
 }
 
 export const hostOf = (vm: LuaVM) => vm.host as EngineHost;

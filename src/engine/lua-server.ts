@@ -10,8 +10,8 @@ import type { ServerConfig } from "../config/schema";
 import { Connection } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
-import type { RedisPool } from "../redis/client";
 import { applyConvention, type Convention } from "../lua/convention";
+import type { RedisCommands } from "./host";
 
 export interface LuaServerOptions {
   config: ServerConfig;
@@ -20,7 +20,7 @@ export interface LuaServerOptions {
   /** Runaway-callback budget, ms. */
   budgetMs?: number;
   /** Pools of `engine.luavm.redis`, by name. */
-  redis?: Map<string, RedisPool>;
+  redis?: Map<string, RedisCommands>;
   /** Share the port with the other workers of a multi-core engine (SO_REUSEPORT: the kernel spreads connections). */
   reusePort?: boolean;
 }
@@ -33,7 +33,7 @@ export abstract class LuaServer {
   readonly entry: string;
   protected readonly reusePort: boolean;
   private readonly options: Map<string, string>;
-  private readonly redis: Map<string, RedisPool> | undefined;
+  private readonly redis: Map<string, RedisCommands> | undefined;
   /** Seconds counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
   protected tick = 0;
   /** Connections whose writes are backed up, checked against writeTimeout. */
@@ -84,6 +84,20 @@ export abstract class LuaServer {
   abstract closeConnection(conn: Connection, code: number, reason: string): void;
   /** Drops a connection at once, without a closing handshake (a client that does not read). */
   protected abstract terminate(conn: Connection): void;
+  /**
+   * protocol_encode(data, conn, "text"|"binary") of a socket server's script (no conn for a publish); an
+   * error text when it fails or returns nothing usable.
+   */
+  encode(bytes: Uint8Array, id?: number, type: SendType = 1): Uint8Array | string {
+    try {
+      const out = this.vm.callGlobal("__connmix_encode", [bytes, id, type], true);
+      return out instanceof Uint8Array ? out : "protocol_encode returned no data";
+    } catch (e) {
+      log.error(`protocol_encode failed: ${(e as Error).message}`);
+      return "protocol_encode failed";
+    }
+  }
+
   /** Starts listening; resolves once the port is bound. */
   abstract listen(): Promise<void>;
   /** Stops accepting and closes every connection (WebSocket close 1001). */

@@ -4,7 +4,6 @@ import { ClientIds, nodeOf, workerOf } from "./ids";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import type { LuaServer } from "./lua-server";
-import type { SocketServer } from "./socket-server";
 import type { Queues } from "../queue/queues";
 
 /** What the mesh offers the node; with no mesh, a node has no peers. */
@@ -94,7 +93,7 @@ export class EngineNode {
       // protocol_encode runs once per server, not once per subscriber.
       const encoded = new Map<LuaServer, Uint8Array | string>();
       for (const conn of subscribers) {
-        const server = conn.server as SocketServer;
+        const server = conn.server;
         let bytes = encoded.get(server);
         if (bytes === undefined) encoded.set(server, (bytes = server.encode(typeof data === "string" ? Buffer.from(data) : data, undefined, type)));
         if (typeof bytes !== "string" && server.sendTo(conn, bytes, type, true) === null) ok++, this.stats.sent.socket++;

@@ -77,20 +77,6 @@ export class SocketServer extends LuaServer {
     return NOTHING_PUBLISHED;
   }
 
-  /**
-   * protocol_encode(data, conn, "text"|"binary") in this server's VM (no conn for a publish); an error text
-   * when it fails or returns nothing usable.
-   */
-  encode(bytes: Uint8Array, id?: number, type: SendType = 1): Uint8Array | string {
-    try {
-      const out = this.vm.callGlobal("__connmix_encode", [bytes, id, type], true);
-      return out instanceof Uint8Array ? out : "protocol_encode returned no data";
-    } catch (e) {
-      log.error(`protocol_encode failed: ${(e as Error).message}`);
-      return "protocol_encode failed";
-    }
-  }
-
   private enqueue(conn: Connection, bytes: Uint8Array): string | null {
     if (conn.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
       conn.closeReason = "too many unread bytes";

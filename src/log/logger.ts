@@ -15,6 +15,7 @@ export interface LogOptions {
   stdout?: boolean; // default true
   fd?: number; // where the "stdout" copy goes; default 1 (a worker of a multi-core engine writes to 2, its primary logs it)
   clock?: () => number; // epoch milliseconds with a fraction; tests inject one, systemClock restores
+  tap?: ((lines: string) => void) | null; // also hands every line to this (connmix test, the console's recent log)
 }
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -28,6 +29,7 @@ let outFd = 1;
 let file: DailyFile | null = null;
 let pending = "";
 let timer: ReturnType<typeof setTimeout> | null = null;
+let tap: ((lines: string) => void) | null = null;
 
 // Wall clock with microseconds: performance.now() anchored to Date.now(). The first anchor waits
 // for a millisecond tick (at most 1 ms, once) so it is exact; after a clock step or drift beyond
@@ -112,6 +114,7 @@ function buffer(lines: string): void {
     file.rotate(cachedDay);
   }
   pending += lines;
+  tap?.(lines);
   if (pending.length >= FLUSH_BYTES) flushNow();
   else if (!timer) {
     timer = setTimeout(flushNow, FLUSH_MS);
@@ -164,6 +167,7 @@ export const log = {
       cachedSec = -1;
     }
     if (opts.level) min = RANK[opts.level];
+    if (opts.tap !== undefined) tap = opts.tap;
     if (opts.stdout !== undefined) toStdout = opts.stdout;
     if (opts.fd !== undefined) outFd = opts.fd;
     if (opts.filename === undefined) return;

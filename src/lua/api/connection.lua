@@ -144,6 +144,12 @@ function __connmix_conn_call(id, f, args)
   return Conn[f](c, unpack(args or {}))
 end
 
+-- The context table of a connection, for tools that show it (connmix test, the console); nil when unknown.
+function __connmix_context(id)
+  local c = conns[id]
+  return c and c.ctx
+end
+
 mix.websocket = function()
   local c = S.conn
   if not c or c.socket then return nil, "not inside a websocket callback" end
