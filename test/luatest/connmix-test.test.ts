@@ -128,7 +128,7 @@ describe("a script with redis, http, refusals and errors", () => {
     expect(r.out).toContain(`  FAIL  canned redis and http answers`);
     expect(r.out).toContain(`${bad}:20: recv a: expected 'bob nil'\n          got 'nil nil'`);
     expect(r.out).toContain(`${bad}:37: closed a: expected code 1011, got 1000`);
-    expect(r.out).toMatch(/log \(\d+ lines\):\n {10}.*ERROR\t.*kaboom/);
+    expect(r.out).toMatch(/log \(\d+ lines\):\n( {10}.*\n)*? {10}.*ERROR\t.*kaboom/);
     expect(r.out).toContain("0 passed, 2 failed");
     const xml = readFileSync(junit, "utf8");
     expect(xml).toContain('<testsuites name="connmix test" tests="2" failures="2">');
