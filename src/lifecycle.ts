@@ -10,6 +10,12 @@ const TOTAL_MS = 5000;
 const hooks: Hook[] = [];
 let stopping: Promise<never> | null = null;
 let signalsHandled = false;
+let reloader: ((why: string) => void) | null = null;
+
+/** What SIGUSR2 does once the node serves: a handover to a successor (src/handover). */
+export function onReload(fn: (why: string) => void): void {
+  reloader = fn;
+}
 
 // Returns a function that removes the hook (for things that stop on their own).
 export function onShutdown(name: string, fn: () => void | Promise<void>): () => void {
@@ -68,4 +74,9 @@ export function handleSignals(): void {
       void shutdown(`received ${sig}`);
     });
   }
+  process.on("SIGUSR2", () => {
+    if (stopping) log.warn("received SIGUSR2: reload refused, this process is stopping");
+    else if (!reloader) log.warn("received SIGUSR2: reload refused, this process is still starting");
+    else reloader("received SIGUSR2");
+  });
 }

@@ -1,8 +1,10 @@
 // What each command runs: center, engine, or both in one process (dev, single).
-import { startCenter } from "./center/index.ts";
+import { startCenter, type Center } from "./center/index.ts";
 import type { Config } from "./config/schema.ts";
-import { startEngine } from "./engine/index.ts";
+import { startEngine, type EngineService } from "./engine/index.ts";
+import { predecessor, predecessorCenter, tellPredecessor } from "./handover/predecessor.ts";
 import { onShutdown } from "./lifecycle.ts";
+import { pidFilePath, writePidFile } from "./handover/pidfile.ts";
 
 export type Mode = "center" | "engine" | "dev" | "single";
 export const MODES: readonly Mode[] = ["center", "engine", "dev", "single"];
@@ -12,11 +14,29 @@ export interface NodeOptions {
   configPath: string; // as given on the command line, for messages and hot reload
 }
 
-export async function runMode(mode: Mode, config: Config, opts: NodeOptions): Promise<void> {
+/** What a running node hands over to a successor (src/handover). */
+export interface NodeParts {
+  center: Center | null;
+  engine: EngineService | null;
+}
+
+/** Longest a successor waits for its predecessor's center table before starting with an empty one. */
+const CENTER_STATE_MS = 5000;
+
+export async function runMode(mode: Mode, config: Config, opts: NodeOptions): Promise<NodeParts> {
   // A node runs until it is signalled, even while no service holds the event loop
   // (an engine waiting for its center, for instance).
   const keepAlive = setInterval(() => {}, 1 << 30);
   onShutdown("keep-alive", () => clearInterval(keepAlive));
-  if (mode !== "engine") await startCenter(config, opts);
-  if (mode !== "center") await startEngine(config, opts);
+  const hasCenter = mode !== "engine";
+  // A successor's center opens only once its predecessor's center handed over its table and closed: until
+  // then its own engine (dev, single) registers with the predecessor's, which the table then includes.
+  let center = hasCenter && !predecessor ? startCenter(config) : null;
+  const engine = mode !== "center" ? await startEngine(config, opts) : null;
+  writePidFile(pidFilePath(config, mode));
+  if (predecessor) {
+    tellPredecessor({ t: "ready", node: engine?.nodeId ?? null });
+    if (hasCenter) center = startCenter(config, await predecessorCenter(CENTER_STATE_MS));
+  }
+  return { center, engine };
 }

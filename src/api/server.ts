@@ -13,6 +13,7 @@ import { ApiSocket } from "./consumer";
 import { Dispatcher, HARD_LIMIT_BYTES } from "./dispatcher";
 import { httpHandler } from "./http";
 import { ApiWebSockets } from "./ws";
+import { checkFree } from "../handover/ports";
 
 /** Bun's HTTP idle timeout is at most 255 s. */
 const MAX_HTTP_IDLE = 255;
@@ -22,6 +23,11 @@ const nodeName = (node: EngineNode) => (node.peers as { id?: string } | null)?.i
 
 export interface ApiServer {
   port: number;
+  /**
+   * A handover: stops accepting (the successor listens on the same port) and closes the /ws/v1 connections with
+   * 1012, so backends reconnect there; requests in progress are answered.
+   */
+  drain(): void;
   stop(): Promise<void>;
 }
 
@@ -40,9 +46,11 @@ export async function startApiServer(config: Config, node: EngineNode): Promise<
 
   let server;
   try {
+    checkFree(settings.bind, settings.port);
     server = Bun.serve<ApiSocket>({
       hostname: settings.bind,
       port: settings.port,
+      reusePort: true, // a successor listens beside it during a handover (src/handover/ports.ts)
       idleTimeout: Math.min(Math.max(0, Math.round(settings.readTimeout)), MAX_HTTP_IDLE),
       maxRequestBodySize: HARD_LIMIT_BYTES,
       fetch: httpHandler({
@@ -63,6 +71,10 @@ export async function startApiServer(config: Config, node: EngineNode): Promise<
   log.info(`start the api server (${settings.bind}:${port})`);
   return {
     port,
+    drain() {
+      sockets.close(1012, "service restart");
+      void server.stop(); // resolves once its last connection closed; nothing waits for that
+    },
     async stop() {
       unfollowAccess();
       unfollowSettings();

@@ -83,9 +83,9 @@ export class ApiWebSockets {
     }
   }
 
-  /** Closes every connection (1001) and stops the sweep. */
-  close(): void {
+  /** Closes every connection (1001 by default) and stops the sweep. */
+  close(code = 1001, reason = "server shutting down"): void {
     clearInterval(this.sweeper);
-    for (const s of this.sockets) s.ws?.close(1001, "server shutting down");
+    for (const s of this.sockets) s.ws?.close(code, reason);
   }
 }

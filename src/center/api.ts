@@ -27,6 +27,7 @@ function nodesJson(registry: RegistryServer): string {
     index: e.index,
     clients: e.clients,
     registered_at: Math.floor(e.registeredAt / 1000),
+    state: e.draining ? "draining" : "registered",
   }));
   return JSON.stringify({ nodes });
 }
@@ -37,6 +38,7 @@ export function startCenterApi(config: Config, registry: RegistryServer): { acce
   const server = Bun.serve({
     hostname: config.center.apiServer.bind,
     port: config.center.apiServer.port,
+    reusePort: true, // a successor listens beside it during a handover (src/handover/ports.ts)
     fetch(req, srv) {
       const denied = access.check(req, srv.requestIP(req)?.address ?? "");
       if (denied) return denied;

@@ -129,6 +129,11 @@ export class RegistryClient {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
+  /** Tells the center this engine drains (registration() says so too from now on, for re-registrations). */
+  drain(): void {
+    if (this.out && this.registered) sendMsg(this.out, { t: "drain" });
+  }
+
   /** Stops for good; a registered engine tells the center it leaves, so peers forget it at once. */
   stop(): void {
     this.stopped = true;

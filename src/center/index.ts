@@ -1,10 +1,10 @@
 // The center: the center API (GET /version, /v1/nodes, /metrics) and the registry engines register with.
 import type { Config } from "../config/schema.ts";
-import type { NodeOptions } from "../modes.ts";
 import { log } from "../log/logger.ts";
 import { onShutdown } from "../lifecycle.ts";
+import { checkFree } from "../handover/ports.ts";
 import { startCenterApi } from "./api.ts";
-import { RegistryServer } from "./registry.ts";
+import { RegistryServer, type NodeState } from "./registry.ts";
 
 function listening<T>(what: string, bind: string, port: number, start: () => T): T {
   try {
@@ -14,14 +14,40 @@ function listening<T>(what: string, bind: string, port: number, start: () => T):
   }
 }
 
-export async function startCenter(config: Config, _opts: NodeOptions): Promise<void> {
+export interface Center {
+  /** The node table for a successor; this center stops (its engines reconnect to the successor). */
+  handOver(): NodeState[];
+}
+
+/**
+ * Starts the center API and the registry. A successor passes its predecessor's node table (`adopted`,
+ * src/handover), so the engines that reconnect keep their entries and indexes.
+ */
+export function startCenter(config: Config, adopted: NodeState[] | null = null): Center {
   const { apiServer, registry: reg } = config.center;
   const registry = new RegistryServer();
-  const api = listening("center server", apiServer.bind, apiServer.port, () => startCenterApi(config, registry));
-  onShutdown("center server", () => api.server.stop(true));
+  if (adopted) registry.adopt(adopted);
+  const api = listening("center server", apiServer.bind, apiServer.port, () => {
+    checkFree(apiServer.bind, apiServer.port);
+    return startCenterApi(config, registry);
+  });
+  const stopApi = () => api.server.stop(true);
+  onShutdown("center server", stopApi);
   onShutdown("center access", api.access.follow());
   log.info(`start the center server ${apiServer.bind}:${apiServer.port}`);
-  listening("registry server", reg.bind, reg.port, () => registry.listen(reg.bind, reg.port));
+  listening("registry server", reg.bind, reg.port, () => {
+    checkFree(reg.bind, reg.port);
+    registry.listen(reg.bind, reg.port);
+  });
   onShutdown("registry server", () => registry.stop());
   log.info(`start the registry server (${reg.bind}:${reg.port})`);
+  return {
+    handOver() {
+      const nodes = registry.snapshot();
+      registry.stop();
+      void stopApi();
+      log.info(`center: handed ${nodes.length} nodes to the successor`);
+      return nodes;
+    },
+  };
 }

@@ -19,6 +19,8 @@ export interface RegisterMsg {
   api_port: number;
   mesh_port: number;
   peers: [string, number][]; // [node id, index] of the peers it knows, so a restarted center keeps their indexes
+  after?: string; // a successor's predecessor (src/handover): same mesh address, but it is not gone
+  draining?: boolean; // this node hands over to a successor and takes no new clients
 }
 
 /** Engine -> center every HEARTBEAT_MS; a graceful stop sends "leave". */
@@ -28,6 +30,10 @@ export interface HeartbeatMsg {
 }
 export interface LeaveMsg {
   t: "leave";
+}
+/** The engine started draining (a successor took over its ports); it stays a node until it leaves. */
+export interface DrainMsg {
+  t: "drain";
 }
 
 export interface NodeInfo {
@@ -45,7 +51,7 @@ export type CenterMsg =
   | { t: "hb" }
   | { t: "error"; m: string };
 
-export type EngineMsg = RegisterMsg | HeartbeatMsg | LeaveMsg;
+export type EngineMsg = RegisterMsg | HeartbeatMsg | LeaveMsg | DrainMsg;
 
 const decoder = new TextDecoder();
 

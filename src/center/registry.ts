@@ -9,15 +9,22 @@ import { MAX_NODE } from "../engine/ids";
 import { FrameReader, Outbox } from "../mesh/frames";
 import { NODE_ID } from "../mesh/node-id";
 import { plainIp } from "../api/access";
+import { shared } from "../handover/ports";
 import {
   DROP_MS, MAX_UNSENT, REGISTRY_VERSION, readMsg, sendMsg,
   type CenterMsg, type EngineMsg, type NodeInfo, type RegisterMsg,
 } from "./protocol";
 
-export interface NodeEntry extends NodeInfo {
+/** What a center hands to its successor about one node (src/handover). */
+export interface NodeState extends NodeInfo {
   clients: number;
+  registeredAt: number; // Unix ms
+  /** Handing over to a successor: serves the clients it holds, takes no new ones. */
+  draining: boolean;
+}
+
+export interface NodeEntry extends NodeState {
   lastBeat: number;
-  registeredAt: number;
   session: S | null;
 }
 
@@ -50,8 +57,7 @@ export class RegistryServer {
 
   listen(bind: string, port: number): void {
     this.listener = Bun.listen<Session>({
-      hostname: bind,
-      port,
+      ...shared(bind, port),
       socket: {
         open: (s) => {
           this.connectionsTotal++;
@@ -92,6 +98,9 @@ export class RegistryServer {
       this.send(s, { t: "hb" });
     } else if (msg.t === "leave") {
       this.drop(entry, "stopped");
+    } else if (msg.t === "drain" && !entry.draining) {
+      entry.draining = true;
+      log.info(`node ${entry.ip} node_id ${entry.id} is draining`);
     }
   }
 
@@ -109,19 +118,21 @@ export class RegistryServer {
       entry.api_port = m.api_port;
       entry.mesh_port = m.mesh_port;
     } else {
-      // A new node on the mesh address of a listed one: that one is gone (its port is taken), drop it now.
+      // A new node on the mesh address of a listed one: that one is gone (its port is taken), drop it now;
+      // unless it is the newcomer's predecessor, which shares its ports while it drains.
       for (const e of this.nodes.values()) {
-        if (e.ip === ip && e.mesh_port === m.mesh_port) this.drop(e, `its address now belongs to node_id ${m.id}`);
+        if (e.ip === ip && e.mesh_port === m.mesh_port && e.id !== m.after) this.drop(e, `its address now belongs to node_id ${m.id}`);
       }
       const index = this.pickIndex(m.id, m.index);
       if (!index) return this.refuse(s, "no free node index");
-      entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: Date.now(), session: null };
+      entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: Date.now(), draining: false, session: null };
       this.nodes.set(m.id, entry);
       this.indexes.set(index, m.id);
       this.reserved.delete(index);
     }
     entry.session = s;
     entry.lastBeat = now;
+    if (m.draining === true) entry.draining = true;
     s.data.node = entry;
     this.unregistered.delete(s);
     if (!this.settled && Array.isArray(m.peers)) {
@@ -218,6 +229,30 @@ export class RegistryServer {
     }
   }
 
+  /** The node table, for a successor center (src/handover). */
+  snapshot(): NodeState[] {
+    return [...this.nodes.values()].map((e) => ({
+      id: e.id, index: e.index, ip: e.ip, api_port: e.api_port, mesh_port: e.mesh_port, clients: e.clients, registeredAt: e.registeredAt, draining: e.draining,
+    }));
+  }
+
+  /**
+   * Takes over a predecessor's node table before listening: its engines reconnect and find their entry
+   * and index here, and the lists are complete at once. An index already taken here (a node that
+   * registered first) stays with that node; the adopted one gets a new index when it re-registers.
+   */
+  adopt(nodes: NodeState[]): void {
+    const now = performance.now();
+    for (const n of nodes) {
+      if (this.nodes.has(n.id) || this.indexes.has(n.index)) continue;
+      this.nodes.set(n.id, { ...n, lastBeat: now, session: null });
+      this.indexes.set(n.index, n.id);
+    }
+    this.settled = true;
+    this.reserved.clear();
+  }
+
+  /** Stops accepting and ends every registry connection; engines reconnect to whoever listens now. */
   stop(): void {
     clearInterval(this.sweeper);
     this.listener?.stop(true);

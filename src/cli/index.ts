@@ -1,11 +1,15 @@
-// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix version`, `connmix test ENTRY CASES...`, `--help`.
+// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix reload [MODE] [-f FILE]`, `connmix version`,
+// `connmix test ENTRY CASES...`, `--help`.
 // Usage errors exit 2, configuration errors exit 1; both print one line on stderr, no stack.
 import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
 import { availableParallelism } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { applyConfigChange, watchConfig } from "../config/watch.ts";
-import { handleSignals, onShutdown, shutdown } from "../lifecycle.ts";
+import { handleSignals, onReload, onShutdown, shutdown } from "../lifecycle.ts";
+import { Handover } from "../handover/successor.ts";
+import { tellPredecessor } from "../handover/predecessor.ts";
+import { reload } from "./reload.ts";
 import { log } from "../log/logger.ts";
 import { MODES, runMode, type Mode } from "../modes.ts";
 import { printBanner, versionLine } from "./banner.ts";
@@ -59,8 +63,30 @@ const testCommand = defineCommand({
   },
 });
 
+/** Longest a successor may take to serve after a reload before it is given up. */
+const SUCCESSOR_START_MS = 60_000;
+
+const reloadCommand = defineCommand({
+  meta: { name: "reload", description: "hand a running node over to a new process without dropping connections" },
+  args: {
+    mode: { type: "positional", required: false, valueHint: MODES.join("|"), description: "which node of this config (default: every one running)" },
+    file: nodeArgs.file,
+  },
+  run: async ({ args }) => {
+    let config;
+    try {
+      config = loadConfig(args.file, { mode: "center" }); // only logging.filename matters here: no entry checks
+    } catch (e) {
+      if (e instanceof ConfigError) fatal(e.message);
+      throw e;
+    }
+    process.exit(await reload(config, (args.mode as Mode | undefined) ?? null));
+  },
+});
+
 const subCommands: Record<string, CommandDef<any>> = {
   ...Object.fromEntries(MODES.map((m) => [m, nodeCommand(m)])),
+  reload: reloadCommand,
   version: versionCommand,
   test: testCommand,
 };
@@ -81,6 +107,7 @@ async function usageError(message: string, cmd: CommandDef<any>, parent?: Comman
 }
 
 function fatal(message: string): never {
+  tellPredecessor({ t: "failed", message });
   process.stderr.write(`${message}\n`);
   process.exit(1);
 }
@@ -89,11 +116,17 @@ function fatal(message: string): never {
 async function checkArgs(name: string, rest: string[]): Promise<void> {
   const cmd = subCommands[name]!;
   const options: NonNullable<ParseArgsConfig["options"]> =
-    name === "version" ? {} : name === "test" ? { junit: { type: "string" } } : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
+    name === "version" ? {} : name === "test" ? { junit: { type: "string" } } : name === "reload" ? { file: { type: "string", short: "f" } } : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
   const { tokens } = parseArgs({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
   const positionals = tokens.filter((t) => t.kind === "positional").length;
   if (name === "test" && positionals < 2) await usageError("test needs an entry script and at least one case file", cmd, main);
+  let reloadMode = false;
   for (const t of tokens) {
+    if (t.kind === "positional" && name === "reload" && !reloadMode) {
+      reloadMode = true;
+      if (!(MODES as readonly string[]).includes(t.value)) await usageError(`unknown mode "${t.value}" (${MODES.join(", ")})`, cmd, main);
+      continue;
+    }
     if (t.kind === "positional" && name !== "test") await usageError(`unexpected argument "${t.value}"`, cmd, main);
     if (t.kind !== "option") continue;
     if (!(t.name in options)) await usageError(`unknown flag "${t.rawName}"`, cmd, main);
@@ -148,10 +181,13 @@ async function startNode(mode: Mode, configPath: string, cpusArg: string | undef
   const watcher = watchConfig(configPath, config, applyConfigChange, { mode });
   onShutdown("config watcher", () => watcher.close());
   try {
-    await runMode(mode, config, { cpus, configPath });
+    const parts = await runMode(mode, config, { cpus, configPath });
+    const handover = new Handover(parts, SUCCESSOR_START_MS);
+    onReload((why) => handover.request(why));
   } catch (e) {
     // Services report start failures (port in use, ...) as one-line errors.
     log.error((e as Error).message);
+    tellPredecessor({ t: "failed", message: (e as Error).message });
     await shutdown("start failed", 1);
   }
 }

@@ -209,7 +209,7 @@ class Reader {
   }
 
   engine(v: unknown, d: Config["engine"]): Config["engine"] {
-    const en = this.map(v, "engine", ["centerRegistry", "meshPoint", "apiServer", "luavm", "servers"]);
+    const en = this.map(v, "engine", ["centerRegistry", "drainTimeout", "meshPoint", "apiServer", "luavm", "servers"]);
     const bufferKeys = ["readBufferSize", "writeBufferSize", "readTimeout", "writeTimeout"];
     const api = this.listen(en.apiServer, "engine.apiServer", d.apiServer, bufferKeys);
     const apiServer: ApiServerConfig = {
@@ -237,6 +237,7 @@ class Reader {
 
     return {
       centerRegistry: this.hostPort(en, "centerRegistry", "engine", d.centerRegistry),
+      drainTimeout: this.seconds(en, "drainTimeout", "engine", d.drainTimeout),
       meshPoint: this.listen(en.meshPoint, "engine.meshPoint", d.meshPoint).listen,
       apiServer,
       luavm: { callbackTimeout, queue, redis },

@@ -100,6 +100,8 @@ export interface ServerConfig {
 
 export interface EngineConfig {
   centerRegistry: string; // host:port
+  /** Seconds a draining engine (after a reload) serves its clients before closing them (1012). */
+  drainTimeout: number;
   meshPoint: ListenConfig;
   apiServer: ApiServerConfig;
   luavm: LuaVmConfig;
@@ -153,6 +155,7 @@ export function defaultConfig(): Config {
     },
     engine: {
       centerRegistry: "localhost:6786",
+      drainTimeout: 60,
       meshPoint: { port: 6788, bind: "0.0.0.0" },
       apiServer: {
         port: 6789,

@@ -17,11 +17,20 @@ import { startApiServer } from "../api/server";
 import { redisPools } from "../redis/client";
 import { PrimaryNode, WorkerRouter } from "../workers/router";
 import { Workers } from "../workers/supervisor";
+import { checkFree } from "../handover/ports";
+import { drainEngine, type DrainTarget } from "../handover/drain";
 
 export interface Engine {
   node: EngineNode;
   servers: LuaServer[];
   stop(): Promise<void>;
+}
+
+/** A running engine, as a handover sees it (src/handover). */
+export interface EngineService {
+  nodeId: string;
+  /** Stops taking clients and serves the ones it holds until they leave or engine.drainTimeout; `successor`: its node id. */
+  drain(successor: string | null): Promise<void>;
 }
 
 /** Starts the Lua servers of `config.engine.servers` on a node of its own with index `nodeIndex`. */
@@ -30,13 +39,14 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
 }
 
 /**
- * Starts the Lua servers of `config.engine.servers` on `node`. A `worker` of a multi-core engine shares the
- * ports with the other workers, and its primary logs the start once for all of them.
+ * Starts the Lua servers of `config.engine.servers` on `node`. Ports are shared (SO_REUSEPORT) with the other
+ * workers of a multi-core engine and with a successor (src/handover); a `worker`'s primary logs the start
+ * once for all of them.
  */
 export async function listenLuaServers(config: Config, node: EngineNode, worker = false): Promise<Engine> {
   const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, reusePort: worker };
+    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, reusePort: true };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();
@@ -61,7 +71,7 @@ function started(sc: ServerConfig): void {
 function probeLuaPorts(config: Config): void {
   for (const sc of config.engine.servers) {
     try {
-      Bun.listen({ hostname: sc.bind, port: sc.port, socket: { data() {} } }).stop(true);
+      checkFree(sc.bind, sc.port);
     } catch (e) {
       throw new Error(`cannot listen on ${sc.bind}:${sc.port} (${(e as Error).message})`);
     }
@@ -72,7 +82,7 @@ function probeLuaPorts(config: Config): void {
  * Start-up order (and log lines): mesh point, API server, center registration, Lua servers. The Lua servers
  * come last because client ids carry the node index, which the center assigns at registration.
  */
-export async function startEngine(config: Config, opts: NodeOptions): Promise<void> {
+export async function startEngine(config: Config, opts: NodeOptions): Promise<EngineService> {
   const workers = workerCount(opts.cpus);
   // Index 1 until the center assigns one; no client id is handed out before that.
   const ids = new ClientIds(1);
@@ -90,15 +100,26 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<vo
   onShutdown("api server", api.stop);
   probeLuaPorts(config);
   await cluster.register();
+  let clients: DrainTarget;
   if (!router) {
     const engine = await listenLuaServers(config, node);
     onShutdown("lua servers", engine.stop);
-    return;
+    clients = {
+      count: () => node.clientCount(),
+      stopAccepting: () => engine.servers.forEach((s) => s.stopAccepting()),
+      closeAll: () => engine.servers.forEach((s) => s.closeAll(1012, "service restart")),
+    };
+  } else {
+    const pool = new Workers(config, node as PrimaryNode, router, workers);
+    onShutdown("lua servers", () => pool.stop());
+    await pool.start();
+    for (const sc of config.engine.servers) started(sc);
+    clients = pool;
   }
-  const pool = new Workers(config, node as PrimaryNode, router, workers);
-  onShutdown("lua servers", () => pool.stop());
-  await pool.start();
-  for (const sc of config.engine.servers) started(sc);
+  return {
+    nodeId: cluster.mesh.id,
+    drain: (successor) => drainEngine({ config: config.engine, cluster, api, clients, queues, successor }),
+  };
 }
 
 /** One worker per CPU; client ids have room for MAX_WORKER + 1. */

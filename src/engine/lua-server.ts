@@ -210,4 +210,12 @@ export abstract class LuaServer {
   }
 
   protected handshakeResult(_id: number, _accept: boolean, _status: number, _message: string): void {}
+
+  /** A handover: the listener closes (the successor's takes the port); the connections go on. */
+  abstract stopAccepting(): void;
+
+  /** Closes every connection of this server: WebSocket ones with `code`, socket ones once their pending bytes are written. */
+  closeAll(code: number, reason: string): void {
+    for (const conn of this.node.connections.values()) if (conn.server === this) this.closeConnection(conn, code, reason);
+  }
 }

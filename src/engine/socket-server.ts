@@ -118,6 +118,10 @@ export class SocketServer extends LuaServer {
     else conn.tcp?.end();
   }
 
+  stopAccepting(): void {
+    this.listener?.stop(false);
+  }
+
   async stop(): Promise<void> {
     this.stopSweeping();
     this.listener?.stop(true);

@@ -177,6 +177,11 @@ export class WebSocketServer extends LuaServer {
     conn.ws?.terminate();
   }
 
+  stopAccepting(): void {
+    // Not forced: open WebSockets stay, and publish() and subscriberCount() keep working on them.
+    void this.server?.stop();
+  }
+
   async stop(): Promise<void> {
     this.stopSweeping();
     for (const conn of this.node.connections.values()) {

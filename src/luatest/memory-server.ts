@@ -153,6 +153,9 @@ export class MemoryServer extends LuaServer {
 
   async listen(): Promise<void> {}
 
+  /** Nothing listens: nothing to stop accepting. */
+  stopAccepting(): void {}
+
   async stop(): Promise<void> {
     this.vm.close();
   }

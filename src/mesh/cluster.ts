@@ -8,21 +8,26 @@ import { RegistryClient } from "../center/client";
 import { Mesh } from "./index";
 import type { MeshTarget } from "./server";
 import { newNodeId } from "./node-id";
+import { checkFree } from "../handover/ports";
+import { predecessor } from "../handover/predecessor";
 
 const wildcard = (bind: string) => bind === "" || bind === "0.0.0.0" || bind === "::";
 
 export class Cluster {
   readonly mesh: Mesh;
+  private registry: RegistryClient | null = null;
+  private draining = false;
 
   /** `target` serves other nodes' requests: the node itself, or the workers of a multi-core engine. */
   constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget = node) {
-    this.mesh = new Mesh(target, newNodeId());
+    this.mesh = new Mesh(target, newNodeId(), node.queues);
   }
 
   /** Starts the mesh point and makes the mesh the node's route to other nodes. */
   listen(): void {
     const { bind, port } = this.config.engine.meshPoint;
     try {
+      checkFree(bind, port);
       this.mesh.listen(bind, port);
     } catch (e) {
       throw new Error(`cannot start the mesh point on ${bind}:${port} (${(e as Error).message})`);
@@ -47,6 +52,8 @@ export class Cluster {
           api_port: e.apiServer.port,
           mesh_port: e.meshPoint.port,
           peers: this.mesh.known(),
+          ...(predecessor?.node ? { after: predecessor.node } : {}),
+          ...(this.draining ? { draining: true } : {}),
         }),
         registered: (index) => {
           this.setIndex(index);
@@ -57,9 +64,16 @@ export class Cluster {
         },
         clients: () => this.node.clientCount(),
       });
+      this.registry = client;
       onShutdown("center registry", () => client.stop());
       client.start();
     });
+  }
+
+  /** This node hands over to a successor: the center shows it as draining (src/handover). */
+  drain(): void {
+    this.draining = true;
+    this.registry?.drain();
   }
 
   private setIndex(index: number): void {

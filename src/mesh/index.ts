@@ -9,6 +9,7 @@ import type { SendType } from "../engine/host";
 import { PeerLink, type PeerInfo } from "./link";
 import { MeshPoint, type MeshTarget } from "./server";
 import { callOver, publishTo, sendOver } from "./requests";
+import type { Queues } from "../queue/queues";
 
 export type { PeerInfo };
 
@@ -24,8 +25,9 @@ export class Mesh implements Peers {
   private readonly ticker: Timer;
 
   /** `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine. */
-  constructor(target: MeshTarget, readonly id: string) {
-    this.point = new MeshPoint(target, this);
+  /** `queues` take the QUEUE items a draining predecessor hands over (src/handover). */
+  constructor(target: MeshTarget, readonly id: string, queues?: Queues) {
+    this.point = new MeshPoint(target, this, queues);
     this.ticker = setInterval(() => {
       const now = performance.now();
       for (const link of this.links) link.tick(now);
@@ -65,6 +67,11 @@ export class Mesh implements Peers {
   /** Peers as [node id, index], told to a restarted center so it keeps their indexes for them. */
   known(): [string, number][] {
     return this.links.map((l) => [l.peer.id, l.peer.index]);
+  }
+
+  /** The link to the node with this id, if the center lists it. */
+  link(id: string): PeerLink | undefined {
+    return this.byId.get(id);
   }
 
   hasPeers(): boolean {

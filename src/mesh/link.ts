@@ -25,6 +25,12 @@ interface Pending {
 
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
+/**
+ * Dials answered by another node in a row that are retried at once. While an engine hands over to its
+ * successor (src/handover) both listen on the mesh port and the kernel picks one per connection (by a hash
+ * that includes the dialer's port), so the next dial most likely reaches the other one.
+ */
+const QUICK_REDIALS = 16;
 
 export class PeerLink {
   /** True once the peer answered the hello; requests are only written then. */
@@ -41,6 +47,8 @@ export class PeerLink {
   private retryMs = RETRY_MIN_MS;
   private retryTimer: Timer | undefined;
   private warned = false;
+  /** Dials in a row answered by another node id; the next one goes at once while below QUICK_REDIALS. */
+  private wrongNode = 0;
   readonly addr: string;
 
   /**
@@ -112,7 +120,11 @@ export class PeerLink {
     } else if (type === T.WELCOME) {
       const id = f.length > 6 ? readShortText(f, 6) : null;
       if (f[5] !== MESH_VERSION || !id) return this.lost(this.attempt, `unexpected hello (version ${f[5]})`);
-      if (id[0] !== this.peer.id) return this.lost(this.attempt, `${this.addr} is node ${id[0]} now`);
+      if (id[0] !== this.peer.id) {
+        this.wrongNode++;
+        return this.lost(this.attempt, `${this.addr} is node ${id[0]} now`);
+      }
+      this.wrongNode = 0;
       this.up = true;
       this.warned = false;
       this.retryMs = RETRY_MIN_MS;
@@ -135,6 +147,11 @@ export class PeerLink {
     this.out.detach();
     this.failAll(`node ${this.peer.id} unreachable (${reason})`);
     if (this.closed) return;
+    if (this.wrongNode > 0 && this.wrongNode <= QUICK_REDIALS) {
+      log.debug(`mesh link to node_id ${this.peer.id} (${this.addr}): ${reason}, dialing again`);
+      this.retryTimer = setTimeout(() => this.connect(), 0);
+      return;
+    }
     const retry = `retry in ${this.retryMs / 1000}s`;
     const name = this.label ?? `node_id ${this.peer.id}`;
     if ((wasUp || !this.warned) && !this.label) log.warn(`mesh link to ${name} (${this.addr}) down: ${reason}, ${retry}`);

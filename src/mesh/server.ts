@@ -6,6 +6,8 @@ import type { Socket, TCPSocketListener } from "bun";
 import { log } from "../log/logger";
 import type { SendType } from "../engine/host";
 import { FrameReader, Outbox } from "./frames";
+import { shared } from "../handover/ports";
+import type { Queues } from "../queue/queues";
 import {
   INBOUND_IDLE_MS, MAX_UNSENT, MESH_VERSION, T, readF64, readShortText, readU16, readU32, textOf, writeCounts, writeEmpty, writeHello, writeText,
 } from "./protocol";
@@ -35,12 +37,13 @@ export class MeshPoint {
   private readonly links = new Set<S>();
   private sweeper: Timer | undefined;
 
-  constructor(private readonly node: MeshTarget, private readonly self: { id: string }) {}
+  /** `queues`: where QUEUE items go when `node` takes none itself (an engine's mesh point, from a draining predecessor). */
+  constructor(private readonly node: MeshTarget, private readonly self: { id: string }, private readonly queues?: Queues) {}
 
+  /** Shares the port (SO_REUSEPORT) with a successor during a handover (src/handover/ports.ts). */
   listen(bind: string, port: number): void {
     this.listener = Bun.listen<Inbound>({
-      hostname: bind,
-      port,
+      ...shared(bind, port),
       socket: {
         open: (s) => {
           s.setNoDelay(true);
@@ -113,8 +116,8 @@ export class MeshPoint {
         writeEmpty(out, T.PONG);
         break;
       case T.QUEUE:
-        if (this.node.queuePush) return this.queue(s, req, f);
-      // falls through: only a primary's worker links take queue items
+        if (this.node.queuePush || this.queues) return this.queue(s, req, f);
+      // falls through: only a primary's worker links and an engine's mesh point take queue items
       default:
         // A newer peer's request this version does not know: answer, so the peer sees an error, not a timeout.
         writeText(out, T.RESULT, req, `unknown mesh request type ${type}`);
@@ -174,7 +177,8 @@ export class MeshPoint {
     const topic = readShortText(f, 5);
     if (!topic || topic[1] + 8 > f.length) return this.refuse(s, "short QUEUE frame");
     const at = topic[1];
-    const [waiting, err] = this.node.queuePush!(topic[0], textOf(f.subarray(at + 8)), readF64(f, at));
+    const json = textOf(f.subarray(at + 8));
+    const [waiting, err] = this.node.queuePush ? this.node.queuePush(topic[0], json, readF64(f, at)) : this.queues!.push(topic[0], json, readF64(f, at));
     if (err === null) writeCounts(s.data.out, req, waiting, 0);
     else writeText(s.data.out, T.RESULT, req, err);
     return true;

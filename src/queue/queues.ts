@@ -4,6 +4,7 @@
 // items round-robin; items wait while a topic has no consumer that takes them. Each item is the pushed
 // JSON text and the id of the client whose callback pushed it (0 when none).
 import type { QueueConfig } from "../config/schema";
+import { log } from "../log/logger";
 
 export interface Consumer {
   /** Delivers one item; false when the consumer cannot take it now (then it stays queued). */
@@ -101,6 +102,26 @@ export class Queues {
   /** Every topic with its waiting items and consumer count (metrics, the console). */
   list(): { topic: string; items: number; consumers: number }[] {
     return [...this.topics].map(([topic, t]) => ({ topic, items: t.items.length - t.head, consumers: t.consumers.length }));
+  }
+
+  /** Removes up to `max` waiting items from the head of topic `name`: [json, client id] each (a handover moves them). */
+  take(name: string, max: number): [string, number][] {
+    const t = this.topics.get(name);
+    if (!t) return [];
+    const end = Math.min(t.items.length, t.head + max);
+    const out: [string, number][] = [];
+    for (let i = t.head; i < end; i++) out.push([t.items[i]!, t.clients[i]!]);
+    t.head = end;
+    this.drain(name, t);
+    return out;
+  }
+
+  /** Puts items back at the head of topic `name`, in their order (ones that could not be moved). */
+  restore(name: string, items: [string, number][]): void {
+    const t = this.topic(name);
+    if (typeof t === "string") return void log.error(`queue topic ${name}: ${items.length} items lost (${t})`);
+    t.items.splice(t.head, 0, ...items.map((i) => i[0]));
+    t.clients.splice(t.head, 0, ...items.map((i) => i[1]));
   }
 
   /** Items waiting in topic `name`. */

@@ -17,6 +17,10 @@ export type ToWorker =
   | { t: "config"; config: Config }
   /** The center assigned another node index: close the clients, hand out ids with the new one. */
   | { t: "index"; index: number }
+  /** A handover (src/handover): stop accepting, keep the clients, report their count more often. */
+  | { t: "drain" }
+  /** The drain's deadline: close every client (WebSocket 1012, sockets after their pending bytes). */
+  | { t: "close" }
   | { t: "stop" };
 
 export interface WorkerStats {

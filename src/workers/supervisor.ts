@@ -13,6 +13,7 @@ import { MeshPoint } from "../mesh/server";
 import { countOtherProcesses } from "../metrics/process";
 import { LINK_TICK_MS, linkUp, workerCommand, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
 import type { PrimaryNode, WorkerRouter } from "./router";
+import type { DrainTarget } from "../handover/drain";
 
 /** Longest a worker may take to start (create its Lua VMs, link up, listen). */
 const START_MS = 15_000;
@@ -52,10 +53,12 @@ interface Slot {
 
 const zero = (): Record<Protocol, number> => ({ websocket: 0, socket: 0 });
 
-export class Workers {
+export class Workers implements DrainTarget {
   private readonly slots: Slot[];
   private started = false;
   private stopping = false;
+  /** Handing over (src/handover): a worker that exits now is not restarted, the successor's take the clients. */
+  private draining = false;
   /** The last hot config change, handed to restarted workers too. */
   private latest: Config | null = null;
   /** Totals of workers that exited, so summed counters never go down. */
@@ -99,6 +102,20 @@ export class Workers {
 
   clientCount(): number {
     return this.slots.reduce((sum, s) => sum + (s.stats?.clients ?? 0), 0);
+  }
+
+  count(): number {
+    return this.clientCount();
+  }
+
+  stopAccepting(): void {
+    this.draining = true;
+    for (const s of this.slots) clearTimeout(s.restartTimer);
+    this.tell({ t: "drain" });
+  }
+
+  closeAll(): void {
+    this.tell({ t: "close" });
   }
 
   /** Tells every worker the new node index; resolves with the number of clients they closed. */
@@ -235,7 +252,7 @@ export class Workers {
     await slot.logged; // what it printed last comes before the line about its exit
     const how = proc.signalCode ? `signal ${proc.signalCode}` : `code ${proc.exitCode}`;
     slot.starting?.reject(new Error(`worker ${slot.k} exited with ${how} while starting`));
-    if (this.stopping || !this.started) return;
+    if (this.stopping || !this.started || this.draining) return;
     if (performance.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
     const delay = Math.min(RESTART_MIN_MS * 2 ** slot.quickDeaths++, RESTART_MAX_MS);
     const what = slot.failure === null ? `exited with ${how}: its clients are disconnected` : `could not start (${slot.failure})`;

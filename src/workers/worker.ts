@@ -18,6 +18,8 @@ import { LINK_TICK_MS, WORKER_ARG, linkUp, type FromWorker, type ToWorker } from
 
 const LINK_MS = 10_000;
 const STATS_MS = 1000;
+/** While draining, the primary waits for the client count to reach 0: reported more often. */
+const DRAIN_STATS_MS = 100;
 
 /** A worker's route to everything beyond its own clients: its primary. */
 class Upstream implements Peers {
@@ -81,6 +83,14 @@ class Worker {
         break;
       case "index":
         this.send({ t: "renumbered", closed: this.node.renumber(msg.index) as number });
+        break;
+      case "drain":
+        for (const s of this.engine?.servers ?? []) s.stopAccepting();
+        clearInterval(this.statsTimer);
+        this.statsTimer = setInterval(() => this.report(), DRAIN_STATS_MS);
+        break;
+      case "close":
+        for (const s of this.engine?.servers ?? []) s.closeAll(1012, "service restart");
         break;
       case "stop":
         return this.stop(0);
@@ -162,7 +172,9 @@ export function runWorker(): void {
   const worker = new Worker(send);
   process.on("message", (msg: ToWorker) => void worker.handle(msg));
   // Ctrl-C in a terminal signals the whole process group: the primary stops its workers in order.
+  // A reload (SIGUSR2) is the primary's to handle.
   process.on("SIGINT", () => {});
+  process.on("SIGUSR2", () => {});
   process.on("SIGTERM", () => void worker.stop(0));
   process.on("disconnect", () => void worker.stop(0)); // the primary is gone
 }

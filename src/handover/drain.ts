@@ -1,0 +1,61 @@
+// How an engine drains once its successor serves: it tells the center (the node shows as draining), stops
+// accepting (Lua servers and the API server close their listeners, so every new connection goes to the
+// successor), closes its /ws/v1 connections with 1012 so backends reconnect to the successor, and moves its
+// queue items there. Everything else goes on as before: the clients it holds keep their Lua callbacks, sends,
+// publishes and calls in both directions, through the mesh, where this node is still listed under its own
+// index. It is done when its last client has gone, or at engine.drainTimeout, when the rest are closed:
+// WebSocket clients with 1012 (service restart), socket clients once their pending bytes are written.
+import type { ApiServer } from "../api/server";
+import type { EngineConfig } from "../config/schema";
+import { log } from "../log/logger";
+import type { Cluster } from "../mesh/cluster";
+import type { Queues } from "../queue/queues";
+import { QueueMover } from "./queue-mover";
+
+/** The client connections of an engine: its Lua servers', or those of its workers (-p N). */
+export interface DrainTarget {
+  count(): number;
+  stopAccepting(): void;
+  /** Closes every client: WebSocket with 1012, sockets after their pending bytes. */
+  closeAll(): void;
+}
+
+export interface DrainParts {
+  config: EngineConfig;
+  cluster: Cluster;
+  api: ApiServer;
+  clients: DrainTarget;
+  queues: Queues;
+  /** The successor's node id, where queue items go. */
+  successor: string | null;
+}
+
+/** How long the clients closed at the deadline get to go, and the queue items left to move. */
+const CLOSE_MS = 3000;
+const POLL_MS = 50;
+
+async function until(done: () => boolean, deadline: number): Promise<boolean> {
+  while (!done()) {
+    if (performance.now() >= deadline) return false;
+    await Bun.sleep(POLL_MS);
+  }
+  return true;
+}
+
+export async function drainEngine(p: DrainParts): Promise<void> {
+  const timeoutMs = p.config.drainTimeout * 1000;
+  p.cluster.drain();
+  p.clients.stopAccepting();
+  p.api.drain();
+  const mover = new QueueMover(p.queues, () => (p.successor ? p.cluster.mesh.link(p.successor) : undefined));
+  log.info(`drain: ${p.clients.count()} client connections left, closing them in ${p.config.drainTimeout}s at the latest`);
+  const gone = await until(() => p.clients.count() === 0, performance.now() + timeoutMs);
+  if (!gone) {
+    log.info(`drain: drainTimeout reached, closing ${p.clients.count()} client connections (1012 service restart)`);
+    p.clients.closeAll();
+    await until(() => p.clients.count() === 0, performance.now() + CLOSE_MS);
+  } else {
+    log.info("drain: every client connection has closed");
+  }
+  await mover.finish(CLOSE_MS);
+}

@@ -1,0 +1,29 @@
+// The pid file `connmix reload` finds a node by: `connmix-<mode>.pid` in the log file's directory
+// (logs/connmix-engine.pid with the shipped config), one per mode, so a center and an engine started from
+// the same file on one host each have theirs. A node writes it once it serves (a successor: once it took
+// over) and removes it at exit if it still names this process.
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Config } from "../config/schema";
+import type { Mode } from "../modes";
+
+export function pidFilePath(config: Config, mode: Mode): string {
+  return join(dirname(resolve(config.logging.filename)), `connmix-${mode}.pid`);
+}
+
+/** The pid the file names; null when there is no file or no number in it. */
+export function readPid(path: string): number | null {
+  if (!existsSync(path)) return null;
+  const pid = Number(readFileSync(path, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+/** Writes this process's pid (atomically: a reader never sees half a file) and removes it at exit. */
+export function writePidFile(path: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${process.pid}\n`);
+  renameSync(tmp, path);
+  process.once("exit", () => {
+    if (readPid(path) === process.pid) rmSync(path, { force: true });
+  });
+}
