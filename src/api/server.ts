@@ -18,8 +18,6 @@ import { checkFree } from "../handover/ports";
 /** Bun's HTTP idle timeout is at most 255 s. */
 const MAX_HTTP_IDLE = 255;
 
-/** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
-const nodeName = (node: EngineNode) => (node.peers as { id?: string } | null)?.id ?? String(node.ids.node);
 
 export interface ApiServer {
   port: number;
@@ -41,7 +39,7 @@ export async function startApiServer(config: Config, node: EngineNode): Promise<
   const metrics = engineMetrics(node, config.prometheus.summary);
   const dispatcher = new Dispatcher(node, metrics);
   const sockets = new ApiWebSockets(dispatcher, () => settings);
-  const nodeId = nodeName(node);
+  const nodeId = node.name;
   const backlogLimit = () => settings.writeBufferSize;
 
   let server;

@@ -1,5 +1,7 @@
 // /ws/v1: requests `{"m": method, "p": params, "i": id}` answered with `{"E":null,"r":...,"i":id}` or
-// `{"E":{"c":code,"m":message},"i":id}`, plus queue.pop events. Bun answers pings with pongs. A bad request
+// `{"E":{"c":code,"m":message},"i":id}`, plus queue.pop events. A request that names its id `"id"` (as the
+// docs' mesh.send example does) gets it back as both "i" and "id". Bun answers WebSocket pings with pongs,
+// and a text message `ping` is answered `pong` (for browsers, which cannot send pings). A bad request
 // (malformed JSON, too large, unknown method) gets a 101 error and the connection stays open.
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import type { ApiServerConfig } from "../config/schema";
@@ -13,8 +15,10 @@ type WS = ServerWebSocket<ApiSocket>;
 const MAX_IDLE_SECONDS = 960;
 const STALL_SWEEP_MS = 1000;
 
-const success = (r: string, id: string) => `{"E":null,"r":${r},"i":${id}}`;
-const failure = (e: unknown, m: unknown, id: string) => `{"E":${errorJson(e, m)},"i":${id}}`;
+// `id` is the JSON of the request id followed by `}`, or by `,"id":<same>}` when the request called it "id".
+const success = (r: string, id: string) => `{"E":null,"r":${r},"i":${id}`;
+const failure = (e: unknown, m: unknown, id: string) => `{"E":${errorJson(e, m)},"i":${id}`;
+const NO_ID = "null}";
 
 /** Bytes of a text frame, counted only when it might be over the limit. */
 const tooBig = (raw: string | Buffer) =>
@@ -51,17 +55,20 @@ export class ApiWebSockets {
   }
 
   private request(socket: ApiSocket, raw: string | Buffer): void {
-    if (tooBig(raw)) return socket.reply(failure(new TooLarge(Buffer.byteLength(raw)), undefined, "null"));
-    let req: { m?: unknown; p?: unknown; i?: unknown };
+    if (raw === "ping") return socket.reply("pong");
+    if (tooBig(raw)) return socket.reply(failure(new TooLarge(Buffer.byteLength(raw)), undefined, NO_ID));
+    let req: { m?: unknown; p?: unknown; i?: unknown; id?: unknown };
     try {
       req = JSON.parse(typeof raw === "string" ? raw : raw.toString());
     } catch (e) {
-      return socket.reply(failure(new ApiError(CODE.invalidArgument, `malformed JSON: ${(e as Error).message}`), undefined, "null"));
+      return socket.reply(failure(new ApiError(CODE.invalidArgument, `malformed JSON: ${(e as Error).message}`), undefined, NO_ID));
     }
     if (req === null || typeof req !== "object" || Array.isArray(req)) {
-      return socket.reply(failure(new ApiError(CODE.invalidArgument, 'a request is an object {"m": method, "p": params, "i": id}'), undefined, "null"));
+      return socket.reply(failure(new ApiError(CODE.invalidArgument, 'a request is an object {"m": method, "p": params, "i": id}'), undefined, NO_ID));
     }
-    const id = req.i === undefined ? "null" : JSON.stringify(req.i);
+    let id = NO_ID;
+    if (req.i !== undefined) id = JSON.stringify(req.i) + "}";
+    else if (req.id !== undefined) id = `${JSON.stringify(req.id)},"id":${JSON.stringify(req.id)}}`;
     let r;
     try {
       r = this.dispatcher.call(req.m, req.p, socket);

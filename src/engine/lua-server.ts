@@ -205,6 +205,7 @@ export abstract class LuaServer {
         }),
       wake: (id) => node.connections.get(id)?.wake(),
       handshakeResult: (id, accept, status, message) => this.handshakeResult(id, accept, status, message),
+      nodeName: () => node.name,
       redis: (name) => this.redis?.get(name),
     };
   }

@@ -38,6 +38,11 @@ export class EngineNode {
   // `ids` is replaced once the center assigns the node index (before any connection exists).
   constructor(public ids: ClientIds, readonly queues: Queues) {}
 
+  /** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
+  get name(): string {
+    return (this.peers as { id?: string } | null)?.id ?? String(this.ids.node);
+  }
+
   isLocal(id: number): boolean {
     return nodeOf(id) === this.ids.node && workerOf(id) === this.ids.worker;
   }

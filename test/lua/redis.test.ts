@@ -2,41 +2,16 @@
 // reply type, binary values, databases, passwords, pool settings, the server going down and coming back,
 // and connections being served while one waits in a blocking command.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
 import { defaultRedis, type RedisConfig } from "../../src/config/index.ts";
 import { Parser, ReplyError, type Reply } from "../../src/redis/client.ts";
 import type { Started } from "../helpers/engine.ts";
-import { freePort, waitForPort } from "../helpers/ports.ts";
+import { freePort } from "../helpers/ports.ts";
+import { REDIS, RedisProcess } from "../helpers/redis.ts";
 import { Client } from "../helpers/ws.ts";
 import { bytes, evalLua, startServer } from "./eval";
 
-const REDIS = Bun.which("redis-server");
 if (!REDIS) {
   console.warn("\n!!! redis-server is not installed: SKIPPING test/lua/redis.test.ts (bin/setup --test installs it) !!!\n");
-}
-
-/** A redis-server child process without persistence. */
-class RedisProcess {
-  private proc: Subprocess | null = null;
-  constructor(readonly port: number, private readonly extra: string[] = []) {}
-
-  async start(): Promise<void> {
-    this.proc = Bun.spawn(
-      [REDIS!, "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...this.extra],
-      { stdout: "ignore", stderr: "inherit" },
-    );
-    await waitForPort(this.port, 5000);
-  }
-
-  signal(sig: "SIGSTOP" | "SIGCONT"): void {
-    this.proc?.kill(sig);
-  }
-
-  async kill(): Promise<void> {
-    this.proc?.kill("SIGKILL");
-    await this.proc?.exited;
-    this.proc = null;
-  }
 }
 
 const plain = new RedisProcess(freePort());

@@ -21,6 +21,17 @@ function mix.redis.connection(name)
   return r
 end
 
+-- The 1.0.1 Redis-list queue: LPUSH onto list `topic` of the `default` connection an item shaped like a
+-- queue.pop event (node, client id, topic, data as JSON), so a backend BRPOPs the items in push order.
+-- Returns the list's length, or nil and the error.
+function mix.redis.push(topic, data)
+  if type(topic) ~= "string" or topic == "" then return nil, "invalid topic" end
+  local json, err = mix.json_encode(data)
+  if not json then return nil, err end
+  if not coroutine.running() then return nil, "mix.redis.push can only wait inside a callback" end
+  return block("redis.push", topic, json)
+end
+
 function Redis:command(cmd, ...)
   if getmetatable(self) ~= Redis then return nil, "call it as redis:command(...)" end
   if type(cmd) ~= "string" or cmd == "" then return nil, "redis command must be a non-empty string" end

@@ -29,6 +29,21 @@ export const redis: ApiFamily = {
   },
   binaryArgs: true,
   blocking: {
+    "redis.push": async ([topic, json], vm, task) => {
+      const host = hostOf(vm);
+      const pool = host.redis("default");
+      if (!pool) return [null, "no redis connection named 'default' in engine.luavm.redis"];
+      const owner = task.owner as { id?: unknown };
+      const clientId = typeof owner.id === "number" ? owner.id : 0;
+      // The shape of a queue.pop event (src/api/consumer.ts), so the same backend code parses both.
+      const item = `{"e":"queue.pop","p":{"n":${JSON.stringify(host.nodeName())},"c":"${clientId}","t":${JSON.stringify(text(topic!))},"d":${text(json!)}},"id":null}`;
+      try {
+        const reply = await pool.command("lpush", [text(topic!), item]);
+        return reply instanceof ReplyError ? [null, reply.message] : [reply];
+      } catch (e) {
+        return [null, (e as Error).message];
+      }
+    },
     "redis.command": async ([name, cmd, ...args], vm) => {
       const pool = hostOf(vm).redis(text(name!));
       if (!pool) return [null, `no redis connection named '${text(name!)}'`];
