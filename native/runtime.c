@@ -7,7 +7,13 @@
  * slice generation (here, not from JS: the JIT may reorder JS stores around FFI calls it believes pure);
  * the hook stamps the time the first time it sees a new slice and errors once the slice is older than
  * the budget.
- * 2. Event dispatch: pushing one event's arguments and resuming its coroutine is one FFI call. */
+ * 2. Event dispatch: pushing one event's arguments and resuming its coroutine is one FFI call.
+ * 3. Memory limit: each Lua state allocates through limited_alloc, which refuses to grow a state past its
+ * limit while Lua code runs, so Lua raises "not enough memory" inside that code (a protected call or a
+ * coroutine: the error ends that callback only). JS pushing and reading values between slices, and JS
+ * functions called from Lua (through js_call), are never refused: a refusal there would be an unprotected
+ * error (Lua exits the process) or a longjmp across a JavaScript frame. The switch lives here, not in a JS
+ * typed array: the JIT may drop or reorder JS stores around FFI calls it believes pure. */
 typedef struct lua_State lua_State;
 typedef struct lua_Debug lua_Debug;
 struct timespec_ { long tv_sec; long tv_nsec; };
@@ -19,29 +25,60 @@ void lua_pushnumber(lua_State *L, double n);
 void lua_pushnil(lua_State *L);
 void lua_pushlstring(lua_State *L, const char *s, unsigned long len);
 const char *lua_tolstring(lua_State *L, int idx, unsigned long *len);
+void *lua_touserdata(lua_State *L, int idx);
 void lua_rawgeti(lua_State *L, int idx, int n);
 int lua_gettop(lua_State *L);
 int lua_type(lua_State *L, int idx);
+typedef int (*lua_CFunction)(lua_State *L);
+typedef void *(*lua_Alloc)(void *ud, void *ptr, unsigned long osize, unsigned long nsize);
+lua_State *lua_newstate(lua_Alloc f, void *ud);
+lua_CFunction lua_atpanic(lua_State *L, lua_CFunction panicf);
+void *realloc(void *p, unsigned long n);
+void *calloc(unsigned long n, unsigned long size);
+void free(void *p);
+int dprintf(int fd, const char *fmt, ...);
 #define LUA_REGISTRYINDEX (-10000)
 #define LUA_YIELD 1
 #define LUA_TBOOLEAN 1
 
 static int generation;
+/* 1 while Lua code of a guarded slice runs: only then does limited_alloc refuse (see 3 above). */
+static int limit_on;
 static int budget_ms;  /* 0 = no budget */
 static int seen_generation = -1;
 static long long slice_started;
 
 void guard_budget(int ms) { budget_ms = ms; }
-int guard_resume(lua_State *L, int narg) { generation++; return lua_resume(L, narg); }
-int guard_pcall(lua_State *L, int nargs, int nresults, int errfunc) {
+int guard_resume(lua_State *L, int narg) {
+  int on = limit_on, status;
   generation++;
-  return lua_pcall(L, nargs, nresults, errfunc);
+  limit_on = 1;
+  status = lua_resume(L, narg);
+  limit_on = on;
+  return status;
+}
+int guard_pcall(lua_State *L, int nargs, int nresults, int errfunc) {
+  int on = limit_on, status;
+  generation++;
+  limit_on = 1;
+  status = lua_pcall(L, nargs, nresults, errfunc);
+  limit_on = on;
+  return status;
 }
 
 static long long now_ns(void) {
   struct timespec_ t;
   clock_gettime(1 /* CLOCK_MONOTONIC */, &t);
   return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* A script's own coroutine.yield answered with nothing: same slice (no generation bump), limit on. */
+int guard_resume_same_slice(lua_State *L, int narg) {
+  int on = limit_on, status;
+  limit_on = 1;
+  status = lua_resume(L, narg);
+  limit_on = on;
+  return status;
 }
 
 void guard_hook(lua_State *L, lua_Debug *ar) {
@@ -73,7 +110,7 @@ const char **dispatch_payload_address(void) { return &payload_address; }
  * (only then is its address remembered in payload_address). Returns 0x100 when the callback finished (it yielded
  * `true`), otherwise the lua_resume status (LUA_YIELD: it waits on a blocking op; > 1: an error). */
 int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const char *data, int len, int text, double extra) {
-  int status;
+  int status, on = limit_on;
   unsigned long n;
   if (worker_ref > 0) lua_rawgeti(co, LUA_REGISTRYINDEX, worker_ref);
   lua_pushnumber(co, kind);
@@ -86,8 +123,63 @@ int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const 
   }
   lua_pushnumber(co, extra);
   generation++;
+  limit_on = 1;
   status = lua_resume(co, 4);
+  limit_on = on;
   payload_address = 0;
   if (status == LUA_YIELD && lua_gettop(co) == 1 && lua_type(co, 1) == LUA_TBOOLEAN) return 0x100;
   return status;
+}
+
+/* ---- memory limit ---- */
+
+/* Bytes a state holds and may hold (0: no limit); doubles, so JS reads them through a Float64Array. */
+typedef struct { double used; double limit; } lua_memory;
+
+static void *limited_alloc(void *ud, void *ptr, unsigned long osize, unsigned long nsize) {
+  lua_memory *m = (lua_memory *)ud;
+  void *p;
+  if (nsize == 0) {
+    free(ptr);
+    m->used -= (double)osize;
+    return 0;
+  }
+  /* Lua 5.1 passes osize 0 with a NULL ptr, and assumes a shrink never fails. */
+  if (limit_on && nsize > osize && m->limit > 0 && m->used + (double)(nsize - osize) > m->limit) return 0;
+  p = realloc(ptr, nsize);
+  if (p) m->used += (double)nsize - (double)osize;
+  return p;
+}
+
+/* What luaL_newstate's panic does: say why, then Lua exits the process. */
+static int panic(lua_State *L) {
+  dprintf(2, "PANIC: unprotected error in call to Lua API (%s)\n", lua_tolstring(L, -1, 0));
+  return 0;
+}
+
+/* The accounting of a new state limited to `limit` bytes; freed with memory_free after lua_close. */
+lua_memory *memory_new(double limit) {
+  lua_memory *m = (lua_memory *)calloc(1, sizeof(lua_memory));
+  if (m) m->limit = limit;
+  return m;
+}
+void memory_free(lua_memory *m) { free(m); }
+
+lua_State *memory_newstate(lua_memory *m) {
+  lua_State *L = lua_newstate(limited_alloc, m);
+  if (L) lua_atpanic(L, panic);
+  return L;
+}
+
+void memory_set_limit(lua_memory *m, double limit) { m->limit = limit; }
+
+/* Every JS function Lua calls is this C closure, with the JSCallback's address as upvalue 1: the JS function
+ * runs with the limit off, and what it returns (results, or lua_yield's -1) goes back to Lua unchanged. */
+int js_call(lua_State *L) {
+  lua_CFunction f = (lua_CFunction)lua_touserdata(L, -10003 /* lua_upvalueindex(1) */);
+  int on = limit_on, n;
+  limit_on = 0;
+  n = f(L);
+  limit_on = on;
+  return n;
 }

@@ -1,4 +1,4 @@
-// Compiles the runtime's C side (runtime.c: runaway guard, event dispatch) with bun:ffi's built-in TinyCC.
+// Compiles the runtime's C side (runtime.c: runaway guard, event dispatch, memory limit) with bun:ffi's built-in TinyCC.
 import { cc, read, type Pointer } from "bun:ffi";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,6 +28,12 @@ const { symbols } = cc({
     guard_hook: { args: ["ptr", "ptr"], returns: "void" },
     dispatch_payload_address: { args: [], returns: "ptr" },
     dispatch_event: { args: ["ptr", "i32", "f64", "f64", "ptr", "i32", "i32", "f64"], returns: "i32" },
+    memory_new: { args: ["f64"], returns: "ptr" },
+    memory_free: { args: ["ptr"], returns: "void" },
+    memory_newstate: { args: ["ptr"], returns: "ptr" },
+    memory_set_limit: { args: ["ptr", "f64"], returns: "void" },
+    guard_resume_same_slice: { args: ["ptr", "i32"], returns: "i32" },
+    js_call: { args: ["ptr"], returns: "i32" },
   } as const,
 });
 
@@ -38,6 +44,8 @@ export function setGuardBudget(ms: number): void {
 }
 /** lua_resume and lua_pcall, each starting a new guarded slice. */
 export const guardedResume = symbols.guard_resume;
+/** lua_resume continuing the current slice (a script's own yield answered at once). */
+export const resumeSameSlice = symbols.guard_resume_same_slice;
 export const guardedPcall = symbols.guard_pcall;
 /** The C hook's address, for lua_sethook(L, hook, LUA_MASKCOUNT, count). */
 export const guardHook = functionAddress(symbols.guard_hook);
@@ -49,3 +57,36 @@ export const dispatchEvent = symbols.dispatch_event;
 const payloadAddress = symbols.dispatch_payload_address() as Pointer;
 /** Address of the running event's payload string inside Lua (0 outside events). */
 export const currentPayloadAddress = () => read.ptr(payloadAddress, 0);
+
+/** A Lua state whose allocations go through runtime.c's limited_alloc, and its accounting. */
+export interface LimitedState {
+  L: Pointer;
+  /** Bytes the state holds (garbage not yet collected included). */
+  used(): number;
+  limit(): number;
+  setLimit(bytes: number): void;
+  /** Frees the accounting; only after lua_close(L). */
+  free(): void;
+}
+
+/** A new Lua state that may hold `limitBytes` (0: no limit); null when even that cannot be allocated. */
+export function newLimitedState(limitBytes: number): LimitedState | null {
+  const m = symbols.memory_new(limitBytes) as Pointer | null;
+  if (!m) return null;
+  const L = symbols.memory_newstate(m) as Pointer | null;
+  if (!L) {
+    symbols.memory_free(m);
+    return null;
+  }
+  // read.f64, not a typed array over C memory: optimized JS may reuse a stale typed-array load across FFI calls.
+  return {
+    L,
+    used: () => read.f64(m, 0),
+    limit: () => read.f64(m, 8),
+    setLimit: (bytes) => symbols.memory_set_limit(m, bytes),
+    free: () => symbols.memory_free(m),
+  };
+}
+
+/** The C function that calls a JSCallback (upvalue 1, a light userdata) with the memory limit off. */
+export const jsCall = functionAddress(symbols.js_call);

@@ -46,6 +46,7 @@ describe("bad values are refused with file, key path and reason", () => {
     ["fractional count", "logging: { maxFiles: 1.5 }\n" + withServer(""), "logging.maxFiles must be a non-negative integer, got 1.5"],
     ["zero buffer", withServer("readBufferSize: 0"), "engine.servers[0].readBufferSize must be an integer of at least 1, got 0"],
     ["negative api timeout", "engine:\n  apiServer: { writeTimeout: -5 }\n  servers: []\n", "engine.apiServer.writeTimeout must be a non-negative number, got -5"],
+    ["memory limit", "engine:\n  luavm: { memoryLimit: -1 }\n  servers: []\n", "engine.luavm.memoryLimit must be an integer between 0 and 1048576, got -1"],
     [
       "role",
       "access:\n  users:\n    - { username: a, password: b, roles: [read, admin] }\n" + withServer(""),

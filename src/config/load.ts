@@ -220,8 +220,9 @@ class Reader {
       writeTimeout: this.seconds(api.m, "writeTimeout", "engine.apiServer", d.apiServer.writeTimeout),
     };
 
-    const lv = this.map(en.luavm, "engine.luavm", ["callbackTimeout", "queue", "redis"]);
+    const lv = this.map(en.luavm, "engine.luavm", ["callbackTimeout", "memoryLimit", "queue", "redis"]);
     const callbackTimeout = this.int(lv, "callbackTimeout", "engine.luavm", d.luavm.callbackTimeout, 0);
+    const memoryLimit = this.int(lv, "memoryLimit", "engine.luavm", d.luavm.memoryLimit, 0, 1 << 20);
     const qm = this.map(lv.queue, "engine.luavm.queue", ["topicSize", "maxTopics"]);
     const queue = {
       topicSize: this.int(qm, "topicSize", "engine.luavm.queue", d.luavm.queue.topicSize, 1),
@@ -240,7 +241,7 @@ class Reader {
       drainTimeout: this.seconds(en, "drainTimeout", "engine", d.drainTimeout),
       meshPoint: this.listen(en.meshPoint, "engine.meshPoint", d.meshPoint).listen,
       apiServer,
-      luavm: { callbackTimeout, queue, redis },
+      luavm: { callbackTimeout, memoryLimit, queue, redis },
       servers,
     };
   }

@@ -75,6 +75,7 @@ export interface RedisConfig {
 
 export interface LuaVmConfig {
   callbackTimeout: number; // ms a callback may run without yielding before it is aborted; 0 = no limit
+  memoryLimit: number; // MiB each Lua state may hold; 0 = no limit
   queue: QueueConfig;
   redis: RedisConfig[];
 }
@@ -165,7 +166,7 @@ export function defaultConfig(): Config {
         readTimeout: 60,
         writeTimeout: 60,
       },
-      luavm: { callbackTimeout: 1000, queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
+      luavm: { callbackTimeout: 1000, memoryLimit: 256, queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
       servers: [
         {
           ...defaultServer(),

@@ -33,6 +33,8 @@ export interface EngineService {
   drain(successor: string | null): Promise<void>;
 }
 
+const MIB = 1 << 20;
+
 /** Starts the Lua servers of `config.engine.servers` on a node of its own with index `nodeIndex`. */
 export function startLuaServers(config: Config, nodeIndex: number, worker = 0): Promise<Engine> {
   return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), new Queues(config.engine.luavm.queue)));
@@ -46,7 +48,7 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
 export async function listenLuaServers(config: Config, node: EngineNode, worker = false): Promise<Engine> {
   const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, reusePort: true };
+    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, memoryLimit: config.engine.luavm.memoryLimit * MIB, reusePort: true };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();

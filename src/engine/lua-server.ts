@@ -2,7 +2,7 @@
 // families talk to. websocket-server.ts and socket-server.ts add the transport.
 import { resolve } from "node:path";
 import { LuaVM } from "../lua/vm";
-import { MAX_BACKLOG_BYTES } from "../lua/scheduler";
+import { MAX_BACKLOG_BYTES, MAX_BACKLOG_EVENTS } from "../lua/scheduler";
 import { log } from "../log/logger";
 import { SWEEP_MS } from "./limits";
 import type { ApiFamily } from "../lua/family";
@@ -19,6 +19,8 @@ export interface LuaServerOptions {
   families: ApiFamily[];
   /** Runaway-callback budget, ms. */
   budgetMs?: number;
+  /** Bytes each Lua state may hold; 0 or absent: no limit. */
+  memoryLimit?: number;
   /** Pools of `engine.luavm.redis`, by name. */
   redis?: Map<string, RedisCommands>;
   /** Share the port with the other workers of a multi-core engine (SO_REUSEPORT: the kernel spreads connections). */
@@ -53,6 +55,7 @@ export abstract class LuaServer {
       entry: this.entry,
       families: opts.families,
       budgetMs: opts.budgetMs,
+      memoryLimit: opts.memoryLimit,
       reloadSeconds: opts.config.byteCodeExpires,
       host: this.host(),
       onLoad: (vm) => this.detectConvention(vm),
@@ -168,7 +171,7 @@ export abstract class LuaServer {
   dropOverflowing(conn: Connection): void {
     if (!conn.open || conn.closeReason !== null) return;
     conn.closeReason = "too many unprocessed messages";
-    log.warn(`client ${conn.id} sent more than ${MAX_BACKLOG_BYTES} bytes while its callback waited, closed`);
+    log.warn(`client ${conn.id} sent more than ${MAX_BACKLOG_BYTES} bytes or ${MAX_BACKLOG_EVENTS} messages while its callback waited, closed`);
     this.closeConnection(conn, 1008, conn.closeReason);
   }
 

@@ -18,6 +18,14 @@ export interface Peers {
 
 export type Protocol = "websocket" | "socket";
 
+/** Memory of one Lua state: its server (bind:port), the worker running it, bytes held and its limit (0: none). */
+export interface LuaMemory {
+  server: string;
+  worker: number;
+  used: number;
+  limit: number;
+}
+
 /** Counters read by /metrics; plain numbers so the hot path pays one increment. */
 export class NodeStats {
   read = { websocket: 0, socket: 0 };
@@ -60,6 +68,16 @@ export class EngineNode {
       timeouts += s.vm.scheduler.timeouts;
     }
     return { errors, timeouts };
+  }
+
+  /** Memory of this node's Lua states (a multi-core engine's primary reports its workers'). */
+  luaMemory(): LuaMemory[] {
+    return this.servers.map((s) => ({
+      server: `${s.config.bind}:${s.config.port}`,
+      worker: this.ids.worker,
+      used: s.vm.memoryBytes(),
+      limit: s.vm.memoryLimit,
+    }));
   }
 
   /**

@@ -1,6 +1,7 @@
 -- The runtime's own Lua, run once when a VM is created, before any API family and the user's entry.
--- Arguments: P (JS functions), root (the lua/ folder of the entry file), bitop (luaopen_bit, a C function).
-local P, root, bitop = ...
+-- Arguments: P (JS functions), root (the lua/ folder of the entry file), bitop (luaopen_bit, a C function),
+-- memory_limit (bytes the state may hold, 0: none).
+local P, root, bitop, memory_limit = ...
 
 package.preload.bit = bitop
 -- root/utils/?.lua: the 1.0.1 layout had require("prettyprint") where later ones have utils.prettyprint.
@@ -25,6 +26,18 @@ package.loaders[2] = function(name)
   if not chunk then error(err, 0) end
   module_files[name] = path
   return chunk
+end
+
+-- string.rep builds its result in C, one piece at a time, where the runaway guard cannot stop it: a
+-- result that cannot fit under the memory limit fails at once rather than after seconds of copying.
+if memory_limit > 0 then
+  local rep, count = string.rep, collectgarbage
+  string.rep = function(s, n, ...)
+    if type(s) == "string" and type(n) == "number" and #s * n > memory_limit - count("count") * 1024 then
+      error(string.format("not enough memory (string.rep of %.0f bytes, memoryLimit %.0f)", #s * n, memory_limit), 2)
+    end
+    return rep(s, n, ...)
+  end
 end
 
 local yield = coroutine.yield

@@ -6,25 +6,26 @@
 //    meanwhile the connection's later events wait in its backlog and other connections run;
 //  - it fails: the error and traceback are logged, the dead coroutine is dropped, the connection goes on.
 import {
-  lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING, LUA_TBOOLEAN,
+  lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING, LUA_TBOOLEAN, LUA_ERRMEM,
 } from "../../native/lua";
 import { log } from "../log/logger";
 import { pushBytes, pushString, pushValue, readValue, scratchAddress, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
-import { DISPATCH_DONE, dispatchEvent, guardedResume } from "../../native/runtime";
+import { DISPATCH_DONE, dispatchEvent, guardedResume, resumeSameSlice } from "../../native/runtime";
 import { ptr, type Pointer } from "bun:ffi";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
   busy: boolean;
   backlog: (() => void)[] | null;
-  /** Payload bytes waiting in the backlog. */
+  /** What the backlog costs: its payload bytes plus BACKLOG_EVENT_COST per event. */
   backlogBytes?: number;
   /** Called after each of its callbacks finishes (or fails). */
   settled?: () => void;
   /**
-   * Called once when its backlog passes MAX_BACKLOG_BYTES (a client that keeps sending while its callback
-   * waits): the owner should close. Further payloads are not queued; events without one (close) still are.
+   * Called once when its backlog passes MAX_BACKLOG_BYTES or MAX_BACKLOG_EVENTS (a client that keeps sending
+   * while its callback waits): the owner should close. Further payloads are not queued; events without one
+   * (close) still are.
    */
   overflow?: () => void;
 }
@@ -32,8 +33,12 @@ export interface SerialOwner {
 /** What the runaway guard's error says (native/runtime.c), to count callback timeouts. */
 const RUNAWAY_MESSAGE = "callback exceeded its time budget";
 
-/** Payload bytes that may wait behind a busy callback of one owner. */
+/** What may wait behind a busy callback of one owner: payload bytes plus BACKLOG_EVENT_COST per event. */
 export const MAX_BACKLOG_BYTES = 4 << 20;
+/** What one waiting event costs beyond its payload (its closure and arguments), empty frames included. */
+export const BACKLOG_EVENT_COST = 64;
+/** Events that may wait behind a busy callback of one owner, whatever their size. */
+export const MAX_BACKLOG_EVENTS = 16384;
 
 export interface Task {
   co: LuaState;
@@ -69,9 +74,12 @@ export class Scheduler {
   }
 
   private enqueue(owner: SerialOwner, kind: number, id: number, payload: Payload, extra: string | number | undefined): void {
-    const size = payload === undefined || payload === null ? 0 : typeof payload === "string" || payload instanceof Uint8Array ? payload.length : 64;
+    // An event without a payload (close) is always queued: the owner's last callback must run.
+    const size = payload === undefined || payload === null
+      ? 0
+      : BACKLOG_EVENT_COST + (typeof payload === "string" || payload instanceof Uint8Array ? payload.length : 64);
     const queued = owner.backlogBytes ?? 0;
-    if (size > 0 && queued + size > MAX_BACKLOG_BYTES) {
+    if (size > 0 && (queued + size > MAX_BACKLOG_BYTES || (owner.backlog?.length ?? 0) >= MAX_BACKLOG_EVENTS)) {
       if (queued <= MAX_BACKLOG_BYTES) owner.overflow?.();
       owner.backlogBytes = MAX_BACKLOG_BYTES + 1; // overflowed: later payloads are dropped too
       return;
@@ -168,11 +176,14 @@ export class Scheduler {
     if (status !== DISPATCH_DONE) {
       // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
       this.errors++;
-      const text = status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref);
+      let text = status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref);
+      if (status === LUA_ERRMEM) text = text.replace(/\n|$/, ` (this Lua state reached its memoryLimit of ${this.vm.memoryLimit} bytes)$&`);
       if (text.includes(RUNAWAY_MESSAGE)) this.timeouts++;
       log.error("lua callback error: " + text);
       this.restoreConn();
       this.finish(task, false);
+      // What the failed callback allocated is garbage now; without a collection the state stays at its limit.
+      if (status === LUA_ERRMEM) this.vm.collectGarbage();
     } else {
       this.finish(task, true);
     }
@@ -197,7 +208,7 @@ export class Scheduler {
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
-    const status = lua.lua_resume(task.co, 0);
+    const status = resumeSameSlice(task.co, 0);
     this.vm.leave(previous);
     this.running = outer;
     return status;

@@ -6,7 +6,7 @@ import { dirname } from "node:path";
 import {
   lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
 } from "../../native/lua";
-import { guardHook, guardedPcall, setGuardBudget } from "../../native/runtime";
+import { guardHook, guardedPcall, jsCall, newLimitedState, setGuardBudget, type LimitedState } from "../../native/runtime";
 import { log } from "../log/logger";
 import { pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import { Scheduler } from "./scheduler";
@@ -22,6 +22,8 @@ export interface VMOptions {
   budgetMs?: number;
   /** Seconds between checks for edited Lua files; 0 disables hot reload. */
   reloadSeconds?: number;
+  /** Bytes the state may hold (engine.luavm.memoryLimit); 0 or absent: no limit. */
+  memoryLimit?: number;
   /** Whatever the families need from their host (the engine server), read back with `vm.host`. */
   host?: unknown;
   /** Called after the entry ran, at start and after each hot reload (the callbacks may have changed). */
@@ -36,6 +38,8 @@ for name, path in pairs(files) do if set[path] then package.loaded[name] = nil e
 /** Instructions between two runs of the runaway guard's hook: rare enough to cost nothing measurable. */
 const GUARD_EVERY = 10_000;
 const DEFAULT_BUDGET_MS = 1000;
+/** Room a traceback of a callback that ran out of memory may take past the limit. */
+const TRACEBACK_RESERVE = 1 << 20;
 
 // JSCallbacks are shared by all VMs: Lua calls them with its lua_State, and `active` says which VM runs.
 const callbacks = new Map<LuaFunction, JSCallback>();
@@ -43,7 +47,8 @@ let active: LuaVM;
 
 // A JS exception must never unwind into C: bun:ffi would hand Lua a made-up result and rethrow it from the
 // FFI call that entered Lua, skipping the scheduler's bookkeeping (the connection stayed busy for good).
-// So an exception is logged and the function returns no results (nil to Lua).
+// So an exception is logged and the function returns no results (nil to Lua). For the same reason Lua calls
+// it through runtime.c's js_call, which turns the memory limit off while it runs.
 function guard(fn: LuaFunction): (L: LuaState) => number {
   return (L) => {
     try {
@@ -79,6 +84,8 @@ export class LuaVM {
   readonly scheduler: Scheduler;
   readonly blocking = new Map<string, { op: import("./family").BlockingOp; binary: boolean }>();
   private readonly budgetMs: number;
+  /** The state's memory accounting, kept by runtime.c's allocator. */
+  private readonly memory: LimitedState;
   private tracebackRef = 0;
   private moduleFilesRef = 0;
   private loadedAt = new Map<string, number>();
@@ -91,9 +98,11 @@ export class LuaVM {
     this.host = opts.host;
     this.onLoad = opts.onLoad;
     this.budgetMs = Math.round(opts.budgetMs ?? DEFAULT_BUDGET_MS);
-    const L = lua.luaL_newstate();
-    if (!L) throw new Error("cannot create a Lua state (out of memory)");
+    const state = newLimitedState(opts.memoryLimit ?? 0);
+    if (!state) throw new Error("cannot create a Lua state (out of memory)");
+    const L = state.L;
     this.L = L;
+    this.memory = state;
     lua.luaL_openlibs(L);
     // Coroutines inherit the hook from the state that creates them, so set it before any exist.
     lua.lua_sethook(L, guardHook, LUA_MASKCOUNT, GUARD_EVERY);
@@ -103,7 +112,8 @@ export class LuaVM {
       lua.lua_rawgeti(L, LUA_REGISTRYINDEX, P);
       pushString(L, dirname(opts.entry));
       lua.lua_pushcclosure(L, luaopenBit, 0);
-      return 3;
+      lua.lua_pushnumber(L, opts.memoryLimit ?? 0);
+      return 4;
     });
     const [workerRef, tracebackRef, blockRef, handlersRef, moduleFilesRef] = refs;
     this.tracebackRef = tracebackRef;
@@ -134,7 +144,8 @@ export class LuaVM {
     lua.lua_createtable(L, 0, 32);
     for (const family of families) {
       for (const [name, fn] of Object.entries(family.functions ?? {})) {
-        lua.lua_pushcclosure(L, callbackFor(fn), 0);
+        lua.lua_pushlightuserdata(L, callbackFor(fn));
+        lua.lua_pushcclosure(L, jsCall, 1);
         lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
       }
     }
@@ -213,10 +224,14 @@ export class LuaVM {
     lua.lua_rawgeti(L, LUA_REGISTRYINDEX, this.tracebackRef);
     lua.lua_rawgeti(L, LUA_REGISTRYINDEX, coRef);
     lua.lua_xmove(co, L, 1);
-    // An error object's __tostring is Lua code that may call into this VM's API.
+    // An error object's __tostring is Lua code that may call into this VM's API. A callback that ran out of
+    // memory left the state at its limit: the traceback gets a little room past it.
+    const limit = this.memory.limit();
+    if (limit > 0) this.memory.setLimit(limit + TRACEBACK_RESERVE);
     const previous = this.enter();
     const status = guardedPcall(L, 2, 1, 0);
     this.leave(previous);
+    if (limit > 0) this.memory.setLimit(limit);
     const text = toString(L, -1) ?? "(no message)";
     lua.lua_settop(L, base);
     return status === 0 ? text : "error while building a traceback: " + text;
@@ -285,11 +300,27 @@ export class LuaVM {
     this.closed = true;
     clearInterval(this.reloadTimer);
     lua.lua_close(this.L);
+    this.memory.free();
   }
 
   /** Memory used by this state, in KiB. */
   memoryKiB(): number {
     return lua.lua_gc(this.L, 3 /* LUA_GCCOUNT */, 0);
+  }
+
+  /** Bytes this state holds (garbage not yet collected included), without crossing into C; 0 once closed. */
+  memoryBytes(): number {
+    return this.closed ? 0 : this.memory.used();
+  }
+
+  /** The state's memory limit in bytes (0: none). */
+  get memoryLimit(): number {
+    return this.closed ? 0 : this.memory.limit();
+  }
+
+  /** Frees the garbage of a callback that failed (one that ran out of memory leaves the state at its limit). */
+  collectGarbage(): void {
+    lua.lua_gc(this.L, 2 /* LUA_GCCOLLECT */, 0);
   }
 }
 

@@ -35,6 +35,9 @@ export function engineMetrics(node: EngineNode, window: SummaryConfig): EngineMe
   registry.gauge("connmix_engine_queue_items", "Items waiting in a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.items]));
   registry.gauge("connmix_engine_queue_consumers", "Consumers of a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.consumers]));
   registry.gauge("connmix_engine_queue_topic_size", "engine.luavm.queue.topicSize: the items a topic may hold.", [], unlabeled(() => node.queues.topicSize));
+  const lua = (field: "used" | "limit") => (): Sample[] => node.luaMemory().map((m) => [[m.server, String(m.worker)], m[field]]);
+  registry.gauge("connmix_engine_lua_memory_bytes", "Bytes held by each Lua state (garbage not yet collected included).", ["server", "worker"], lua("used"));
+  registry.gauge("connmix_engine_lua_memory_limit_bytes", "engine.luavm.memoryLimit of each Lua state, in bytes (0: none).", ["server", "worker"], lua("limit"));
   addProcessMetrics(registry);
   return {
     registry,

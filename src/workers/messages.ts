@@ -2,7 +2,7 @@
 // rare messages (start-up, config, stats, stop). Data (send, publish, conn.call, queue items) travels over
 // mesh links instead (src/mesh/requests.ts), see docs/multicore.md.
 import type { Config } from "../config/schema";
-import type { Protocol } from "../engine/node";
+import type { LuaMemory, Protocol } from "../engine/node";
 import type { PeerLink } from "../mesh/link";
 
 /** argv[2] of a worker process (`connmix __worker`); never typed by hand. */
@@ -34,6 +34,7 @@ export interface WorkerStats {
   sequence: number;
   cpuSeconds: number;
   residentBytes: number;
+  luaMemory: LuaMemory[];
 }
 
 export type FromWorker =

@@ -3,7 +3,7 @@
 // node.peers), the node's mesh point (requests from other nodes) and each worker's link (that worker's
 // requests) all route here. Workers are local peers: the same requests over the same kind of link.
 import { ClientIds, nodeOf, workerOf } from "../engine/ids";
-import { EngineNode, type Peers } from "../engine/node";
+import { EngineNode, type LuaMemory, type Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
 import type { Mesh } from "../mesh/index";
 import type { PeerLink } from "../mesh/link";
@@ -12,7 +12,7 @@ import { callOver, publishTo, sendOver } from "../mesh/requests";
 
 /** The primary's node: no connection of its own, the clients (and their count) are its workers'. */
 export class PrimaryNode extends EngineNode {
-  workers: { clientCount(): number; renumber(index: number): Promise<number> } | null = null;
+  workers: { clientCount(): number; luaMemory(): LuaMemory[]; renumber(index: number): Promise<number> } | null = null;
 
   override isLocal(): boolean {
     return false;
@@ -20,6 +20,10 @@ export class PrimaryNode extends EngineNode {
 
   override clientCount(): number {
     return this.workers?.clientCount() ?? 0;
+  }
+
+  override luaMemory(): LuaMemory[] {
+    return this.workers?.luaMemory() ?? [];
   }
 
   override renumber(index: number): Promise<number> {

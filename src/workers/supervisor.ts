@@ -6,7 +6,7 @@ import type { Subprocess } from "bun";
 import type { Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
 import { SEQUENCE_LIMIT } from "../engine/ids";
-import type { Protocol } from "../engine/node";
+import type { LuaMemory, Protocol } from "../engine/node";
 import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
@@ -116,6 +116,11 @@ export class Workers implements DrainTarget {
 
   closeAll(): void {
     this.tell({ t: "close" });
+  }
+
+  /** What the running workers last reported of their Lua states. */
+  luaMemory(): LuaMemory[] {
+    return this.slots.flatMap((s) => s.stats?.luaMemory ?? []);
   }
 
   /** Tells every worker the new node index; resolves with the number of clients they closed. */

@@ -138,6 +138,7 @@ class Worker {
       sequence: this.node.ids.last,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       residentBytes: process.memoryUsage.rss(),
+      luaMemory: this.node.luaMemory(),
     });
   }
 
