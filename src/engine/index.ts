@@ -13,7 +13,8 @@ import { WebSocketServer } from "./websocket-server";
 import { SocketServer } from "./socket-server";
 import type { LuaServer } from "./lua-server";
 import { Cluster } from "../mesh/cluster";
-import { startApiServer } from "../api/server";
+import { startApiServer, type ApiServer } from "../api/server";
+import { predecessor } from "../handover/predecessor";
 import { redisPools } from "../redis/client";
 import { PrimaryNode, WorkerRouter } from "../workers/router";
 import { Workers } from "../workers/supervisor";
@@ -69,6 +70,9 @@ function started(sc: ServerConfig): void {
   log.info(`start the lua server ${resolve(sc.entry)} (${sc.bind}:${sc.port})`);
 }
 
+/** How long a successor waits for its mesh links before it serves. */
+const SETTLE_MS = 5000;
+
 /** A Lua server's port that is taken fails the start now, not once the center answers (which may be never). */
 function probeLuaPorts(config: Config): void {
   for (const sc of config.engine.servers) {
@@ -98,10 +102,14 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<En
     router.mesh = cluster.mesh;
     node.peers = router;
   }
-  const api = await startApiServer(config, node);
-  onShutdown("api server", api.stop);
+  // A successor opens its API only once it reaches every node: until then its predecessor answers on that port.
+  let api = predecessor ? null : await startApi(config, node);
   probeLuaPorts(config);
   await cluster.register();
+  if (predecessor) {
+    if (!(await cluster.mesh.settled(SETTLE_MS))) log.warn(`not every mesh link is up after ${SETTLE_MS / 1000}s; serving anyway`);
+    api = await startApi(config, node);
+  }
   let clients: DrainTarget;
   if (!router) {
     const engine = await listenLuaServers(config, node);
@@ -120,8 +128,14 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<En
   }
   return {
     nodeId: cluster.mesh.id,
-    drain: (successor) => drainEngine({ config: config.engine, cluster, api, clients, queues, successor }),
+    drain: (successor) => drainEngine({ config: config.engine, cluster, api: api!, clients, queues, successor }),
   };
+}
+
+async function startApi(config: Config, node: EngineNode): Promise<ApiServer> {
+  const api = await startApiServer(config, node);
+  onShutdown("api server", api.stop);
+  return api;
 }
 
 /** One worker per CPU; client ids have room for MAX_WORKER + 1. */

@@ -1,14 +1,15 @@
-// The pid file `connmix reload` finds a node by: `connmix-<mode>.pid` in the log file's directory
-// (logs/connmix-engine.pid with the shipped config), one per mode, so a center and an engine started from
-// the same file on one host each have theirs. A node writes it once it serves (a successor: once it took
+// The pid file `connmix reload` finds a node by: next to the log file, named after it and the mode
+// (logs/connmix.engine.pid with the shipped config's logs/connmix.log), so a center and an engine started
+// from the same file on one host each have theirs, and nodes with their own log files have their own. A node writes it once it serves (a successor: once it took
 // over) and removes it at exit if it still names this process.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import type { Config } from "../config/schema";
 import type { Mode } from "../modes";
 
 export function pidFilePath(config: Config, mode: Mode): string {
-  return join(dirname(resolve(config.logging.filename)), `connmix-${mode}.pid`);
+  const log = resolve(config.logging.filename);
+  return join(dirname(log), `${basename(log, extname(log))}.${mode}.pid`);
 }
 
 /** The pid the file names; null when there is no file or no number in it. */

@@ -22,6 +22,8 @@ export class Mesh implements Peers {
   private readonly byId = new Map<string, PeerLink>();
   private readonly byIndex = new Map<number, PeerLink>();
   private links: PeerLink[] = [];
+  /** True once a node list from the center was applied. */
+  private listed = false;
   private readonly ticker: Timer;
 
   /** `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine. */
@@ -41,6 +43,7 @@ export class Mesh implements Peers {
 
   /** Applies the center's node list. A list that is not `complete` (the center just started) only adds. */
   update(nodes: PeerInfo[], complete: boolean): void {
+    this.listed = true;
     const listed = new Set<string>();
     for (const p of nodes) {
       if (p.id === this.id) continue;
@@ -67,6 +70,16 @@ export class Mesh implements Peers {
   /** Peers as [node id, index], told to a restarted center so it keeps their indexes for them. */
   known(): [string, number][] {
     return this.links.map((l) => [l.peer.id, l.peer.index]);
+  }
+
+  /** Resolves true once the center's list was applied and every listed peer's link is up; false after `ms`. */
+  async settled(ms: number): Promise<boolean> {
+    const end = performance.now() + ms;
+    while (!this.listed || !this.links.every((l) => l.up)) {
+      if (performance.now() > end) return false;
+      await Bun.sleep(10);
+    }
+    return true;
   }
 
   /** The link to the node with this id, if the center lists it. */

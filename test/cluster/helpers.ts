@@ -56,9 +56,10 @@ export class ClusterDir {
     return this.write("center", this.centerSection());
   }
 
-  engine(name: string): [string, EnginePorts] {
+  /** `engineKeys`: more `engine:` keys, one per line without indentation (`drainTimeout: 3`). */
+  engine(name: string, engineKeys: string[] = []): [string, EnginePorts] {
     const p = this.ports();
-    return [this.write(name, this.engineSection(p)), p];
+    return [this.write(name, this.engineSection(p, engineKeys)), p];
   }
 
   /** Center and engine in one config, for `dev`. */
@@ -75,9 +76,10 @@ export class ClusterDir {
     return `center:\n  registry: { port: ${this.registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${this.centerApi}, bind: 127.0.0.1 }\n`;
   }
 
-  private engineSection(p: EnginePorts): string {
+  private engineSection(p: EnginePorts, engineKeys: string[] = []): string {
     return (
       `engine:\n  centerRegistry: 127.0.0.1:${this.registry}\n  meshPoint: { port: ${p.mesh}, bind: 127.0.0.1 }\n` +
+      engineKeys.map((k) => `  ${k}\n`).join("") +
       `  apiServer: { port: ${p.api}, bind: 127.0.0.1 }\n` +
       `  servers:\n    - { port: ${p.lua}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /chat }] }\n` +
       `    - { port: ${p.lua2}, bind: 127.0.0.1, entry: lua/entry.lua, byteCodeExpires: 0, options: [{ name: path, value: /other }] }\n`
