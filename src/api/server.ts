@@ -3,7 +3,8 @@
 // larger ones get a 101 error; /ws/v1 connections idle for readTimeout are closed (Bun pings idle
 // clients, and their pongs count), and one whose peer takes nothing for writeTimeout is dropped. A queue
 // consumer takes no items while more than writeBufferSize bytes wait for its peer.
-import type { Config } from "../config/schema";
+import type { Server } from "bun";
+import type { ApiServerConfig, Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
 import type { EngineNode } from "../engine/node";
 import { log } from "../log/logger";
@@ -29,12 +30,19 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
+const httpIdle = (s: ApiServerConfig) => Math.min(Math.max(0, Math.round(s.readTimeout)), MAX_HTTP_IDLE);
+
 export async function startApiServer(config: Config, node: EngineNode): Promise<ApiServer> {
   let settings = config.engine.apiServer;
   const access = new Access(config.access);
   const unfollowAccess = access.follow();
+  let server: Server<ApiSocket> | undefined;
+  let fetch: ReturnType<typeof httpHandler> | undefined;
   const unfollowSettings = onConfigChange((next) => {
+    const reread = next.engine.apiServer.readTimeout !== settings.readTimeout;
     settings = next.engine.apiServer;
+    // Bun applies new idle timeouts to the connections it accepts after a reload.
+    if (reread && server && fetch) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
   });
   const metrics = engineMetrics(node, config.prometheus.summary);
   const dispatcher = new Dispatcher(node, metrics);
@@ -42,21 +50,21 @@ export async function startApiServer(config: Config, node: EngineNode): Promise<
   const nodeId = node.name;
   const backlogLimit = () => settings.writeBufferSize;
 
-  let server;
+  fetch = httpHandler({
+    dispatcher,
+    access,
+    metrics: metrics.registry,
+    newSocket: () => new ApiSocket(node.queues, nodeId, backlogLimit),
+  });
   try {
     checkFree(settings.bind, settings.port);
     server = Bun.serve<ApiSocket>({
       hostname: settings.bind,
       port: settings.port,
       reusePort: true, // a successor listens beside it during a handover (src/handover/ports.ts)
-      idleTimeout: Math.min(Math.max(0, Math.round(settings.readTimeout)), MAX_HTTP_IDLE),
+      idleTimeout: httpIdle(settings),
       maxRequestBodySize: HARD_LIMIT_BYTES,
-      fetch: httpHandler({
-        dispatcher,
-        access,
-        metrics: metrics.registry,
-        newSocket: () => new ApiSocket(node.queues, nodeId, backlogLimit),
-      }),
+      fetch,
       websocket: sockets.handler,
     });
   } catch (e) {

@@ -27,12 +27,11 @@ const tooBig = (raw: string | Buffer) =>
 export class ApiWebSockets {
   readonly sockets = new Set<ApiSocket>();
   private readonly sweeper: Timer;
-  readonly handler: WebSocketHandler<ApiSocket>;
+  private readonly handlers: WebSocketHandler<ApiSocket>;
 
   constructor(private readonly dispatcher: Dispatcher, private readonly settings: () => ApiServerConfig) {
     const self = this;
-    this.handler = {
-      idleTimeout: Math.min(Math.max(0, Math.round(settings().readTimeout)), MAX_IDLE_SECONDS),
+    this.handlers = {
       maxPayloadLength: HARD_LIMIT_BYTES,
       perMessageDeflate: false,
       open(ws: WS) {
@@ -52,6 +51,11 @@ export class ApiWebSockets {
     };
     this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
     this.sweeper.unref();
+  }
+
+  /** The handler for Bun.serve (and server.reload, after a readTimeout edit): idle timeout from the settings. */
+  get handler(): WebSocketHandler<ApiSocket> {
+    return { ...this.handlers, idleTimeout: Math.min(Math.max(0, Math.round(this.settings().readTimeout)), MAX_IDLE_SECONDS) };
   }
 
   private request(socket: ApiSocket, raw: string | Buffer): void {

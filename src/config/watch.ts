@@ -1,11 +1,13 @@
 // Hot reload of the config file. A bad edit is logged and ignored (the last good config stays);
-// a good one applies logging.level here and is handed to onChange for everything else.
+// a good one applies logging.level here and is handed to onChange for everything else. Each edited key
+// is logged with what became of it (hot.ts): applied live, needs a restart, or has no effect.
 import { watch, statSync, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { log } from "../log/logger.ts";
 import type { Mode } from "../modes.ts";
 import { parseConfig, readConfigText } from "./load.ts";
 import type { Config } from "./schema.ts";
+import { classifyKey } from "./hot.ts";
 
 export type ConfigListener = (next: Config, prev: Config) => void;
 
@@ -18,9 +20,6 @@ export interface WatchOptions {
 export interface ConfigWatcher {
   close(): void;
 }
-
-// Settings that take effect without a restart (spec §3); other changes only warn.
-const HOT = [/^logging\.level$/, /^access\./, /^engine\.(apiServer|servers\[\d+\])\.(read|write)(BufferSize|Timeout)$/];
 
 const listeners: ConfigListener[] = [];
 
@@ -91,9 +90,13 @@ export function watchConfig(
     good = next;
     log.setLevel(next.logging.level);
     log.info(`config ${path} reloaded`);
-    const cold = changedKeys(prev, next, "", []).filter((k) => !HOT.some((re) => re.test(k)));
-    if (cold.length) log.warn(`config changes that need a restart: ${cold.join(", ")}`);
     onChange(next, prev);
+    for (const key of changedKeys(prev, next, "", [])) {
+      const c = classifyKey(key);
+      if (c.kind === "hot") log.info(`config ${path}: ${key} ${c.how}`);
+      else if (c.kind === "inert") log.info(`config ${path}: ${key} has no effect (${c.why})`);
+      else log.warn(`config ${path}: ${key} changed but needs a restart to apply; the running value stays`);
+    }
   };
   const schedule = () => {
     if (timer) clearTimeout(timer);

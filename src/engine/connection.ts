@@ -24,6 +24,9 @@ export class Connection implements SerialOwner {
   waiters: (() => void)[] | null = null;
   /** The server's sweep tick of the last read (see LuaServer.dropIdle). */
   readTick = 0;
+  /** The server's readTimeout and writeTimeout (seconds) when this connection opened: an edit applies to new ones. */
+  readTimeout = 0;
+  writeTimeout = 0;
   /** Why the engine closed this connection, for on_close (e.g. "read timeout"); null when it did not. */
   closeReason: string | null = null;
   /** A close asked for during on_handshake, done once the upgrade completed. */

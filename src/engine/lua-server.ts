@@ -11,6 +11,7 @@ import { Connection } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
 import { applyConvention, type Convention } from "../lua/convention";
+import { onConfigChange } from "../config/watch";
 import type { RedisCommands } from "./host";
 
 export interface LuaServerOptions {
@@ -43,6 +44,9 @@ export abstract class LuaServer {
   private sweeper: Timer | undefined;
   /** The callback convention of the entry as loaded last (spec §4.2). */
   convention: Convention | undefined;
+  /** readTimeout and writeTimeout (seconds) for new connections; a config edit changes them. */
+  private timeouts: { read: number; write: number };
+  private readonly unfollow: () => void;
 
   constructor(opts: LuaServerOptions) {
     this.config = opts.config;
@@ -51,6 +55,12 @@ export abstract class LuaServer {
     this.options = new Map(opts.config.options.map((o) => [o.name, String(o.value)]));
     this.redis = opts.redis;
     this.reusePort = opts.reusePort ?? false;
+    this.timeouts = { read: opts.config.readTimeout, write: opts.config.writeTimeout };
+    // The server of an edited file with the same bind and port is this one (ports are unique per node).
+    this.unfollow = onConfigChange((next) => {
+      const sc = next.engine.servers.find((s) => s.port === this.config.port && s.bind === this.config.bind);
+      if (sc) this.timeouts = { read: sc.readTimeout, write: sc.writeTimeout };
+    });
     this.vm = new LuaVM({
       entry: this.entry,
       families: opts.families,
@@ -109,6 +119,8 @@ export abstract class LuaServer {
   protected newConnection(remoteAddr: string): Connection {
     const conn = new Connection(this.node.ids.next(), this, remoteAddr);
     conn.readTick = this.tick;
+    conn.readTimeout = this.timeouts.read;
+    conn.writeTimeout = this.timeouts.write;
     this.node.connections.set(conn.id, conn);
     return conn;
   }
@@ -123,6 +135,7 @@ export abstract class LuaServer {
 
   protected stopSweeping(): void {
     clearInterval(this.sweeper);
+    this.unfollow();
   }
 
   /** Notes that writes to conn started to back up. */
@@ -143,11 +156,10 @@ export abstract class LuaServer {
    * steps (8 s at least for WebSocket), too coarse for short readTimeouts.
    */
   private dropIdle(): void {
-    const limit = ++this.tick - this.config.readTimeout;
-    if (this.config.readTimeout <= 0) return;
+    const tick = ++this.tick;
     for (const conn of this.node.connections.values()) {
       // A WebSocket still in on_handshake has nothing to close yet; its silence counts from the upgrade.
-      if (conn.server === this && conn.open && conn.readTick < limit && conn.closeReason === null && (conn.ws || conn.tcp)) {
+      if (conn.server === this && conn.readTimeout > 0 && conn.readTick < tick - conn.readTimeout && conn.open && conn.closeReason === null && (conn.ws || conn.tcp)) {
         conn.closeReason = "read timeout";
         this.closeConnection(conn, 1001, "read timeout");
       }
@@ -156,12 +168,12 @@ export abstract class LuaServer {
 
   /** Drops clients whose writes stayed backed up longer than writeTimeout. */
   private dropStalled(): void {
-    const limit = performance.now() - this.config.writeTimeout * 1000;
+    const now = performance.now();
     for (const conn of this.stalled) {
-      if (conn.stalledSince < limit) {
+      if (conn.stalledSince < now - conn.writeTimeout * 1000) {
         this.unstall(conn);
         conn.closeReason = "write timeout";
-        log.warn(`client ${conn.id} did not read for ${this.config.writeTimeout}s, dropped`);
+        log.warn(`client ${conn.id} did not read for ${conn.writeTimeout}s, dropped`);
         this.terminate(conn);
       }
     }

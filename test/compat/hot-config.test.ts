@@ -1,0 +1,156 @@
+// Config edits (src/config/hot.ts): every key of the file is, when edited, either applied live, logged as
+// having no effect, or logged as needing a restart, each line naming the key and the file. The Lua servers'
+// readTimeout/writeTimeout and the API's readTimeout apply to connections opened after the edit.
+import { afterEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { applyConfigChange, defaultConfig, parseConfig, watchConfig, type Config } from "../../src/config/index.ts";
+import { HOT_KEYS } from "../../src/config/hot.ts";
+import { startTestEngine } from "../api/helpers.ts";
+import { TcpClient } from "../engine/helpers.ts";
+import { startEngine } from "../helpers/engine.ts";
+import { cleanupAll, tempDir } from "../helpers/files.ts";
+import { captureLog } from "../helpers/log.ts";
+import { until } from "../helpers/wait.ts";
+
+afterEach(cleanupAll);
+
+/** Every leaf of a config object, as the paths the reload names (engine.servers[0].port). */
+function leaves(v: unknown, path = "", out: string[] = []): string[] {
+  if (v && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) leaves(x, Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k, out);
+  } else {
+    out.push(path);
+  }
+  return out;
+}
+
+/** A valid value different from `v` for the leaf at `path`. */
+function edited(path: string, v: unknown, otherEntry: string): unknown {
+  const name = path.replace(/\[\d+\]/g, "[]");
+  const special: Record<string, unknown> = {
+    "logging.level": "info",
+    "engine.servers[].protocol": "socket",
+    "engine.servers[].convention": "1.0.1",
+    "engine.servers[].entry": otherEntry,
+    "engine.centerRegistry": "localhost:6886",
+    "engine.luavm.redis[].addr": "localhost:6380",
+    "access.users[].roles[]": "write",
+  };
+  if (name in special) return special[name];
+  if (typeof v === "number") return /port$/i.test(path) ? v + 100 : v + 1;
+  if (typeof v === "string") return /bind$/.test(path) ? "127.0.0.1" : v + "x";
+  throw new Error(`no edit for ${path} (${typeof v}): teach this test`);
+}
+
+const steps = (path: string) => path.replace(/\[(\d+)\]/g, ".$1").split(".");
+const getPath = (obj: any, path: string): unknown => steps(path).reduce((o, p) => o[p], obj);
+function setPath(obj: any, path: string, value: unknown): void {
+  const parts = steps(path);
+  const last = parts.pop()!;
+  for (const p of parts) obj = obj[p];
+  obj[last] = value;
+}
+
+describe("config edits", () => {
+  test("every key is applied live, has no effect, or is logged as needing a restart (naming key and file)", async () => {
+    const dir = tempDir("hot");
+    const entry = join(dir, "a.lua");
+    const otherEntry = join(dir, "b.lua");
+    writeFileSync(entry, "");
+    writeFileSync(otherEntry, "");
+    const base: Config = defaultConfig();
+    base.engine.servers[0]!.entry = entry;
+    base.access.users = [{ username: "u", password: "p", roles: ["read"], host: "*" }];
+    const changed = structuredClone(base);
+    const keys = leaves(base);
+    for (const k of keys) setPath(changed, k, edited(k, getPath(base, k), otherEntry));
+    const file = join(dir, "connmix.yaml");
+    writeFileSync(file, stringify(base));
+    const logText = captureLog();
+    const watcher = watchConfig(file, parseConfig(stringify(base), file), () => {}, { pollMs: 50, debounceMs: 20 });
+    try {
+      writeFileSync(file, stringify(changed));
+      await until(() => logText().includes(`config ${file} reloaded`), 3000, "the reload");
+    } finally {
+      watcher.close();
+    }
+    const text = logText();
+    expect(text).not.toContain("\tERROR\t");
+    const live: string[] = [];
+    for (const key of keys) {
+      const esc = `config ${file}: ${key} `.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      const line = new RegExp(`\\t(INFO|WARN)\\t[^\\t]+\\t${esc}(applied .*|has no effect .*|changed but needs a restart to apply; the running value stays)$`, "m").exec(text);
+      expect(line === null ? `no line for ${key}` : "found").toBe("found");
+      expect(line![1]).toBe(line![2]!.startsWith("changed") ? "WARN" : "INFO");
+      if (line![2]!.startsWith("applied")) live.push(key.replace(/\[\d+\]/g, "[]"));
+    }
+    // Every declared hot key was seen applied (access.* as its leaves).
+    for (const k of Object.keys(HOT_KEYS)) {
+      const re = new RegExp("^" + k.replace(/[.[\]]/g, "\\$&").replace(/\\\.\*$/, "\\..+") + "$");
+      expect(live.some((l) => re.test(l)) ? k : `${k} never applied`).toBe(k);
+    }
+  });
+
+  test("a Lua server's readTimeout edit applies to connections opened after it; open ones keep theirs", async () => {
+    const s = await startEngine("function on_message(msg, conn) end", { server: { protocol: "socket", readTimeout: 30 } });
+    const before = await TcpClient.connect(s.port);
+    await until(() => s.engine.node.connections.size === 1);
+    const next = structuredClone(s.config);
+    next.engine.servers[0]!.readTimeout = 1;
+    applyConfigChange(next, s.config);
+    const after = await TcpClient.connect(s.port);
+    const t0 = Date.now();
+    await after.waitClosed(4000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(before.closed).toBe(false);
+  });
+
+  test("a Lua server's writeTimeout edit applies to connections opened after it", async () => {
+    const logText = captureLog();
+    const s = await startEngine("function protocol_input(b) return b:length() end\nfunction on_message(msg, conn) end", { server: { protocol: "socket", writeTimeout: 30 } });
+    const next = structuredClone(s.config);
+    next.engine.servers[0]!.writeTimeout = 1;
+    applyConfigChange(next, s.config);
+    const c = await TcpClient.connect(s.port, { read: false });
+    await until(() => s.engine.node.connections.size === 1);
+    const id = [...s.engine.node.connections.keys()][0]!;
+    // Slowly enough that the 4 MiB pending-bytes bound is far off when the write timeout strikes.
+    const chunk = "x".repeat(16 << 10);
+    const t0 = Date.now();
+    while (s.engine.node.connections.has(id) && Date.now() - t0 < 8000) {
+      s.engine.node.sendLocal(id, chunk, 1, true);
+      await Bun.sleep(20);
+    }
+    expect(logText()).toContain(`client ${id} did not read for 1s, dropped`);
+    c.end();
+  }, 15_000);
+
+  test("the API's readTimeout edit applies to /ws/v1 connections opened after it", async () => {
+    const e = await startTestEngine("function on_message(msg, conn) end");
+    try {
+      const next = structuredClone(e.config);
+      next.engine.apiServer.readTimeout = 8; // Bun's WebSocket idle timeout has a floor of 8 s
+      applyConfigChange(next, e.config);
+      // A raw client that never answers Bun's pings: dropped once idle for readTimeout (it was 60 s).
+      let closed = false;
+      const raw = await new Promise<import("bun").Socket>((resolve) => {
+        void Bun.connect({
+          hostname: "127.0.0.1", port: e.api.port,
+          socket: {
+            open: (s) => { s.write(`GET /ws/v1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`); resolve(s); },
+            data() {},
+            close: () => { closed = true; },
+          },
+        });
+      });
+      const t0 = Date.now();
+      await until(() => closed, 20_000, "the idle /ws/v1 connection closed");
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(7000);
+      raw.end();
+    } finally {
+      await e.stop();
+    }
+  }, 30_000);
+});
