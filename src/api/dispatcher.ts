@@ -7,14 +7,9 @@ import { parseClientId } from "../engine/ids";
 import type { EngineMetrics } from "../metrics/engine";
 import type { ApiSocket } from "./consumer";
 
-export const CODE = {
-  invalidArgument: 101,
-  consumeFailed: 201,
-  alreadyConsuming: 202,
-  cancelFailed: 203,
-  callFailed: 301,
-  sendFailed: 401,
-} as const;
+import { CODE, CONN_METHODS } from "./protocol";
+
+export { CODE };
 
 export class ApiError extends Error {
   constructor(readonly code: number, message: string) {
@@ -57,7 +52,7 @@ type Params = Record<string, unknown>;
 export type Result = string | Promise<string>;
 
 const OK = '{"s":true}';
-const CALLS = new Set(["set_context_value", "set_context", "subscribe", "unsubscribe"]);
+const CALLS = new Set<string>(CONN_METHODS);
 
 function params(p: unknown): Params {
   if (p === null || typeof p !== "object" || Array.isArray(p)) invalid("p must be an object");

@@ -7,6 +7,7 @@ import { CONTENT_TYPE, Registry, unlabeled as one } from "../metrics/registry";
 import { addProcessMetrics } from "../metrics/process";
 import { hostPart } from "./protocol";
 import type { RegistryServer } from "./registry";
+import type { NodeInfo, NodesReply } from "../api/protocol";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -20,7 +21,7 @@ function centerMetrics(registry: RegistryServer): Registry {
 }
 
 function nodesJson(registry: RegistryServer): string {
-  const nodes = [...registry.nodes.values()].map((e) => ({
+  const nodes = [...registry.nodes.values()].map((e): NodeInfo => ({
     id: e.id,
     api_server: `${hostPart(e.ip)}:${e.api_port}`,
     mesh_point: `${hostPart(e.ip)}:${e.mesh_port}`,
@@ -29,7 +30,7 @@ function nodesJson(registry: RegistryServer): string {
     registered_at: Math.floor(e.registeredAt / 1000),
     state: e.draining ? "draining" : "registered",
   }));
-  return JSON.stringify({ nodes });
+  return JSON.stringify({ nodes } satisfies NodesReply);
 }
 
 export function startCenterApi(config: Config, registry: RegistryServer): { access: Access; server: Server<undefined> } {

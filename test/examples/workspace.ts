@@ -1,5 +1,5 @@
 // Runs an example the way its README says: the README's command, verbatim, in a working directory laid
-// out like the repository root (bin/, lua/ and node_modules/ link to this checkout; examples/ is a
+// out like the repository root (bin/, lua/, node_modules/, sdk/ and src/ link to this checkout; examples/ is a
 // copy) in which the example's connmix.yaml listens on free loopback ports instead of the defaults.
 import { cpSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -37,7 +37,7 @@ export async function runExample(name: string, ready: string): Promise<RunningEx
 
 export async function startExample(name: string, before?: (ports: LocalPorts) => void | Promise<void>): Promise<RunningExample> {
   const dir = tempDir(`example-${name}`);
-  for (const link of ["bin", "lua", "node_modules"]) symlinkSync(join(ROOT, link), join(dir, link));
+  for (const link of ["bin", "lua", "node_modules", "sdk", "src"]) symlinkSync(join(ROOT, link), join(dir, link));
   cpSync(join(ROOT, "examples"), join(dir, "examples"), { recursive: true });
   const confPath = join(dir, "examples", name, "connmix.yaml");
   const text = readFileSync(confPath, "utf8");
