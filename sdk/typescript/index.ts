@@ -118,7 +118,7 @@ export class Connmix {
     const owner = all.find((e) => e.node.index === index && e.open);
     if (owner) return owner;
     const open = all.filter((e) => e.open);
-    const ready = open.find((e) => !e.node.draining) ?? open[0];
+    const ready = open.find((e) => e.node.state !== "draining") ?? open[0];
     if (ready) return ready;
     if (all.length === 0) throw new ConnmixError(TRANSPORT, "no engine is registered with the center");
     // Reconnecting: wait for the first connection to come back.

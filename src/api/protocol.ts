@@ -97,8 +97,8 @@ export interface NodeInfo {
   clients: number;
   /** Unix seconds. */
   registered_at: number;
-  /** Draining before a handover: send no new work there (present once engines report it). */
-  draining?: boolean;
+  /** "draining" while it hands over to its successor (a reload): send no new work there. */
+  state: "registered" | "draining";
 }
 export interface NodesReply {
   nodes: NodeInfo[];
