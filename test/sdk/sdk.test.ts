@@ -78,7 +78,7 @@ describe("send, publish, conn.call", () => {
 });
 
 describe("queue consumer", () => {
-  test("backpressure: a slow handler pauses delivery; the items wait in the engine, then all arrive in order", async () => {
+  test("backpressure: a slow handler pauses delivery; later items wait in the engine, then all arrive in order", async () => {
     const got: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
@@ -86,20 +86,24 @@ describe("queue consumer", () => {
       await gate;
       got.push(item.d);
     }, { window: 8 });
-    await Bun.sleep(200); // the pops reached both engines
-    const [a] = await cluster.client(0);
-    for (let i = 0; i < 100; i++) a.send(`q job${i}`);
-    await eventually(() => consumer.stats.paused > 0, 5000, "delivery paused");
-    // Whatever the consumer does not hold waits in engine a's queue.
-    await eventually(async () => {
-      const text = await (await fetch(`http://127.0.0.1:${cluster.engines[0]!.api}/metrics`)).text();
-      return /connmix_engine_queue_items\{topic="jobs"\} [1-9]/.test(text);
-    }, 5000, "items waiting in the engine");
-    release();
-    await eventually(() => got.length === 100, 10_000, "all 100 items handled");
-    expect(got).toEqual(Array.from({ length: 100 }, (_, i) => `job${i}`));
-    await consumer.stop();
-    a.close();
+    const metrics = async () => (await fetch(`http://127.0.0.1:${cluster.engines[0]!.api}/metrics`)).text();
+    try {
+      await eventually(async () => /connmix_engine_queue_consumers\{topic="jobs"\} 1/.test(await metrics()), 5000, "consumer popped on engine a");
+      const [a] = await cluster.client(0);
+      for (let i = 0; i < 30; i++) a.send(`q job${i}`);
+      await eventually(() => consumer.stats.paused > 0, 5000, "delivery paused");
+      // The consumer is off engine a's topic now (queue.unpop): what the script pushes waits there.
+      await eventually(async () => !/connmix_engine_queue_consumers\{topic="jobs"\} 1/.test(await metrics()), 5000, "unpopped");
+      for (let i = 30; i < 50; i++) a.send(`q job${i}`);
+      await eventually(async () => /connmix_engine_queue_items\{topic="jobs"\} 20\n/.test(await metrics()), 5000, "20 items waiting in the engine");
+      expect(got).toEqual([]);
+      release();
+      await eventually(() => got.length === 50, 10_000, "all 50 items handled");
+      expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `job${i}`));
+      a.close();
+    } finally {
+      await consumer.stop();
+    }
   });
 
   test("an engine killed and restarted under a running consumer: it reconnects and consumes there again", async () => {
