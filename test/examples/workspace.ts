@@ -28,10 +28,14 @@ export function readmeCommand(name: string): string {
   return block[1]!;
 }
 
-/** Starts the README command of examples/<name> and waits until its output contains `ready`. */
+/**
+ * Starts the README command of examples/<name> and waits until its output contains `ready` and the Lua
+ * server listens (an example's own program may be ready before it, on a loaded machine).
+ */
 export async function runExample(name: string, ready: string): Promise<RunningExample> {
   const ex = await startExample(name);
   await ex.proc.waitFor(ready, 20_000);
+  await ex.proc.waitFor("start the lua server", 20_000);
   return ex;
 }
 
