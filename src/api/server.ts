@@ -44,7 +44,7 @@ export async function startApiServer(config: Config, node: EngineNode): Promise<
     // Bun applies new idle timeouts to the connections it accepts after a reload.
     if (reread && server && fetch) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
   });
-  const metrics = engineMetrics(node, config.prometheus.summary);
+  const metrics = engineMetrics(node, config.prometheus.summary, config.engine.servers[0]?.protocol);
   const dispatcher = new Dispatcher(node, metrics);
   const sockets = new ApiWebSockets(dispatcher, () => settings);
   const nodeId = node.name;

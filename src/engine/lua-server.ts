@@ -80,6 +80,14 @@ export abstract class LuaServer {
     this.convention = convention;
   }
 
+  /** Messages protocol_decode produced on a socket server (its Lua side counts them); 0 for WebSocket. */
+  decodedMessages(): number {
+    if (this.protocol !== "socket") return 0;
+    if (!this.vm.closed) this.decoded = Number(this.vm.callGlobal("__connmix_decoded", [])) || 0;
+    return this.decoded;
+  }
+  private decoded = 0;
+
   option(name: string): string | undefined {
     return this.options.get(name);
   }

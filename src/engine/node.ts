@@ -46,6 +46,16 @@ export class EngineNode {
   // `ids` is replaced once the center assigns the node index (before any connection exists).
   constructor(public ids: ClientIds, readonly queues: Queues) {}
 
+  /**
+   * Messages read from clients: WebSocket messages as they arrive, socket ones as protocol_decode made them
+   * (each server's Lua side counts those); `stats.read` holds what exited workers and servers counted.
+   */
+  readCounts(): Record<Protocol, number> {
+    let socket = this.stats.read.socket;
+    for (const s of this.servers) socket += s.decodedMessages();
+    return { websocket: this.stats.read.websocket, socket };
+  }
+
   /** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
   get name(): string {
     return (this.peers as { id?: string } | null)?.id ?? String(this.ids.node);

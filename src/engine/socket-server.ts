@@ -35,7 +35,6 @@ export class SocketServer extends LuaServer {
         },
         data(s: TCP, chunk: Buffer) {
           s.data.readTick = self.tick;
-          self.node.stats.read.socket++;
           self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
         },
         drain(s: TCP) {

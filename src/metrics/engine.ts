@@ -1,6 +1,7 @@
 // The engine's metrics (spec §7). Counters are read from the node's plain stats at scrape time; the send
 // duration summary is observed by whoever sends (the API server: scenario "local" for a client of this
-// node, "forward" for one reached through the mesh, where protocol is "mesh").
+// node, "forward" for one reached through the mesh). Its four series (websocket|socket x local|forward)
+// exist from the start, NaN while empty, as in connmix's prometheus.md.
 import type { EngineNode, Protocol } from "../engine/node";
 import type { SummaryConfig } from "../config/schema";
 import { Registry, unlabeled, type Sample } from "./registry";
@@ -17,11 +18,18 @@ export interface EngineMetrics {
   sendForward: SummaryChild;
 }
 
-export function engineMetrics(node: EngineNode, window: SummaryConfig): EngineMetrics {
+/**
+ * `forwardProtocol`: the label of forwarded sends. The node that forwards cannot see the protocol of a client
+ * on another node; engines of a cluster run the same servers, so it is that of this engine's (first) server.
+ */
+export function engineMetrics(node: EngineNode, window: SummaryConfig, forwardProtocol: Protocol = "websocket"): EngineMetrics {
   const registry = new Registry();
   const perProtocol = (counts: Record<Protocol, number>) => (): Sample[] => PROTOCOLS.map((p) => [[p], counts[p]]);
   registry.gauge("connmix_engine_servers_clients", "Client connections held by this engine's Lua servers.", [], unlabeled(() => node.clientCount()));
-  registry.counter("connmix_engine_servers_read_messages_total", "Messages read from clients.", ["protocol"], perProtocol(node.stats.read));
+  registry.counter("connmix_engine_servers_read_messages_total", "Messages read from clients (socket: packages protocol_decode turned into a message).", ["protocol"], () => {
+    const read = node.readCounts();
+    return PROTOCOLS.map((p) => [[p], read[p]]);
+  });
   registry.counter("connmix_engine_servers_send_messages_total", "Messages sent to clients.", ["protocol"], perProtocol(node.stats.sent));
   registry.counter("connmix_engine_servers_send_errors_total", "Sends to clients that failed.", ["protocol"], perProtocol(node.stats.sendErrors));
   const sendDuration = registry.summary(
@@ -39,10 +47,7 @@ export function engineMetrics(node: EngineNode, window: SummaryConfig): EngineMe
   registry.gauge("connmix_engine_lua_memory_bytes", "Bytes held by each Lua state (garbage not yet collected included).", ["server", "worker"], lua("used"));
   registry.gauge("connmix_engine_lua_memory_limit_bytes", "engine.luavm.memoryLimit of each Lua state, in bytes (0: none).", ["server", "worker"], lua("limit"));
   addProcessMetrics(registry);
-  return {
-    registry,
-    sendDuration,
-    sendLocal: { websocket: sendDuration.child("websocket", "local"), socket: sendDuration.child("socket", "local") },
-    sendForward: sendDuration.child("mesh", "forward"),
-  };
+  const sendLocal = { websocket: sendDuration.child("websocket", "local"), socket: sendDuration.child("socket", "local") };
+  const sendForward = { websocket: sendDuration.child("websocket", "forward"), socket: sendDuration.child("socket", "forward") };
+  return { registry, sendDuration, sendLocal, sendForward: sendForward[forwardProtocol] };
 }

@@ -11,7 +11,8 @@ export interface SummaryWindow {
   bufCap: number;
 }
 
-export const QUANTILES = [0.5, 0.9, 0.99] as const;
+/** The quantiles connmix's summaries show (its prometheus.md): minimum, quartiles, maximum. */
+export const QUANTILES = [0, 0.25, 0.5, 0.75, 1] as const;
 
 interface Bucket {
   values: Float64Array;
@@ -111,8 +112,8 @@ export class Summary implements Metric {
   render(out: string[]): void {
     header(out, this.name, this.help, "summary");
     const names = [...this.labelNames, "quantile"];
+    // Every child made so far is shown, an empty one with NaN quantiles, so each series exists from the start.
     for (const { labels, child } of this.children.values()) {
-      if (child.count === 0) continue;
       const qs = child.quantiles();
       QUANTILES.forEach((q, i) => out.push(`${this.name}${labelText(names, [...labels, String(q)])} ${formatValue(qs[i]!)}`));
       const plain = labelText(this.labelNames, labels);

@@ -126,7 +126,8 @@ class Worker {
   }
 
   private report(): void {
-    const { read, sent, sendErrors } = this.node.stats;
+    const { sent, sendErrors } = this.node.stats;
+    const read = this.node.readCounts();
     const cpu = process.cpuUsage();
     this.send({
       t: "stats",

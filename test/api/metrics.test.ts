@@ -100,14 +100,14 @@ describe("registry and summary", () => {
     const s = new Summary("d_seconds", "d", ["k"], { maxAge: 10, ageBuckets: 5, bufCap: 500 }, () => now);
     const child = s.child("v");
     for (let i = 1; i <= 100; i++) child.observe(i);
-    expect(child.quantiles()).toEqual([50, 90, 99]);
+    expect(child.quantiles()).toEqual([1, 25, 50, 75, 100]);
     now = 6000; // 6 s later: the first observations are still in the window
     for (let i = 1; i <= 100; i++) child.observe(1000 + i);
-    expect(child.quantiles()).toEqual([100, 1080, 1098]);
+    expect(child.quantiles()).toEqual([1, 50, 100, 1050, 1100]);
     now = 12500; // the bucket holding 1..100 has expired
-    expect(child.quantiles()).toEqual([1050, 1090, 1099]);
+    expect(child.quantiles()).toEqual([1001, 1025, 1050, 1075, 1100]);
     now = 30000; // everything expired
-    expect(child.quantiles().map(Number.isNaN)).toEqual([true, true, true]);
+    expect(child.quantiles().map(Number.isNaN)).toEqual([true, true, true, true, true]);
     const out: string[] = [];
     s.render(out);
     expect(out).toContain('d_seconds_count{k="v"} 200');
@@ -119,7 +119,7 @@ describe("registry and summary", () => {
     const s = new Summary("d", "d", [], { maxAge: 600, ageBuckets: 5, bufCap: 200 }, () => 0);
     const child = s.child();
     for (let i = 0; i < 100000; i++) child.observe(i % 1000);
-    const [p50, p90, p99] = child.quantiles();
+    const [p50, p90, p99] = child.quantiles([0.5, 0.9, 0.99]);
     expect(Math.abs(p50! - 500)).toBeLessThan(120);
     expect(Math.abs(p90! - 900)).toBeLessThan(60);
     expect(p99!).toBeGreaterThan(940);

@@ -5,6 +5,8 @@ local conns, S, EV = P.conns, P.S, P.EV
 local sub = string.sub
 
 local CONNECT, DATA = 30, 31
+local decoded = 0 -- packages protocol_decode turned into a message (connmix_engine_servers_read_messages_total)
+function __connmix_decoded() return decoded end
 P.EV.connect, P.EV.data = CONNECT, DATA
 
 -- Read-only view of a connection's unconsumed bytes, as passed to protocol_input.
@@ -68,7 +70,10 @@ H[DATA] = function(id, bytes, limit)
     c.buf = buf
     local msg = package
     if protocol_decode then msg = protocol_decode(package, c) end -- nil skips on_message
-    if msg ~= nil and on_message then on_message(msg, c) end
+    if msg ~= nil then
+      decoded = decoded + 1
+      if on_message then on_message(msg, c) end
+    end
     if c.cleared then return end
   end
   if #buf > limit then too_much(c, id, #buf) end
