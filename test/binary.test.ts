@@ -16,12 +16,11 @@ import YAML from "yaml";
 import { cleanupAll, tempDir } from "./helpers/files.ts";
 import { freePorts } from "./helpers/ports.ts";
 import { Proc, ROOT, runSync } from "./helpers/process.ts";
+import { BUILD_TIMEOUT_MS, TARBALL, VERSION, buildIfStale } from "./helpers/build.ts";
 
-const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
-const binary = join(ROOT, "dist/connmix-linux-x64");
-const tarball = join(ROOT, `dist/connmix-${version}-linux-x64.tar.gz`);
+const version = VERSION;
+const tarball = TARBALL;
 const releaseDir = `connmix-${version}`;
-const BUILD_TIMEOUT_MS = 240_000;
 const BANNER = `connmix${version}, bun${Bun.version}, lua5.1+bitop, linux, x64`;
 
 // ---------------------------------------------------------------------------------------------------
@@ -93,29 +92,6 @@ if (isolationUnavailable) {
   );
 }
 const testIsolated = isolationUnavailable ? test.skip : test;
-
-// ---------------------------------------------------------------------------------------------------
-// Build when stale.
-function newestSource(): number {
-  let newest = 0;
-  const walk = (p: string) => {
-    if (!existsSync(p)) return;
-    const st = statSync(p);
-    if (st.isDirectory()) {
-      for (const n of readdirSync(p)) if (!n.startsWith(".")) walk(join(p, n));
-    } else newest = Math.max(newest, st.mtimeMs);
-  };
-  for (const p of ["src", "native", "conf", "lua", "build.ts", "package.json", "package-lock.json"]) walk(join(ROOT, p));
-  return newest;
-}
-
-function buildIfStale(): string {
-  const oldest = Math.min(...[binary, tarball].map((p) => (existsSync(p) ? statSync(p).mtimeMs : 0)));
-  if (oldest > newestSource()) return "up to date";
-  const r = runSync([process.execPath, join(ROOT, "build.ts")], ROOT, BUILD_TIMEOUT_MS);
-  if (r.code !== 0) throw new Error(`bun build.ts failed (exit ${r.code}):\n${r.out}\n${r.err}`);
-  return r.out.trim();
-}
 
 let work = "";
 let unpacked = "";

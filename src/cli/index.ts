@@ -75,9 +75,10 @@ const reloadCommand = defineCommand({
   run: async ({ args }) => {
     let config;
     try {
-      config = loadConfig(args.file, { mode: "center" }); // only logging.filename matters here: no entry checks
+      // The successor will load the file: one that does not load is reported here, and nobody is signalled.
+      config = loadConfig(args.file, { mode: "center" }); // (no entry checks: only logging.filename is used here)
     } catch (e) {
-      if (e instanceof ConfigError) fatal(e.message);
+      if (e instanceof ConfigError) fatal(`connmix: nothing reloaded: ${e.message}`);
       throw e;
     }
     process.exit(await reload(config, (args.mode as Mode | undefined) ?? null));

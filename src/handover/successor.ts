@@ -9,12 +9,18 @@ import { shutdown } from "../lifecycle";
 import type { NodeParts } from "../modes";
 import { HANDOVER_ENV, type FromSuccessor, type ToSuccessor } from "./predecessor";
 
-/** The successor's command: this program, from the same files, with the same arguments. */
+/**
+ * The executable's path, read at start-up: Bun reads it from /proc/self/exe when asked, which names a replaced
+ * executable `<path> (deleted)`; the path as it was names the new one.
+ */
+const EXEC_PATH = process.execPath;
+
+/** The successor's command: the program at the same path (the files as they are now), with the same arguments. */
 export function successorCommand(): string[] {
   const args = process.argv.slice(2);
   // A compiled executable's entry lives in its embedded file system (/$bunfs/...): run the executable itself.
-  if (Bun.main.startsWith("/$bunfs/")) return [process.execPath, ...args];
-  return [process.execPath, ...process.execArgv, Bun.main, ...args];
+  if (Bun.main.startsWith("/$bunfs/")) return [EXEC_PATH, ...args];
+  return [EXEC_PATH, ...process.execArgv, Bun.main, ...args];
 }
 
 type Phase = { t: "idle" } | { t: "starting"; pid: number } | { t: "draining"; pid: number; since: number };

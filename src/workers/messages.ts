@@ -50,8 +50,9 @@ export type FromWorker =
 
 /** The command that starts a worker: this same program, compiled or run by bun. */
 export function workerCommand(): string[] {
-  // A compiled executable's entry lives in its embedded file system (/$bunfs/...).
-  if (Bun.main.startsWith("/$bunfs/")) return [process.execPath, WORKER_ARG];
+  // A compiled executable's entry lives in its embedded file system (/$bunfs/...). /proc/self/exe is this very
+  // executable even after an upgrade replaced the file (a restarted worker must match its primary).
+  if (Bun.main.startsWith("/$bunfs/")) return ["/proc/self/exe", WORKER_ARG];
   return [process.execPath, ...process.execArgv, Bun.main, WORKER_ARG];
 }
 

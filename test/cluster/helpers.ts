@@ -63,9 +63,9 @@ export class ClusterDir {
   }
 
   /** Center and engine in one config, for `dev`. */
-  dev(): [string, EnginePorts] {
+  dev(engineKeys: string[] = []): [string, EnginePorts] {
     const p = this.ports();
-    return [this.write("dev", this.centerSection() + this.engineSection(p)), p];
+    return [this.write("dev", this.centerSection() + this.engineSection(p, engineKeys)), p];
   }
 
   private ports(): EnginePorts {
