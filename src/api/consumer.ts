@@ -1,58 +1,161 @@
 // One /ws/v1 connection, as the queues see it: a Consumer of the topics it popped. Items go out as
 // `{"e":"queue.pop","p":{"n":node,"c":"client id","t":topic,"d":data},"id":null}`, built around the pushed
-// JSON text without parsing it. While the socket is backed up (more than writeBufferSize bytes not yet
-// taken by the peer) it takes no item, so nothing piles up in memory that a disconnect would lose; the
-// items wait in their topic and flow again on drain.
+// JSON text without parsing it; with acks the event also carries `"k":"<key>"`.
+//
+// Flow control: an item is sent only while the socket is drained (Bun's send did not report backpressure
+// since the last `drain`) and while fewer than `window` items are in flight. An item is in flight until
+//  - with acks: queue.ack names its key;
+//  - without acks (the bare-list pop of the PHP client): the peer answers a WebSocket ping sent after it (its
+//    pong proves it read everything before the ping).
+// When the connection goes away (close, crash, writeTimeout), unacknowledged items go back to the head of
+// their topics for the next consumer (at-least-once); items of a consumer without acks that were not
+// confirmed are dropped, counted in connmix_engine_queue_dropped_total and logged.
 import type { ServerWebSocket } from "bun";
-import type { Consumer, Queues } from "../queue/queues";
+import { log } from "../log/logger";
+import type { Consumer, Item, Queues } from "../queue/queues";
+
+/** Items in flight per consumer unless its pop says `w`. */
+export const DEFAULT_WINDOW = 100;
+export const MAX_WINDOW = 10_000;
+
+/** An item in flight: its topic, JSON text and client id. */
+type InFlight = [topic: string, json: string, clientId: number];
 
 export class ApiSocket implements Consumer {
   ws: ServerWebSocket<ApiSocket> | null = null;
   readonly topics = new Set<string>();
   /** When writes started to back up (ms); 0 when they are not. */
   stalledSince = 0;
-  /** `","t":"<topic>","d":` per topic: the part of an event that depends on the topic. */
+  /** Null until the first queue.pop chooses: true when its items wait for queue.ack. */
+  acks: boolean | null = null;
+  window = DEFAULT_WINDOW;
+  /** Why it went away, for the log and the dropped metric ("write_timeout" when the engine dropped it). */
+  goneReason = "consumer_gone";
+  /** Items in flight by key (a sequence number), in the order they were sent. */
+  private readonly inflight = new Map<number, InFlight>();
+  private seq = 0;
+  /** Bun reported backpressure: nothing more is sent until `drain`. */
+  private blocked = false;
+  /** Without acks: the highest key covered by a ping, and whether a ping check is scheduled. */
+  private pinged = 0;
+  private pingQueued = false;
+  /** `","t":"<topic>","d":` (or with `"k":"` before the key) per topic: the part of an event that depends on it. */
   private readonly topicParts = new Map<string, string>();
   private readonly head: string;
 
-  constructor(private readonly queues: Queues, nodeId: string, private readonly backlogLimit: () => number) {
+  constructor(private readonly queues: Queues, nodeId: string) {
     this.head = `{"e":"queue.pop","p":{"n":${JSON.stringify(nodeId)},"c":"`;
   }
 
   deliver(topic: string, json: string, clientId: number): boolean {
     const ws = this.ws;
-    if (!ws || ws.getBufferedAmount() > this.backlogLimit()) return false;
+    if (!ws || this.blocked || this.inflight.size >= this.window) return false;
     let part = this.topicParts.get(topic);
-    if (part === undefined) this.topicParts.set(topic, (part = `","t":${JSON.stringify(topic)},"d":`));
-    return this.sent(ws.sendText(this.head + clientId + part + json + '},"id":null}'));
+    if (part === undefined) {
+      part = this.acks ? `","t":${JSON.stringify(topic)},"k":"` : `","t":${JSON.stringify(topic)},"d":`;
+      this.topicParts.set(topic, part);
+    }
+    const key = ++this.seq;
+    const text = this.acks ? this.head + clientId + part + key + '","d":' + json + '},"id":null}' : this.head + clientId + part + json + '},"id":null}';
+    const status = ws.sendText(text);
+    if (status === 0) return false; // closed: the item stays queued
+    if (status === -1) this.backedUp();
+    this.inflight.set(key, [topic, json, clientId]);
+    if (!this.acks && !this.pingQueued) {
+      this.pingQueued = true;
+      queueMicrotask(() => this.ping());
+    }
+    return true;
+  }
+
+  /** Without acks: one ping after each batch of sends; its pong confirms the batch. */
+  private ping(): void {
+    this.pingQueued = false;
+    if (!this.ws || this.seq === this.pinged) return;
+    this.pinged = this.seq;
+    this.ws.ping(String(this.seq));
+  }
+
+  /** A pong: every item sent before the ping it answers has been read by the peer. */
+  pong(data: Buffer): void {
+    if (this.acks || data.length === 0) return; // Bun's own idle pings carry nothing
+    const upTo = Number(data.toString());
+    if (!Number.isInteger(upTo)) return;
+    this.settle((key) => key <= upTo);
+    this.pull();
+  }
+
+  /** queue.ack: settles the items with these keys; returns how many were in flight. */
+  ack(keys: number[]): number {
+    let n = 0;
+    const byTopic = new Map<string, number>();
+    for (const key of keys) {
+      const item = this.inflight.get(key);
+      if (!item) continue; // already acknowledged, or returned when the connection was lost before
+      this.inflight.delete(key);
+      byTopic.set(item[0], (byTopic.get(item[0]) ?? 0) + 1);
+      n++;
+    }
+    for (const [topic, count] of byTopic) this.queues.settled(topic, count);
+    if (n > 0) this.pull();
+    return n;
+  }
+
+  /** Settles the in-flight items (in key order) that `done` accepts. */
+  private settle(done: (key: number) => boolean): void {
+    const byTopic = new Map<string, number>();
+    for (const [key, item] of this.inflight) {
+      if (!done(key)) break;
+      this.inflight.delete(key);
+      byTopic.set(item[0], (byTopic.get(item[0]) ?? 0) + 1);
+    }
+    for (const [topic, count] of byTopic) this.queues.settled(topic, count);
   }
 
   /** Sends a response; a reply that cannot be sent any more (closed socket) is dropped. */
   reply(text: string): void {
-    if (this.ws) this.sent(this.ws.sendText(text));
+    if (this.ws && this.ws.sendText(text) === -1) this.backedUp();
   }
 
-  /** Bun's send result: >0 written, -1 buffered behind earlier data, 0 dropped (closed or over the limit). */
-  private sent(status: number): boolean {
-    if (status === -1 && !this.stalledSince) this.stalledSince = performance.now();
-    return status !== 0;
+  private backedUp(): void {
+    this.blocked = true;
+    if (!this.stalledSince) this.stalledSince = performance.now();
   }
 
-  /** Takes the items waiting in its topics, as far as the socket accepts them. */
+  /** Takes the items waiting in its topics, as far as the socket and the window allow. */
   pull(): void {
     for (const topic of this.topics) this.queues.drain(topic);
   }
 
   /** The peer took the backlog: hand over whatever waited meanwhile. */
   drained(): void {
+    this.blocked = false;
     this.stalledSince = 0;
     this.pull();
   }
 
-  /** Gone: every topic it consumed forgets it; items not yet sent stay queued. */
+  /** Gone: every topic forgets it, and what it had in flight is returned (acks) or dropped and counted. */
   closed(): void {
+    const address = this.ws?.remoteAddress;
     this.ws = null;
     this.queues.cancel(this, this.topics);
     this.topics.clear();
+    if (this.inflight.size === 0) return;
+    const byTopic = new Map<string, Item[]>();
+    for (const [topic, json, clientId] of this.inflight.values()) {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push([json, clientId]);
+    }
+    const count = this.inflight.size;
+    this.inflight.clear();
+    const list = [...byTopic].map(([t, items]) => `${t}: ${items.length}`).join(", ");
+    if (this.acks) {
+      for (const [topic, items] of byTopic) this.queues.requeue(topic, items);
+      log.info(`api connection ${address} went away (${this.goneReason}) with ${count} unacknowledged queue items, returned to the head of their topics (${list})`);
+    } else {
+      for (const [topic, items] of byTopic) this.queues.dropped(topic, items.length, this.goneReason);
+      log.warn(`api connection ${address} went away (${this.goneReason}) with ${count} queue items it may not have read, dropped (${list})`);
+    }
   }
 }

@@ -5,7 +5,7 @@ import type { EngineNode } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { parseClientId } from "../engine/ids";
 import type { EngineMetrics } from "../metrics/engine";
-import type { ApiSocket } from "./consumer";
+import { DEFAULT_WINDOW, MAX_WINDOW, type ApiSocket } from "./consumer";
 
 import { CODE, CONN_METHODS } from "./protocol";
 
@@ -36,6 +36,13 @@ const FAILURE: Record<string, number> = {
   "queue.pop": CODE.consumeFailed,
   "queue.unpop": CODE.cancelFailed,
 };
+
+/** queue.pop's parameters: topics, whether items wait for queue.ack, and the window of items in flight. */
+interface PopParams {
+  topics: string[];
+  ack: boolean;
+  window: number;
+}
 
 /** The `"E"` member of a failure: `{"c":code,"m":message}`. */
 export function errorJson(e: unknown, method: unknown): string {
@@ -80,12 +87,25 @@ function payload(d: unknown, type: SendType): string | Uint8Array {
   }
 }
 
-/** Topics of queue.pop: `{"t": [...]}` or, as the PHP client sends it, a bare list. */
-function topics(p: unknown): string[] {
-  const list = Array.isArray(p) ? p : p !== null && typeof p === "object" ? (p as Params).t : undefined;
+/** queue.pop: `{"t": [...], "ack": bool, "w": n}` or, as the PHP client sends it, a bare list of topics. */
+function popParams(p: unknown): PopParams {
+  const obj = !Array.isArray(p) && p !== null && typeof p === "object" ? (p as Params) : {};
+  const list = Array.isArray(p) ? p : obj.t;
   if (!Array.isArray(list) || list.length === 0) invalid('p must be {"t": ["topic", ...]} or a list of topics');
   for (const t of list as unknown[]) if (typeof t !== "string" || t === "") invalid(`invalid topic: ${JSON.stringify(t)}`);
-  return list as string[];
+  if (obj.ack !== undefined && typeof obj.ack !== "boolean") invalid(`ack must be true or false, got ${JSON.stringify(obj.ack)}`);
+  const w = obj.w ?? DEFAULT_WINDOW;
+  if (typeof w !== "number" || !Number.isInteger(w) || w < 1 || w > MAX_WINDOW) invalid(`w must be an integer from 1 to ${MAX_WINDOW}, got ${JSON.stringify(w)}`);
+  return { topics: list as string[], ack: obj.ack === true, window: w as number };
+}
+
+/** queue.ack's keys: `{"k": ["12", ...]}` (numbers accepted too). */
+function ackKeys(p: Params): number[] {
+  if (!Array.isArray(p.k)) invalid('p must be {"k": ["key", ...]}');
+  return (p.k as unknown[]).map((k) => {
+    const n = typeof k === "string" && /^\d{1,15}$/.test(k) ? Number(k) : k;
+    return typeof n === "number" && Number.isSafeInteger(n) && n > 0 ? n : invalid(`invalid key: ${JSON.stringify(k)}`);
+  });
 }
 
 export class Dispatcher {
@@ -104,6 +124,8 @@ export class Dispatcher {
         return this.pop(p, socket);
       case "queue.unpop":
         return this.unpop(socket);
+      case "queue.ack":
+        return this.ack(p, socket);
       default:
         return invalid(m === undefined ? "m (the method) is missing" : `unknown method: ${JSON.stringify(m)}`);
     }
@@ -159,27 +181,38 @@ export class Dispatcher {
     });
   }
 
-  /** Makes this connection a consumer of the topics; items already waiting follow the reply. */
+  /**
+   * Makes this connection a consumer of the topics; items already waiting follow the reply. The first pop
+   * of a connection sets its mode (acks or not) and window; a later one must not ask for another mode.
+   */
   pop(p: unknown, socket: ApiSocket | null): Result {
     if (!socket) invalid("queue.pop works over /ws/v1 only");
-    const list = topics(p);
+    const { topics, ack, window } = popParams(p);
     const queues = this.node.queues;
-    const again = list.find((t) => socket!.topics.has(t));
+    const again = topics.find((t) => socket!.topics.has(t));
     if (again !== undefined) throw new ApiError(CODE.alreadyConsuming, `already consuming topic ${again}`);
-    const added: string[] = [];
-    for (const topic of list) {
-      const err = queues.consume(topic, socket!);
-      if (err !== null) {
-        queues.cancel(socket!, added);
-        for (const t of added) socket!.topics.delete(t);
-        throw new ApiError(CODE.consumeFailed, err);
-      }
-      added.push(topic);
+    if (socket!.acks !== null && socket!.acks !== ack) invalid(`this connection already consumes ${socket!.acks ? "with" : "without"} ack`);
+    const unique = new Set(topics);
+    if (socket!.topics.size + unique.size > queues.maxTopics) {
+      throw new ApiError(CODE.consumeFailed, `a connection consumes at most ${queues.maxTopics} topics (maxTopics)`);
+    }
+    socket!.acks = ack;
+    socket!.window = window;
+    for (const topic of unique) {
+      queues.consume(topic, socket!);
       socket!.topics.add(topic);
     }
     // The reply goes out first (the caller sends it synchronously), then the items that were waiting.
     queueMicrotask(() => socket!.pull());
     return OK;
+  }
+
+  /** Settles items of this connection; answers how many of the keys were in flight. */
+  ack(p: unknown, socket: ApiSocket | null): Result {
+    if (!socket) invalid("queue.ack works over /ws/v1 only");
+    const keys = ackKeys(params(p));
+    if (socket!.acks !== true) invalid('queue.ack needs a queue.pop with "ack": true first');
+    return `{"s":true,"n":${socket!.ack(keys)}}`;
   }
 
   unpop(socket: ApiSocket | null): Result {

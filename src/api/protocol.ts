@@ -52,7 +52,7 @@ export interface Methods {
   "conn.call": { p: CallParams; r: { s: true } };
   "queue.pop": { p: PopParams; r: { s: true } };
   "queue.unpop": { p: Record<string, never>; r: { s: true } };
-  "queue.ack": { p: { k: string[] }; r: { s: true } };
+  "queue.ack": { p: { k: string[] }; r: { s: true; n: number } };
 }
 export type Method = keyof Methods;
 

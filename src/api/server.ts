@@ -1,8 +1,8 @@
 // The engine's API server (spec §5): one Bun.serve for the HTTP routes, /ws/v1 and /metrics, with access
 // control that follows the config file. Limits: requests up to MAX_REQUEST_BYTES (1 MiB) are read,
 // larger ones get a 101 error; /ws/v1 connections idle for readTimeout are closed (Bun pings idle
-// clients, and their pongs count), and one whose peer takes nothing for writeTimeout is dropped. A queue
-// consumer takes no items while more than writeBufferSize bytes wait for its peer.
+// clients, and their pongs count), and one whose peer takes nothing for writeTimeout is dropped. Queue
+// consumers get flow control (consumer.ts).
 import type { Server } from "bun";
 import type { ApiServerConfig, Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
@@ -48,13 +48,12 @@ export async function startApiServer(config: Config, node: EngineNode): Promise<
   const dispatcher = new Dispatcher(node, metrics);
   const sockets = new ApiWebSockets(dispatcher, () => settings);
   const nodeId = node.name;
-  const backlogLimit = () => settings.writeBufferSize;
 
   fetch = httpHandler({
     dispatcher,
     access,
     metrics: metrics.registry,
-    newSocket: () => new ApiSocket(node.queues, nodeId, backlogLimit),
+    newSocket: () => new ApiSocket(node.queues, nodeId),
   });
   try {
     checkFree(settings.bind, settings.port);

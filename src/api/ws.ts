@@ -44,6 +44,9 @@ export class ApiWebSockets {
       drain(ws: WS) {
         ws.data.drained();
       },
+      pong(ws: WS, data: Buffer) {
+        ws.data.pong(data);
+      },
       close(ws: WS) {
         self.sockets.delete(ws.data);
         ws.data.closed();
@@ -83,12 +86,13 @@ export class ApiWebSockets {
     else r.then((text) => socket.reply(success(text, id)), (e) => socket.reply(failure(e, req.m, id)));
   }
 
-  /** Drops connections whose peer took nothing for writeTimeout seconds (their items stay queued). */
+  /** Drops connections whose peer took nothing for writeTimeout seconds (their items in flight are settled as on any close). */
   private dropStalled(): void {
     const limit = performance.now() - this.settings().writeTimeout * 1000;
     for (const s of this.sockets) {
       if (s.stalledSince && s.stalledSince < limit) {
         log.warn(`api connection ${s.ws?.remoteAddress} did not read for ${this.settings().writeTimeout}s, dropped`);
+        s.goneReason = "write_timeout";
         s.ws?.terminate();
       }
     }

@@ -42,6 +42,9 @@ export function engineMetrics(node: EngineNode, window: SummaryConfig, forwardPr
   registry.counter("connmix_engine_lua_callback_timeouts_total", "Lua callbacks aborted for running longer than engine.luavm.callbackTimeout.", [], unlabeled(() => node.luaFailures().timeouts));
   registry.gauge("connmix_engine_queue_items", "Items waiting in a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.items]));
   registry.gauge("connmix_engine_queue_consumers", "Consumers of a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.consumers]));
+  registry.gauge("connmix_engine_queue_unacked", "Items of a queue topic handed to consumers and not yet acknowledged (or confirmed read).", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.inflight]));
+  registry.counter("connmix_engine_queue_dropped_total", "Queue items lost, by topic and reason (consumer_gone, write_timeout, shutdown).", ["topic", "reason"], () => node.queues.drops.all().map(([t, r, n]) => [[t, r], n]));
+  registry.counter("connmix_engine_queue_redelivered_total", "Unacknowledged queue items returned to the head of their topic when their consumer went away.", [], unlabeled(() => node.queues.redelivered));
   registry.gauge("connmix_engine_queue_topic_size", "engine.luavm.queue.topicSize: the items a topic may hold.", [], unlabeled(() => node.queues.topicSize));
   const lua = (field: "used" | "limit") => (): Sample[] => node.luaMemory().map((m) => [[m.server, String(m.worker)], m[field]]);
   registry.gauge("connmix_engine_lua_memory_bytes", "Bytes held by each Lua state (garbage not yet collected included).", ["server", "worker"], lua("used"));

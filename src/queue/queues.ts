@@ -1,15 +1,23 @@
 // In-memory queues that Lua fills (mix.queue.push) and backends drain (queue.pop over /ws/v1).
-// A topic holds at most `topicSize` undelivered items and there are at most `maxTopics` topics: a push
-// beyond either limit is refused with an error, never dropped silently. Consumers of a topic share its
-// items round-robin; items wait while a topic has no consumer that takes them. Each item is the pushed
-// JSON text and the id of the client whose callback pushed it (0 when none).
+//
+// A topic holds at most `topicSize` waiting items, and at most `maxTopics` topics hold items: a push beyond
+// either limit is refused with an error, never dropped silently. A topic that only a consumer named holds
+// nothing and does not count, so consumers cannot use up the topics scripts push to. Consumers of a topic
+// share its items round-robin; items wait while no consumer takes them.
+//
+// An item handed to a consumer is in flight until the consumer settles it: acknowledged (or, for a consumer
+// without acks, confirmed received), returned to the head of its topic (restore), or dropped and counted
+// (dropped). A topic is forgotten once it has no consumer, no waiting item and nothing in flight.
 import type { QueueConfig } from "../config/schema";
-import { log } from "../log/logger";
+import { DropCounts } from "./drops";
 
 export interface Consumer {
   /** Delivers one item; false when the consumer cannot take it now (then it stays queued). */
   deliver(topic: string, json: string, clientId: number): boolean;
 }
+
+/** One queue item: the pushed JSON text and the client whose callback pushed it (0: none). */
+export type Item = [json: string, clientId: number];
 
 interface Topic {
   // Parallel arrays from `head` on, so an item costs no object of its own.
@@ -18,10 +26,20 @@ interface Topic {
   head: number;
   consumers: Consumer[];
   next: number;
+  /** Items handed to consumers and not settled yet. */
+  inflight: number;
+  /** It holds waiting items, so it counts against maxTopics. */
+  counted: boolean;
 }
 
 export class Queues {
   private readonly topics = new Map<string, Topic>();
+  /** Topics that hold waiting items. */
+  private held = 0;
+  /** Items dropped, by topic and reason (connmix_engine_queue_dropped_total). */
+  readonly drops = new DropCounts();
+  /** Items returned to the head of their topic by a consumer that went away without acknowledging them. */
+  redelivered = 0;
 
   constructor(private limits: QueueConfig) {}
 
@@ -29,23 +47,54 @@ export class Queues {
     this.limits = limits;
   }
 
-  private topic(name: string): Topic | string {
+  get topicSize(): number {
+    return this.limits.topicSize;
+  }
+
+  get maxTopics(): number {
+    return this.limits.maxTopics;
+  }
+
+  private topic(name: string): Topic {
     let t = this.topics.get(name);
     if (!t) {
-      if (this.topics.size >= this.limits.maxTopics) return `too many queue topics (maxTopics ${this.limits.maxTopics})`;
-      t = { items: [], clients: [], head: 0, consumers: [], next: 0 };
+      t = { items: [], clients: [], head: 0, consumers: [], next: 0, inflight: 0, counted: false };
       this.topics.set(name, t);
     }
     return t;
   }
 
+  /** Marks `t` as holding items; an error when that would pass maxTopics (unless `force`). */
+  private hold(t: Topic, force = false): string | null {
+    if (t.counted) return null;
+    if (!force && this.held >= this.limits.maxTopics) return `too many queue topics (maxTopics ${this.limits.maxTopics})`;
+    t.counted = true;
+    this.held++;
+    return null;
+  }
+
+  /** After `t` lost items or a consumer: stops counting it when empty, forgets it when nothing refers to it. */
+  private settleTopic(name: string, t: Topic): void {
+    if (t.head < t.items.length) return;
+    t.items.length = t.clients.length = t.head = 0;
+    if (t.counted) {
+      t.counted = false;
+      this.held--;
+    }
+    if (t.consumers.length === 0 && t.inflight === 0) this.topics.delete(name);
+  }
+
   /** Queues (or hands over at once) one item; returns [items waiting in the topic, error]. */
   push(name: string, json: string, clientId = 0): [number, string | null] {
     const t = this.topic(name);
-    if (typeof t === "string") return [0, t];
     const waiting = t.items.length - t.head;
     if (waiting === 0 && this.handOver(name, t, json, clientId)) return [0, null];
     if (waiting >= this.limits.topicSize) return [waiting, `queue topic ${name} is full (topicSize ${this.limits.topicSize})`];
+    const err = this.hold(t);
+    if (err !== null) {
+      this.settleTopic(name, t);
+      return [0, err];
+    }
     t.items.push(json);
     t.clients.push(clientId);
     return [waiting + 1, null];
@@ -55,30 +104,31 @@ export class Queues {
   private handOver(name: string, t: Topic, json: string, clientId: number): boolean {
     for (let tries = 0; tries < t.consumers.length; tries++) {
       const consumer = t.consumers[t.next++ % t.consumers.length]!;
-      if (consumer.deliver(name, json, clientId)) return true;
+      if (consumer.deliver(name, json, clientId)) {
+        t.inflight++;
+        return true;
+      }
     }
     return false;
   }
 
   /**
-   * Starts consuming topic `name` (creating it counts against maxTopics). Items already waiting are handed
-   * over by the next drain(name), so the caller can answer first. Null on success, else why not.
+   * Starts consuming topic `name` (a topic named only by consumers does not count against maxTopics). Items
+   * already waiting are handed over by the next drain(name), so the caller can answer first.
    */
-  consume(name: string, consumer: Consumer): string | null {
+  consume(name: string, consumer: Consumer): void {
     const t = this.topic(name);
-    if (typeof t === "string") return t;
     if (!t.consumers.includes(consumer)) t.consumers.push(consumer);
-    return null;
   }
 
-  /** Stops `consumer` on `names` (default: every topic). A topic left with no consumer and no item goes. */
-  cancel(consumer: Consumer, names?: Iterable<string>): void {
-    for (const name of names ?? [...this.topics.keys()]) {
+  /** Stops `consumer` on `names`; what it has in flight stays its own until it settles it. */
+  cancel(consumer: Consumer, names: Iterable<string>): void {
+    for (const name of names) {
       const t = this.topics.get(name);
       const i = t ? t.consumers.indexOf(consumer) : -1;
       if (i < 0) continue;
       t!.consumers.splice(i, 1);
-      if (t!.consumers.length === 0 && t!.head === t!.items.length) this.topics.delete(name);
+      this.settleTopic(name, t!);
     }
   }
 
@@ -87,7 +137,7 @@ export class Queues {
     if (!t) return;
     while (t.head < t.items.length && this.handOver(name, t, t.items[t.head]!, t.clients[t.head]!)) t.head++;
     if (t.head === t.items.length) {
-      t.items.length = t.clients.length = t.head = 0;
+      this.settleTopic(name, t);
     } else if (t.head > 1024 && t.head * 2 > t.items.length) {
       t.items = t.items.slice(t.head);
       t.clients = t.clients.slice(t.head);
@@ -95,21 +145,45 @@ export class Queues {
     }
   }
 
-  get topicSize(): number {
-    return this.limits.topicSize;
+  /** `n` items of topic `name` that a consumer had in flight were acknowledged (or confirmed received). */
+  settled(name: string, n: number): void {
+    const t = this.topics.get(name);
+    if (!t) return;
+    t.inflight -= n;
+    this.settleTopic(name, t);
   }
 
-  /** Every topic with its waiting items and consumer count (metrics, the console). */
-  list(): { topic: string; items: number; consumers: number }[] {
-    return [...this.topics].map(([topic, t]) => ({ topic, items: t.items.length - t.head, consumers: t.consumers.length }));
+  /**
+   * Items a consumer had in flight go back to the head of their topic, in their order, for the next consumer
+   * (at-least-once: the consumer may have seen them). They may take the topic past topicSize and maxTopics:
+   * they were queued once already.
+   */
+  requeue(name: string, items: Item[]): void {
+    const t = this.topics.get(name);
+    if (!t) return;
+    t.inflight -= items.length;
+    this.restore(name, items);
+    this.redelivered += items.length;
+    this.drain(name, t);
   }
 
-  /** Removes up to `max` waiting items from the head of topic `name`: [json, client id] each (a handover moves them). */
-  take(name: string, max: number): [string, number][] {
+  /** Items a consumer had in flight are lost: counted in the dropped metric (the consumer logs them). */
+  dropped(name: string, n: number, reason: string): void {
+    this.drops.add(name, reason, n);
+    this.settled(name, n);
+  }
+
+  /** Every topic with its waiting items, items in flight and consumer count (metrics, the console). */
+  list(): { topic: string; items: number; inflight: number; consumers: number }[] {
+    return [...this.topics].map(([topic, t]) => ({ topic, items: t.items.length - t.head, inflight: t.inflight, consumers: t.consumers.length }));
+  }
+
+  /** Removes up to `max` waiting items from the head of topic `name` (a handover or a shutdown moves them). */
+  take(name: string, max: number): Item[] {
     const t = this.topics.get(name);
     if (!t) return [];
     const end = Math.min(t.items.length, t.head + max);
-    const out: [string, number][] = [];
+    const out: Item[] = [];
     for (let i = t.head; i < end; i++) out.push([t.items[i]!, t.clients[i]!]);
     t.head = end;
     this.drain(name, t);
@@ -117,9 +191,10 @@ export class Queues {
   }
 
   /** Puts items back at the head of topic `name`, in their order (ones that could not be moved). */
-  restore(name: string, items: [string, number][]): void {
+  restore(name: string, items: Item[]): void {
+    if (items.length === 0) return;
     const t = this.topic(name);
-    if (typeof t === "string") return void log.error(`queue topic ${name}: ${items.length} items lost (${t})`);
+    this.hold(t, true);
     t.items.splice(t.head, 0, ...items.map((i) => i[0]));
     t.clients.splice(t.head, 0, ...items.map((i) => i[1]));
   }
@@ -128,5 +203,12 @@ export class Queues {
   size(name: string): number {
     const t = this.topics.get(name);
     return t ? t.items.length - t.head : 0;
+  }
+
+  /** Items waiting in every topic. */
+  waiting(): number {
+    let n = 0;
+    for (const t of this.topics.values()) n += t.items.length - t.head;
+    return n;
   }
 }

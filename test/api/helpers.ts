@@ -105,7 +105,8 @@ export async function upgradeStatus(port: number, path: string, headers: Record<
 
 /**
  * A minimal WebSocket client over node:net whose reading can be paused, so the server sees a peer that
- * takes nothing (its kernel buffers fill, then Bun's). Text frames only.
+ * takes nothing (its kernel buffers fill, then Bun's). Text frames; pings are answered as every WebSocket
+ * library does.
  */
 export class PausableClient {
   readonly messages: string[] = [];
@@ -156,15 +157,20 @@ export class PausableClient {
         h = 10;
       }
       if (b.length < h + len) break;
-      if ((b[0]! & 15) === 1) this.messages.push(b.subarray(h, h + len).toString());
+      const opcode = b[0]! & 15;
+      if (opcode === 1) this.messages.push(b.subarray(h, h + len).toString());
+      else if (opcode === 9) this.frame(0x8a, b.subarray(h, h + len));
       b = b.subarray(h + len);
     }
     this.buf = b;
   }
 
   send(text: string): void {
-    const p = Buffer.from(text);
-    const head = p.length < 126 ? Buffer.from([0x81, 0x80 | p.length]) : Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 255]);
+    this.frame(0x81, Buffer.from(text));
+  }
+
+  private frame(first: number, p: Buffer): void {
+    const head = p.length < 126 ? Buffer.from([first, 0x80 | p.length]) : Buffer.from([first, 0x80 | 126, p.length >> 8, p.length & 255]);
     const mask = Buffer.from([1, 2, 3, 4]);
     this.sock.write(Buffer.concat([head, mask, p.map((x, i) => x ^ mask[i & 3]!)]));
   }
