@@ -10,8 +10,9 @@
 // nor a C compiler or headers on the machine that runs it. After building, this script checks that the
 // embedded pieces are really inside the executable.
 //
-// The tarball holds connmix-<version>/connmix (the executable), conf/ and lua/, so that after unpacking
-//   cd connmix-<version> && ./connmix engine -f conf/connmix.yaml -p 2
+// The tarball holds connmix-<version>/bin/connmix (the executable, where connmix's install page has it),
+// the same file as connmix-<version>/connmix, conf/ and lua/, so that after unpacking
+//   cd connmix-<version> && bin/connmix engine -f conf/connmix.yaml -p 2
 // works (paths in the config resolve against the working directory).
 //
 // Outputs are written under temporary names and renamed into place, so a concurrent run or a test
@@ -92,7 +93,9 @@ async function release(): Promise<void> {
   try {
     const top = join(stage, releaseName);
     mkdirSync(top);
-    linkSync(binary, join(top, "connmix")); // a hard link: no 100 MB copy
+    linkSync(binary, join(top, "connmix")); // hard links: no 100 MB copies (tar stores the second as a link)
+    mkdirSync(join(top, "bin"));
+    linkSync(binary, join(top, "bin/connmix"));
     for (const dir of ["conf", "lua"]) {
       const src = join(root, dir);
       if (!existsSync(src)) {
@@ -117,7 +120,7 @@ async function release(): Promise<void> {
     rmSync(stage, { recursive: true, force: true });
     rmSync(tmp, { force: true });
   }
-  console.log(`build: ${basename(tarball)} ${mb(statSync(tarball).size)} (${releaseName}/connmix, conf/, lua/)`);
+  console.log(`build: ${basename(tarball)} ${mb(statSync(tarball).size)} (${releaseName}/bin/connmix, connmix, conf/, lua/)`);
 }
 
 await compile();

@@ -134,12 +134,29 @@ describe("release tarball", () => {
     }
   });
 
-  test("the executable runs `version` outside the sandbox too", () => {
-    const r = runSync(["./connmix", "version"], unpacked);
-    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
-    expect(r.out).toContain(version);
-    expect(r.out).toContain("Lua 5.1 bit=000000ff");
+  test("the executable runs `version` outside the sandbox too, as ./connmix and as bin/connmix", () => {
+    for (const exe of ["./connmix", "bin/connmix"]) {
+      const r = runSync([exe, "version"], unpacked);
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
+      expect(r.out).toContain(version);
+      expect(r.out).toContain("Lua 5.1 bit=000000ff");
+    }
   });
+
+  test("bin/connmix is where connmix's install page has it: the same file as ./connmix, and it starts a node", async () => {
+    expect(statSync(join(unpacked, "bin/connmix")).ino).toBe(statSync(join(unpacked, "connmix")).ino);
+    const [registry, centerApi, mesh, api, lua] = freePorts(5);
+    const cfg = YAML.parse(readFileSync(join(unpacked, "conf/connmix.yaml"), "utf8"));
+    cfg.logging.filename = "logs/bin.log";
+    cfg.center = { registry: { port: registry, bind: "127.0.0.1" }, apiServer: { port: centerApi, bind: "127.0.0.1" } };
+    Object.assign(cfg.engine, { centerRegistry: `127.0.0.1:${registry}`, meshPoint: { port: mesh, bind: "127.0.0.1" } });
+    cfg.engine.apiServer = { ...cfg.engine.apiServer, port: api, bind: "127.0.0.1" };
+    cfg.engine.servers = [{ ...cfg.engine.servers[0], port: lua, bind: "127.0.0.1" }];
+    writeFileSync(join(unpacked, "bin.yaml"), YAML.stringify(cfg));
+    const proc = new Proc("bin/connmix dev", ["bin/connmix", "dev", "-f", "bin.yaml", "-p", "1"], { cwd: unpacked });
+    await proc.waitFor(/start the lua server \S+\/lua\/entry\.websocket\.lua/, 20_000);
+    expect(await proc.stop("SIGTERM")).toBe(0);
+  }, 30_000);
 });
 
 describe("self-contained executable (system Lua, C headers and the checkout hidden)", () => {

@@ -68,8 +68,14 @@ export abstract class LuaServer {
       memoryLimit: opts.memoryLimit,
       reloadSeconds: opts.config.byteCodeExpires,
       host: this.host(),
-      onLoad: (vm) => this.detectConvention(vm),
+      onLoad: (vm) => this.loaded(vm),
     });
+  }
+
+  /** After each load of the entry: its convention, then its init() if it has one (1.0.1 scripts do). */
+  private loaded(vm: LuaVM): void {
+    this.detectConvention(vm);
+    vm.callGlobal("__connmix_init", []);
   }
 
   private detectConvention(vm: LuaVM): void {

@@ -98,3 +98,19 @@ function on_message(data, conn) conn:send("got " .. data .. "\\n") end`, { proto
     expect((await c.lines(2))[1]).toBe("got abcd");
   });
 });
+
+describe("init() and mix.queue.new (1.0.1 scripts create their queues there)", () => {
+  test("init runs once the entry is loaded; mix.queue.new checks its arguments; an error in init fails the start", async () => {
+    const s = await startEntry(`
+function init()
+  mix.queue.new("chat", 100)
+  started = (mix.queue.new("", 1) or "") .. "|" .. (mix.queue.new("x", "big") or "")
+end
+function protocol_input(buf, conn) return buf:length() end
+function on_message(data, conn) conn:send(started .. "\\n") end`, { protocol: "socket" });
+    const c = await TcpClient.connect(s.port);
+    c.write("x");
+    expect(await c.lines(1)).toEqual(["invalid topic|invalid size: big"]);
+    await expect(startEntry(`function init() error("no database") end`)).rejects.toThrow(/no database/);
+  });
+});

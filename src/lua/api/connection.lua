@@ -122,6 +122,13 @@ function __connmix_callback_dumps()
   end
   return out
 end
+-- A script's init() (1.0.1 scripts create their queues there) runs after each load of the entry.
+function __connmix_init()
+  local f = rawget(_G, "init")
+  if type(f) ~= "function" then return false end
+  f()
+  return true
+end
 function __connmix_set_convention(c)
   P.legacy = c == "1.0.1"
   mix.server.convention = c
