@@ -53,6 +53,15 @@ describe("bad values are refused with file, key path and reason", () => {
       'access.users[0].roles[1] must be "read" or "write", got "admin"',
     ],
     ["user without name", "access:\n  users:\n    - { password: b }\n" + withServer(""), "access.users[0].username is required"],
+    // Issue 14: an empty password was accepted, and let anyone in as that user.
+    ["empty password", "access:\n  users:\n    - { username: a, password: '', roles: [read] }\n" + withServer(""), "access.users[0].password is required"],
+    ["no password", "access:\n  users:\n    - { username: a, password: b }\n    - { username: c, roles: [read] }\n" + withServer(""), "access.users[1].password is required"],
+    ["colon in a user name", "access:\n  users:\n    - { username: 'a:b', password: c }\n" + withServer(""), 'access.users[0].username must not contain ":" (HTTP Basic credentials split there), got "a:b"'],
+    [
+      "origin with a path",
+      "access:\n  origins: [https://app.example.com/]\n" + withServer(""),
+      'access.origins[0] must be an origin such as "https://app.example.com" (scheme://host[:port], * matches any run of characters), got "https://app.example.com/"',
+    ],
     [
       "duplicate server port",
       `engine:\n  servers:\n    - { port: 6790, entry: ${entry} }\n    - { port: 6790, entry: ${entry}, protocol: socket }\n`,
@@ -104,7 +113,7 @@ describe("defaults", () => {
     const d = defaultConfig();
     expect(cfg.logging).toEqual(d.logging);
     expect(cfg.prometheus).toEqual(d.prometheus);
-    expect(cfg.access).toEqual({ users: [] });
+    expect(cfg.access).toEqual({ users: [], origins: [] });
     expect(cfg.center).toEqual(d.center);
     expect(cfg.engine.apiServer).toEqual(d.engine.apiServer);
     expect(cfg.engine.luavm.redis).toEqual(d.engine.luavm.redis);
@@ -138,6 +147,11 @@ describe("defaults", () => {
     expect(cfg.access.users).toEqual([{ username: "backend", password: "123456", roles: ["read", "write"], host: "*" }]);
     expect(cfg.engine.luavm.redis[0]).toEqual({ ...defaultConfig().engine.luavm.redis[0]!, name: "cache", addr: "10.0.0.5:6379" });
     expect(cfg.engine.servers[0]!.options).toEqual([{ name: "path", value: "/chat" }]);
+  });
+
+  test("access.origins: origins as browsers send them, with globs", () => {
+    const yaml = 'access:\n  origins: ["https://app.example.com", "https://*.example.com:8443", "null", "*"]\n' + withServer("");
+    expect(loadConfig(file(yaml)).access.origins).toEqual(["https://app.example.com", "https://*.example.com:8443", "null", "*"]);
   });
 
   test("an empty file is all defaults, with the entry resolved against the working directory", () => {

@@ -1,43 +1,93 @@
-// API access control (spec §8): HTTP Basic credentials of a listed user whose host glob matches the
-// caller's IP; `read` allows GET requests, `write` everything else (and the /ws/v1 upgrade). No users: open.
-// Wrong or missing credentials answer 401, a known user without the role or from another host 403.
+// API access control (spec §8, docs/security.md), checked once per HTTP request and once per /ws/v1 upgrade,
+// in this order:
+// 1. A request that carries an Origin header (a browser's) is refused (403) unless access.origins lists it:
+//    a web page must not drive the API through its visitors' browsers.
+// 2. No access.users (protected mode): only loopback clients, naming the server by an IP or `localhost` in
+//    Host (a DNS-rebinding page names it by its own domain), are served; others get 403.
+// 3. Otherwise HTTP Basic credentials of a listed user whose host glob matches the caller's IP. A wrong user,
+//    password or host is one answer, 401, so the host rule reveals nothing about the password; failed logins
+//    are counted per IP (login-limit.ts) and answered 429 past the limit. `read` allows GET requests, `write`
+//    everything else (and the /ws/v1 upgrade); a missing role is 403.
 // Shared by the engine and center API servers; follow() keeps it in step with the config file.
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
 import type { AccessConfig, Role } from "../config/schema";
 import { onConfigChange } from "../config/watch";
+import { log } from "../log/logger";
+import { logValue } from "../log/escape";
+import { LoginLimit, type LoginLimitOptions } from "./login-limit";
 
 interface User {
-  password: Buffer;
+  digest: Buffer;
   roles: Set<Role>;
   host: RegExp;
+}
+
+export interface AccessOptions {
+  /** What log lines and answers call this server: "engine API", "center API". */
+  label?: string;
+  /** Bounds of the failed-login table (production defaults in login-limit.ts). */
+  logins?: LoginLimitOptions;
 }
 
 /** `*` matches any run of characters; everything else literally. */
 export function hostPattern(glob: string): RegExp {
   const body = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-  return new RegExp(`^${body}$`, "i"); // IPv6 hex digits in either case
+  return new RegExp(`^${body}$`, "i"); // IPv6 hex digits (and origins) in either case
 }
 
 /** The caller's IP as users write it: IPv4-mapped IPv6 addresses lose their ::ffff: prefix. */
 export const plainIp = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
 
+/** 127.0.0.0/8 or ::1, as Bun reports a peer. */
+export const isLoopback = (ip: string) => ip === "::1" || plainIp(ip).startsWith("127.");
+
+/** A Host header naming the server by an IP literal or a `localhost` name, which no DNS rebinding can produce. */
+export function hostIsLiteral(host: string | null): boolean {
+  if (!host) return true;
+  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d*$/, "");
+  const lower = name.toLowerCase();
+  return isIP(name) !== 0 || lower === "localhost" || lower.endsWith(".localhost");
+}
+
 const roleFor = (method: string): Role => (method === "GET" || method === "HEAD" ? "read" : "write");
+const sha256 = (s: string) => createHash("sha256").update(s).digest();
+/** Compared with the password of an unknown user, so that it takes as long as a known one. */
+const NOBODY: User[] = [{ digest: sha256("\u0000nobody"), roles: new Set(), host: /^$/ }];
+
+const text = (status: number, body: string, headers?: Record<string, string>) => new Response(body + "\n", { status, headers });
 
 export class Access {
   private users = new Map<string, User[]>();
+  private origins: RegExp[] = [];
+  private readonly label: string;
+  private readonly logins: LoginLimit;
+  /** Set after the first update: a later change into protected mode warns again. */
+  private loaded = false;
 
-  constructor(config: AccessConfig) {
+  constructor(config: AccessConfig, opts: AccessOptions = {}) {
+    this.label = opts.label ?? "API";
+    this.logins = new LoginLimit({ label: this.label, ...opts.logins });
     this.update(config);
   }
 
   update(config: AccessConfig): void {
+    const wasProtected = this.loaded && this.users.size === 0;
     const users = new Map<string, User[]>();
     for (const u of config.users) {
       const list = users.get(u.username) ?? [];
-      list.push({ password: Buffer.from(String(u.password ?? "")), roles: new Set(u.roles), host: hostPattern(u.host || "*") });
+      list.push({ digest: sha256(u.password), roles: new Set(u.roles), host: hostPattern(u.host || "*") });
       users.set(u.username, list);
     }
     this.users = users;
+    this.origins = config.origins.map(hostPattern);
+    if (users.size === 0 && !wasProtected) {
+      log.warn(
+        `access.users is empty: the ${this.label} answers loopback clients only (protected mode); ` +
+          `list users under access.users to let other hosts in with HTTP Basic credentials`,
+      );
+    }
+    this.loaded = true;
   }
 
   /** Applies each new `access` section of the config file at once; returns the unsubscribe function. */
@@ -47,30 +97,43 @@ export class Access {
     });
   }
 
-  get open(): boolean {
+  /** True in protected mode (no access.users): loopback clients only. */
+  get protectedMode(): boolean {
     return this.users.size === 0;
   }
 
   /**
-   * Null when `req` from `ip` may go on; otherwise the 401/403 response to send. `role` defaults to what the
-   * request method needs (read for GET/HEAD, write otherwise).
+   * Null when `req` from `ip` may go on; otherwise the 403/401/429 response to send. `role` defaults to
+   * what the request method needs (read for GET/HEAD, write otherwise).
    */
   check(req: Request, ip: string, role: Role = roleFor(req.method)): Response | null {
-    if (this.users.size === 0) return null;
-    const creds = basicCredentials(req.headers.get("authorization"));
-    const candidates = creds ? this.users.get(creds[0]) : undefined;
-    const given = creds ? Buffer.from(creds[1]) : null;
-    const known = candidates?.filter((u) => given && u.password.length === given.length && timingSafeEqual(u.password, given));
-    if (!known?.length) {
-      return new Response("unauthorized: missing or wrong username/password\n", {
-        status: 401,
-        headers: { "www-authenticate": 'Basic realm="connmix", charset="UTF-8"' },
-      });
+    const origin = req.headers.get("origin");
+    if (origin !== null && !this.origins.some((o) => o.test(origin))) {
+      return text(403, `forbidden: origin ${logValue(origin)} is not listed in access.origins`);
     }
-    const host = plainIp(ip);
-    if (known.some((u) => u.roles.has(role) && u.host.test(host))) return null;
-    const why = known.some((u) => u.host.test(host)) ? `the ${role} role` : `access from ${host}`;
-    return new Response(`forbidden: user ${creds![0]} does not have ${why}\n`, { status: 403 });
+    if (this.users.size === 0) {
+      if (isLoopback(ip) && hostIsLiteral(req.headers.get("host"))) return null;
+      return text(403, `forbidden: the ${this.label} answers loopback clients naming it by IP or localhost only, until access.users lists a user`);
+    }
+    const wait = this.logins.lockedFor(ip);
+    if (wait > 0) return text(429, "too many failed logins from this address", { "retry-after": String(wait) });
+    const header = req.headers.get("authorization");
+    const creds = basicCredentials(header);
+    const user = creds ? this.login(creds[0], creds[1], plainIp(ip)) : null;
+    if (!user) {
+      if (header !== null) this.logins.failed(ip, creds?.[0] ?? null);
+      return text(401, "unauthorized: missing or wrong username, password or host", { "www-authenticate": 'Basic realm="connmix", charset="UTF-8"' });
+    }
+    if (user.some((u) => u.roles.has(role))) return null;
+    return text(403, `forbidden: user ${creds![0]} does not have the ${role} role`);
+  }
+
+  /** The entries of `name` whose password is `password` and whose host glob matches `host`; null if none. */
+  private login(name: string, password: string, host: string): User[] | null {
+    const given = sha256(password);
+    const known = this.users.get(name);
+    const matching = (known ?? NOBODY).filter((u) => timingSafeEqual(u.digest, given) && u.host.test(host));
+    return known && matching.length ? matching : null;
   }
 }
 
@@ -78,7 +141,7 @@ export class Access {
 function basicCredentials(header: string | null): [string, string] | null {
   const m = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
   if (!m) return null;
-  const text = Buffer.from(m[1]!, "base64").toString();
-  const colon = text.indexOf(":");
-  return colon < 0 ? null : [text.slice(0, colon), text.slice(colon + 1)];
+  const decoded = Buffer.from(m[1]!, "base64").toString();
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? null : [decoded.slice(0, colon), decoded.slice(colon + 1)];
 }

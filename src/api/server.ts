@@ -10,6 +10,7 @@ import type { EngineNode } from "../engine/node";
 import { log } from "../log/logger";
 import { engineMetrics } from "../metrics/engine";
 import { Access } from "./access";
+import type { LoginLimitOptions } from "./login-limit";
 import { ApiSocket } from "./consumer";
 import { Dispatcher, HARD_LIMIT_BYTES } from "./dispatcher";
 import { httpHandler } from "./http";
@@ -32,9 +33,14 @@ export interface ApiServer {
 
 const httpIdle = (s: ApiServerConfig) => Math.min(Math.max(0, Math.round(s.readTimeout)), MAX_HTTP_IDLE);
 
-export async function startApiServer(config: Config, node: EngineNode): Promise<ApiServer> {
+export interface ApiServerOptions {
+  /** Bounds of failed logins (production defaults in login-limit.ts; tests shrink them). */
+  logins?: LoginLimitOptions;
+}
+
+export async function startApiServer(config: Config, node: EngineNode, opts: ApiServerOptions = {}): Promise<ApiServer> {
   let settings = config.engine.apiServer;
-  const access = new Access(config.access);
+  const access = new Access(config.access, { label: "engine API", logins: opts.logins });
   const unfollowAccess = access.follow();
   let server: Server<ApiSocket> | undefined;
   let fetch: ReturnType<typeof httpHandler> | undefined;

@@ -34,7 +34,7 @@ function nodesJson(registry: RegistryServer): string {
 }
 
 export function startCenterApi(config: Config, registry: RegistryServer): { access: Access; server: Server<undefined> } {
-  const access = new Access(config.access);
+  const access = new Access(config.access, { label: "center API" });
   const metrics = centerMetrics(registry);
   const server = Bun.serve({
     hostname: config.center.apiServer.bind,

@@ -179,8 +179,9 @@ class Reader {
       bufCap: this.int(sm, "bufCap", "prometheus.summary", ds.bufCap, 1),
     };
 
-    const ac = this.map(top.access, "access", ["users"]);
+    const ac = this.map(top.access, "access", ["users", "origins"]);
     const users = (this.list(ac, "users", "access") ?? []).map((u, i) => this.user(u, at("access.users", i)));
+    const origins = (this.list(ac, "origins", "access") ?? []).map((o, i) => this.origin(o, at("access.origins", i)));
 
     const ce = this.map(top.center, "center", ["registry", "apiServer"]);
     const center = {
@@ -190,22 +191,31 @@ class Reader {
 
     const engine = this.engine(top.engine, d.engine);
     this.checkPorts(center, engine);
-    return { logging, prometheus: { summary }, access: { users }, center, engine };
+    return { logging, prometheus: { summary }, access: { users, origins }, center, engine };
   }
 
   user(v: unknown, path: string): AccessUser {
     const m = this.map(v, path, ["username", "password", "roles", "host"]);
     this.required(m, "username", path);
+    this.required(m, "password", path);
+    const username = this.str(m, "username", path, "");
+    if (username.includes(":")) this.fail(at(path, "username"), `must not contain ":" (HTTP Basic credentials split there), got ${show(username)}`);
     const roles = (this.list(m, "roles", path) ?? []).map((r, i) => {
       if (typeof r === "string" && (ROLES as readonly string[]).includes(r)) return r as AccessUser["roles"][number];
       return this.fail(at(at(path, "roles"), i), `must be ${quoteList(ROLES)}, got ${show(r)}`);
     });
     return {
-      username: this.str(m, "username", path, ""),
+      username,
       password: this.str(m, "password", path, ""),
       roles,
       host: this.str(m, "host", path, "*"),
     };
+  }
+
+  // An Origin header value as browsers send it (scheme://host[:port], or "null"), `*` matching any run of characters.
+  origin(v: unknown, path: string): string {
+    if (typeof v === "string" && /^(\*|null|[a-z*][a-z0-9+.*-]*:\/\/[^\s/]+)$/i.test(v)) return v;
+    return this.fail(path, `must be an origin such as "https://app.example.com" (scheme://host[:port], * matches any run of characters), got ${show(v)}`);
   }
 
   engine(v: unknown, d: Config["engine"]): Config["engine"] {

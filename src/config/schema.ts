@@ -37,7 +37,8 @@ export interface AccessUser {
 }
 
 export interface AccessConfig {
-  users: AccessUser[];
+  users: AccessUser[]; // empty: the APIs answer loopback clients only (protected mode)
+  origins: string[]; // globs of the Origin headers (browser pages) the APIs accept; others get 403
 }
 
 export interface ListenConfig {
@@ -149,7 +150,7 @@ export function defaultConfig(): Config {
   return {
     logging: { filename: "logs/connmix.log", maxFiles: 7, level: "debug" },
     prometheus: { summary: { maxAge: 600, ageBuckets: 5, bufCap: 500 } },
-    access: { users: [] },
+    access: { users: [], origins: [] },
     center: {
       registry: { port: 6786, bind: "0.0.0.0" },
       apiServer: { port: 6787, bind: "0.0.0.0" },

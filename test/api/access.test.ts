@@ -1,6 +1,7 @@
-// Access control (spec §8) on the engine API over real HTTP and WebSocket upgrades: no credentials, wrong
-// password, read-only user, writer, a user whose host glob does not match 127.0.0.1, and a hot change of
-// the `access` section through the watched config file.
+// Access control (spec §8, docs/security.md) on the engine API over real HTTP and WebSocket upgrades: no
+// credentials, wrong password, read-only user, writer, a user whose host glob does not match 127.0.0.1 (the
+// same 401 as a wrong password), failed logins limited per IP and logged escaped, and a hot change of the
+// `access` section through the watched config file. Origins: origin.test.ts; protected mode: protected.test.ts.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { startLuaServers } from "../../src/engine/index.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/api/access.ts";
 import { postJson } from "../helpers/http.ts";
+import { captureLog } from "../helpers/log.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
 import { basic, upgradeStatus, useTestEngine } from "./helpers";
@@ -20,7 +22,8 @@ const USERS = [
   { username: "faraway", password: "f-pass", roles: ["read" as const, "write" as const], host: "10.*.*.*" },
 ];
 
-const e = useTestEngine("function on_message(msg) end", { users: USERS });
+// The failed logins these tests make on purpose stay below the limit, tested on an engine of its own below.
+const e = useTestEngine("function on_message(msg) end", { users: USERS, logins: { maxFailures: 1000 } });
 
 /** [GET /metrics, POST /v1/mesh/publish, /ws/v1 upgrade] statuses for these headers. */
 async function matrix(headers: Record<string, string>): Promise<number[]> {
@@ -34,7 +37,7 @@ describe("access control", () => {
     const r = await fetch(`${e.apiUrl}/metrics`);
     expect(r.status).toBe(401);
     expect(r.headers.get("www-authenticate")).toBe('Basic realm="connmix", charset="UTF-8"');
-    expect(await r.text()).toBe("unauthorized: missing or wrong username/password\n");
+    expect(await r.text()).toBe("unauthorized: missing or wrong username, password or host\n");
     expect(await matrix({})).toEqual([401, 401, 401]);
   });
 
@@ -57,10 +60,13 @@ describe("access control", () => {
     api.close();
   });
 
-  test("right password from a host the glob does not match: 403", async () => {
-    expect(await matrix(basic("faraway", "f-pass"))).toEqual([403, 403, 403]);
-    const r = await fetch(`${e.apiUrl}/metrics`, { headers: basic("faraway", "f-pass") });
-    expect(await r.text()).toBe("forbidden: user faraway does not have access from 127.0.0.1\n");
+  // Issue 14: this was 403 for the right password and 401 for a wrong one, an oracle for the password.
+  test("right password from a host the glob does not match: the same 401 as a wrong password", async () => {
+    expect(await matrix(basic("faraway", "f-pass"))).toEqual([401, 401, 401]);
+    const right = await fetch(`${e.apiUrl}/metrics`, { headers: basic("faraway", "f-pass") });
+    const wrong = await fetch(`${e.apiUrl}/metrics`, { headers: basic("faraway", "guess") });
+    const seen = async (r: Response) => [r.status, await r.text(), [...r.headers].filter(([k]) => k !== "date").sort()];
+    expect(await seen(right)).toEqual(await seen(wrong));
   });
 
   test("host globs", () => {
@@ -72,6 +78,36 @@ describe("access control", () => {
     // Bun reports IPv6 addresses in lower case; a glob written in upper case still matches them.
     expect(hostPattern("FE80::*").test("fe80::1")).toBe(true);
     expect(hostPattern("2001:DB8::1").test("2001:db8::1")).toBe(true);
+  });
+});
+
+// Issue 14: failed logins were not limited (nor logged), so a password could be guessed at full speed.
+describe("failed logins", () => {
+  const limited = useTestEngine("function on_message(msg) end", { users: USERS });
+
+  test("are logged with their values escaped; past 10 from one IP within a minute, every login from it is 429", async () => {
+    const read = captureLog();
+    const forged = "evil\nFORGED\tINFO\tforged line\u0000"; // no ':' (Basic credentials split there)
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${limited.apiUrl}/metrics`, { headers: basic(i === 0 ? forged : "writer", `guess-${i}`) });
+      statuses.push(r.status);
+    }
+    expect(statuses).toEqual(Array(10).fill(401));
+    // The right password now gets the same 429 as a wrong one: the lockout answers nothing about guesses.
+    for (const [user, password] of [["writer", "w-pass"], ["writer", "guess-11"]]) {
+      const r = await fetch(`${limited.apiUrl}/metrics`, { headers: basic(user!, password!) });
+      expect(r.status).toBe(429);
+      expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await r.text()).toBe("too many failed logins from this address\n");
+    }
+    expect(await upgradeStatus(limited.api.port, "/ws/v1", basic("writer", "w-pass"))).toBe(429);
+    const lines = read().split("\n");
+    const failures = lines.filter((l) => l.includes("engine API: failed login from 127.0.0.1"));
+    expect(failures).toHaveLength(10);
+    expect(failures[0]).toContain('(user "evil\\nFORGED\\tINFO\\tforged line\\x00"), 1 in 0s');
+    expect(lines.some((l) => l.startsWith("FORGED"))).toBe(false);
+    expect(lines.filter((l) => l.includes("10 failed logins from 127.0.0.1; its logins are refused (429)"))).toHaveLength(1);
   });
 });
 

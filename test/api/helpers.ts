@@ -5,6 +5,7 @@ import { connect, type Socket } from "node:net";
 import type { AccessUser, Config } from "../../src/config/index.ts";
 import type { Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
+import type { LoginLimitOptions } from "../../src/api/login-limit.ts";
 import { startEngine } from "../helpers/engine.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";
@@ -24,6 +25,8 @@ export interface TestEngine {
 
 export interface EngineOptions {
   users?: AccessUser[];
+  /** Failed-login limits of the API server (production defaults otherwise). */
+  logins?: LoginLimitOptions;
   queue?: { topicSize: number; maxTopics: number };
   edit?: (config: Config) => void;
 }
@@ -38,7 +41,7 @@ export async function startTestEngine(entry: string, opts: EngineOptions = {}): 
       opts.edit?.(config);
     },
   });
-  const api = await startApiServer(e.config, e.engine.node);
+  const api = await startApiServer(e.config, e.engine.node, { logins: opts.logins });
   return {
     config: e.config,
     engine: e.engine,
@@ -73,15 +76,15 @@ export async function idClient(url: string): Promise<[Client, string]> {
 export const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` });
 
 /** Status code of a raw WebSocket upgrade request (what a refused /ws/v1 client sees). */
-export async function upgradeStatus(port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
+export async function upgradeStatus(port: number, path: string, headers: Record<string, string> = {}, hostname = "127.0.0.1"): Promise<number> {
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   const request =
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
   return new Promise((resolve, reject) => {
     let buf = "";
     Bun.connect({
-      hostname: "127.0.0.1",
+      hostname,
       port,
       socket: {
         open(s) {

@@ -39,3 +39,21 @@ test("unknown paths are 404, other methods 405", async () => {
   const post = await fetch(`${base}/v1/nodes`, { method: "POST", headers: auth("pusher", "p") });
   expect([post.status, post.headers.get("allow")]).toEqual([405, "GET"]);
 });
+
+// Issue 14: the center API follows the engine's access rules: pages of other origins are refused, and a
+// host-restricted user gets the same 401 for the right password as for a wrong one.
+test("an Origin not in access.origins is 403 even with credentials; a wrong host is 401", async () => {
+  const r = await fetch(`${base}/v1/nodes`, { headers: { ...auth("ops", "s3cret"), origin: "https://evil.example" } });
+  expect([r.status, await r.text()]).toEqual([403, "forbidden: origin https://evil.example is not listed in access.origins\n"]);
+  const other = defaultConfig();
+  other.center.apiServer = { bind: "127.0.0.1", port: freePort() };
+  other.access.users = [{ username: "far", password: "f", roles: ["read"], host: "10.*" }];
+  const far = startCenterApi(other, registry).server;
+  try {
+    const url = `http://127.0.0.1:${other.center.apiServer.port}/v1/nodes`;
+    expect((await fetch(url, { headers: auth("far", "f") })).status).toBe(401);
+    expect((await fetch(url, { headers: auth("far", "x") })).status).toBe(401);
+  } finally {
+    far.stop(true);
+  }
+});
