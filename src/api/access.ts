@@ -14,7 +14,7 @@ import { isIP } from "node:net";
 import type { AccessConfig, Role } from "../config/schema";
 import { onConfigChange } from "../config/watch";
 import { log } from "../log/logger";
-import { logValue } from "../log/escape";
+import { escapeText } from "../log/escape";
 import { LoginLimit, type LoginLimitOptions } from "./login-limit";
 
 interface User {
@@ -109,7 +109,7 @@ export class Access {
   check(req: Request, ip: string, role: Role = roleFor(req.method)): Response | null {
     const origin = req.headers.get("origin");
     if (origin !== null && !this.origins.some((o) => o.test(origin))) {
-      return text(403, `forbidden: origin ${logValue(origin)} is not listed in access.origins`);
+      return text(403, `forbidden: origin ${escapeText(origin)} is not listed in access.origins`);
     }
     if (this.users.size === 0) {
       if (isLoopback(ip) && hostIsLiteral(req.headers.get("host"))) return null;

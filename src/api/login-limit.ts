@@ -2,7 +2,7 @@
 // `windowMs` of the first one, every login from that IP is refused until the window ends (a right
 // password too: otherwise the lockout would still answer which guess was right).
 import { log } from "../log/logger";
-import { logValue } from "../log/escape";
+import { escapeText } from "../log/escape";
 
 export interface LoginLimitOptions {
   /** Failures allowed per IP and window (default 10). */
@@ -54,10 +54,10 @@ export class LoginLimit {
       this.entries.set(ip, e);
     }
     e.failures++;
-    const who = user === null ? "no valid credentials" : `user "${logValue(user, 64)}"`;
-    log.warn(`${this.label}: failed login from ${logValue(ip, 64)} (${who}), ${e.failures} in ${Math.round((now - e.since) / 1000)}s`);
+    const who = user === null ? "no valid credentials" : `user "${escapeText(user, 64)}"`;
+    log.warn(`${this.label}: failed login from ${escapeText(ip, 64)} (${who}), ${e.failures} in ${Math.round((now - e.since) / 1000)}s`);
     if (e.failures === this.maxFailures) {
-      log.warn(`${this.label}: ${e.failures} failed logins from ${logValue(ip, 64)}; its logins are refused (429) for ${Math.ceil((e.since + this.windowMs - now) / 1000)}s`);
+      log.warn(`${this.label}: ${e.failures} failed logins from ${escapeText(ip, 64)}; its logins are refused (429) for ${Math.ceil((e.since + this.windowMs - now) / 1000)}s`);
     }
   }
 

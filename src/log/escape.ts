@@ -1,24 +1,21 @@
-// Values that come from the network (user names, addresses, origins, peer fields) go into log lines
-// through logValue: control characters would forge or break lines, and a huge value would flood the log.
+// Values that come from the network (a peer's node id or address, a refusal text, a header) go into log lines
+// through escapeText: control characters cannot start a forged line or hide text, and one value cannot
+// make a line huge.
 
-/** Characters escaped in log values: C0 controls, DEL, C1 controls, and the Unicode line/paragraph separators. */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\\]/;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, "g");
+/** Longest value kept whole in a log line. */
+export const LOG_VALUE_MAX = 200;
 
-const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\" };
-
-function escapeChar(c: string): string {
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+const escapeChar = (c: string): string => {
   const code = c.charCodeAt(0);
-  return NAMED[c] ?? (code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`);
-}
+  if (c === "\n") return "\\n";
+  if (c === "\r") return "\\r";
+  if (c === "\t") return "\\t";
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
+};
 
-/**
- * `value` made safe for one log line: control characters and backslashes escaped (`\n`, `\x00`, `\\`),
- * and cut after `max` characters with a note of the full length.
- */
-export function logValue(value: unknown, max = 128): string {
-  const s = typeof value === "string" ? value : String(value);
-  const cut = s.length > max ? s.slice(0, max) : s;
-  const safe = UNSAFE.test(cut) ? cut.replace(UNSAFE_ALL, escapeChar) : cut;
-  return s.length > max ? `${safe}…(${s.length} characters)` : safe;
+/** `s` with control characters written as escapes (\n, \x00, \u2028) and cut to `max` characters. */
+export function escapeText(s: string, max = LOG_VALUE_MAX): string {
+  const cut = s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
+  return cut.replace(UNSAFE, escapeChar);
 }
