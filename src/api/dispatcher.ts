@@ -6,6 +6,7 @@ import type { SendType } from "../engine/host";
 import { parseClientId } from "../engine/ids";
 import type { EngineMetrics } from "../metrics/engine";
 import { DEFAULT_WINDOW, MAX_WINDOW, type ApiSocket } from "./consumer";
+import { NOT_READY } from "../mesh/membership";
 
 import { CODE, CONN_METHODS } from "./protocol";
 
@@ -54,6 +55,9 @@ export function errorJson(e: unknown, method: unknown): string {
 const invalid = (message: string): never => {
   throw new ApiError(CODE.invalidArgument, message);
 };
+
+/** A mesh error as an ApiError: "node not ready" (a client on an engine this node may not know) has its own code. */
+const failure = (code: number, err: string) => new ApiError(err.startsWith(NOT_READY) ? CODE.notReady : code, err);
 
 type Params = Record<string, unknown>;
 export type Result = string | Promise<string>;
@@ -115,11 +119,11 @@ export class Dispatcher {
   call(m: unknown, p: unknown, socket: ApiSocket | null): Result {
     switch (m) {
       case "mesh.send":
-        return this.send(params(p));
+        return this.ready(), this.send(params(p));
       case "mesh.publish":
-        return this.publish(params(p));
+        return this.ready(), this.publish(params(p));
       case "conn.call":
-        return this.connCall(params(p));
+        return this.ready(), this.connCall(params(p));
       case "queue.pop":
         return this.pop(p, socket);
       case "queue.unpop":
@@ -129,6 +133,12 @@ export class Dispatcher {
       default:
         return invalid(m === undefined ? "m (the method) is missing" : `unknown method: ${JSON.stringify(m)}`);
     }
+  }
+
+  /** Mesh calls before the node knows its peers would count nobody: refused (docs/cluster.md). */
+  private ready(): void {
+    const why = this.node.peers?.notReady?.();
+    if (why) throw new ApiError(CODE.notReady, why);
   }
 
   send(p: Params): Result {
@@ -148,7 +158,7 @@ export class Dispatcher {
     const t0 = performance.now();
     return node.peers.sendRemote(id, data, type).then((err) => {
       this.metrics.sendForward.observe((performance.now() - t0) / 1000);
-      if (err !== null) throw new ApiError(CODE.sendFailed, err);
+      if (err !== null) throw failure(CODE.sendFailed, err);
       return OK;
     });
   }
@@ -176,7 +186,7 @@ export class Dispatcher {
     const peers = this.node.peers;
     if (!peers) throw new ApiError(CODE.callFailed, `client ${id} not found`);
     return peers.callRemote(id, f as string, args as unknown[]).then((e) => {
-      if (e !== null) throw new ApiError(CODE.callFailed, e);
+      if (e !== null) throw failure(CODE.callFailed, e);
       return OK;
     });
   }

@@ -1,7 +1,8 @@
 // The API's HTTP side: POST /v1/mesh/send, POST /v1/mesh/publish, GET /metrics, and the /ws/v1 upgrade.
 // Every request passes access control first (write for POSTs and the upgrade, read for GETs).
 // Status codes: 200 when the request was understood (the outcome is in "E"), 400 when it was not (101),
-// 413 for a body over MAX_REQUEST_BYTES (also 101), 401/403 from access control, 404 and 405 for routing.
+// 413 for a body over MAX_REQUEST_BYTES (also 101), 503 when the node is not ready (501: retry later),
+// 401/403 from access control, 404 and 405 for routing.
 import type { Server } from "bun";
 import type { Registry } from "../metrics/registry";
 import { CONTENT_TYPE } from "../metrics/registry";
@@ -32,7 +33,8 @@ function pathOf(url: string): string {
 }
 
 function failure(e: unknown, method: string): Response {
-  const status = e instanceof TooLarge ? 413 : e instanceof ApiError && e.code === CODE.invalidArgument ? 400 : 200;
+  const code = e instanceof ApiError ? e.code : 0;
+  const status = e instanceof TooLarge ? 413 : code === CODE.invalidArgument ? 400 : code === CODE.notReady ? 503 : 200;
   return json(`{"E":${errorJson(e, method)}}`, status);
 }
 

@@ -10,6 +10,7 @@ export const CODE = {
   cancelFailed: 203,
   callFailed: 301,
   sendFailed: 401,
+  notReady: 501,
 } as const;
 export type ErrorCode = (typeof CODE)[keyof typeof CODE];
 

@@ -5,22 +5,29 @@ import type { Socket } from "bun";
 import { log } from "../log/logger";
 import { FrameReader, Outbox } from "../mesh/frames";
 import {
-  DROP_MS, HEARTBEAT_MS, MAX_UNSENT, REGISTRY_VERSION, readMsg, sendMsg, splitAddr,
-  type CenterMsg, type NodeInfo, type RegisterMsg,
+  MAX_UNSENT, REGISTRY_VERSION, TIMINGS, readMsg, sendMsg, splitAddr,
+  type CenterMsg, type NodeInfo, type RegisterMsg, type Timings,
 } from "./protocol";
 
 export interface RegistryHandlers {
   /** What to register with; asked on every (re)connection. */
   registration(): Omit<RegisterMsg, "t" | "v">;
-  /** After each registration, with the index the center assigned. */
-  registered(index: number): void;
+  /**
+   * After each registration, with the index the center assigned; `listed` false when the center had
+   * forgotten this node (the other engines stopped counting it), and the center's membership timings.
+   */
+  registered(index: number, listed: boolean, timings: Timings): void;
   nodes(list: NodeInfo[], complete: boolean): void;
+  /** The center showed it lists this node (a registration, or any message after it). */
+  confirmed(): void;
   /** Client connections, reported in heartbeats. */
   clients(): number;
 }
 
 const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 3000;
+/** At most this long between attempts, and at most half the drop timeout: a restarted center keeps its first
+ * drop timeout for the engines it knew to come back, and one that came back later is treated as dropped. */
+const RETRY_MAX_MS = 2500;
 
 export class RegistryClient {
   private readonly host: string;
@@ -35,6 +42,7 @@ export class RegistryClient {
   private beat: Timer | undefined;
   private connectTimer: Timer | undefined;
   private lastHeard = 0;
+  private timings: Timings = { ...TIMINGS };
 
   constructor(private readonly addr: string, private readonly h: RegistryHandlers) {
     const hp = splitAddr(addr);
@@ -50,7 +58,8 @@ export class RegistryClient {
     const attempt = ++this.attempt;
     const reader = new FrameReader((f) => this.onFrame(attempt, f), MAX_UNSENT);
     // A center host that is down drops SYNs: the kernel would keep retrying for minutes, past the backoff.
-    this.connectTimer = setTimeout(() => this.lost(attempt, `connect timed out after ${DROP_MS / 1000}s`), DROP_MS);
+    const drop = this.timings.drop;
+    this.connectTimer = setTimeout(() => this.lost(attempt, `connect timed out after ${drop / 1000}s`), drop);
     Bun.connect({
       hostname: this.host,
       port: this.port,
@@ -64,7 +73,7 @@ export class RegistryClient {
           log.info(`center registry ${this.addr} connect successful`);
           // Checks for an answer from here on: a center that accepts but never answers the register is retried.
           clearInterval(this.beat);
-          this.beat = setInterval(() => this.heartbeat(attempt), HEARTBEAT_MS);
+          this.beat = setInterval(() => this.heartbeat(attempt), this.timings.hb);
           sendMsg(this.out, { t: "register", v: REGISTRY_VERSION, ...this.h.registration() });
         },
         data: (_s, chunk) => {
@@ -86,14 +95,17 @@ export class RegistryClient {
     if (attempt !== this.attempt) return;
     const msg = readMsg<CenterMsg>(f);
     if (!msg) return this.lost(attempt, "malformed message from the center");
+    if (this.registered) this.h.confirmed();
     switch (msg.t) {
       case "registered":
         this.registered = true;
         this.retryMs = RETRY_MIN_MS;
+        this.timings = timingsOf(msg, this.timings);
         log.info(`register engine node_id ${this.h.registration().id}`);
-        this.h.registered(msg.index);
+        this.h.registered(msg.index, msg.listed !== false, this.timings);
+        this.h.confirmed();
         clearInterval(this.beat);
-        this.beat = setInterval(() => this.heartbeat(attempt), HEARTBEAT_MS);
+        this.beat = setInterval(() => this.heartbeat(attempt), this.timings.hb);
         break;
       case "nodes":
         if (this.registered) this.h.nodes(msg.nodes, msg.complete);
@@ -104,7 +116,8 @@ export class RegistryClient {
   }
 
   private heartbeat(attempt: number): void {
-    if (performance.now() - this.lastHeard > DROP_MS) return this.lost(attempt, `no answer for ${DROP_MS / 1000}s`);
+    const drop = this.timings.drop;
+    if (performance.now() - this.lastHeard > drop) return this.lost(attempt, `no answer for ${drop / 1000}s`);
     if (!this.registered) return;
     if (this.out && !sendMsg(this.out, { t: "hb", clients: this.h.clients() })) this.lost(attempt, "center does not read");
   }
@@ -125,7 +138,7 @@ export class RegistryClient {
     const delay = wasRegistered ? RETRY_MIN_MS : this.retryMs;
     if (wasRegistered) log.warn(`center registry ${this.addr} connection lost (${reason}), reconnecting`);
     else log.warn(`center registry ${this.addr} connect failed (${reason}), retry in ${delay / 1000}s`);
-    if (!wasRegistered) this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    if (!wasRegistered) this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.timings.drop / 2));
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
@@ -144,4 +157,13 @@ export class RegistryClient {
     }
     this.lost(this.attempt, "stopped");
   }
+}
+
+/** The center's timings where it sent sane ones (an older center sends none), else the ones in force. */
+function timingsOf(msg: Partial<Timings>, current: Timings): Timings {
+  const ok = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const t = { hb: ok(msg.hb) && msg.hb >= 10 ? msg.hb : current.hb, drop: ok(msg.drop) ? msg.drop : current.drop, doubt: ok(msg.doubt) ? msg.doubt : current.doubt };
+  // A heartbeat as slow as the drop timeout would be dropped by the very center that asked for it.
+  if (t.drop < 2 * t.hb) t.drop = 2 * t.hb;
+  return t;
 }

@@ -25,7 +25,7 @@ export interface Center {
  */
 export function startCenter(config: Config, adopted: NodeState[] | null = null): Center {
   const { apiServer, registry: reg } = config.center;
-  const registry = new RegistryServer();
+  const registry = new RegistryServer({ hb: reg.heartbeat, drop: reg.dropTimeout, doubt: reg.doubtTimeout });
   if (adopted) registry.adopt(adopted);
   const api = listening("center server", apiServer.bind, apiServer.port, () => {
     checkFree(apiServer.bind, apiServer.port);

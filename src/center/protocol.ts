@@ -3,11 +3,21 @@
 import type { Outbox } from "../mesh/frames";
 
 export const REGISTRY_VERSION = 1;
-/** An engine heartbeats this often... */
-export const HEARTBEAT_MS = 1000;
-/** ...and the center drops a node it has not heard from for this long (and tells the others); measured with
- * performance.now(), so a step of the wall clock drops nobody. */
-export const DROP_MS = 5000;
+
+/**
+ * Membership timings (center.registry in the config), all in ms. The center owns them and hands them to every
+ * engine in `registered`, so the cluster agrees on them. An engine heartbeats every `hb`; the center drops a
+ * node it has not heard from for `drop` (measured with performance.now(), so a step of the wall clock drops
+ * nobody); a node dropped that way may still hold live clients, and its peers count it as failed for `doubt`.
+ */
+export interface Timings {
+  hb: number;
+  drop: number;
+  doubt: number;
+}
+
+/** The defaults; an engine uses them until its center told it otherwise. */
+export const TIMINGS: Readonly<Timings> = { hb: 1000, drop: 5000, doubt: 30_000 };
 
 /** Engine -> center, first message on every connection. */
 export interface RegisterMsg {
@@ -44,9 +54,13 @@ export interface NodeInfo {
   mesh_port: number;
 }
 
-/** Center -> engine. */
+/**
+ * Center -> engine. `listed` is false when the center had forgotten a node it may have known (it dropped it,
+ * or its first lists went out without it): the other engines stopped counting it meanwhile. Older centers
+ * send neither `listed` nor the timings.
+ */
 export type CenterMsg =
-  | { t: "registered"; index: number; ip: string }
+  | ({ t: "registered"; index: number; ip: string; listed?: boolean } & Partial<Timings>)
   | { t: "nodes"; complete: boolean; nodes: NodeInfo[] } // complete: false while a fresh center may not know every node yet
   | { t: "hb" }
   | { t: "error"; m: string };

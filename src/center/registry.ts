@@ -1,7 +1,7 @@
 // The center's registry server: engines connect, register, heartbeat; the center assigns node indexes
 // (the part of client ids that names the node) and pushes the node list to every engine on each change.
-// A node silent for DROP_MS is dropped and the others are told. A fresh center spends its first DROP_MS
-// "unsettled": node lists it sends then are partial (engines only add from them), and indexes that
+// A node silent for `timings.drop` is dropped and the others are told. A fresh center spends its first
+// `timings.drop` "unsettled": node lists it sends then are partial (engines only add from them), and indexes that
 // re-registering engines report for their peers are kept for those peers.
 import type { Socket, TCPSocketListener } from "bun";
 import { log } from "../log/logger";
@@ -11,8 +11,8 @@ import { NODE_ID } from "../mesh/node-id";
 import { plainIp } from "../api/access";
 import { shared } from "../handover/ports";
 import {
-  DROP_MS, MAX_UNSENT, REGISTRY_VERSION, readMsg, sendMsg,
-  type CenterMsg, type EngineMsg, type NodeInfo, type RegisterMsg,
+  MAX_UNSENT, REGISTRY_VERSION, TIMINGS, readMsg, sendMsg,
+  type CenterMsg, type EngineMsg, type NodeInfo, type RegisterMsg, type Timings,
 } from "./protocol";
 
 /** What a center hands to its successor about one node (src/handover). */
@@ -50,10 +50,12 @@ export class RegistryServer {
   private settled = false;
   /** Registry connections accepted since start (connmix_center_registry_channels_total). */
   connectionsTotal = 0;
-  /** Connections that have not registered yet; closed when they take longer than DROP_MS. */
+  /** Connections that have not registered yet; closed when they take longer than `timings.drop`. */
   private readonly unregistered = new Set<S>();
   private listener: TCPSocketListener<Session> | null = null;
   private sweeper: Timer | undefined;
+
+  constructor(private readonly timings: Timings = TIMINGS) {}
 
   listen(bind: string, port: number): void {
     this.listener = Bun.listen<Session>({
@@ -111,6 +113,8 @@ export class RegistryServer {
     const now = performance.now();
     const ip = (typeof m.ip === "string" && m.ip) || plainIp(s.remoteAddress);
     let entry = this.nodes.get(m.id);
+    // Unsettled, the lists only add: no engine forgot this node. Settled and not listed: they did.
+    const listed = !this.settled || entry !== undefined;
     if (entry) {
       // The same node on a new connection (it lost the old one, or the center did not notice yet).
       if (entry.session && entry.session !== s) this.detach(entry);
@@ -143,7 +147,7 @@ export class RegistryServer {
       }
     }
     log.info(`register node ${ip} node_id ${m.id}`);
-    this.send(s, { t: "registered", index: entry.index, ip });
+    this.send(s, { t: "registered", index: entry.index, ip, listed, ...this.timings });
     this.broadcast();
   }
 
@@ -176,16 +180,17 @@ export class RegistryServer {
 
   private sweep(): void {
     const now = performance.now();
+    const drop = this.timings.drop;
     for (const e of this.nodes.values()) {
-      if (now - e.lastBeat > DROP_MS) this.drop(e, `no heartbeat for ${DROP_MS / 1000}s`);
+      if (now - e.lastBeat > drop) this.drop(e, `no heartbeat for ${drop / 1000}s`);
     }
     for (const s of this.unregistered) {
-      if (now - s.data.openedAt > DROP_MS) {
+      if (now - s.data.openedAt > drop) {
         this.unregistered.delete(s);
-        this.refuse(s, `no register within ${DROP_MS / 1000}s`);
+        this.refuse(s, `no register within ${drop / 1000}s`);
       }
     }
-    if (!this.settled && now - this.startedAt >= DROP_MS) {
+    if (!this.settled && now - this.startedAt >= drop) {
       // Every node that was alive before a restart has re-registered by now: lists are complete from here on.
       this.settled = true;
       this.reserved.clear();

@@ -184,8 +184,20 @@ class Reader {
     const origins = (this.list(ac, "origins", "access") ?? []).map((o, i) => this.origin(o, at("access.origins", i)));
 
     const ce = this.map(top.center, "center", ["registry", "apiServer"]);
+    const reg = this.listen(ce.registry, "center.registry", d.center.registry, ["heartbeat", "dropTimeout", "doubtTimeout"]);
+    const dr = d.center.registry;
+    const registry = {
+      ...reg.listen,
+      heartbeat: this.int(reg.m, "heartbeat", "center.registry", dr.heartbeat, 10),
+      dropTimeout: this.int(reg.m, "dropTimeout", "center.registry", dr.dropTimeout, 10),
+      doubtTimeout: this.int(reg.m, "doubtTimeout", "center.registry", dr.doubtTimeout),
+    };
+    // A node heartbeating as slowly as it may be dropped would flap in and out of the cluster.
+    if (registry.dropTimeout < 2 * registry.heartbeat) {
+      this.fail("center.registry.dropTimeout", `must be at least twice center.registry.heartbeat (${registry.heartbeat}), got ${registry.dropTimeout}`);
+    }
     const center = {
-      registry: this.listen(ce.registry, "center.registry", d.center.registry).listen,
+      registry,
       apiServer: this.listen(ce.apiServer, "center.apiServer", d.center.apiServer).listen,
     };
 
@@ -219,7 +231,7 @@ class Reader {
   }
 
   engine(v: unknown, d: Config["engine"]): Config["engine"] {
-    const en = this.map(v, "engine", ["centerRegistry", "drainTimeout", "meshPoint", "apiServer", "luavm", "servers"]);
+    const en = this.map(v, "engine", ["centerRegistry", "drainTimeout", "meshPoint", "apiServer", "luavm", "workers", "servers"]);
     const bufferKeys = ["readBufferSize", "writeBufferSize", "readTimeout", "writeTimeout"];
     const api = this.listen(en.apiServer, "engine.apiServer", d.apiServer, bufferKeys);
     const apiServer: ApiServerConfig = {
@@ -241,6 +253,12 @@ class Reader {
     const redisList = this.list(lv, "redis", "engine.luavm");
     const redis = redisList ? redisList.map((r, i) => this.redis(r, at("engine.luavm.redis", i))) : d.luavm.redis;
 
+    const wm = this.map(en.workers, "engine.workers", ["restartDelay", "rebalanceDelay"]);
+    const workers = {
+      restartDelay: this.int(wm, "restartDelay", "engine.workers", d.workers.restartDelay),
+      rebalanceDelay: this.int(wm, "rebalanceDelay", "engine.workers", d.workers.rebalanceDelay),
+    };
+
     const serverList = this.list(en, "servers", "engine");
     const servers = serverList
       ? serverList.map((s, i) => this.server(s, at("engine.servers", i)))
@@ -252,6 +270,7 @@ class Reader {
       meshPoint: this.listen(en.meshPoint, "engine.meshPoint", d.meshPoint).listen,
       apiServer,
       luavm: { callbackTimeout, memoryLimit, queue, redis },
+      workers,
       servers,
     };
   }

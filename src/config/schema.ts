@@ -46,8 +46,15 @@ export interface ListenConfig {
   bind: string;
 }
 
+/** Membership timings; every engine takes them from its center when it registers (docs/cluster.md). */
+export interface RegistryConfig extends ListenConfig {
+  heartbeat: number; // ms between an engine's heartbeats
+  dropTimeout: number; // ms without a heartbeat before the center drops a node
+  doubtTimeout: number; // ms a node dropped while maybe alive still counts as a failed peer
+}
+
 export interface CenterConfig {
-  registry: ListenConfig;
+  registry: RegistryConfig;
   apiServer: ListenConfig;
 }
 
@@ -100,6 +107,11 @@ export interface ServerConfig {
   convention: ConventionSetting;
 }
 
+export interface WorkersConfig {
+  restartDelay: number; // ms before a crashed worker (one that had run a while) is started again
+  rebalanceDelay: number; // ms after a worker (re)started before the client split is checked and evened out
+}
+
 export interface EngineConfig {
   centerRegistry: string; // host:port
   /** Seconds a draining engine (after a reload) serves its clients before closing them (1012). */
@@ -107,6 +119,7 @@ export interface EngineConfig {
   meshPoint: ListenConfig;
   apiServer: ApiServerConfig;
   luavm: LuaVmConfig;
+  workers: WorkersConfig;
   servers: ServerConfig[];
 }
 
@@ -152,7 +165,7 @@ export function defaultConfig(): Config {
     prometheus: { summary: { maxAge: 600, ageBuckets: 5, bufCap: 500 } },
     access: { users: [], origins: [] },
     center: {
-      registry: { port: 6786, bind: "0.0.0.0" },
+      registry: { port: 6786, bind: "0.0.0.0", heartbeat: 1000, dropTimeout: 5000, doubtTimeout: 30_000 },
       apiServer: { port: 6787, bind: "0.0.0.0" },
     },
     engine: {
@@ -168,6 +181,7 @@ export function defaultConfig(): Config {
         writeTimeout: 60,
       },
       luavm: { callbackTimeout: 1000, memoryLimit: 256, queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
+      workers: { restartDelay: 0, rebalanceDelay: 2000 },
       servers: [
         {
           ...defaultServer(),

@@ -8,6 +8,8 @@ import type { Queues } from "../queue/queues";
 
 /** What the mesh offers the node; with no mesh, a node has no peers. */
 export interface Peers {
+  /** Null when mesh calls can be answered, else why not ("node not ready: ..."); absent: always ready. */
+  notReady?(): string | null;
   hasPeers(): boolean;
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null>;
   publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]>;
@@ -95,10 +97,19 @@ export class EngineNode {
    * closed (their ids no longer route here). Returns how many were closed (a primary: once its workers said).
    */
   renumber(index: number): number | Promise<number> {
-    const ids = [...this.connections.keys()];
     this.ids = new ClientIds(index, this.ids.worker);
-    for (const id of ids) this.close(id);
-    return ids.length;
+    return this.closeClients(1012, "node index changed, reconnect");
+  }
+
+  /**
+   * Closes the `count` newest connections (all by default) with a WebSocket close code (socket connections
+   * just close); returns how many were closed (a primary: once its workers said).
+   */
+  closeClients(code: number, reason: string, count = Infinity): number | Promise<number> {
+    const conns = [...this.connections.values()];
+    const from = Math.max(0, conns.length - count);
+    for (let i = conns.length - 1; i >= from; i--) conns[i]!.server.closeConnection(conns[i]!, code, reason);
+    return conns.length - from;
   }
 
   sendLocal(id: number, data: Uint8Array | string, type: SendType, raw = false): string | null | "remote" {

@@ -5,7 +5,9 @@ import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import type { EngineNode } from "../engine/node";
 import { RegistryClient } from "../center/client";
+import type { Timings } from "../center/protocol";
 import { Mesh } from "./index";
+import { Membership } from "./membership";
 import type { MeshTarget } from "./server";
 import { newNodeId } from "./node-id";
 import { checkFree } from "../handover/ports";
@@ -13,14 +15,20 @@ import { predecessor } from "../handover/predecessor";
 
 const wildcard = (bind: string) => bind === "" || bind === "0.0.0.0" || bind === "::";
 
+/** Close code and reason for clients of a node the other engines stopped counting for a while. */
+const RESYNC = { code: 1012, reason: "this node was dropped from the cluster, reconnect" };
+
 export class Cluster {
   readonly mesh: Mesh;
   private registry: RegistryClient | null = null;
   private draining = false;
+  private readonly membership: Membership;
+  private registeredOnce = false;
 
   /** `target` serves other nodes' requests: the node itself, or the workers of a multi-core engine. */
   constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget = node) {
-    this.mesh = new Mesh(target, newNodeId(), node.queues);
+    this.membership = new Membership(config.engine.centerRegistry);
+    this.mesh = new Mesh(target, newNodeId(), this.membership, node.queues);
   }
 
   /** Starts the mesh point and makes the mesh the node's route to other nodes. */
@@ -37,8 +45,8 @@ export class Cluster {
   }
 
   /**
-   * Registers with the center, retrying until it answers; resolves at the first registration, when the
-   * node index is known. Re-registrations (center restarts) keep going in the background.
+   * Registers with the center, retrying until it answers; resolves once the first node list is applied: the
+   * node index is known and so are the peers. Re-registrations (center restarts) keep going in the background.
    */
   register(): Promise<void> {
     const e = this.config.engine;
@@ -55,13 +63,13 @@ export class Cluster {
           ...(predecessor?.node ? { after: predecessor.node } : {}),
           ...(this.draining ? { draining: true } : {}),
         }),
-        registered: (index) => {
-          this.setIndex(index);
-          resolve();
-        },
+        registered: (index, listed, timings) => this.registered(index, listed, timings),
         nodes: (list, complete) => {
           this.mesh.update(list.map((n) => ({ id: n.id, index: n.index, ip: n.ip, meshPort: n.mesh_port })), complete);
+          this.membership.listApplied();
+          resolve();
         },
+        confirmed: () => this.membership.confirmed(),
         clients: () => this.node.clientCount(),
       });
       this.registry = client;
@@ -76,17 +84,31 @@ export class Cluster {
     this.registry?.drain();
   }
 
-  private setIndex(index: number): void {
+  private registered(index: number, listed: boolean, timings: Timings): void {
+    this.membership.timings = timings;
+    const again = this.registeredOnce;
+    this.registeredOnce = true;
+    if (this.setIndex(index) || listed || !again) return;
+    // The center had dropped this node (frozen, or cut off from the center, for longer than the drop timeout):
+    // the other engines stopped counting it, so its clients may have missed messages. They reconnect and resync.
+    const closed = this.node.closeClients(RESYNC.code, RESYNC.reason);
+    void Promise.resolve(closed).then((n) => {
+      log.warn(`the center had dropped this node (no heartbeat for ${timings.drop / 1000}s): closing ${n} client connections (${RESYNC.code}) so they reconnect and resync`);
+    });
+  }
+
+  /** Takes the index the center assigned; true when that closed the node's clients. */
+  private setIndex(index: number): boolean {
     const old = this.mesh.index;
-    if (index === old) return;
+    if (index === old) return false;
+    this.mesh.index = index;
     // Another node took this node's index while the center was away: ids handed out so far would now
     // route to that node, so their connections are closed (clients reconnect and get new ids).
     const closed = this.node.renumber(index);
-    if (old !== 0) {
-      void Promise.resolve(closed).then((n) => {
-        log.warn(`the center assigned node index ${index} (was ${old}): closing ${n} client connections, their ids no longer route here`);
-      });
-    }
-    this.mesh.index = index;
+    if (old === 0) return false;
+    void Promise.resolve(closed).then((n) => {
+      log.warn(`the center assigned node index ${index} (was ${old}): closing ${n} client connections, their ids no longer route here`);
+    });
+    return true;
   }
 }

@@ -1,7 +1,8 @@
 // The mesh: this engine's mesh point (serving peers) plus one outgoing link per peer the center lists.
 // It is the EngineNode's `Peers`: a send or conn.call goes to the node that owns the client id
 // (nodeOf(id), no lookup); a publish goes to every peer, one frame each, and the counts are summed.
-// A peer that is unreachable, congested or silent counts as a failure, never as a silent success.
+// A peer that is unreachable, congested or silent counts as a failure, never as a silent success; so does a
+// peer the center dropped for silence while it may still hold live clients (a "doubted" peer, see update).
 import { log } from "../log/logger";
 import { nodeOf } from "../engine/ids";
 import type { Peers } from "../engine/node";
@@ -10,6 +11,7 @@ import { PeerLink, type PeerInfo } from "./link";
 import { MeshPoint, type MeshTarget } from "./server";
 import { callOver, publishTo, sendOver } from "./requests";
 import type { Queues } from "../queue/queues";
+import type { Membership } from "./membership";
 
 export type { PeerInfo };
 
@@ -21,18 +23,24 @@ export class Mesh implements Peers {
   private readonly point: MeshPoint;
   private readonly byId = new Map<string, PeerLink>();
   private readonly byIndex = new Map<number, PeerLink>();
+  /** Peers the center no longer lists but whose clients may be alive, with when that began. */
+  private readonly doubted = new Map<PeerLink, number>();
   private links: PeerLink[] = [];
   /** True once a node list from the center was applied. */
   private listed = false;
   private readonly ticker: Timer;
 
-  /** `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine. */
-  /** `queues` take the QUEUE items a draining predecessor hands over (src/handover). */
-  constructor(target: MeshTarget, readonly id: string, queues?: Queues) {
+  /**
+   * `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine.
+   * `membership` says how current this node's view of the cluster is. `queues` take the QUEUE items a
+   * draining predecessor hands over (src/handover).
+   */
+  constructor(target: MeshTarget, readonly id: string, private readonly membership: Membership, queues?: Queues) {
     this.point = new MeshPoint(target, this, queues);
     this.ticker = setInterval(() => {
       const now = performance.now();
       for (const link of this.links) link.tick(now);
+      if (this.doubted.size > 0) this.settleDoubts(now);
     }, TICK_MS);
   }
 
@@ -41,7 +49,13 @@ export class Mesh implements Peers {
     log.info(`start the mesh point (${bind}:${port})`);
   }
 
-  /** Applies the center's node list. A list that is not `complete` (the center just started) only adds. */
+  /**
+   * Applies the center's node list. A list that is not `complete` (the center just started) only adds.
+   * A peer a complete list leaves out is forgotten at once when its mesh point refuses connections (its
+   * process is gone, and its clients with it). Otherwise it is "doubted": the center cannot tell a frozen
+   * or cut-off node from a dead one, so its link stays and keeps delivering when it can, and a publish it
+   * cannot answer counts it as failed, until it is proven gone, is listed again, or `doubt` ms passed.
+   */
   update(nodes: PeerInfo[], complete: boolean): void {
     this.listed = true;
     const listed = new Set<string>();
@@ -49,27 +63,64 @@ export class Mesh implements Peers {
       if (p.id === this.id) continue;
       listed.add(p.id);
       const old = this.byId.get(p.id);
-      if (old && old.peer.ip === p.ip && old.peer.meshPort === p.meshPort && old.peer.index === p.index) continue;
+      if (old && old.peer.ip === p.ip && old.peer.meshPort === p.meshPort && old.peer.index === p.index) {
+        if (this.doubted.delete(old)) log.info(`node_id ${p.id} is listed again`);
+        continue;
+      }
       if (old) this.drop(old, "moved");
+      const holder = this.byIndex.get(p.index);
+      if (holder) this.drop(holder, `its index ${p.index} now belongs to node_id ${p.id}`);
       const link = new PeerLink(p, this);
       this.byId.set(p.id, link);
       this.byIndex.set(p.index, link);
       log.info(`node_id ${p.id} joined the mesh (${link.addr}, index ${p.index})`);
     }
-    if (complete) for (const link of this.byId.values()) if (!listed.has(link.peer.id)) this.drop(link, "dropped by the center");
+    if (complete) {
+      for (const link of this.byId.values()) {
+        if (listed.has(link.peer.id) || this.doubted.has(link)) continue;
+        if (link.gone) this.drop(link, "dropped by the center");
+        else this.doubt(link);
+      }
+    }
     this.links = [...this.byId.values()];
+  }
+
+  private doubt(link: PeerLink): void {
+    this.doubted.set(link, performance.now());
+    log.warn(
+      `node_id ${link.peer.id} was dropped by the center, but its clients may still be connected: ` +
+        `publishes count it as failed until it is gone or listed again (at most ${this.membership.timings.doubt / 1000}s)`,
+    );
+  }
+
+  private settleDoubts(now: number): void {
+    const limit = this.membership.timings.doubt;
+    let changed = false;
+    for (const [link, since] of this.doubted) {
+      if (link.gone) this.drop(link, "dropped by the center; its mesh point refuses connections");
+      else if (now - since > limit) this.drop(link, `dropped by the center, no longer counted after ${limit / 1000}s`);
+      else continue;
+      changed = true;
+    }
+    if (changed) this.links = [...this.byId.values()];
   }
 
   private drop(link: PeerLink, why: string): void {
     this.byId.delete(link.peer.id);
+    this.doubted.delete(link);
     if (this.byIndex.get(link.peer.index) === link) this.byIndex.delete(link.peer.index);
     link.close();
     log.info(`node_id ${link.peer.id} left the mesh (${why})`);
   }
 
-  /** Peers as [node id, index], told to a restarted center so it keeps their indexes for them. */
+  /** Listed peers as [node id, index], told to a restarted center so it keeps their indexes for them. */
   known(): [string, number][] {
-    return this.links.map((l) => [l.peer.id, l.peer.index]);
+    return this.links.filter((l) => !this.doubted.has(l)).map((l) => [l.peer.id, l.peer.index]);
+  }
+
+  /** Null when mesh calls can be answered, else why not (the API refuses them). */
+  notReady(): string | null {
+    return this.membership.notReady();
   }
 
   /** Resolves true once the center's list was applied and every listed peer's link is up; false after `ms`. */
@@ -88,24 +139,35 @@ export class Mesh implements Peers {
   }
 
   hasPeers(): boolean {
-    return this.links.length > 0;
+    return this.links.length > 0 || this.membership.unsure() !== null;
   }
 
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
-    return sendOver(this.byIndex.get(nodeOf(id)), id, data, type);
+    const link = this.byIndex.get(nodeOf(id));
+    // An index no known peer has: "not found" only when the view is current.
+    if (!link) return Promise.resolve(this.membership.unsure() ?? "client not found");
+    return sendOver(link, id, data, type);
   }
 
   callRemote(id: number, method: string, args: unknown[]): Promise<string | null> {
-    return callOver(this.byIndex.get(nodeOf(id)), id, method, args);
+    const link = this.byIndex.get(nodeOf(id));
+    if (!link) return Promise.resolve(this.membership.unsure() ?? "client not found");
+    return callOver(link, id, method, args);
   }
 
-  /** [delivered, failed] over all peers; a peer that cannot answer adds one failure. */
+  /**
+   * [delivered, failed] over all peers; a peer that cannot answer adds one failure, and so do the engines
+   * this node may not know of while its view is not current.
+   */
   publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
-    return publishTo(this.links, channel, data, type);
+    const sent = publishTo(this.links, channel, data, type);
+    if (this.membership.unsure() === null) return sent;
+    return sent.then(([ok, fail]) => [ok, fail + 1]);
   }
 
   stop(): void {
     clearInterval(this.ticker);
+    this.doubted.clear();
     for (const link of this.links) link.close();
     this.byId.clear();
     this.byIndex.clear();

@@ -35,6 +35,8 @@ const QUICK_REDIALS = 16;
 export class PeerLink {
   /** True once the peer answered the hello; requests are only written then. */
   up = false;
+  /** True when the last dial was refused: the peer's process is gone (and its clients with it). */
+  gone = false;
   out: Outbox = new Outbox(null, MAX_UNSENT);
   private socket: Socket<undefined> | null = null;
   private attempt = 0; // generation of the current connection attempt
@@ -104,7 +106,10 @@ export class PeerLink {
         close: () => this.lost(attempt, "connection closed"),
         error: (_s, e) => this.lost(attempt, e.message),
       },
-    }).catch((e: Error & { code?: string }) => this.lost(attempt, e.code ?? e.message));
+    }).catch((e: Error & { code?: string }) => {
+      if (attempt === this.attempt && e.code === "ECONNREFUSED") this.gone = true;
+      this.lost(attempt, e.code ?? e.message);
+    });
   }
 
   private onFrame(f: Uint8Array): void {
@@ -126,6 +131,7 @@ export class PeerLink {
       }
       this.wrongNode = 0;
       this.up = true;
+      this.gone = false;
       this.warned = false;
       this.retryMs = RETRY_MIN_MS;
       if (this.label) log.debug(`mesh link to ${this.label} (${this.addr}) up`);

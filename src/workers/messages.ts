@@ -16,11 +16,13 @@ export type ToWorker =
   /** A hot config change (logging.level, access, ...), applied as in a single process. */
   | { t: "config"; config: Config }
   /** The center assigned another node index: close the clients, hand out ids with the new one. */
-  | { t: "index"; index: number }
+  | { t: "index"; req: number; index: number }
   /** A handover (src/handover): stop accepting, keep the clients, report their count more often. */
   | { t: "drain" }
   /** The drain's deadline: close every client (WebSocket 1012, sockets after their pending bytes). */
   | { t: "close" }
+  /** Close the `count` newest clients (null: all) with this close code; answered with "closed". */
+  | { t: "shed"; req: number; code: number; reason: string; count: number | null }
   | { t: "stop" };
 
 export interface WorkerStats {
@@ -44,8 +46,8 @@ export type FromWorker =
   | { t: "ready" }
   /** The start failed (a Lua entry that does not compile, a port refused): the worker exits. */
   | { t: "failed"; message: string }
-  /** Answer to "index": how many clients it closed. */
-  | { t: "renumbered"; closed: number }
+  /** Answer to "index" or "shed" number `req`: how many clients it closed, and how many it has left. */
+  | { t: "closed"; req: number; closed: number; clients: number }
   | ({ t: "stats" } & WorkerStats);
 
 /** The command that starts a worker: this same program, compiled or run by bun. */

@@ -12,7 +12,12 @@ import { callOver, publishTo, sendOver } from "../mesh/requests";
 
 /** The primary's node: no connection of its own, the clients (and their count) are its workers'. */
 export class PrimaryNode extends EngineNode {
-  workers: { clientCount(): number; luaMemory(): LuaMemory[]; renumber(index: number): Promise<number> } | null = null;
+  workers: {
+    clientCount(): number;
+    luaMemory(): LuaMemory[];
+    renumber(index: number): Promise<number>;
+    closeClients(code: number, reason: string): Promise<number>;
+  } | null = null;
 
   override isLocal(): boolean {
     return false;
@@ -29,6 +34,10 @@ export class PrimaryNode extends EngineNode {
   override renumber(index: number): Promise<number> {
     this.ids = new ClientIds(index);
     return this.workers?.renumber(index) ?? Promise.resolve(0);
+  }
+
+  override closeClients(code: number, reason: string): Promise<number> {
+    return this.workers?.closeClients(code, reason) ?? Promise.resolve(0);
   }
 }
 
@@ -61,6 +70,10 @@ export class WorkerRouter implements Peers, MeshTarget {
   }
 
   // Peers: the API's (and the workers') route to any client.
+  notReady(): string | null {
+    return this.mesh!.notReady();
+  }
+
   hasPeers(): boolean {
     return true;
   }

@@ -11,22 +11,26 @@ import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
 import { countOtherProcesses } from "../metrics/process";
+import { MAX_ROUNDS, shedPlan } from "./balance";
 import { LINK_TICK_MS, linkUp, workerCommand, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
 import type { PrimaryNode, WorkerRouter } from "./router";
 import type { DrainTarget } from "../handover/drain";
 
 /** Longest a worker may take to start (create its Lua VMs, link up, listen). */
 const START_MS = 15_000;
-/** A worker that dies is restarted after this delay, doubled for each further quick death in a row... */
+/** A worker that dies soon after a restart is restarted after this delay, doubled for each further quick death
+ * in a row (the first restart waits engine.workers.restartDelay)... */
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 10_000;
-/** ...where quick means within this long of its start. */
+/** ...where soon means within this long of its start. */
 const STABLE_MS = 10_000;
 /** A restarted worker's client ids continue this far past its predecessor's last reported one (stats come
  * every second), so an id of a lost client is not handed to a new one. */
 const SEQUENCE_GAP = 1_000_000;
-/** Longest the workers may take to say how many clients a new node index closed. */
-const RENUMBER_MS = 1000;
+/** Longest the workers may take to say how many clients they closed. */
+const CLOSE_MS = 1000;
+/** Close code and reason for clients moved to even out the workers. */
+const REBALANCE = { code: 1012, reason: "rebalancing the engine's workers, reconnect" };
 /** A worker told to stop that is still running after this long is killed. */
 const STOP_MS = 1800;
 
@@ -65,8 +69,10 @@ export class Workers implements DrainTarget {
   private readonly retired = { read: zero(), sent: zero(), sendErrors: zero(), lua: { errors: 0, timeouts: 0 }, cpuSeconds: 0 };
   private readonly ticker: Timer;
   private readonly unfollow: () => void;
-  /** Counts the answers to a renumbering. */
-  private renumbered: ((closed: number) => void) | null = null;
+  /** Answers to "index" and "shed" requests, by request number. */
+  private readonly asked = new Map<number, (k: number, closed: number, clients: number) => void>();
+  private lastAsk = 0;
+  private rebalanceTimer: Timer | undefined;
 
   constructor(private readonly config: Config, private readonly node: PrimaryNode, private readonly router: WorkerRouter, count: number) {
     this.slots = Array.from({ length: count }, (_, k) => {
@@ -124,24 +130,69 @@ export class Workers implements DrainTarget {
   }
 
   /** Tells every worker the new node index; resolves with the number of clients they closed. */
-  renumber(index: number): Promise<number> {
-    const running = this.slots.filter((s) => s.proc);
-    this.tell({ t: "index", index }, running);
+  async renumber(index: number): Promise<number> {
+    return closedIn(await this.ask((req) => ({ t: "index", req, index })));
+  }
+
+  /** Closes every worker's clients with `code`; resolves with how many were closed. */
+  async closeClients(code: number, reason: string): Promise<number> {
+    return closedIn(await this.ask((req) => ({ t: "shed", req, code, reason, count: null })));
+  }
+
+  /**
+   * Sends `make(req, slot)` to each running worker it gives a message for; resolves with the answers that
+   * came within CLOSE_MS: worker index -> [clients closed, clients left].
+   */
+  private ask(make: (req: number, slot: Slot) => ToWorker | null): Promise<Map<number, [number, number]>> {
+    const req = ++this.lastAsk;
+    const asked = this.slots.filter((s) => {
+      const msg = s.proc ? make(req, s) : null;
+      if (msg) this.tell(msg, [s]);
+      return msg !== null;
+    });
     return new Promise((resolve) => {
-      let closed = 0;
-      let left = running.length;
+      const answers = new Map<number, [number, number]>();
       const done = () => {
         clearTimeout(timer);
-        this.renumbered = null;
-        resolve(closed);
+        this.asked.delete(req);
+        resolve(answers);
       };
-      const timer = setTimeout(done, RENUMBER_MS);
-      this.renumbered = (n) => {
-        closed += n;
-        if (--left === 0) done();
-      };
-      if (left === 0) done();
+      const timer = setTimeout(done, CLOSE_MS);
+      this.asked.set(req, (k, closed, clients) => {
+        answers.set(k, [closed, clients]);
+        if (answers.size === asked.length) done();
+      });
+      if (asked.length === 0) done();
     });
+  }
+
+  /**
+   * `round` rebalanceDelay after a worker (re)started: once every worker runs, the ones holding more than
+   * their share close some of their newest clients, which reconnect spread over all workers (balance.ts).
+   */
+  private rebalance(round: number): void {
+    clearTimeout(this.rebalanceTimer);
+    this.rebalanceTimer = setTimeout(async () => {
+      if (this.stopping || this.draining || this.slots.some((s) => !s.proc || s.starting)) return; // the next start checks again
+      const answers = await this.ask((req) => ({ t: "shed", req, code: 1000, reason: "", count: 0 }));
+      if (answers.size !== this.slots.length) return;
+      const clients = this.slots.map((s) => answers.get(s.k)![1]);
+      const plan = shedPlan(clients);
+      if (plan.every((n) => n === 0)) {
+        if (round > 1) log.info(`workers balanced again (clients per worker: ${clients.join(", ")})`);
+        return;
+      }
+      if (round > MAX_ROUNDS) {
+        return void log.warn(`workers still unbalanced after ${MAX_ROUNDS} rounds (clients per worker: ${clients.join(", ")}), left so`);
+      }
+      const moved = this.slots.filter((s) => plan[s.k]! > 0).map((s) => `${plan[s.k]} of worker ${s.k}'s`);
+      log.info(
+        `workers unbalanced (clients per worker: ${clients.join(", ")}): closing ${moved.join(", ")} newest clients ` +
+          `(${REBALANCE.code}) so they reconnect spread over all workers`,
+      );
+      await this.ask((req, s) => (plan[s.k]! > 0 ? { t: "shed", req, ...REBALANCE, count: plan[s.k]! } : null));
+      this.rebalance(round + 1);
+    }, this.config.engine.workers.rebalanceDelay);
   }
 
   private tell(msg: ToWorker, slots = this.slots): void {
@@ -216,8 +267,8 @@ export class Workers implements DrainTarget {
       case "failed":
         slot.starting?.reject(new Error(msg.message), false);
         break;
-      case "renumbered":
-        this.renumbered?.(msg.closed);
+      case "closed":
+        this.asked.get(msg.req)?.(slot.k, msg.closed, msg.clients);
         break;
       case "stats":
         slot.stats = msg;
@@ -259,14 +310,18 @@ export class Workers implements DrainTarget {
     slot.starting?.reject(new Error(`worker ${slot.k} exited with ${how} while starting`));
     if (this.stopping || !this.started || this.draining) return;
     if (performance.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
-    const delay = Math.min(RESTART_MIN_MS * 2 ** slot.quickDeaths++, RESTART_MAX_MS);
+    // The first restart comes at once by default, before most of its clients are back (they would all land
+    // on the other workers); one that keeps dying soon after its start backs off.
+    const q = slot.quickDeaths++;
+    const delay = q === 0 ? this.config.engine.workers.restartDelay : Math.min(RESTART_MIN_MS * 2 ** (q - 1), RESTART_MAX_MS);
     const what = slot.failure === null ? `exited with ${how}: its clients are disconnected` : `could not start (${slot.failure})`;
-    log.error(`worker ${slot.k} (pid ${proc.pid}) ${what}, restarting it in ${delay / 1000}s`);
+    log.error(`worker ${slot.k} (pid ${proc.pid}) ${what}, restarting it ${delay === 0 ? "now" : `in ${delay / 1000}s`}`);
     slot.restartTimer = setTimeout(() => {
       // A start that fails ends in this process's exit, which reports it and tries again.
       this.spawn(slot).then(
         () => {
           log.info(`worker ${slot.k} restarted (pid ${slot.proc?.pid})`);
+          this.rebalance(1);
         },
         () => {},
       );
@@ -276,6 +331,7 @@ export class Workers implements DrainTarget {
   /** Stops every worker (they close their clients with 1001); one that does not exit in time is killed. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.rebalanceTimer);
     this.unfollow();
     clearInterval(this.ticker);
     const running = this.slots.filter((s) => s.proc);
@@ -296,6 +352,8 @@ export class Workers implements DrainTarget {
     }
   }
 }
+
+const closedIn = (answers: Map<number, [number, number]>) => [...answers.values()].reduce((n, [closed]) => n + closed, 0);
 
 /** Writes a worker's stderr (its log lines) into this process's log, whole lines at a time. */
 async function forwardLog(stream: ReadableStream<Uint8Array>): Promise<void> {

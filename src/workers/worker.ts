@@ -82,8 +82,7 @@ class Worker {
         this.config = msg.config;
         break;
       case "index":
-        this.send({ t: "renumbered", closed: this.node.renumber(msg.index) as number });
-        break;
+        return this.closed(msg.req, this.node.renumber(msg.index) as number);
       case "drain":
         for (const s of this.engine?.servers ?? []) s.stopAccepting();
         clearInterval(this.statsTimer);
@@ -92,9 +91,15 @@ class Worker {
       case "close":
         for (const s of this.engine?.servers ?? []) s.closeAll(1012, "service restart");
         break;
+      case "shed":
+        return this.closed(msg.req, this.node.closeClients(msg.code, msg.reason, msg.count ?? Infinity) as number);
       case "stop":
         return this.stop(0);
     }
+  }
+
+  private closed(req: number, closed: number): void {
+    this.send({ t: "closed", req, closed, clients: this.node.connections.size - closed });
   }
 
   private async start(msg: Extract<ToWorker, { t: "start" }>): Promise<void> {

@@ -42,12 +42,20 @@ export interface EnginePorts {
   lua2: number;
 }
 
+/** center.registry timings in ms (conf/connmix.yaml); short ones keep tests that wait for them short. */
+export interface Timings {
+  heartbeat: number;
+  dropTimeout: number;
+  doubtTimeout: number;
+}
+
 export class ClusterDir {
   readonly dir = tempDir("cluster");
   readonly registry = freePort();
   readonly centerApi = freePort();
 
-  constructor() {
+  /** Without `timings` the center uses the production defaults. */
+  constructor(private readonly timings?: Timings) {
     mkdirSync(join(this.dir, "lua"));
     writeFileSync(join(this.dir, "lua/entry.lua"), ENTRY);
   }
@@ -73,7 +81,9 @@ export class ClusterDir {
   }
 
   private centerSection(): string {
-    return `center:\n  registry: { port: ${this.registry}, bind: 127.0.0.1 }\n  apiServer: { port: ${this.centerApi}, bind: 127.0.0.1 }\n`;
+    const t = this.timings;
+    const timings = t ? `, heartbeat: ${t.heartbeat}, dropTimeout: ${t.dropTimeout}, doubtTimeout: ${t.doubtTimeout}` : "";
+    return `center:\n  registry: { port: ${this.registry}, bind: 127.0.0.1${timings} }\n  apiServer: { port: ${this.centerApi}, bind: 127.0.0.1 }\n`;
   }
 
   private engineSection(p: EnginePorts, engineKeys: string[] = []): string {
