@@ -21,12 +21,12 @@ test("until it has the center's node list an engine answers mesh calls 'node not
     const notReady = { c: 501, m: `node not ready: no node list from the center 127.0.0.1:${d.registry} yet` };
     // HTTP: 503 with the error; never {"s":0,"f":0} or "client not found".
     expect(await postJson(api(p, "/v1/mesh/publish"), { c: "room", d: "x" })).toEqual({ status: 503, body: { E: notReady } });
-    expect(await postJson(api(p, "/v1/mesh/send"), { c: 2 ** 37 + 1, d: "x" })).toEqual({ status: 503, body: { E: notReady } });
+    expect(await postJson(api(p, "/v1/mesh/send"), { c: 2 ** 36 + 1, d: "x" })).toEqual({ status: 503, body: { E: notReady } });
     // /ws/v1: the same error for every mesh call and conn.call.
     const ws = await Client.open(`ws://127.0.0.1:${p.api}/ws/v1`);
     expect(await ws.call("mesh.publish", { c: "room", d: "x" }, 1)).toEqual({ E: notReady, i: 1 });
-    expect(await ws.call("mesh.send", { c: 2 ** 37 + 1, d: "x" }, 2)).toEqual({ E: notReady, i: 2 });
-    expect(await ws.call("conn.call", { c: 2 ** 37 + 1, f: "subscribe", a: ["x"] }, 3)).toEqual({ E: notReady, i: 3 });
+    expect(await ws.call("mesh.send", { c: 2 ** 36 + 1, d: "x" }, 2)).toEqual({ E: notReady, i: 2 });
+    expect(await ws.call("conn.call", { c: 2 ** 36 + 1, f: "subscribe", a: ["x"] }, 3)).toEqual({ E: notReady, i: 3 });
     // Lua scripts never see this state: the Lua servers open after the first node list.
     expect(a.out).not.toContain("start the lua server");
 
@@ -93,11 +93,11 @@ describe("a center and two engines with short timings", () => {
     // A client on a known engine is still reached; an id of a node index A does not know is "not ready", not "not found".
     expect(await post(api(pa, "/v1/mesh/send"), { c: id, d: "4" })).toEqual({ E: null, r: { s: true } });
     expect(await onB.next()).toBe("4");
-    const unknown = await postJson(api(pa, "/v1/mesh/send"), { c: 2 ** 37 * 65000 + 1, d: "x" });
+    const unknown = await postJson(api(pa, "/v1/mesh/send"), { c: 2 ** 36 * 1000 + 1, d: "x" });
     expect(unknown.status).toBe(503);
     expect(unknown.body.E.c).toBe(501);
     expect(unknown.body.E.m).toMatch(/^node not ready: no word from the center 127\.0\.0\.1:\d+ for \d+\.\ds, engines may have joined unseen$/);
-    expect(await onA.ask(`send ${2 ** 37 * 65000 + 1} x`)).toMatch(/^sent node not ready: no word from the center/);
+    expect(await onA.ask(`send ${2 ** 36 * 1000 + 1} x`)).toMatch(/^sent node not ready: no word from the center/);
     // The center is back: counts are exact again.
     const [ma, mb] = [a.mark(), b.mark()];
     center = new Node("center", d.center(), d.dir);
