@@ -17,7 +17,8 @@ export interface RegistryHandlers {
    * forgotten this node (the other engines stopped counting it), and the center's membership timings.
    */
   registered(index: number, listed: boolean, timings: Timings): void;
-  nodes(list: NodeInfo[], complete: boolean): void;
+  /** The node list; `gone` names a node removed for certain (it left), not for silence. */
+  nodes(list: NodeInfo[], complete: boolean, gone: string | undefined): void;
   /** The center showed it lists this node (a registration, or any message after it). */
   confirmed(): void;
   /** Client connections, reported in heartbeats. */
@@ -108,7 +109,7 @@ export class RegistryClient {
         this.beat = setInterval(() => this.heartbeat(attempt), this.timings.hb);
         break;
       case "nodes":
-        if (this.registered) this.h.nodes(msg.nodes, msg.complete);
+        if (this.registered) this.h.nodes(msg.nodes, msg.complete, typeof msg.gone === "string" ? msg.gone : undefined);
         break;
       case "error":
         return this.lost(attempt, `refused: ${msg.m}`);

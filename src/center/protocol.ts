@@ -61,7 +61,9 @@ export interface NodeInfo {
  */
 export type CenterMsg =
   | ({ t: "registered"; index: number; ip: string; listed?: boolean } & Partial<Timings>)
-  | { t: "nodes"; complete: boolean; nodes: NodeInfo[] } // complete: false while a fresh center may not know every node yet
+  // complete: false while a fresh center may not know every node yet; gone: the node whose removal this list
+  // brings was certainly gone (it left, or a new node took its address), not merely silent
+  | { t: "nodes"; complete: boolean; nodes: NodeInfo[]; gone?: string }
   | { t: "hb" }
   | { t: "error"; m: string };
 

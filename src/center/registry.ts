@@ -171,10 +171,11 @@ export class RegistryServer {
     if (!sendMsg(s.data.out, msg)) this.refuse(s, "engine does not read");
   }
 
-  private broadcast(): void {
+  /** Sends the node list to every engine; `gone`: the node whose certain end (not a silence) changed it. */
+  private broadcast(gone?: string): void {
     const nodes: NodeInfo[] = [];
     for (const e of this.nodes.values()) nodes.push({ id: e.id, index: e.index, ip: e.ip, api_port: e.api_port, mesh_port: e.mesh_port });
-    const msg: CenterMsg = { t: "nodes", complete: this.settled, nodes };
+    const msg: CenterMsg = { t: "nodes", complete: this.settled, nodes, ...(gone ? { gone } : {}) };
     for (const e of this.nodes.values()) if (e.session) this.send(e.session, msg);
   }
 
@@ -182,7 +183,7 @@ export class RegistryServer {
     const now = performance.now();
     const drop = this.timings.drop;
     for (const e of this.nodes.values()) {
-      if (now - e.lastBeat > drop) this.drop(e, `no heartbeat for ${drop / 1000}s`);
+      if (now - e.lastBeat > drop) this.drop(e, `no heartbeat for ${drop / 1000}s`, true);
     }
     for (const s of this.unregistered) {
       if (now - s.data.openedAt > drop) {
@@ -198,12 +199,13 @@ export class RegistryServer {
     }
   }
 
-  private drop(e: NodeEntry, why: string): void {
+  /** `silent`: dropped for want of heartbeats, so it may be alive (engines doubt it); else it is gone. */
+  private drop(e: NodeEntry, why: string, silent = false): void {
     this.nodes.delete(e.id);
     this.indexes.delete(e.index);
     this.detach(e);
     log.info(`drop node ${e.ip} node_id ${e.id} (${why})`);
-    this.broadcast();
+    this.broadcast(silent ? undefined : e.id);
   }
 
   /** Ends the node's registry connection without it counting as the node's own close. */

@@ -64,8 +64,8 @@ export class Cluster {
           ...(this.draining ? { draining: true } : {}),
         }),
         registered: (index, listed, timings) => this.registered(index, listed, timings),
-        nodes: (list, complete) => {
-          this.mesh.update(list.map((n) => ({ id: n.id, index: n.index, ip: n.ip, meshPort: n.mesh_port })), complete);
+        nodes: (list, complete, gone) => {
+          this.mesh.update(list.map((n) => ({ id: n.id, index: n.index, ip: n.ip, meshPort: n.mesh_port })), complete, gone);
           this.membership.listApplied();
           resolve();
         },

@@ -51,12 +51,12 @@ export class Mesh implements Peers {
 
   /**
    * Applies the center's node list. A list that is not `complete` (the center just started) only adds.
-   * A peer a complete list leaves out is forgotten at once when its mesh point refuses connections (its
-   * process is gone, and its clients with it). Otherwise it is "doubted": the center cannot tell a frozen
+   * A peer a complete list leaves out is forgotten at once when it is `gone` (it left: its clients were
+   * closed first) or its mesh point refuses connections (its process is gone, and its clients with it). Otherwise it is "doubted": the center cannot tell a frozen
    * or cut-off node from a dead one, so its link stays and keeps delivering when it can, and a publish it
    * cannot answer counts it as failed, until it is proven gone, is listed again, or `doubt` ms passed.
    */
-  update(nodes: PeerInfo[], complete: boolean): void {
+  update(nodes: PeerInfo[], complete: boolean, gone?: string): void {
     this.listed = true;
     const listed = new Set<string>();
     for (const p of nodes) {
@@ -77,9 +77,9 @@ export class Mesh implements Peers {
     }
     if (complete) {
       for (const link of this.byId.values()) {
-        if (listed.has(link.peer.id) || this.doubted.has(link)) continue;
-        if (link.gone) this.drop(link, "dropped by the center");
-        else this.doubt(link);
+        if (listed.has(link.peer.id)) continue;
+        if (link.gone || link.peer.id === gone) this.drop(link, "dropped by the center");
+        else if (!this.doubted.has(link)) this.doubt(link);
       }
     }
     this.links = [...this.byId.values()];
@@ -126,7 +126,7 @@ export class Mesh implements Peers {
   /** Resolves true once the center's list was applied and every listed peer's link is up; false after `ms`. */
   async settled(ms: number): Promise<boolean> {
     const end = performance.now() + ms;
-    while (!this.listed || !this.links.every((l) => l.up)) {
+    while (!this.listed || !this.links.every((l) => l.up || this.doubted.has(l))) {
       if (performance.now() > end) return false;
       await Bun.sleep(10);
     }

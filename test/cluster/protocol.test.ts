@@ -1,6 +1,6 @@
 // The node-to-node and registry protocols against real sockets, in one process: a mesh point answering
 // raw frames (including bad ones), a peer that stops answering or reading, and the registry's refusals.
-import { afterAll, describe, expect, setSystemTime, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setSystemTime, test } from "bun:test";
 import { ClientIds } from "../../src/engine/ids";
 import { EngineNode } from "../../src/engine/node";
 import { Queues } from "../../src/queue/queues";
@@ -208,9 +208,13 @@ test("a peer that stops reading: requests are refused as congested instead of bu
 }, 10_000);
 
 describe("registry", () => {
-  const registry = new RegistryServer();
+  // Made when its tests start, so it is fresh (unsettled) for those that need it, however long earlier ones took.
+  let registry: RegistryServer;
   const port = freePort();
-  registry.listen("127.0.0.1", port);
+  beforeAll(() => {
+    registry = new RegistryServer();
+    registry.listen("127.0.0.1", port);
+  });
   afterAll(() => registry.stop());
   const msg = (f: Uint8Array) => JSON.parse(textOf(f));
   const register = (over: object) => (w: FrameWriter) => {
