@@ -47,6 +47,9 @@ describe("bad values are refused with file, key path and reason", () => {
     ["zero buffer", withServer("readBufferSize: 0"), "engine.servers[0].readBufferSize must be an integer of at least 1, got 0"],
     ["negative api timeout", "engine:\n  apiServer: { writeTimeout: -5 }\n  servers: []\n", "engine.apiServer.writeTimeout must be a non-negative number, got -5"],
     ["memory limit", "engine:\n  luavm: { memoryLimit: -1 }\n  servers: []\n", "engine.luavm.memoryLimit must be an integer between 0 and 1048576, got -1"],
+    ["drop timeout below two heartbeats", "center:\n  registry: { heartbeat: 1000, dropTimeout: 1500 }\n" + withServer(""), "center.registry.dropTimeout must be at least twice center.registry.heartbeat (1000), got 1500"],
+    ["heartbeat too small", "center:\n  registry: { heartbeat: 1 }\n" + withServer(""), "center.registry.heartbeat must be an integer of at least 10, got 1"],
+    ["negative restart delay", "engine:\n  workers: { restartDelay: -1 }\n  servers: []\n", "engine.workers.restartDelay must be a non-negative integer, got -1"],
     [
       "role",
       "access:\n  users:\n    - { username: a, password: b, roles: [read, admin] }\n" + withServer(""),
