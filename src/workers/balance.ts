@@ -8,8 +8,8 @@
 
 /** A worker within this many clients (or this share of the mean, if more) above the mean is left alone. */
 export const TOLERANCE = { clients: 2, share: 0.2 };
-/** Rounds of closing after one restart, at most. */
-export const MAX_ROUNDS = 3;
+/** Checks after one restart, at most (a check that finds clients still reconnecting closes nobody). */
+export const MAX_ROUNDS = 5;
 
 /** True when no worker holds more than the tolerance above the mean. */
 export function balanced(counts: readonly number[]): boolean {

@@ -169,20 +169,25 @@ export class Workers implements DrainTarget {
   /**
    * `round` rebalanceDelay after a worker (re)started: once every worker runs, the ones holding more than
    * their share close some of their newest clients, which reconnect spread over all workers (balance.ts).
+   * `moving`: how many clients the node had when the last round closed some, until they are back.
    */
-  private rebalance(round: number): void {
+  private rebalance(round: number, moving = 0): void {
     clearTimeout(this.rebalanceTimer);
     this.rebalanceTimer = setTimeout(async () => {
       if (this.stopping || this.draining || this.slots.some((s) => !s.proc || s.starting)) return; // the next start checks again
       const answers = await this.ask((req) => ({ t: "shed", req, code: 1000, reason: "", count: 0 }));
       if (answers.size !== this.slots.length) return;
       const clients = this.slots.map((s) => answers.get(s.k)![1]);
+      const total = clients.reduce((a, b) => a + b, 0);
+      const last = round > MAX_ROUNDS;
+      // Clients closed by the last round are still reconnecting: judge the split once most are back.
+      if (total < moving * 0.9 && !last) return this.rebalance(round + 1, moving);
       const plan = shedPlan(clients);
       if (plan.every((n) => n === 0)) {
         if (round > 1) log.info(`workers balanced again (clients per worker: ${clients.join(", ")})`);
         return;
       }
-      if (round > MAX_ROUNDS) {
+      if (last) {
         return void log.warn(`workers still unbalanced after ${MAX_ROUNDS} rounds (clients per worker: ${clients.join(", ")}), left so`);
       }
       const moved = this.slots.filter((s) => plan[s.k]! > 0).map((s) => `${plan[s.k]} of worker ${s.k}'s`);
@@ -191,7 +196,7 @@ export class Workers implements DrainTarget {
           `(${REBALANCE.code}) so they reconnect spread over all workers`,
       );
       await this.ask((req, s) => (plan[s.k]! > 0 ? { t: "shed", req, ...REBALANCE, count: plan[s.k]! } : null));
-      this.rebalance(round + 1);
+      this.rebalance(round + 1, total);
     }, this.config.engine.workers.rebalanceDelay);
   }
 
