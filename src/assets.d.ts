@@ -18,3 +18,4 @@ declare module "*.so.0" {
   const path: string;
   export default path;
 }
+

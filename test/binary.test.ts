@@ -208,16 +208,25 @@ describe("self-contained executable (system Lua, C headers and the checkout hidd
         cwd: unpacked,
         env: { CONNMIX_TEST_CWD: unpacked },
       });
+      let page = "";
       try {
         await proc.waitFor(BANNER, 20_000);
         await proc.waitFor("start the lua server", 20_000);
+        page = await (await fetch(`http://127.0.0.1:${ports[1]}/console/`)).text(); // embedded in the executable
       } finally {
         await proc.stop("SIGTERM", 5_000);
       }
       const context = `stdout and stderr:\n${proc.out}`;
       expect(proc.stdout.split("\n").map((l) => l.trim()), context).toContain(BANNER);
       expect(proc.stdout, context).toContain("start the lua server");
+      expect(page).toContain("<title>connmix console</title>");
     },
     40_000,
   );
+
+  test("the executable runs `connmix test` on the shipped entry and its case file", () => {
+    const r = runSync(["./connmix", "test", "lua/entry.websocket.lua", "lua/entry.websocket.test.yaml"], unpacked);
+    expect(r.out).toMatch(/^[1-9]\d* passed, 0 failed$/m);
+    expect(r.code).toBe(0);
+  });
 });

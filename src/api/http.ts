@@ -1,4 +1,5 @@
-// The API's HTTP side: POST /v1/mesh/send, POST /v1/mesh/publish, GET /metrics, and the /ws/v1 upgrade.
+// The API's HTTP side: POST /v1/mesh/send, POST /v1/mesh/publish, GET /metrics, GET /v1/introspect (for the
+// console, src/center/console.ts), and the /ws/v1 upgrade.
 // Every request passes access control first (write for POSTs and the upgrade, read for GETs).
 // Status codes: 200 when the request was understood (the outcome is in "E"), 400 when it was not (101),
 // 413 for a body over MAX_REQUEST_BYTES (also 101), 503 when the node is not ready (501: retry later),
@@ -16,6 +17,8 @@ export interface HttpRoutes {
   metrics: Registry;
   /** The data of a new /ws/v1 connection. */
   newSocket(): ApiSocket;
+  /** GET /v1/introspect: what the console shows of this engine (JSON); `summary` without clients and log. */
+  introspect(summary: boolean): string;
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -72,6 +75,10 @@ export function httpHandler(routes: HttpRoutes) {
     if (method) {
       if (req.method !== "POST") return new Response("method not allowed\n", { status: 405, headers: { allow: "POST" } });
       return call(routes, req, method);
+    }
+    if (path === "/v1/introspect") {
+      if (req.method !== "GET") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
+      return json(routes.introspect(req.url.endsWith("?summary=1")));
     }
     if (path === "/metrics") {
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });

@@ -14,6 +14,7 @@ import type { LoginLimitOptions } from "./login-limit";
 import { ApiSocket } from "./consumer";
 import { Dispatcher, HARD_LIMIT_BYTES } from "./dispatcher";
 import { httpHandler } from "./http";
+import { introspect } from "../engine/introspect";
 import { ApiWebSockets } from "./ws";
 import { checkFree } from "../handover/ports";
 
@@ -60,6 +61,7 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
     access,
     metrics: metrics.registry,
     newSocket: () => new ApiSocket(node.queues, nodeId),
+    introspect: (summary) => introspect(node, config, summary),
   });
   try {
     checkFree(settings.bind, settings.port);

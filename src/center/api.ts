@@ -1,4 +1,5 @@
-// The center API: GET /version, GET /v1/nodes (the engines a backend should connect to), GET /metrics.
+// The center API: GET /version, GET /v1/nodes (the engines a backend should connect to), GET /metrics, and
+// the web console (/console/, /v1/console/..., src/center/console.ts).
 // Access control as on the engines (spec §8): these are reads.
 import type { Server } from "bun";
 import type { Config } from "../config/schema";
@@ -6,7 +7,8 @@ import { Access } from "../api/access";
 import { CONTENT_TYPE, Registry, unlabeled as one } from "../metrics/registry";
 import { addProcessMetrics } from "../metrics/process";
 import { hostPart } from "./protocol";
-import type { RegistryServer } from "./registry";
+import type { NodeEntry, RegistryServer } from "./registry";
+import { ConsoleRoutes } from "./console";
 import type { NodeInfo, NodesReply } from "../api/protocol";
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -20,30 +22,36 @@ function centerMetrics(registry: RegistryServer): Registry {
   return m;
 }
 
+/** A registered engine as /v1/nodes (and the console) shows it. */
+export const nodeInfo = (e: NodeEntry): NodeInfo => ({
+  id: e.id,
+  api_server: `${hostPart(e.ip)}:${e.api_port}`,
+  mesh_point: `${hostPart(e.ip)}:${e.mesh_port}`,
+  index: e.index,
+  clients: e.clients,
+  registered_at: Math.floor(e.registeredAt / 1000),
+  state: e.draining ? "draining" : "registered",
+});
+
 function nodesJson(registry: RegistryServer): string {
-  const nodes = [...registry.nodes.values()].map((e): NodeInfo => ({
-    id: e.id,
-    api_server: `${hostPart(e.ip)}:${e.api_port}`,
-    mesh_point: `${hostPart(e.ip)}:${e.mesh_port}`,
-    index: e.index,
-    clients: e.clients,
-    registered_at: Math.floor(e.registeredAt / 1000),
-    state: e.draining ? "draining" : "registered",
-  }));
-  return JSON.stringify({ nodes } satisfies NodesReply);
+  return JSON.stringify({ nodes: [...registry.nodes.values()].map(nodeInfo) } satisfies NodesReply);
 }
 
 export function startCenterApi(config: Config, registry: RegistryServer): { access: Access; server: Server<undefined> } {
   const access = new Access(config.access, { label: "center API" });
   const metrics = centerMetrics(registry);
+  const consoleRoutes = new ConsoleRoutes(registry, access);
   const server = Bun.serve({
     hostname: config.center.apiServer.bind,
     port: config.center.apiServer.port,
     reusePort: true, // a successor listens beside it during a handover (src/handover/ports.ts)
     fetch(req, srv) {
-      const denied = access.check(req, srv.requestIP(req)?.address ?? "");
+      const ip = srv.requestIP(req)?.address ?? "";
+      const denied = access.check(req, ip);
       if (denied) return denied;
       const path = new URL(req.url).pathname;
+      const page = consoleRoutes.handle(req, path, ip);
+      if (page) return page;
       const known = path === "/version" || path === "/v1/nodes" || path === "/metrics";
       if (!known) return new Response("not found\n", { status: 404 });
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });

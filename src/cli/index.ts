@@ -11,6 +11,7 @@ import { Handover } from "../handover/successor.ts";
 import { tellPredecessor } from "../handover/predecessor.ts";
 import { reload } from "./reload.ts";
 import { log } from "../log/logger.ts";
+import { keepRecent } from "../log/recent.ts";
 import { MODES, runMode, type Mode } from "../modes.ts";
 import { printBanner, versionLine } from "./banner.ts";
 
@@ -173,7 +174,7 @@ async function startNode(mode: Mode, configPath: string, cpusArg: string | undef
     throw e;
   }
   try {
-    log.configure({ filename: config.logging.filename, maxFiles: config.logging.maxFiles, level: config.logging.level });
+    log.configure({ filename: config.logging.filename, maxFiles: config.logging.maxFiles, level: config.logging.level, tap: keepRecent });
   } catch (e) {
     fatal(`${configPath}: logging.filename ${(e as Error).message}`);
   }

@@ -1,7 +1,7 @@
 // A real cluster for the SDK tests: a center and two engines (separate processes, `-p 1`) running an
 // entry that answers "id", subscribes ("sub <channel>"), waits for a context value ("wait <key>") and
 // pushes to queue "jobs" ("q <text>").
-import { writeFileSync } from "node:fs";
+import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
 import { Client } from "../helpers/ws.ts";
@@ -25,12 +25,18 @@ export class SdkCluster {
   center!: Node;
   engines: { node: Node; config: string; lua: number; api: number }[] = [];
 
+  /** `extra`: YAML appended to every node's config (an access section, say). */
+  constructor(private readonly extra = "") {}
+
   async start(): Promise<void> {
     writeFileSync(join(this.dir.dir, "lua/entry.lua"), ENTRY);
-    this.center = new Node("center", this.dir.center(), this.dir.dir);
+    const centerConfig = this.dir.center();
+    appendFileSync(centerConfig, this.extra);
+    this.center = new Node("center", centerConfig, this.dir.dir);
     await this.center.waitFor(/start the registry server/, 15_000);
     for (const name of ["a", "b"]) {
       const [config, ports] = this.dir.engine(name);
+      appendFileSync(config, this.extra);
       this.engines.push({ node: new Node("engine", config, this.dir.dir, "1"), config, lua: ports.lua, api: ports.api });
     }
     await Promise.all(this.engines.map((e) => e.node.waitFor(/start the lua server/, 20_000)));
@@ -48,8 +54,8 @@ export class SdkCluster {
   }
 
   /** A client of engine k with its id. */
-  async client(k: number): Promise<[Client, string]> {
-    const c = await Client.open(`ws://127.0.0.1:${this.engines[k]!.lua}/chat`);
+  async client(k: number, options?: Bun.WebSocketOptions): Promise<[Client, string]> {
+    const c = await Client.open(`ws://127.0.0.1:${this.engines[k]!.lua}/chat`, options);
     const reply = await c.ask("id");
     return [c, reply.slice(3)];
   }

@@ -1,0 +1,85 @@
+// What an engine shows the console (GET /v1/introspect on its API server, role read): its Lua servers,
+// counters, clients with their context and channels, channels with subscriber counts, queues, and its
+// recent log. Bounded: at most MAX_CLIENTS clients (the total is given), contexts cut at MAX_CONTEXT
+// characters of JSON. With -p N the clients live in the workers: this lists the primary's view (counts
+// and queues; no per-client list), see docs/console.md.
+import { versionLine } from "../cli/banner";
+import type { Config } from "../config/schema";
+import { recentLines } from "../log/recent";
+import type { Connection } from "./connection";
+import type { EngineNode } from "./node";
+
+export const MAX_CLIENTS = 500;
+const MAX_CONTEXT = 2000;
+const LOG_LINES = 100;
+const startedAt = Math.floor(Date.now() / 1000);
+
+export interface ClientView {
+  id: string;
+  remote: string;
+  server: number;
+  context: unknown;
+  channels: string[];
+}
+
+function channelsOf(conn: Connection): string[] {
+  return conn.ws ? conn.ws.subscriptions : [...(conn.channels ?? [])];
+}
+
+function contextOf(conn: Connection): unknown {
+  let ctx: unknown;
+  try {
+    ctx = conn.server.vm.callGlobal("__connmix_context", [conn.id]);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  // An empty Lua table reads as an empty list: a context is a mapping.
+  if (ctx === null || (Array.isArray(ctx) && ctx.length === 0)) return {};
+  const text = JSON.stringify(ctx, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("latin1") : v));
+  return text.length <= MAX_CONTEXT ? JSON.parse(text) : { truncated: text.slice(0, MAX_CONTEXT) };
+}
+
+/** The whole view as JSON; `summary` leaves out the clients and the log (the console's overview). */
+export function introspect(node: EngineNode, config: Config, summary: boolean): string {
+  const conns = [...node.connections.values()].filter((c) => c.open);
+  const channels = new Map<string, number>();
+  for (const conn of conns) for (const ch of channelsOf(conn)) channels.set(ch, (channels.get(ch) ?? 0) + 1);
+  const { read, sent, sendErrors } = node.stats;
+  const view = {
+    id: node.name,
+    index: node.ids.node,
+    version: versionLine(),
+    started_at: startedAt,
+    servers: config.engine.servers.map((s) => ({
+      protocol: s.protocol,
+      bind: s.bind,
+      port: s.port,
+      path: s.options.find((o) => o.name === "path")?.value ?? "/",
+    })),
+    stats: {
+      clients: node.clientCount(),
+      read,
+      sent,
+      send_errors: sendErrors,
+      lua: node.luaFailures(),
+      lua_memory: node.luaMemory(),
+      rss: process.memoryUsage.rss(),
+    },
+    channels: [...channels].map(([name, subscribers]) => ({ name, subscribers })).sort((a, b) => a.name.localeCompare(b.name)),
+    queues: node.queues.list(),
+    ...(summary
+      ? {}
+      : {
+          clients_total: conns.length,
+          clients: conns.slice(0, MAX_CLIENTS).map((c): ClientView => ({
+            id: String(c.id),
+            remote: c.remoteAddr,
+            server: c.server.config.port,
+            context: contextOf(c),
+            channels: channelsOf(c).sort(),
+          })),
+          log: recentLines(LOG_LINES),
+        }),
+  };
+  return JSON.stringify(view);
+}
