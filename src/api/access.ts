@@ -26,6 +26,12 @@ interface User {
 export interface AccessOptions {
   /** What log lines and answers call this server: "engine API", "center API". */
   label?: string;
+  /**
+   * The server serves pages of its own (the center's web console): an Origin naming the very host and port
+   * the request was sent to passes rule 1. Rules 2 and 3 still apply (a DNS-rebinding page names the server
+   * by its own domain: refused in protected mode, and it has no credentials otherwise).
+   */
+  sameOrigin?: boolean;
   /** Bounds of the failed-login table (production defaults in login-limit.ts). */
   logins?: LoginLimitOptions;
 }
@@ -52,6 +58,16 @@ export function hostIsLiteral(host: string | null): boolean {
 
 const roleFor = (method: string): Role => (method === "GET" || method === "HEAD" ? "read" : "write");
 const sha256 = (s: string) => createHash("sha256").update(s).digest();
+/** True when `origin` (scheme://host[:port]) names the host and port of the request's Host header. */
+function ownOrigin(origin: string, host: string | null): boolean {
+  if (host === null) return false;
+  try {
+    return new URL(origin).host === new URL(`http://${host}`).host;
+  } catch {
+    return false;
+  }
+}
+
 /** Compared with the password of an unknown user, so that it takes as long as a known one. */
 const NOBODY: User[] = [{ digest: sha256("\u0000nobody"), roles: new Set(), host: /^$/ }];
 
@@ -61,12 +77,14 @@ export class Access {
   private users = new Map<string, User[]>();
   private origins: RegExp[] = [];
   private readonly label: string;
+  private readonly sameOrigin: boolean;
   private readonly logins: LoginLimit;
   /** Set after the first update: a later change into protected mode warns again. */
   private loaded = false;
 
   constructor(config: AccessConfig, opts: AccessOptions = {}) {
     this.label = opts.label ?? "API";
+    this.sameOrigin = opts.sameOrigin ?? false;
     this.logins = new LoginLimit({ label: this.label, ...opts.logins });
     this.update(config);
   }
@@ -108,7 +126,7 @@ export class Access {
    */
   check(req: Request, ip: string, role: Role = roleFor(req.method)): Response | null {
     const origin = req.headers.get("origin");
-    if (origin !== null && !this.origins.some((o) => o.test(origin))) {
+    if (origin !== null && !this.origins.some((o) => o.test(origin)) && !(this.sameOrigin && ownOrigin(origin, req.headers.get("host")))) {
       return text(403, `forbidden: origin ${escapeText(origin)} is not listed in access.origins`);
     }
     if (this.users.size === 0) {

@@ -38,7 +38,7 @@ function nodesJson(registry: RegistryServer): string {
 }
 
 export function startCenterApi(config: Config, registry: RegistryServer): { access: Access; server: Server<undefined> } {
-  const access = new Access(config.access, { label: "center API" });
+  const access = new Access(config.access, { label: "center API", sameOrigin: true });
   const metrics = centerMetrics(registry);
   const consoleRoutes = new ConsoleRoutes(registry, access);
   const server = Bun.serve({

@@ -84,6 +84,16 @@ describe("the console", () => {
     expect((await fetch(consoleUrl(), { headers: basic(VIEWER) })).status).toBe(200);
   });
 
+  test("its own page may POST (same origin); another site's page may not", async () => {
+    const post = (origin: string) =>
+      fetch(`${cluster.centerUrl}/v1/console/publish`, { method: "POST", headers: { ...basic(OPS), origin }, body: JSON.stringify({ c: "nobody", d: "x" }) });
+    const own = await post(cluster.centerUrl);
+    expect([own.status, await own.json()]).toEqual([200, { E: null, r: { s: 0, f: 0 } }]);
+    const other = await post("http://evil.example");
+    expect(other.status).toBe(403);
+    expect(await other.text()).toContain("origin http://evil.example is not listed in access.origins");
+  });
+
   test("shows the nodes, a node's clients, channels, queues, metrics and logs as they are", async () => {
     const page = await open(OPS);
     const { nodes } = (await (await fetch(`${cluster.centerUrl}/v1/nodes`, { headers: basic(OPS) })).json()) as NodesReply;
