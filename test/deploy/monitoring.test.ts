@@ -1,6 +1,6 @@
 // deploy/monitoring: promtool checks the alert rules and runs their unit tests (every alert fires from
 // sample series), and every metric the rules and the Grafana dashboard use is served by a real `connmix
-// dev` node's /metrics (center and engine), or is one of the few named below that are not exported yet.
+// dev` node's /metrics (center and engine).
 import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,12 +10,6 @@ import { tempDir } from "../helpers/files.ts";
 import { ROOT } from "../helpers/process.ts";
 
 const DIR = join(ROOT, "deploy/monitoring");
-
-/**
- * Metrics the rules and dashboard use that this build does not export yet: the queue drops of consumers
- * without acknowledgements (issue 15) are documented there. Remove a name here once it is served.
- */
-const NOT_YET_EXPORTED = ["connmix_engine_queue_dropped_total"];
 
 async function run(args: string[], cwd = DIR): Promise<{ code: number; out: string }> {
   const proc = Bun.spawn(["promtool", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
@@ -86,7 +80,7 @@ describe("metrics used by the rules and the dashboard", () => {
     const used = new Set([...rules.map((r: { expr: string }) => r.expr), ...dashboardExprs].flatMap(metricNames));
     used.delete("up"); // Prometheus's own
     const missing = [...used].filter((name) => !served.includes(`# TYPE ${name} `)).sort();
-    expect(missing).toEqual([...NOT_YET_EXPORTED].sort());
+    expect(missing).toEqual([]);
     expect(served).toMatch(/^connmix_engine_queue_consumers\{topic="chat"\} 1$/m);
     expect(served).toMatch(/^connmix_engine_queue_topic_size 2000$/m);
   }, 30_000);
