@@ -46,7 +46,7 @@ export abstract class LuaServer {
   convention: Convention | undefined;
   /** readTimeout and writeTimeout (seconds) for new connections; a config edit changes them. */
   private timeouts: { read: number; write: number };
-  private readonly unfollow: () => void;
+  private unfollow: (() => void) | undefined;
 
   constructor(opts: LuaServerOptions) {
     this.config = opts.config;
@@ -56,11 +56,6 @@ export abstract class LuaServer {
     this.redis = opts.redis;
     this.reusePort = opts.reusePort ?? false;
     this.timeouts = { read: opts.config.readTimeout, write: opts.config.writeTimeout };
-    // The server of an edited file with the same bind and port is this one (ports are unique per node).
-    this.unfollow = onConfigChange((next) => {
-      const sc = next.engine.servers.find((s) => s.port === this.config.port && s.bind === this.config.bind);
-      if (sc) this.timeouts = { read: sc.readTimeout, write: sc.writeTimeout };
-    });
     this.vm = new LuaVM({
       entry: this.entry,
       families: opts.families,
@@ -139,17 +134,24 @@ export abstract class LuaServer {
     return conn;
   }
 
-  /** Starts the once-a-second check of readTimeout and writeTimeout. */
+  /**
+   * Starts the once-a-second check of readTimeout and writeTimeout, and follows config edits of them: the
+   * server of an edited file with the same bind and port is this one (ports are unique per node).
+   */
   protected startSweeping(): void {
     this.sweeper = setInterval(() => {
       this.dropIdle();
       this.dropStalled();
     }, SWEEP_MS);
+    this.unfollow = onConfigChange((next) => {
+      const sc = next.engine.servers.find((s) => s.port === this.config.port && s.bind === this.config.bind);
+      if (sc) this.timeouts = { read: sc.readTimeout, write: sc.writeTimeout };
+    });
   }
 
   protected stopSweeping(): void {
     clearInterval(this.sweeper);
-    this.unfollow();
+    this.unfollow?.();
   }
 
   /** Notes that writes to conn started to back up. */

@@ -2,6 +2,7 @@
 // tests count on, and raw TCP clients.
 import type { Socket } from "bun";
 import type { ServerConfig } from "../../src/config/index.ts";
+import type { Connection } from "../../src/engine/connection.ts";
 import { startEngine, type Started } from "../helpers/engine.ts";
 import { until } from "../helpers/wait.ts";
 
@@ -58,4 +59,23 @@ export class TcpClient {
   end(): void {
     this.socket.end();
   }
+}
+
+/**
+ * Pushes 64 KiB chunks to `conn` with sendLocal while it is open: fast until its writes back up, then at
+ * `slowMs` intervals. Returns the largest backlog seen and the time from the first backlog to the drop.
+ */
+export async function flood(s: Started, conn: Connection, pending: () => number, slowMs: number) {
+  const chunk = Buffer.alloc(64 * 1024, 97);
+  let max = 0;
+  let stalledAt = 0;
+  const deadline = Date.now() + 10_000;
+  while (conn.open && Date.now() < deadline) {
+    s.engine.node.sendLocal(conn.id, chunk, 2, true);
+    const p = pending();
+    max = Math.max(max, p);
+    if (p > 0 && !stalledAt) stalledAt = Date.now();
+    await Bun.sleep(stalledAt ? slowMs : 2);
+  }
+  return { max, droppedAfter: Date.now() - stalledAt, open: conn.open };
 }

@@ -2,13 +2,12 @@
 // never reads, a callback blocked in wait_context_value. Real servers, real clients, the engine's log.
 import { afterAll, describe, expect, test } from "bun:test";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "../../src/engine/limits";
-import type { Connection } from "../../src/engine/connection";
 import type { Started } from "../helpers/engine.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
 import { Client } from "../helpers/ws.ts";
-import { startServer, TcpClient } from "./helpers";
+import { flood, startServer, TcpClient } from "./helpers";
 
 const readLog = captureLog();
 afterAll(cleanupAll);
@@ -109,25 +108,6 @@ describe("blocking", () => {
     expect(log).toContain(`closed ${id} close 4000 gone`);
   });
 });
-
-/**
- * Pushes 64 KiB chunks to `conn` with sendLocal while it is open: fast until its writes back up, then at
- * `slowMs` intervals. Returns the largest backlog seen and the time from the first backlog to the drop.
- */
-async function flood(s: Started, conn: Connection, pending: () => number, slowMs: number) {
-  const chunk = Buffer.alloc(64 * 1024, 97);
-  let max = 0;
-  let stalledAt = 0;
-  const deadline = Date.now() + 10_000;
-  while (conn.open && Date.now() < deadline) {
-    s.engine.node.sendLocal(conn.id, chunk, 2, true);
-    const p = pending();
-    max = Math.max(max, p);
-    if (p > 0 && !stalledAt) stalledAt = Date.now();
-    await Bun.sleep(stalledAt ? slowMs : 2);
-  }
-  return { max, droppedAfter: Date.now() - stalledAt, open: conn.open };
-}
 
 /** Opens a WebSocket over a raw TCP client that reads the 101 response and then never reads again. */
 async function silentWebSocket(port: number): Promise<TcpClient> {
