@@ -34,7 +34,7 @@ local TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 local STATUS = { [400] = "Bad Request", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
   [426] = "Upgrade Required", [500] = "Internal Server Error" }
 
--- Per connection: { open, closing, kind, parts, size, early, close_code, style, uri, on_handshake, pkg }.
+-- Per connection: { open, closing, kind, parts, size, early, close_code, style, uri, on_handshake, keep, pkg }.
 -- Weak keys: a closed connection's state goes with its conn object.
 local states = setmetatable({}, { __mode = "k" })
 
@@ -44,9 +44,10 @@ local function state(conn)
   return st
 end
 
--- A connection object (not a buffer, a string or a callback): how the calling styles are told apart.
+-- A connection object (a table; the other arguments in its place are strings, callbacks or nil): how the
+-- calling styles are told apart, with one type() per call on the per-frame path.
 local function is_conn(x)
-  return type(x) == "table" and x.client_id ~= nil
+  return type(x) == "table"
 end
 
 -- One unmasked server frame with FIN set.
@@ -175,37 +176,33 @@ local function handshake(request, conn, st)
   return nil
 end
 
--- protocol_input: the length of the HTTP request, then of each complete frame; -1 closes. Styles:
--- input(buf, conn) ours, input(buf, conn, uri[, on_handshake]) 1.0.1, input(buf[, on_handshake]) docs.
-local frame_length
-function M.input(buf, a, uri, hs)
-  local conn = a
-  if not is_conn(a) then conn = mix.socket.tcp() end
-  local st = state(conn)
-  if st.closing then return -1 end
+-- The length of the HTTP request (0 while incomplete); on the first call, notes the calling style.
+local function request_length(s, conn, st, a, uri, hs)
   if not st.style then
     if not is_conn(a) then st.style, st.on_handshake = "docs", a
-    elseif type(uri) == "string" then st.style, st.uri, st.on_handshake = "1.0.1", uri, hs
+    elseif type(uri) == "string" then st.style, st.uri, st.on_handshake, st.keep = "1.0.1", uri, hs, true
     else st.style = "ours" end
   end
-  local s = buf:tostring()
-  local n
-  if not st.open then
-    local e = find(s, "\r\n\r\n", 1, true)
-    if not e then
-      if #s > M.max_header then return http_error(conn, 400, "request header too large") or -1 end
-      return 0
-    end
-    n = e + 3
-  else
-    n = frame_length(s, conn)
-  end
-  -- decode(conn) gets no package: keep it for it.
-  if st.style == "1.0.1" and n > 0 then st.pkg = sub(s, 1, n) end
-  return n
+  local e = find(s, "\r\n\r\n", 1, true)
+  if e then return e + 3 end
+  if #s > M.max_header then return http_error(conn, 400, "request header too large") or -1 end
+  return 0
 end
 
-function frame_length(s, conn)
+-- protocol_input: the length of the HTTP request, then of each complete frame; -1 closes. Styles:
+-- input(buf, conn) ours, input(buf, conn, uri[, on_handshake]) 1.0.1, input(buf[, on_handshake]) docs.
+-- In the 1.0.1 style (st.keep) the package is kept for decode(conn), which is not given it.
+function M.input(buf, a, uri, hs)
+  local conn = a
+  if type(a) ~= "table" then conn = mix.socket.tcp() end
+  local st = state(conn)
+  if st.closing then return -1 end
+  local s = buf:tostring()
+  if not st.open then
+    local n = request_length(s, conn, st, a, uri, hs)
+    if st.keep and n > 0 then st.pkg = sub(s, 1, n) end
+    return n
+  end
   local have = #s
   if have < 2 then return 0 end
   local b2 = byte(s, 2)
@@ -222,6 +219,7 @@ function frame_length(s, conn)
   if len > M.max_payload then return fail(conn, 1009, "message too big") or -1 end
   if band(b2, 0x80) ~= 0 then at = at + 4 end
   if have < at + len then return 0 end
+  if st.keep then st.pkg = sub(s, 1, at + len) end
   return at + len
 end
 
@@ -234,8 +232,8 @@ end
 -- protocol_decode: completes the handshake, answers control frames, and returns a message table for a
 -- complete text or binary message. decode(pkg, conn) ours, decode(conn) 1.0.1, decode(pkg) docs.
 function M.decode(pkg, conn)
-  if is_conn(pkg) then conn, pkg = pkg, nil
-  elseif not is_conn(conn) then conn = mix.socket.tcp() end
+  if type(pkg) == "table" then conn, pkg = pkg, nil
+  elseif conn == nil then conn = mix.socket.tcp() end
   local st = state(conn)
   if pkg == nil then pkg, st.pkg = st.pkg, nil end
   if st.closing or pkg == nil then return nil end
