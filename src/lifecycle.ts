@@ -1,8 +1,9 @@
 // Orderly stop on SIGINT/SIGTERM: shutdown hooks run newest first (servers registered last
-// stop accepting first), each bounded in time, then the log is flushed and the process exits.
+// stop accepting first), each bounded in time (2 s, or its own budget), then the log is flushed and the
+// process exits. The whole stop takes at most 5 s plus what the hooks with a budget of their own add.
 import { log } from "./log/logger.ts";
 
-type Hook = { name: string; fn: () => void | Promise<void> };
+type Hook = { name: string; fn: () => void | Promise<void>; ms: number };
 
 const HOOK_MS = 2000;
 const TOTAL_MS = 5000;
@@ -17,9 +18,10 @@ export function onReload(fn: (why: string) => void): void {
   reloader = fn;
 }
 
-// Returns a function that removes the hook (for things that stop on their own).
-export function onShutdown(name: string, fn: () => void | Promise<void>): () => void {
-  const hook = { name, fn };
+// Returns a function that removes the hook (for things that stop on their own). `ms`: its budget, when
+// it needs longer than HOOK_MS (it then extends the total by the difference).
+export function onShutdown(name: string, fn: () => void | Promise<void>, ms = HOOK_MS): () => void {
+  const hook = { name, fn, ms };
   hooks.push(hook);
   return () => {
     const i = hooks.indexOf(hook);
@@ -35,9 +37,9 @@ export function shutdown(reason: string, code = 0): Promise<never> {
 
 async function runHooks(reason: string, code: number): Promise<never> {
   log.info(`${reason}, shutting down`);
-  const deadline = Date.now() + TOTAL_MS;
+  const deadline = Date.now() + TOTAL_MS + hooks.reduce((extra, h) => extra + Math.max(0, h.ms - HOOK_MS), 0);
   for (const hook of hooks.toReversed()) {
-    const budget = Math.min(HOOK_MS, deadline - Date.now());
+    const budget = Math.min(hook.ms, deadline - Date.now());
     if (budget <= 0) {
       log.warn(`shutdown: skipped ${hook.name}, out of time`);
       continue;

@@ -5,7 +5,6 @@ export const HOT_KEYS: Readonly<Record<string, string>> = {
   "access.*": "applied from the next API request (api/access.ts)",
   "engine.apiServer.readTimeout": "applied to API connections opened from now on (api/server.ts)",
   "engine.apiServer.writeTimeout": "applied at the next stall check of /ws/v1 connections (api/ws.ts)",
-  "engine.apiServer.writeBufferSize": "applied to the next queue item of each /ws/v1 consumer (api/consumer.ts)",
   "engine.servers[].readTimeout": "applied to that server's connections opened from now on (engine/lua-server.ts)",
   "engine.servers[].writeTimeout": "applied to that server's connections opened from now on (engine/lua-server.ts)",
 };
@@ -13,6 +12,7 @@ export const HOT_KEYS: Readonly<Record<string, string>> = {
 /** Keys accepted for compatibility that do nothing here: an edit changes nothing, live or after a restart. */
 export const INERT_KEYS: Readonly<Record<string, string>> = {
   "engine.apiServer.readBufferSize": "Bun sizes its socket buffers itself",
+  "engine.apiServer.writeBufferSize": "a queue consumer is handed nothing while its socket is backed up (api/consumer.ts)",
   "engine.servers[].readBufferSize": "Bun sizes its socket buffers itself",
   "engine.servers[].writeBufferSize": "Bun sizes its socket buffers itself",
 };

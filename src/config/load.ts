@@ -245,13 +245,21 @@ class Reader {
     const lv = this.map(en.luavm, "engine.luavm", ["callbackTimeout", "memoryLimit", "queue", "redis"]);
     const callbackTimeout = this.int(lv, "callbackTimeout", "engine.luavm", d.luavm.callbackTimeout, 0);
     const memoryLimit = this.int(lv, "memoryLimit", "engine.luavm", d.luavm.memoryLimit, 0, 1 << 20);
-    const qm = this.map(lv.queue, "engine.luavm.queue", ["topicSize", "maxTopics"]);
+    const qm = this.map(lv.queue, "engine.luavm.queue", ["topicSize", "maxTopics", "backend", "shutdownTimeout", "claimIdle"]);
+    const dq = d.luavm.queue;
     const queue = {
-      topicSize: this.int(qm, "topicSize", "engine.luavm.queue", d.luavm.queue.topicSize, 1),
-      maxTopics: this.int(qm, "maxTopics", "engine.luavm.queue", d.luavm.queue.maxTopics, 1),
+      topicSize: this.int(qm, "topicSize", "engine.luavm.queue", dq.topicSize, 1),
+      maxTopics: this.int(qm, "maxTopics", "engine.luavm.queue", dq.maxTopics, 1),
+      backend: this.str(qm, "backend", "engine.luavm.queue", dq.backend),
+      shutdownTimeout: this.seconds(qm, "shutdownTimeout", "engine.luavm.queue", dq.shutdownTimeout),
+      claimIdle: this.seconds(qm, "claimIdle", "engine.luavm.queue", dq.claimIdle),
     };
     const redisList = this.list(lv, "redis", "engine.luavm");
     const redis = redisList ? redisList.map((r, i) => this.redis(r, at("engine.luavm.redis", i))) : d.luavm.redis;
+    if (queue.backend !== "memory" && !redis.some((r) => r.name === queue.backend)) {
+      const names = quoteList(["memory", ...redis.map((r) => r.name)]);
+      this.fail("engine.luavm.queue.backend", `must be ${names} (a pool of engine.luavm.redis), got ${show(queue.backend)}`);
+    }
 
     const wm = this.map(en.workers, "engine.workers", ["restartDelay", "rebalanceDelay"]);
     const workers = {

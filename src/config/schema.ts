@@ -68,6 +68,12 @@ export interface ApiServerConfig extends ListenConfig {
 export interface QueueConfig {
   topicSize: number;
   maxTopics: number;
+  /** "memory", or the name of an engine.luavm.redis pool that keeps the items in Redis Streams. */
+  backend: string;
+  /** Seconds a stopping engine gives connected consumers to take what is queued. */
+  shutdownTimeout: number;
+  /** Redis backend: seconds after which items delivered by an engine that is gone are claimed by another. */
+  claimIdle: number;
 }
 
 export interface RedisConfig {
@@ -180,7 +186,7 @@ export function defaultConfig(): Config {
         readTimeout: 60,
         writeTimeout: 60,
       },
-      luavm: { callbackTimeout: 1000, memoryLimit: 256, queue: { topicSize: 2000, maxTopics: 100 }, redis: [defaultRedis()] },
+      luavm: { callbackTimeout: 1000, memoryLimit: 256, queue: { topicSize: 2000, maxTopics: 100, backend: "memory", shutdownTimeout: 5, claimIdle: 60 }, redis: [defaultRedis()] },
       workers: { restartDelay: 0, rebalanceDelay: 2000 },
       servers: [
         {

@@ -7,6 +7,7 @@ import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import { engineFamilies } from "../lua/api";
 import { Queues } from "../queue/queues";
+import { QueueShutdown } from "../queue/shutdown";
 import { ClientIds, MAX_WORKER } from "./ids";
 import { EngineNode } from "./node";
 import { WebSocketServer } from "./websocket-server";
@@ -93,6 +94,9 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<En
   // Index 1 until the center assigns one; no client id is handed out before that.
   const ids = new ClientIds(1);
   const queues = new Queues(config.engine.luavm.queue);
+  // Registered before the API server's hook, so it runs once the API server has closed the consumers.
+  const queueStop = new QueueShutdown(queues, config.engine.luavm.queue.shutdownTimeout, false);
+  onShutdown("queue report", () => queueStop.report());
   const node = workers > 1 ? new PrimaryNode(ids, queues) : new EngineNode(ids, queues);
   // With workers, the node's clients are theirs: the API and the other nodes reach them through the router.
   const router = node instanceof PrimaryNode ? new WorkerRouter(node, workers) : null;
@@ -110,6 +114,8 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<En
     if (!(await cluster.mesh.settled(SETTLE_MS))) log.warn(`not every mesh link is up after ${SETTLE_MS / 1000}s; serving anyway`);
     api = await startApi(config, node);
   }
+  // Runs after the Lua servers stopped (nothing new is pushed), before the API server closes the consumers.
+  onShutdown("queues", () => queueStop.drain(), queueStop.ms);
   let clients: DrainTarget;
   if (!router) {
     const engine = await listenLuaServers(config, node);

@@ -4,7 +4,7 @@
 import { resolve } from "node:path";
 import { engineFamilies } from "../lua/api";
 import { EV, socketEvents, websocketEvents } from "../lua/api/connection";
-import { Queues } from "../queue/queues";
+import { Queues, type QueueLimits } from "../queue/queues";
 import { ClientIds } from "../engine/ids";
 import { EngineNode } from "../engine/node";
 import type { Connection } from "../engine/connection";
@@ -12,7 +12,6 @@ import type { SendType } from "../engine/host";
 import { LuaServer } from "../engine/lua-server";
 import { MAX_MESSAGE_BYTES } from "../engine/limits";
 import { defaultServer } from "../config/schema";
-import type { QueueConfig } from "../config/schema";
 import { cannedHttpFamily, cannedRedisPools, type Unanswered } from "./canned";
 import type { CaseFile, TestCase } from "./cases";
 
@@ -34,7 +33,7 @@ export class Recording {
 const text = (data: string | Uint8Array) => (typeof data === "string" ? data : Buffer.from(data).toString());
 
 class RecordingQueues extends Queues {
-  constructor(limits: QueueConfig, private readonly record: Recording) {
+  constructor(limits: QueueLimits, private readonly record: Recording) {
     super(limits);
   }
   override push(topic: string, json: string, clientId = 0): [number, string | null] {

@@ -9,6 +9,9 @@
 // without acks, confirmed received), returned to the head of its topic (restore), or dropped and counted
 // (dropped). A topic is forgotten once it has no consumer, no waiting item and nothing in flight.
 import type { QueueConfig } from "../config/schema";
+
+/** What bounds the queues. */
+export type QueueLimits = Pick<QueueConfig, "topicSize" | "maxTopics">;
 import { DropCounts } from "./drops";
 
 export interface Consumer {
@@ -41,9 +44,9 @@ export class Queues {
   /** Items returned to the head of their topic by a consumer that went away without acknowledging them. */
   redelivered = 0;
 
-  constructor(private limits: QueueConfig) {}
+  constructor(private limits: QueueLimits) {}
 
-  setLimits(limits: QueueConfig): void {
+  setLimits(limits: QueueLimits): void {
     this.limits = limits;
   }
 

@@ -37,7 +37,7 @@ export async function startTestEngine(entry: string, opts: EngineOptions = {}): 
     edit: (config) => {
       config.engine.apiServer = { ...config.engine.apiServer, bind: "127.0.0.1", port: freePort() };
       if (opts.users) config.access.users = opts.users;
-      if (opts.queue) config.engine.luavm.queue = opts.queue;
+      if (opts.queue) config.engine.luavm.queue = { ...config.engine.luavm.queue, ...opts.queue };
       opts.edit?.(config);
     },
   });
