@@ -50,6 +50,7 @@ describe("bad values are refused with file, key path and reason", () => {
     ["drop timeout below two heartbeats", "center:\n  registry: { heartbeat: 1000, dropTimeout: 1500 }\n" + withServer(""), "center.registry.dropTimeout must be at least twice center.registry.heartbeat (1000), got 1500"],
     ["heartbeat too small", "center:\n  registry: { heartbeat: 1 }\n" + withServer(""), "center.registry.heartbeat must be an integer of at least 10, got 1"],
     ["negative restart delay", "engine:\n  workers: { restartDelay: -1 }\n  servers: []\n", "engine.workers.restartDelay must be a non-negative integer, got -1"],
+    ["queue backend", "engine:\n  luavm: { queue: { backend: cache } }\n  servers: []\n", "engine.luavm.queue.backend must be \"memory\" or \"default\" (a pool of engine.luavm.redis), got \"cache\""],
     [
       "role",
       "access:\n  users:\n    - { username: a, password: b, roles: [read, admin] }\n" + withServer(""),

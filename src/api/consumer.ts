@@ -18,8 +18,15 @@ import type { Consumer, Item, Queues } from "../queue/queues";
 export const DEFAULT_WINDOW = 100;
 export const MAX_WINDOW = 10_000;
 
-/** An item in flight: its topic, JSON text and client id. */
-type InFlight = [topic: string, json: string, clientId: number];
+/** An item in flight: its topic, JSON text, client id and ref in a durable store. */
+type InFlight = [topic: string, json: string, clientId: number, ref: string];
+
+/** Adds `ref` to the list of `topic` in `byTopic`. */
+function collect(byTopic: Map<string, string[]>, topic: string, ref: string): void {
+  const list = byTopic.get(topic);
+  if (list) list.push(ref);
+  else byTopic.set(topic, [ref]);
+}
 
 export class ApiSocket implements Consumer {
   ws: ServerWebSocket<ApiSocket> | null = null;
@@ -47,7 +54,7 @@ export class ApiSocket implements Consumer {
     this.head = `{"e":"queue.pop","p":{"n":${JSON.stringify(nodeId)},"c":"`;
   }
 
-  deliver(topic: string, json: string, clientId: number): boolean {
+  deliver(topic: string, json: string, clientId: number, ref: string): boolean {
     const ws = this.ws;
     if (!ws || this.blocked || this.inflight.size >= this.window) return false;
     let part = this.topicParts.get(topic);
@@ -60,7 +67,7 @@ export class ApiSocket implements Consumer {
     const status = ws.sendText(text);
     if (status === 0) return false; // closed: the item stays queued
     if (status === -1) this.backedUp();
-    this.inflight.set(key, [topic, json, clientId]);
+    this.inflight.set(key, [topic, json, clientId, ref]);
     if (!this.acks && !this.pingQueued) {
       this.pingQueued = true;
       queueMicrotask(() => this.ping());
@@ -88,28 +95,28 @@ export class ApiSocket implements Consumer {
   /** queue.ack: settles the items with these keys; returns how many were in flight. */
   ack(keys: number[]): number {
     let n = 0;
-    const byTopic = new Map<string, number>();
+    const byTopic = new Map<string, string[]>();
     for (const key of keys) {
       const item = this.inflight.get(key);
       if (!item) continue; // already acknowledged, or returned when the connection was lost before
       this.inflight.delete(key);
-      byTopic.set(item[0], (byTopic.get(item[0]) ?? 0) + 1);
+      collect(byTopic, item[0], item[3]);
       n++;
     }
-    for (const [topic, count] of byTopic) this.queues.settled(topic, count);
+    for (const [topic, refs] of byTopic) this.queues.settled(topic, refs);
     if (n > 0) this.pull();
     return n;
   }
 
   /** Settles the in-flight items (in key order) that `done` accepts. */
   private settle(done: (key: number) => boolean): void {
-    const byTopic = new Map<string, number>();
+    const byTopic = new Map<string, string[]>();
     for (const [key, item] of this.inflight) {
       if (!done(key)) break;
       this.inflight.delete(key);
-      byTopic.set(item[0], (byTopic.get(item[0]) ?? 0) + 1);
+      collect(byTopic, item[0], item[3]);
     }
-    for (const [topic, count] of byTopic) this.queues.settled(topic, count);
+    for (const [topic, refs] of byTopic) this.queues.settled(topic, refs);
   }
 
   /** Sends a response; a reply that cannot be sent any more (closed socket) is dropped. */
@@ -142,10 +149,10 @@ export class ApiSocket implements Consumer {
     this.topics.clear();
     if (this.inflight.size === 0) return;
     const byTopic = new Map<string, Item[]>();
-    for (const [topic, json, clientId] of this.inflight.values()) {
+    for (const [topic, json, clientId, ref] of this.inflight.values()) {
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
-      list.push([json, clientId]);
+      list.push([json, clientId, ref]);
     }
     const count = this.inflight.size;
     this.inflight.clear();
@@ -154,7 +161,7 @@ export class ApiSocket implements Consumer {
       for (const [topic, items] of byTopic) this.queues.requeue(topic, items);
       log.info(`api connection ${address} went away (${this.goneReason}) with ${count} unacknowledged queue items, returned to the head of their topics (${list})`);
     } else {
-      for (const [topic, items] of byTopic) this.queues.dropped(topic, items.length, this.goneReason);
+      for (const [topic, items] of byTopic) this.queues.dropped(topic, items.map((i) => i[2]), this.goneReason);
       log.warn(`api connection ${address} went away (${this.goneReason}) with ${count} queue items it may not have read, dropped (${list})`);
     }
   }

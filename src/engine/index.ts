@@ -6,7 +6,7 @@ import type { NodeOptions } from "../modes";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import { engineFamilies } from "../lua/api";
-import { Queues } from "../queue/queues";
+import { engineQueues } from "../queue/index";
 import { QueueShutdown } from "../queue/shutdown";
 import { ClientIds, MAX_WORKER } from "./ids";
 import { EngineNode } from "./node";
@@ -39,7 +39,7 @@ const MIB = 1 << 20;
 
 /** Starts the Lua servers of `config.engine.servers` on a node of its own with index `nodeIndex`. */
 export function startLuaServers(config: Config, nodeIndex: number, worker = 0): Promise<Engine> {
-  return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), new Queues(config.engine.luavm.queue)));
+  return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), engineQueues(config).queues));
 }
 
 /**
@@ -93,9 +93,11 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<En
   const workers = workerCount(opts.cpus);
   // Index 1 until the center assigns one; no client id is handed out before that.
   const ids = new ClientIds(1);
-  const queues = new Queues(config.engine.luavm.queue);
+  const store = engineQueues(config);
+  const queues = store.queues;
+  onShutdown("queue store", store.close);
   // Registered before the API server's hook, so it runs once the API server has closed the consumers.
-  const queueStop = new QueueShutdown(queues, config.engine.luavm.queue.shutdownTimeout, false);
+  const queueStop = new QueueShutdown(queues, config.engine.luavm.queue.shutdownTimeout);
   onShutdown("queue report", () => queueStop.report());
   const node = workers > 1 ? new PrimaryNode(ids, queues) : new EngineNode(ids, queues);
   // With workers, the node's clients are theirs: the API and the other nodes reach them through the router.

@@ -226,8 +226,10 @@ export abstract class LuaServer {
       unsubscribe: (id, chs) => node.unsubscribe(id, chs),
       close: (id) => node.close(id),
       queuePush: (topic, json, clientId) => node.queues.push(topic, json, clientId),
-      queuesElsewhere: () => node.peers?.queuePush !== undefined,
-      queuePushRemote: (topic, json, clientId) => node.peers!.queuePush!(topic, json, clientId),
+      // Durable queues take pushes in Redis, from any process; otherwise a worker's go to its primary.
+      queuesElsewhere: () => node.queues.durable || node.peers?.queuePush !== undefined,
+      queuePushRemote: (topic, json, clientId) =>
+        node.queues.durable ? node.queues.pushDurable(topic, json, clientId) : node.peers!.queuePush!(topic, json, clientId),
       waitContext: (id) =>
         new Promise<void>((resolve) => {
           const conn = node.connections.get(id);

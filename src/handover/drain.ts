@@ -47,7 +47,8 @@ export async function drainEngine(p: DrainParts): Promise<void> {
   p.cluster.drain();
   p.clients.stopAccepting();
   p.api.drain();
-  const mover = new QueueMover(p.queues, () => (p.successor ? p.cluster.mesh.link(p.successor) : undefined));
+  // Durable queues stay in Redis, where the successor reads them: nothing to move.
+  const mover = p.queues.durable ? null : new QueueMover(p.queues, () => (p.successor ? p.cluster.mesh.link(p.successor) : undefined));
   log.info(`drain: ${p.clients.count()} client connections left, closing them in ${p.config.drainTimeout}s at the latest`);
   const gone = await until(() => p.clients.count() === 0, performance.now() + timeoutMs);
   if (!gone) {
@@ -57,5 +58,5 @@ export async function drainEngine(p: DrainParts): Promise<void> {
   } else {
     log.info("drain: every client connection has closed");
   }
-  await mover.finish(CLOSE_MS);
+  await mover?.finish(CLOSE_MS);
 }

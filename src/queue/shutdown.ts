@@ -9,7 +9,7 @@ import type { Queues } from "./queues";
 const POLL_MS = 20;
 
 export class QueueShutdown {
-  constructor(private readonly queues: Queues, private readonly timeoutSeconds: number, private readonly durable: boolean) {}
+  constructor(private readonly queues: Queues, private readonly timeoutSeconds: number) {}
 
   /** Budget of the drain, for the shutdown hook. */
   get ms(): number {
@@ -27,12 +27,22 @@ export class QueueShutdown {
   }
 
   /** Once the consumers are gone: logs (and in memory counts as dropped) the items left. */
-  report(): void {
+  async report(): Promise<void> {
+    if (this.queues.durable) {
+      let left: [string, number][];
+      try {
+        left = await this.queues.durableBacklog();
+      } catch (e) {
+        return void log.warn(`shutdown: cannot count the queue items in Redis (${(e as Error).message}); they stay there`);
+      }
+      const total = left.reduce((n, t) => n + t[1], 0);
+      const list = left.map(([t, n]) => `${t}: ${n}`).join(", ");
+      return void log.info(total === 0 ? "shutdown: no queue item left in Redis" : `shutdown: ${total} queue items not yet acknowledged, kept in Redis (${list})`);
+    }
     const left = this.queues.list().filter((t) => t.items > 0);
     if (left.length === 0) return void log.info("shutdown: no queue item left");
     const total = left.reduce((n, t) => n + t.items, 0);
     const list = left.map((t) => `${t.topic}: ${t.items}`).join(", ");
-    if (this.durable) return void log.info(`shutdown: ${total} queue items left, kept in Redis (${list})`);
     for (const t of left) this.queues.drops.add(t.topic, "shutdown", t.items);
     log.warn(`shutdown: ${total} queue items left in memory, dropped (${list})`);
   }

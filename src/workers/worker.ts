@@ -13,7 +13,7 @@ import { log } from "../log/logger";
 import { PeerLink, type PeerInfo } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
 import { callOver, publishTo, queueOver, sendOver } from "../mesh/requests";
-import { Queues } from "../queue/queues";
+import { engineQueues } from "../queue/index";
 import { LINK_TICK_MS, WORKER_ARG, linkUp, type FromWorker, type ToWorker } from "./messages";
 
 const LINK_MS = 10_000;
@@ -105,7 +105,7 @@ class Worker {
   private async start(msg: Extract<ToWorker, { t: "start" }>): Promise<void> {
     this.config = msg.config;
     log.configure({ filename: "", fd: 2, level: msg.config.logging.level });
-    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), new Queues(msg.config.engine.luavm.queue));
+    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), engineQueues(msg.config).queues);
     this.point = new MeshPoint(this.node, { id: msg.id });
     this.point.listen("127.0.0.1", 0);
     const primary = { id: msg.primary.id, index: msg.index, ip: "127.0.0.1", meshPort: msg.primary.port };
