@@ -73,12 +73,16 @@ export abstract class LuaServer {
     vm.callGlobal("__connmix_init", []);
   }
 
+  /** Logged once per node: by worker 0 of a multi-core engine, whose workers all load the same files. */
   private detectConvention(vm: LuaVM): void {
-    const { convention, why } = applyConvention(vm, this.config.convention);
+    const { convention, why, disagree } = applyConvention(vm, this.config.convention);
     if (convention === this.convention) return;
     const was = this.convention ? ` (was ${this.convention})` : "";
-    log.info(`lua server ${this.entry} uses the ${convention} callback convention${was}: ${why}`);
     this.convention = convention;
+    if (this.node.ids.worker !== 0) return;
+    const line = `lua server ${this.entry} uses the ${convention} callback convention${was}: ${why}`;
+    if (disagree) log.warn(line);
+    else log.info(line);
   }
 
   /** Messages protocol_decode produced on a socket server (its Lua side counts them); 0 for WebSocket. */

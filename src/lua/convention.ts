@@ -3,7 +3,6 @@
 //   1.0.1: on_connect(conn),            on_close(err, conn),            on_handshake(headers, conn)
 // The other callbacks get the same arguments in both. `auto` reads the parameter names of those three
 // callbacks from their bytecode (string.dump keeps them): see docs/compatibility.md for the rule.
-import { log } from "../log/logger";
 import type { ConventionSetting } from "../config/schema";
 import type { LuaVM } from "./vm";
 
@@ -66,8 +65,15 @@ export function paramNames(dump: Uint8Array): string[] {
   return fn();
 }
 
+export interface Detected {
+  convention: Convention;
+  why: string;
+  /** The callbacks suggested different conventions (why lists them). */
+  disagree?: boolean;
+}
+
 /** The convention the parameter lists suggest, and why; null when they say nothing either way. */
-export function detectConvention(params: Record<string, string[]>): { convention: Convention; why: string } | null {
+export function detectConvention(params: Record<string, string[]>): Detected | null {
   const votes: [Convention, string][] = [];
   const shape = (name: string) => `${name}(${params[name]!.join(", ")})`;
   const connect = params.on_connect;
@@ -89,15 +95,14 @@ export function detectConvention(params: Record<string, string[]>): { convention
   const first = votes[0]![0];
   if (votes.some(([c]) => c !== first)) {
     const list = votes.map(([c, s]) => `${s} looks ${c}`).join(", ");
-    log.warn(`callbacks disagree on the convention (${list}); using 1.0.3, set the server's convention key to choose`);
-    return { convention: "1.0.3", why: "callbacks disagree" };
+    return { convention: "1.0.3", why: `callbacks disagree (${list}); set the server's convention key to choose`, disagree: true };
   }
   return { convention: first, why: votes.map(([, s]) => s).join(", ") };
 }
 
 /** Reads the entry's callbacks in `vm`, tells its Lua side the convention, and returns it with the reason. */
-export function applyConvention(vm: LuaVM, setting: ConventionSetting | undefined): { convention: Convention; why: string } {
-  let result: { convention: Convention; why: string };
+export function applyConvention(vm: LuaVM, setting: ConventionSetting | undefined): Detected {
+  let result: Detected;
   if (setting === "1.0.1" || setting === "1.0.3") {
     result = { convention: setting, why: "set by the server's convention key" };
   } else {
