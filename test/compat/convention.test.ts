@@ -1,7 +1,8 @@
 // The two callback conventions (docs/lua-api.md): each entry's is detected from its parameter names and
 // logged, the server's `convention` key overrides it, and each callback gets the arguments of its convention.
 import { afterEach, describe, expect, test } from "bun:test";
-import { startEngine } from "../helpers/engine.ts";
+import { parseConfig } from "../../src/config/index.ts";
+import { luaRoot, startEngine } from "../helpers/engine.ts";
 import { TcpClient } from "../engine/helpers.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
@@ -97,4 +98,10 @@ function on_close(err, conn) mix.log(mix.INFO, "closed " .. tostring(err) .. " "
     ws.close(1000);
     await until(() => /closed nil \d+/.test(logText()), 3000, "on_close(err, conn) logged");
   });
+});
+
+test("a bad convention key names the key and the file", () => {
+  const entry = luaRoot({ "e.lua": "" }) + "/e.lua";
+  expect(() => parseConfig(`engine:\n  servers:\n    - { port: 7000, entry: ${entry}, convention: 1.0.2 }\n`, "/etc/connmix.yaml"))
+    .toThrow('/etc/connmix.yaml: engine.servers[0].convention must be "auto", "1.0.1" or "1.0.3", got "1.0.2"');
 });
