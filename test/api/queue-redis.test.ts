@@ -1,13 +1,14 @@
 // Durable queues (engine.luavm.queue.backend naming a Redis pool) against a real redis-server and real engine
 // processes, counting every item: an engine killed with kill -9 in the middle of a stream loses nothing; its
 // unacknowledged items are delivered again, by itself once restarted (at once) or by another engine (after
-// claimIdle); SIGTERM keeps what is left in Redis, and a restarted engine delivers it.
+// claimIdle); SIGTERM keeps what is left in Redis, and a restarted engine delivers it; a Redis restart (with
+// AOF) keeps the items, and pushes made while it is down fail with an error.
 import { afterAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { cleanupAll } from "../helpers/files.ts";
+import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { freePort, waitForPort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
 import { Client } from "../helpers/ws.ts";
@@ -34,9 +35,11 @@ let redis: Subprocess | null = null;
 let redisPort = 0;
 afterAll(() => redis?.kill("SIGKILL"));
 
-async function startRedis(): Promise<void> {
-  redisPort = freePort();
-  redis = Bun.spawn([REDIS!, "--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "inherit" });
+/** redis-server on `redisPort` (a new one unless `again`); `aof`: persisted to that directory, fsync on every write. */
+async function startRedis(aof?: string, again = false): Promise<void> {
+  if (!again) redisPort = freePort();
+  const persistence = aof ? ["--appendonly", "yes", "--appendfsync", "always", "--dir", aof] : ["--appendonly", "no"];
+  redis = Bun.spawn([REDIS!, "--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", ...persistence], { stdout: "ignore", stderr: "inherit" });
   await waitForPort(redisPort, 5000);
 }
 
@@ -156,6 +159,39 @@ maybe("kill -9, restart: the engine delivers what it left unacknowledged at once
   third.stop();
   expect([...new Set(third.acked)].sort()).toEqual(expected("X", 300));
   third.c.close();
+  await a.node.stop("SIGTERM", 15_000);
+  await k.center.stop();
+}, 120_000);
+
+maybe("a Redis restart: pushes fail with an error while it is down; the items it persisted are all delivered", async () => {
+  redis?.kill("SIGKILL");
+  await redis?.exited;
+  const aof = tempDir("redis-aof");
+  await startRedis(aof);
+  const k = cluster(60);
+  await k.center.waitFor(/start the registry server/, 15_000);
+  const a = k.engine("a");
+  await a.node.waitFor(/start the lua server/, 20_000);
+  await fill(a, "kept", "K", 200);
+  redis!.kill("SIGKILL");
+  await redis!.exited;
+  const c = await Client.open(`ws://127.0.0.1:${a.lua}/chat`);
+  expect(await c.ask("fill kept L 1", 10_000)).toMatch(/^err queue push failed: redis: /);
+  await startRedis(aof, true);
+  // Until Redis has loaded its file it answers LOADING (the push fails at its first item, so nothing is pushed).
+  const end = Date.now() + 10_000;
+  let answer = "";
+  while ((answer = await c.ask("fill kept M 100", 10_000)) !== "ok" && Date.now() < end) {
+    expect(answer).toMatch(/^err queue push failed: LOADING /);
+    await Bun.sleep(100);
+  }
+  expect(answer).toBe("ok");
+  c.close();
+  const consumer1 = await consumer(a, "kept", 100);
+  await until(() => new Set(consumer1.acked).size === 300, 20_000, "the 200 from before the restart and the 100 after");
+  consumer1.stop();
+  expect([...new Set(consumer1.acked)].sort()).toEqual([...expected("K", 200), ...expected("M", 100)].sort());
+  consumer1.c.close();
   await a.node.stop("SIGTERM", 15_000);
   await k.center.stop();
 }, 120_000);
