@@ -5,6 +5,7 @@ import { startEngine, type EngineService } from "./engine/index.ts";
 import { predecessor, predecessorCenter, tellPredecessor } from "./handover/predecessor.ts";
 import { onShutdown } from "./lifecycle.ts";
 import { pidFilePath, writePidFile } from "./handover/pidfile.ts";
+import { clusterSecurity } from "./net/security.ts";
 
 export type Mode = "center" | "engine" | "dev" | "single";
 export const MODES: readonly Mode[] = ["center", "engine", "dev", "single"];
@@ -28,15 +29,18 @@ export async function runMode(mode: Mode, config: Config, opts: NodeOptions): Pr
   // (an engine waiting for its center, for instance).
   const keepAlive = setInterval(() => {}, 1 << 30);
   onShutdown("keep-alive", () => clearInterval(keepAlive));
+  // What every cluster link of this process authenticates with (cluster.secret, cluster.tls).
+  const security = clusterSecurity(config);
+  onShutdown("cluster security", () => security.stop());
   const hasCenter = mode !== "engine";
   // A successor's center opens only once its predecessor's center handed over its table and closed: until
   // then its own engine (dev, single) registers with the predecessor's, which the table then includes.
-  let center = hasCenter && !predecessor ? startCenter(config) : null;
-  const engine = mode !== "center" ? await startEngine(config, opts) : null;
+  let center = hasCenter && !predecessor ? startCenter(config, security) : null;
+  const engine = mode !== "center" ? await startEngine(config, opts, security) : null;
   writePidFile(pidFilePath(config, mode));
   if (predecessor) {
     tellPredecessor({ t: "ready", node: engine?.nodeId ?? null });
-    if (hasCenter) center = startCenter(config, await predecessorCenter(CENTER_STATE_MS));
+    if (hasCenter) center = startCenter(config, security, await predecessorCenter(CENTER_STATE_MS));
   }
   return { center, engine };
 }

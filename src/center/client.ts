@@ -1,12 +1,15 @@
-// The engine's side of the registry protocol: connect to the center, register, heartbeat, follow the node
-// list. Never gives up: a center that is not up yet, or restarts, is retried with backoff (each failure
-// logged), and the engine registers again with the same node id (and asks for the same index).
-import type { Socket } from "bun";
+// The engine's side of the registry protocol: connect to the center (src/net/link.ts: dial, authenticate,
+// redial with backoff), register, heartbeat, follow the node list. Never gives up: a center that is not up
+// yet, or restarts, is retried (each failure logged), and the engine registers again with the same node id
+// (and asks for the same index).
 import { log } from "../log/logger";
-import { FrameReader, Outbox } from "../mesh/frames";
+import { escapeText } from "../log/escape";
+import type { Keys } from "../net/auth";
+import { Link, type LinkTimings as NetTimings } from "../net/link";
+import type { TlsMaterial } from "../net/tls";
 import {
   MAX_UNSENT, REGISTRY_VERSION, TIMINGS, readMsg, sendMsg, splitAddr,
-  type CenterMsg, type NodeInfo, type RegisterMsg, type Timings,
+  type CenterMsg, type LinkTimings, type RegisterMsg, type Timings,
 } from "./protocol";
 
 export interface RegistryHandlers {
@@ -17,146 +20,116 @@ export interface RegistryHandlers {
    * forgotten this node (the other engines stopped counting it), and the center's membership timings.
    */
   registered(index: number, listed: boolean, timings: Timings): void;
-  /** The node list; `gone` names a node removed for certain (it left), not for silence. */
-  nodes(list: NodeInfo[], complete: boolean, gone: string | undefined): void;
+  /** The center's node list, unchecked (whoever dials an entry validates it); `gone` names a node removed for certain (it left), not for silence. */
+  nodes(list: unknown[], complete: boolean, gone: string | undefined): void;
   /** The center showed it lists this node (a registration, or any message after it). */
   confirmed(): void;
   /** Client connections, reported in heartbeats. */
   clients(): number;
 }
 
-const RETRY_MIN_MS = 250;
-/** At most this long between attempts, and at most half the drop timeout: a restarted center keeps its first
- * drop timeout for the engines it knew to come back, and one that came back later is treated as dropped. */
-const RETRY_MAX_MS = 2500;
+export interface RegistryClientOptions {
+  keys: Keys;
+  tls: TlsMaterial | null;
+  link: LinkTimings;
+}
 
 export class RegistryClient {
-  private readonly host: string;
-  private readonly port: number;
-  private socket: Socket<undefined> | null = null;
-  private out: Outbox | null = null;
-  private attempt = 0;
+  private link: Link | null = null;
   private registered = false;
-  private stopped = false;
-  private retryMs = RETRY_MIN_MS;
-  private retryTimer: Timer | undefined;
-  private beat: Timer | undefined;
-  private connectTimer: Timer | undefined;
-  private lastHeard = 0;
+  private lastBeat = 0;
   private timings: Timings = { ...TIMINGS };
+  /** The link's timings, kept in step with the center's drop timeout. */
+  private readonly net: NetTimings;
 
-  constructor(private readonly addr: string, private readonly h: RegistryHandlers) {
-    const hp = splitAddr(addr);
-    if (!hp) throw new Error(`engine.centerRegistry: ${JSON.stringify(addr)} is not host:port`);
-    [this.host, this.port] = hp;
+  constructor(private readonly addr: string, private readonly h: RegistryHandlers, private readonly o: RegistryClientOptions) {
+    if (!splitAddr(addr)) throw new Error(`engine.centerRegistry: ${JSON.stringify(addr)} is not host:port`);
+    this.net = { connectMs: 0, silentMs: 0, retryMinMs: o.link.retryMinMs, retryMaxMs: 0, tickMs: o.link.sweepMs };
+    this.follow(this.timings);
+  }
+
+  /**
+   * The drop timeout bounds a dial and the center's silence; the backoff stays under half of it: a restarted
+   * center keeps its first drop timeout for the engines it knew to come back, one that came later is dropped.
+   */
+  private follow(t: Timings): void {
+    this.timings = t;
+    this.net.connectMs = t.drop;
+    this.net.silentMs = t.drop;
+    this.net.retryMaxMs = Math.min(this.o.link.retryMaxMs, Math.max(this.o.link.retryMinMs, t.drop / 2));
   }
 
   start(): void {
-    this.connect();
-  }
-
-  private connect(): void {
-    const attempt = ++this.attempt;
-    const reader = new FrameReader((f) => this.onFrame(attempt, f), MAX_UNSENT);
-    // A center host that is down drops SYNs: the kernel would keep retrying for minutes, past the backoff.
-    const drop = this.timings.drop;
-    this.connectTimer = setTimeout(() => this.lost(attempt, `connect timed out after ${drop / 1000}s`), drop);
-    Bun.connect({
-      hostname: this.host,
-      port: this.port,
-      socket: {
-        open: (s) => {
-          if (attempt !== this.attempt || this.stopped) return void s.end();
-          clearTimeout(this.connectTimer);
-          this.socket = s;
-          this.out = new Outbox(s, MAX_UNSENT);
-          this.lastHeard = performance.now();
+    const [host, port] = splitAddr(this.addr)!;
+    this.link = new Link(
+      { host, port, kind: "registry", keys: this.o.keys, tls: this.o.tls, maxFrame: MAX_UNSENT, maxUnsent: MAX_UNSENT, timings: this.net },
+      {
+        up: (out) => {
           log.info(`center registry ${this.addr} connect successful`);
-          // Checks for an answer from here on: a center that accepts but never answers the register is retried.
-          clearInterval(this.beat);
-          this.beat = setInterval(() => this.heartbeat(attempt), this.timings.hb);
-          sendMsg(this.out, { t: "register", v: REGISTRY_VERSION, ...this.h.registration() });
+          sendMsg(out, { t: "register", v: REGISTRY_VERSION, ...this.h.registration() });
         },
-        data: (_s, chunk) => {
-          if (attempt !== this.attempt) return;
-          this.lastHeard = performance.now();
-          const err = reader.push(chunk);
-          if (err) this.lost(attempt, err);
-        },
-        drain: () => {
-          if (attempt === this.attempt) this.out?.drain();
-        },
-        close: () => this.lost(attempt, "connection closed"),
-        error: (_s, e) => this.lost(attempt, e.message),
+        frame: (f) => this.onFrame(f),
+        down: (reason, _wasUp, retryMs) => this.down(reason, retryMs),
+        tick: (now) => this.heartbeat(now),
       },
-    }).catch((e: Error & { code?: string }) => this.lost(attempt, e.code ?? e.message));
+    );
   }
 
-  private onFrame(attempt: number, f: Uint8Array): void {
-    if (attempt !== this.attempt) return;
+  private onFrame(f: Uint8Array): void {
+    const link = this.link!;
     const msg = readMsg<CenterMsg>(f);
-    if (!msg) return this.lost(attempt, "malformed message from the center");
+    if (!msg) return link.lost(null, "malformed message from the center");
     if (this.registered) this.h.confirmed();
     switch (msg.t) {
       case "registered":
         this.registered = true;
-        this.retryMs = RETRY_MIN_MS;
-        this.timings = timingsOf(msg, this.timings);
+        link.ok();
+        this.follow(timingsOf(msg, this.timings));
         log.info(`register engine node_id ${this.h.registration().id}`);
         this.h.registered(msg.index, msg.listed !== false, this.timings);
         this.h.confirmed();
-        clearInterval(this.beat);
-        this.beat = setInterval(() => this.heartbeat(attempt), this.timings.hb);
         break;
       case "nodes":
-        if (this.registered) this.h.nodes(msg.nodes, msg.complete, typeof msg.gone === "string" ? msg.gone : undefined);
+        if (this.registered && Array.isArray(msg.nodes)) {
+          this.h.nodes(msg.nodes, msg.complete === true, typeof msg.gone === "string" ? msg.gone : undefined);
+        }
         break;
       case "error":
-        return this.lost(attempt, `refused: ${msg.m}`);
+        return link.lost(null, `refused: ${msg.m}`);
     }
   }
 
-  private heartbeat(attempt: number): void {
-    const drop = this.timings.drop;
-    if (performance.now() - this.lastHeard > drop) return this.lost(attempt, `no answer for ${drop / 1000}s`);
-    if (!this.registered) return;
-    if (this.out && !sendMsg(this.out, { t: "hb", clients: this.h.clients() })) this.lost(attempt, "center does not read");
+  private heartbeat(now: number): void {
+    const link = this.link!;
+    if (!this.registered || now - this.lastBeat < this.timings.hb) return;
+    this.lastBeat = now;
+    if (!sendMsg(link.out, { t: "hb", clients: this.h.clients() })) link.lost(null, "center does not read");
   }
 
-  /** The attempt failed or the connection dropped: try again after a backoff. */
-  private lost(attempt: number, reason: string): void {
-    if (attempt !== this.attempt) return;
-    this.attempt++;
-    clearInterval(this.beat);
-    clearTimeout(this.connectTimer);
-    this.socket?.end();
-    this.socket = null;
-    this.out?.detach();
-    this.out = null;
-    if (this.stopped) return;
+  /** The attempt failed or the connection dropped; the link tries again after its backoff. */
+  private down(reason: string, retryMs: number | null): void {
     const wasRegistered = this.registered;
     this.registered = false;
-    const delay = wasRegistered ? RETRY_MIN_MS : this.retryMs;
+    if (retryMs === null) return; // stopped
+    reason = escapeText(reason);
     if (wasRegistered) log.warn(`center registry ${this.addr} connection lost (${reason}), reconnecting`);
-    else log.warn(`center registry ${this.addr} connect failed (${reason}), retry in ${delay / 1000}s`);
-    if (!wasRegistered) this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.timings.drop / 2));
-    this.retryTimer = setTimeout(() => this.connect(), delay);
+    else log.warn(`center registry ${this.addr} connect failed (${reason}), retry in ${retryMs / 1000}s`);
   }
 
   /** Tells the center this engine drains (registration() says so too from now on, for re-registrations). */
   drain(): void {
-    if (this.out && this.registered) sendMsg(this.out, { t: "drain" });
+    if (this.link && this.registered) sendMsg(this.link.out, { t: "drain" });
   }
 
   /** Stops for good; a registered engine tells the center it leaves, so peers forget it at once. */
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    if (this.out && this.registered) {
-      sendMsg(this.out, { t: "leave" });
-      this.out.flush();
+    const link = this.link;
+    if (!link) return;
+    if (this.registered) {
+      sendMsg(link.out, { t: "leave" });
+      link.out.flush();
     }
-    this.lost(this.attempt, "stopped");
+    link.close("stopped");
   }
 }
 

@@ -5,6 +5,8 @@ import { onShutdown } from "../lifecycle.ts";
 import { checkFree } from "../handover/ports.ts";
 import { startCenterApi } from "./api.ts";
 import { RegistryServer, type NodeState } from "./registry.ts";
+import { LINK_TIMINGS } from "./protocol.ts";
+import { warnIfProtected, type ClusterSecurity } from "../net/security.ts";
 
 function listening<T>(what: string, bind: string, port: number, start: () => T): T {
   try {
@@ -23,9 +25,10 @@ export interface Center {
  * Starts the center API and the registry. A successor passes its predecessor's node table (`adopted`,
  * src/handover), so the engines that reconnect keep their entries and indexes.
  */
-export function startCenter(config: Config, adopted: NodeState[] | null = null): Center {
+export function startCenter(config: Config, security: ClusterSecurity, adopted: NodeState[] | null = null): Center {
   const { apiServer, registry: reg } = config.center;
-  const registry = new RegistryServer({ hb: reg.heartbeat, drop: reg.dropTimeout, doubt: reg.doubtTimeout });
+  const timings = { hb: reg.heartbeat, drop: reg.dropTimeout, doubt: reg.doubtTimeout };
+  const registry = new RegistryServer({ keys: security.keys, tls: security.tls, timings, link: LINK_TIMINGS });
   if (adopted) registry.adopt(adopted);
   const api = listening("center server", apiServer.bind, apiServer.port, () => {
     checkFree(apiServer.bind, apiServer.port);
@@ -41,6 +44,7 @@ export function startCenter(config: Config, adopted: NodeState[] | null = null):
   });
   onShutdown("registry server", () => registry.stop());
   log.info(`start the registry server (${reg.bind}:${reg.port})`);
+  warnIfProtected(security, "registry");
   return {
     handOver() {
       const nodes = registry.snapshot();

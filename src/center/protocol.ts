@@ -1,6 +1,9 @@
 // The registry protocol between an engine and the center (docs/cluster.md): JSON messages in the mesh's
 // length-prefixed frames over one TCP connection per engine. Control traffic only, so JSON is fine here.
-import type { Outbox } from "../mesh/frames";
+import { isIP } from "node:net";
+import type { Outbox } from "../net/frames";
+import { MAX_NODE } from "../engine/ids";
+import { NODE_ID } from "../mesh/node-id";
 
 export const REGISTRY_VERSION = 1;
 
@@ -18,6 +21,24 @@ export interface Timings {
 
 /** The defaults; an engine uses them until its center told it otherwise. */
 export const TIMINGS: Readonly<Timings> = { hb: 1000, drop: 5000, doubt: 30_000 };
+
+/** The registry's link timings (src/net), beside the membership timings. */
+export interface LinkTimings {
+  /** How often the center checks its deadlines, and an engine its link. */
+  sweepMs: number;
+  /** An engine's redial backoff, doubling up to the max (and to half the drop timeout). */
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** A connection that has not authenticated this long after connecting is closed. */
+  handshakeMs: number;
+}
+
+export const LINK_TIMINGS: Readonly<LinkTimings> = { sweepMs: 250, retryMinMs: 250, retryMaxMs: 2500, handshakeMs: 3000 };
+
+/** Unauthenticated connections the registry holds at once. */
+export const MAX_UNAUTHENTICATED = 64;
+/** Peers an engine may report when it registers (more than any mesh holds). */
+export const MAX_PEERS = MAX_NODE;
 
 /** Engine -> center, first message on every connection. */
 export interface RegisterMsg {
@@ -90,6 +111,23 @@ export function readMsg<M>(frame: Uint8Array): M | null {
   } catch {
     return null;
   }
+}
+
+export const validPort = (p: unknown): p is number => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536;
+export const validIndex = (i: unknown): i is number => Number.isInteger(i) && (i as number) >= 1 && (i as number) <= MAX_NODE;
+export const validNodeId = (id: unknown): id is string => typeof id === "string" && NODE_ID.test(id);
+/** An IP address literal (v4 or v6), no host name: the mesh dials it as given. */
+export const isIpLiteral = (ip: unknown): ip is string => typeof ip === "string" && ip.length <= 45 && isIP(ip) !== 0;
+
+/** Why a node of the center's list cannot be dialed, or null when it can. */
+export function nodeProblem(n: unknown): string | null {
+  if (!n || typeof n !== "object") return "not an object";
+  const { id, index, ip, api_port, mesh_port } = n as Record<string, unknown>;
+  if (!validNodeId(id)) return "invalid node id";
+  if (!validIndex(index)) return "invalid node index";
+  if (!isIpLiteral(ip)) return "ip is not an IP address";
+  if (!validPort(api_port) || !validPort(mesh_port)) return "invalid ports";
+  return null;
 }
 
 /** "host:port" or "[v6]:port" -> [host, port]; null when malformed. */

@@ -3,16 +3,16 @@
 // A node silent for `timings.drop` is dropped and the others are told. A fresh center spends its first
 // `timings.drop` "unsettled": node lists it sends then are partial (engines only add from them), and indexes that
 // re-registering engines report for their peers are kept for those peers.
-import type { Socket, TCPSocketListener } from "bun";
 import { log } from "../log/logger";
+import { escapeText } from "../log/escape";
 import { MAX_NODE } from "../engine/ids";
-import { FrameReader, Outbox } from "../mesh/frames";
-import { NODE_ID } from "../mesh/node-id";
+import type { Keys } from "../net/auth";
+import { Listener, type Conn } from "../net/listener";
+import type { TlsMaterial } from "../net/tls";
 import { plainIp } from "../api/access";
-import { shared } from "../handover/ports";
 import {
-  MAX_UNSENT, REGISTRY_VERSION, TIMINGS, readMsg, sendMsg,
-  type CenterMsg, type EngineMsg, type NodeInfo, type RegisterMsg, type Timings,
+  MAX_PEERS, MAX_UNAUTHENTICATED, MAX_UNSENT, REGISTRY_VERSION, TIMINGS, isIpLiteral, readMsg, sendMsg, validIndex, validNodeId, validPort,
+  type CenterMsg, type EngineMsg, type LinkTimings, type NodeInfo, type RegisterMsg, type Timings,
 } from "./protocol";
 
 /** What a center hands to its successor about one node (src/handover). */
@@ -29,15 +29,17 @@ export interface NodeEntry extends NodeState {
 }
 
 interface Session {
-  reader: FrameReader;
-  out: Outbox;
   node: NodeEntry | null;
-  openedAt: number;
 }
-type S = Socket<Session>;
+type S = Conn<Session>;
 
-const SWEEP_MS = 250;
-const validPort = (p: unknown) => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536;
+export interface RegistryOptions {
+  keys: Keys;
+  tls: TlsMaterial | null;
+  /** Membership timings (center.registry); the defaults when omitted. */
+  timings?: Timings;
+  link: LinkTimings;
+}
 
 export class RegistryServer {
   readonly nodes = new Map<string, NodeEntry>();
@@ -50,36 +52,47 @@ export class RegistryServer {
   private settled = false;
   /** Registry connections accepted since start (connmix_center_registry_channels_total). */
   connectionsTotal = 0;
-  /** Connections that have not registered yet; closed when they take longer than `timings.drop`. */
+  /** Authenticated connections that have not registered yet; closed when they take longer than `timings.drop`. */
   private readonly unregistered = new Set<S>();
-  private listener: TCPSocketListener<Session> | null = null;
+  private readonly listener: Listener<Session>;
+  private readonly timings: Timings;
+  private readonly sweepMs: number;
   private sweeper: Timer | undefined;
 
-  constructor(private readonly timings: Timings = TIMINGS) {}
+  constructor(o: RegistryOptions) {
+    this.timings = o.timings ?? TIMINGS;
+    this.sweepMs = o.link.sweepMs;
+    this.listener = new Listener<Session>(
+      {
+        name: "registry",
+        kind: "registry",
+        keys: o.keys,
+        tls: o.tls,
+        maxFrame: MAX_UNSENT,
+        maxUnsent: MAX_UNSENT,
+        maxUnauthenticated: MAX_UNAUTHENTICATED,
+        timings: { handshakeMs: o.link.handshakeMs, idleMs: 0, sweepMs: o.link.sweepMs },
+      },
+      {
+        open: (c) => {
+          this.connectionsTotal++;
+          this.unregistered.add(c);
+          return { node: null };
+        },
+        frame: (c, f) => this.onFrame(c, f),
+        refuse: (c, reason) => this.refuse(c, reason),
+        close: (c) => this.closed(c),
+      },
+    );
+  }
 
   listen(bind: string, port: number): void {
-    this.listener = Bun.listen<Session>({
-      ...shared(bind, port),
-      socket: {
-        open: (s) => {
-          this.connectionsTotal++;
-          s.data = { reader: new FrameReader((f) => this.onFrame(s, f), MAX_UNSENT), out: new Outbox(s, MAX_UNSENT), node: null, openedAt: performance.now() };
-          this.unregistered.add(s);
-        },
-        data: (s, chunk) => {
-          const err = s.data.reader.push(chunk);
-          if (err) this.refuse(s, err);
-        },
-        drain: (s) => s.data.out.drain(),
-        close: (s) => this.closed(s),
-        error: (s, e) => log.debug(`registry: connection from ${s.remoteAddress} failed (${e.message})`),
-      },
-    });
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.listener.listen(bind, port);
+    this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
   }
 
   get port(): number {
-    return this.listener?.port ?? 0;
+    return this.listener.port;
   }
 
   clients(): number {
@@ -106,26 +119,48 @@ export class RegistryServer {
     }
   }
 
+  /** Why a registration is refused, or null. Everything in it came from the network and is checked here. */
+  private problem(s: S, m: RegisterMsg): string | null {
+    if (m.v !== REGISTRY_VERSION) return `registry protocol version ${escapeText(String(m.v), 20)} is not supported (the center speaks ${REGISTRY_VERSION})`;
+    if (!validNodeId(m.id)) return "invalid node id";
+    if (!validPort(m.api_port) || !validPort(m.mesh_port)) return "invalid ports";
+    if (m.ip !== "" && !isIpLiteral(m.ip)) return "ip must be an IP address (or empty for the address the center sees)";
+    if (m.index !== 0 && !validIndex(m.index)) return "invalid node index";
+    if (!Array.isArray(m.peers) || m.peers.length > MAX_PEERS) return "peers must be a list of at most 65535 [node id, index]";
+    if (m.after !== undefined && !validNodeId(m.after)) return "invalid predecessor node id";
+    if (m.draining !== undefined && typeof m.draining !== "boolean") return "draining must be true or false";
+    const held = this.nodes.get(m.id);
+    if (held && held.session !== s && this.live(held)) return `node_id ${m.id} is registered on another live connection`;
+    return null;
+  }
+
+  /** A node whose registry connection is open and still heartbeating: nobody else may take its id or address. */
+  private live(e: NodeEntry): boolean {
+    return e.session !== null && performance.now() - e.lastBeat < 2 * this.timings.hb;
+  }
+
   private register(s: S, m: RegisterMsg): void {
-    if (m.v !== REGISTRY_VERSION) return this.refuse(s, `registry protocol version ${m.v} is not supported (the center speaks ${REGISTRY_VERSION})`);
-    if (typeof m.id !== "string" || !NODE_ID.test(m.id)) return this.refuse(s, "invalid node id");
-    if (!validPort(m.api_port) || !validPort(m.mesh_port)) return this.refuse(s, "invalid ports");
+    const bad = this.problem(s, m);
+    if (bad) return this.refuse(s, bad);
     const now = performance.now();
-    const ip = (typeof m.ip === "string" && m.ip) || plainIp(s.remoteAddress);
+    const ip = m.ip || plainIp(s.remote);
     let entry = this.nodes.get(m.id);
     // Unsettled, the lists only add: no engine forgot this node. Settled and not listed: they did.
     const listed = !this.settled || entry !== undefined;
     if (entry) {
-      // The same node on a new connection (it lost the old one, or the center did not notice yet).
+      // The same node on a new connection (it lost the old one, whose heartbeats stopped).
       if (entry.session && entry.session !== s) this.detach(entry);
       entry.ip = ip;
       entry.api_port = m.api_port;
       entry.mesh_port = m.mesh_port;
     } else {
-      // A new node on the mesh address of a listed one: that one is gone (its port is taken), drop it now;
-      // unless it is the newcomer's predecessor, which shares its ports while it drains.
+      // A new node on the mesh address of a listed one that is gone (its connection closed or its heartbeats
+      // stopped) replaces it now; a live one keeps its address, unless the newcomer is its successor, which
+      // shares its ports while it drains (src/handover).
       for (const e of this.nodes.values()) {
-        if (e.ip === ip && e.mesh_port === m.mesh_port && e.id !== m.after) this.drop(e, `its address now belongs to node_id ${m.id}`);
+        if (e.ip !== ip || e.mesh_port !== m.mesh_port || e.id === m.after) continue;
+        if (this.live(e)) return this.refuse(s, `mesh address ${ip}:${m.mesh_port} belongs to live node_id ${e.id}`);
+        this.drop(e, `its address now belongs to node_id ${m.id}`);
       }
       const index = this.pickIndex(m.id, m.index);
       if (!index) return this.refuse(s, "no free node index");
@@ -138,12 +173,13 @@ export class RegistryServer {
     entry.lastBeat = now;
     if (m.draining === true) entry.draining = true;
     s.data.node = entry;
+    s.label = `node_id ${m.id}`;
     this.unregistered.delete(s);
-    if (!this.settled && Array.isArray(m.peers)) {
+    if (!this.settled) {
       for (const peer of m.peers as unknown[]) {
         if (!Array.isArray(peer)) continue; // malformed: ignored, the registration goes on
         const [id, index] = peer;
-        if (typeof id === "string" && Number.isInteger(index) && !this.indexes.has(index) && !this.reserved.has(index)) this.reserved.set(index, id);
+        if (validNodeId(id) && validIndex(index) && !this.indexes.has(index) && !this.reserved.has(index)) this.reserved.set(index, id);
       }
     }
     log.info(`register node ${ip} node_id ${m.id}`);
@@ -154,7 +190,7 @@ export class RegistryServer {
   /** The index the node had if it is free, else the next free one after the cursor; 0 when all are taken. */
   private pickIndex(id: string, wanted: number): number {
     const free = (i: number) => !this.indexes.has(i) && (this.reserved.get(i) ?? id) === id;
-    if (Number.isInteger(wanted) && wanted >= 1 && wanted <= MAX_NODE) {
+    if (validIndex(wanted)) {
       if (free(wanted)) return wanted;
       const holder = this.indexes.get(wanted) ?? this.reserved.get(wanted);
       log.warn(`node_id ${id} asked for its previous index ${wanted}, which node_id ${holder} holds; it gets a new one`);
@@ -168,7 +204,7 @@ export class RegistryServer {
   }
 
   private send(s: S, msg: CenterMsg): void {
-    if (!sendMsg(s.data.out, msg)) this.refuse(s, "engine does not read");
+    if (!sendMsg(s.out!, msg)) this.refuse(s, "engine does not read");
   }
 
   /** Sends the node list to every engine; `gone`: the node whose certain end (not a silence) changed it. */
@@ -186,7 +222,7 @@ export class RegistryServer {
       if (now - e.lastBeat > drop) this.drop(e, `no heartbeat for ${drop / 1000}s`, true);
     }
     for (const s of this.unregistered) {
-      if (now - s.data.openedAt > drop) {
+      if (now - s.openedAt > drop) {
         this.unregistered.delete(s);
         this.refuse(s, `no register within ${drop / 1000}s`);
       }
@@ -214,22 +250,18 @@ export class RegistryServer {
     e.session = null;
     if (!s) return;
     s.data.node = null;
-    s.data.out.flush();
     s.end();
   }
 
   private refuse(s: S, reason: string): void {
-    log.warn(`registry: ${s.data.node ? `node_id ${s.data.node.id}` : s.remoteAddress}: ${reason}`);
-    s.data.reader.stop();
-    sendMsg(s.data.out, { t: "error", m: reason });
-    s.data.out.flush();
+    log.warn(`registry: ${s.label}: ${reason}`);
+    sendMsg(s.out!, { t: "error", m: reason });
     s.end();
   }
 
   private closed(s: S): void {
     this.unregistered.delete(s);
     const e = s.data?.node;
-    s.data?.out.detach();
     if (e && e.session === s) {
       e.session = null; // the node stays listed until its heartbeats are overdue
       log.debug(`registry: connection of node_id ${e.id} closed`);
@@ -262,7 +294,6 @@ export class RegistryServer {
   /** Stops accepting and ends every registry connection; engines reconnect to whoever listens now. */
   stop(): void {
     clearInterval(this.sweeper);
-    this.listener?.stop(true);
-    this.listener = null;
+    this.listener.stop();
   }
 }

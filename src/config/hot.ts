@@ -3,6 +3,9 @@
 export const HOT_KEYS: Readonly<Record<string, string>> = {
   "logging.level": "applied at once (config/watch.ts)",
   "access.*": "applied from the next API request (api/access.ts)",
+  "cluster.secret": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
+  "cluster.secret[]": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
+  "cluster.secretFile": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "engine.apiServer.readTimeout": "applied to API connections opened from now on (api/server.ts)",
   "engine.apiServer.writeTimeout": "applied at the next stall check of /ws/v1 connections (api/ws.ts)",
   "engine.servers[].readTimeout": "applied to that server's connections opened from now on (engine/lua-server.ts)",

@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { log } from "../log/logger.ts";
 import type { Mode } from "../modes.ts";
+import { readCluster } from "./cluster.ts";
 import {
   defaultConfig,
   defaultRedis,
@@ -73,7 +74,7 @@ function quoteList(items: readonly string[]): string {
 const at = (path: string, key: string | number) =>
   typeof key === "number" ? `${path}[${key}]` : path ? `${path}.${key}` : key;
 
-class Reader {
+export class Reader {
   constructor(
     private file: string,
     private mode: Mode | undefined,
@@ -160,7 +161,7 @@ class Reader {
 
   config(raw: unknown): Config {
     const d = defaultConfig();
-    const top = this.map(raw, "", ["logging", "prometheus", "licenses", "access", "center", "engine"]);
+    const top = this.map(raw, "", ["logging", "prometheus", "licenses", "access", "cluster", "center", "engine"]);
 
     const lg = this.map(top.logging, "logging", ["filename", "maxFiles", "level"]);
     const logging = {
@@ -183,6 +184,8 @@ class Reader {
     const users = (this.list(ac, "users", "access") ?? []).map((u, i) => this.user(u, at("access.users", i)));
     const origins = (this.list(ac, "origins", "access") ?? []).map((o, i) => this.origin(o, at("access.origins", i)));
 
+    const cluster = readCluster(this, top.cluster);
+
     const ce = this.map(top.center, "center", ["registry", "apiServer"]);
     const reg = this.listen(ce.registry, "center.registry", d.center.registry, ["heartbeat", "dropTimeout", "doubtTimeout"]);
     const dr = d.center.registry;
@@ -203,7 +206,7 @@ class Reader {
 
     const engine = this.engine(top.engine, d.engine);
     this.checkPorts(center, engine);
-    return { logging, prometheus: { summary }, access: { users, origins }, center, engine };
+    return { logging, prometheus: { summary }, access: { users, origins }, cluster, center, engine };
   }
 
   user(v: unknown, path: string): AccessUser {

@@ -129,10 +129,26 @@ export interface EngineConfig {
   servers: ServerConfig[];
 }
 
+/** Mutual TLS for the registry and mesh links: this node's certificate and key, and the CA peers' must chain to. */
+export interface ClusterTlsConfig {
+  cert: string; // absolute paths after loading
+  key: string;
+  ca: string;
+}
+
+export interface ClusterConfig {
+  /** Shared secrets of the registry and mesh links: proves with the first, accepts any. Empty: protected mode. */
+  secret: string[];
+  /** Where `secret` was read from (a mounted Kubernetes Secret), re-read when it changes; "" for none. */
+  secretFile: string;
+  tls: ClusterTlsConfig | null;
+}
+
 export interface Config {
   logging: LoggingConfig;
   prometheus: PrometheusConfig;
   access: AccessConfig;
+  cluster: ClusterConfig;
   center: CenterConfig;
   engine: EngineConfig;
 }
@@ -170,6 +186,7 @@ export function defaultConfig(): Config {
     logging: { filename: "logs/connmix.log", maxFiles: 7, level: "debug" },
     prometheus: { summary: { maxAge: 600, ageBuckets: 5, bufCap: 500 } },
     access: { users: [], origins: [] },
+    cluster: { secret: [], secretFile: "", tls: null },
     center: {
       registry: { port: 6786, bind: "0.0.0.0", heartbeat: 1000, dropTimeout: 5000, doubtTimeout: 30_000 },
       apiServer: { port: 6787, bind: "0.0.0.0" },

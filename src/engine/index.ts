@@ -21,6 +21,7 @@ import { PrimaryNode, WorkerRouter } from "../workers/router";
 import { Workers } from "../workers/supervisor";
 import { checkFree } from "../handover/ports";
 import { drainEngine, type DrainTarget } from "../handover/drain";
+import type { ClusterSecurity } from "../net/security";
 
 export interface Engine {
   node: EngineNode;
@@ -89,7 +90,7 @@ function probeLuaPorts(config: Config): void {
  * Start-up order (and log lines): mesh point, API server, center registration, Lua servers. The Lua servers
  * come last because client ids carry the node index, which the center assigns at registration.
  */
-export async function startEngine(config: Config, opts: NodeOptions): Promise<EngineService> {
+export async function startEngine(config: Config, opts: NodeOptions, security: ClusterSecurity): Promise<EngineService> {
   const workers = workerCount(opts.cpus);
   // Index 1 until the center assigns one; no client id is handed out before that.
   const ids = new ClientIds(1);
@@ -102,7 +103,7 @@ export async function startEngine(config: Config, opts: NodeOptions): Promise<En
   const node = workers > 1 ? new PrimaryNode(ids, queues) : new EngineNode(ids, queues);
   // With workers, the node's clients are theirs: the API and the other nodes reach them through the router.
   const router = node instanceof PrimaryNode ? new WorkerRouter(node, workers) : null;
-  const cluster = new Cluster(config, node, router ?? node);
+  const cluster = new Cluster(config, node, router ?? node, security);
   cluster.listen();
   if (router) {
     router.mesh = cluster.mesh;

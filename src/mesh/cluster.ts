@@ -5,10 +5,13 @@ import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import type { EngineNode } from "../engine/node";
 import { RegistryClient } from "../center/client";
-import type { Timings } from "../center/protocol";
+import { LINK_TIMINGS, nodeProblem, type NodeInfo, type Timings } from "../center/protocol";
+import { escapeText } from "../log/escape";
+import { warnIfProtected, type ClusterSecurity } from "../net/security";
 import { Mesh } from "./index";
 import { Membership } from "./membership";
 import type { MeshTarget } from "./server";
+import { MESH_TIMINGS } from "./protocol";
 import { newNodeId } from "./node-id";
 import { checkFree } from "../handover/ports";
 import { predecessor } from "../handover/predecessor";
@@ -24,11 +27,14 @@ export class Cluster {
   private draining = false;
   private readonly membership: Membership;
   private registeredOnce = false;
+  /** Node list entries found malformed, so each is logged once. */
+  private readonly malformed = new Set<string>();
 
   /** `target` serves other nodes' requests: the node itself, or the workers of a multi-core engine. */
-  constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget = node) {
+  constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget, private readonly sec: ClusterSecurity) {
     this.membership = new Membership(config.engine.centerRegistry);
-    this.mesh = new Mesh(target, newNodeId(), this.membership, node.queues);
+    const links = { kind: "mesh" as const, keys: sec.keys, tls: sec.tls, timings: MESH_TIMINGS };
+    this.mesh = new Mesh(target, newNodeId(), this.membership, links, node.queues);
   }
 
   /** Starts the mesh point and makes the mesh the node's route to other nodes. */
@@ -40,6 +46,7 @@ export class Cluster {
     } catch (e) {
       throw new Error(`cannot start the mesh point on ${bind}:${port} (${(e as Error).message})`);
     }
+    warnIfProtected(this.sec, "mesh point");
     this.node.peers = this.mesh;
     onShutdown("mesh", () => this.mesh.stop());
   }
@@ -65,13 +72,13 @@ export class Cluster {
         }),
         registered: (index, listed, timings) => this.registered(index, listed, timings),
         nodes: (list, complete, gone) => {
-          this.mesh.update(list.map((n) => ({ id: n.id, index: n.index, ip: n.ip, meshPort: n.mesh_port })), complete, gone);
+          this.mesh.update(this.dialable(list), complete, gone);
           this.membership.listApplied();
           resolve();
         },
         confirmed: () => this.membership.confirmed(),
         clients: () => this.node.clientCount(),
-      });
+      }, { keys: this.sec.keys, tls: this.sec.tls, link: LINK_TIMINGS });
       this.registry = client;
       onShutdown("center registry", () => client.stop());
       client.start();
@@ -83,6 +90,26 @@ export class Cluster {
     this.draining = true;
     this.registry?.drain();
   }
+
+  /** The peers of a node list that can be dialed; a malformed entry is skipped (logged once), the others kept. */
+  private dialable(list: unknown[]): { id: string; index: number; ip: string; meshPort: number }[] {
+    const peers = [];
+    for (const n of list) {
+      const problem = nodeProblem(n);
+      if (problem === null) {
+        const { id, index, ip, mesh_port } = n as NodeInfo;
+        peers.push({ id, index, ip, meshPort: mesh_port });
+        continue;
+      }
+      const text = escapeText(JSON.stringify(n) ?? String(n));
+      if (this.malformed.has(text)) continue;
+      if (this.malformed.size >= 1000) this.malformed.clear(); // bounded; a repeat is then logged again
+      this.malformed.add(text);
+      log.warn(`the center listed a node that cannot be dialed (${problem}), skipped: ${text}`);
+    }
+    return peers;
+  }
+
 
   private registered(index: number, listed: boolean, timings: Timings): void {
     this.membership.timings = timings;

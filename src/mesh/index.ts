@@ -7,7 +7,7 @@ import { log } from "../log/logger";
 import { nodeOf } from "../engine/ids";
 import type { Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
-import { PeerLink, type PeerInfo } from "./link";
+import { PeerLink, type LinkSecurity, type PeerInfo } from "./link";
 import { MeshPoint, type MeshTarget } from "./server";
 import { callOver, publishTo, sendOver } from "./requests";
 import type { Queues } from "../queue/queues";
@@ -15,6 +15,7 @@ import type { Membership } from "./membership";
 
 export type { PeerInfo };
 
+/** How often doubts about peers the center stopped listing are settled. */
 const TICK_MS = 250;
 
 export class Mesh implements Peers {
@@ -32,15 +33,14 @@ export class Mesh implements Peers {
 
   /**
    * `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine.
-   * `membership` says how current this node's view of the cluster is. `queues` take the QUEUE items a
-   * draining predecessor hands over (src/handover).
+   * `membership` says how current this node's view of the cluster is; `sec` how its links authenticate.
+   * `queues` take the QUEUE items a draining predecessor hands over (src/handover).
    */
-  constructor(target: MeshTarget, readonly id: string, private readonly membership: Membership, queues?: Queues) {
-    this.point = new MeshPoint(target, this, queues);
+  constructor(target: MeshTarget, readonly id: string, private readonly membership: Membership, private readonly sec: LinkSecurity, queues?: Queues) {
+    this.point = new MeshPoint(target, this, sec, { queues });
+    // Links tick themselves (src/net/link.ts); this settles the doubts about peers the center stopped listing.
     this.ticker = setInterval(() => {
-      const now = performance.now();
-      for (const link of this.links) link.tick(now);
-      if (this.doubted.size > 0) this.settleDoubts(now);
+      if (this.doubted.size > 0) this.settleDoubts(performance.now());
     }, TICK_MS);
   }
 
@@ -70,7 +70,7 @@ export class Mesh implements Peers {
       if (old) this.drop(old, "moved");
       const holder = this.byIndex.get(p.index);
       if (holder) this.drop(holder, `its index ${p.index} now belongs to node_id ${p.id}`);
-      const link = new PeerLink(p, this);
+      const link = new PeerLink(p, this, this.sec);
       this.byId.set(p.id, link);
       this.byIndex.set(p.index, link);
       log.info(`node_id ${p.id} joined the mesh (${link.addr}, index ${p.index})`);

@@ -2,23 +2,46 @@
 //   u8 type | u32 request id | fields
 // Requests carry an id chosen by the sender; the reply (RESULT or COUNTS) carries the same id.
 import type { SendType } from "../engine/host";
-import type { FrameWriter } from "./frames";
+import type { FrameWriter } from "../net/frames";
 
 /** The protocol version this build speaks; a peer that offers another one is refused in the hello. */
 export const MESH_VERSION = 1;
 
 // Timing and limits (docs/cluster.md explains how they play together). Times are measured with
 // performance.now(), which a step of the wall clock (NTP, a resumed VM) does not move.
-/** A dialer pings its link this often when it has nothing else to say... */
-export const PING_MS = 1000;
-/** ...and gives the link up when nothing came back for this long. */
-export const LINK_SILENT_MS = 3000;
-/** The serving side closes a link that sent nothing (not even a ping) for this long. */
-export const INBOUND_IDLE_MS = 5000;
-/** A request with no reply after this long fails with "timed out". */
-export const REQUEST_MS = 3000;
+export interface MeshTimings {
+  /** A dialer pings its link this often when it has nothing else to say... */
+  pingMs: number;
+  /** ...and gives the link up when nothing came back for this long (also the deadline of a dial). */
+  silentMs: number;
+  /** The serving side closes a link that sent nothing (not even a ping) for this long. */
+  inboundIdleMs: number;
+  /** A request with no reply after this long fails with "timed out". */
+  requestMs: number;
+  /** Redial backoff of a link that dropped, doubling up to the max. */
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** A peer that has not authenticated this long after connecting is closed. */
+  handshakeMs: number;
+  /** How often links check the deadlines above. */
+  tickMs: number;
+}
+
+export const MESH_TIMINGS: MeshTimings = {
+  pingMs: 1000,
+  silentMs: 3000,
+  inboundIdleMs: 5000,
+  requestMs: 3000,
+  retryMinMs: 200,
+  retryMaxMs: 2000,
+  handshakeMs: 3000,
+  tickMs: 250,
+};
+
 /** Unsent bytes per link past which new requests are refused (back-pressure) or a non-reading peer is dropped. */
 export const MAX_UNSENT = 8 << 20;
+/** Unauthenticated connections a mesh point holds at once; more are refused until some authenticate or leave. */
+export const MAX_UNAUTHENTICATED = 64;
 
 export const enum T {
   HELLO = 1, // u8 version, u16 node index, short text node id

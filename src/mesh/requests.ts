@@ -2,7 +2,7 @@
 // Shared by the mesh (links to other nodes) and an engine's workers (links between a primary and its
 // workers), so both speak the same protocol with the same back-pressure, limits and timeouts.
 import type { SendType } from "../engine/host";
-import { FrameWriter, MAX_FRAME } from "./frames";
+import { FrameWriter, MAX_FRAME } from "../net/frames";
 import type { Done, PeerLink } from "./link";
 import { writeCall, writePublish, writeQueuePush, writeSend } from "./protocol";
 

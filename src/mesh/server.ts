@@ -2,23 +2,21 @@
 // connection method (CALL) on its own connections. Every request gets one reply with the same request id.
 // The workers of a multi-core engine use it too (src/workers): a worker serves its primary's requests, and
 // a primary serves each worker's requests (and takes its QUEUE items) with a target that answers later.
-import type { Socket, TCPSocketListener } from "bun";
 import { log } from "../log/logger";
+import { escapeText } from "../log/escape";
 import type { SendType } from "../engine/host";
-import { FrameReader, Outbox } from "./frames";
-import { shared } from "../handover/ports";
+import { MAX_FRAME, type Outbox } from "../net/frames";
+import { Listener, type Conn } from "../net/listener";
+import type { LinkSecurity } from "./link";
 import type { Queues } from "../queue/queues";
 import {
-  INBOUND_IDLE_MS, MAX_UNSENT, MESH_VERSION, T, readF64, readShortText, readU16, readU32, textOf, writeCounts, writeEmpty, writeHello, writeText,
+  MAX_UNAUTHENTICATED, MAX_UNSENT, MESH_VERSION, T, readF64, readShortText, readU16, readU32, textOf, writeCounts, writeEmpty, writeHello, writeText,
 } from "./protocol";
 
 interface Inbound {
-  reader: FrameReader;
-  out: Outbox;
   peer: string | null; // node id, after the hello
-  lastHeard: number;
 }
-type S = Socket<Inbound>;
+type S = Conn<Inbound>;
 
 /**
  * What a mesh point delivers to: an EngineNode (its own connections, answered at once), or the workers of a
@@ -33,45 +31,42 @@ export interface MeshTarget {
 }
 
 export class MeshPoint {
-  private listener: TCPSocketListener<Inbound> | null = null;
-  private readonly links = new Set<S>();
-  private sweeper: Timer | undefined;
+  private readonly listener: Listener<Inbound>;
 
-  /** `queues`: where QUEUE items go when `node` takes none itself (an engine's mesh point, from a draining predecessor). */
-  constructor(private readonly node: MeshTarget, private readonly self: { id: string }, private readonly queues?: Queues) {}
+  private readonly name: string;
+  /** Where QUEUE items go when `node` takes none itself (an engine's mesh point, from a draining predecessor). */
+  private readonly queues: Queues | undefined;
 
-  /** Shares the port (SO_REUSEPORT) with a successor during a handover (src/handover/ports.ts). */
-  listen(bind: string, port: number): void {
-    this.listener = Bun.listen<Inbound>({
-      ...shared(bind, port),
-      socket: {
-        open: (s) => {
-          s.setNoDelay(true);
-          s.data = {
-            reader: new FrameReader((f) => this.onFrame(s, f)),
-            out: new Outbox(s, MAX_UNSENT),
-            peer: null,
-            lastHeard: performance.now(),
-          };
-          this.links.add(s);
-        },
-        data: (s, chunk) => {
-          s.data.lastHeard = performance.now();
-          const err = s.data.reader.push(chunk);
-          if (err) this.refuse(s, err);
-        },
-        drain: (s) => s.data.out.drain(),
-        close: (s) => this.closed(s),
-        error: (s, e) => {
-          log.debug(`mesh point: link from ${s.remoteAddress} failed (${e.message})`);
-        },
+  /** `name` is how log lines call this port: "mesh point", or a worker link's. */
+  constructor(private readonly node: MeshTarget, private readonly self: { id: string }, sec: LinkSecurity, o: { name?: string; queues?: Queues } = {}) {
+    const t = sec.timings;
+    const name = (this.name = o.name ?? "mesh point");
+    this.queues = o.queues;
+    this.listener = new Listener<Inbound>(
+      {
+        name,
+        kind: sec.kind,
+        keys: sec.keys,
+        tls: sec.tls,
+        maxFrame: MAX_FRAME,
+        maxUnsent: MAX_UNSENT,
+        maxUnauthenticated: MAX_UNAUTHENTICATED,
+        timings: { handshakeMs: t.handshakeMs, idleMs: t.inboundIdleMs, sweepMs: t.tickMs },
       },
-    });
-    this.sweeper = setInterval(() => this.dropSilent(), 1000);
+      {
+        open: () => ({ peer: null }),
+        frame: (c, f) => this.onFrame(c, f),
+        refuse: (c, reason) => void this.refuse(c, reason),
+      },
+    );
+  }
+
+  listen(bind: string, port: number): void {
+    this.listener.listen(bind, port);
   }
 
   get port(): number {
-    return this.listener?.port ?? 0;
+    return this.listener.port;
   }
 
   private onFrame(s: S, f: Uint8Array): void {
@@ -80,12 +75,12 @@ export class MeshPoint {
     const type = f[0]!;
     const req = readU32(f, 1);
     if (d.peer === null) return this.hello(s, type, f);
-    const out = d.out;
+    const out = s.out!;
     try {
       if (!this.serve(s, type, req, f)) return;
     } catch (e) {
       // The request fails, with the reason; the link and the node go on.
-      log.error(`mesh point: request type ${type} from ${d.peer} failed: ${(e as Error).message}`);
+      log.error(`${this.name}: request type ${type} from ${s.label} failed: ${escapeText((e as Error).message)}`);
       writeText(out, T.RESULT, req, `internal error: ${(e as Error).message}`);
     }
     if (out.full) return void this.refuse(s, "peer does not read its replies");
@@ -94,7 +89,7 @@ export class MeshPoint {
 
   /** Answers one request; false when the frame was malformed and the link is being closed. */
   private serve(s: S, type: number, req: number, f: Uint8Array): boolean {
-    const out = s.data.out;
+    const out = s.out!;
     switch (type) {
       case T.SEND: {
         if (f.length < 14) return this.refuse(s, "short SEND frame");
@@ -179,8 +174,8 @@ export class MeshPoint {
     const at = topic[1];
     const json = textOf(f.subarray(at + 8));
     const [waiting, err] = this.node.queuePush ? this.node.queuePush(topic[0], json, readF64(f, at)) : this.queues!.push(topic[0], json, readF64(f, at));
-    if (err === null) writeCounts(s.data.out, req, waiting, 0);
-    else writeText(s.data.out, T.RESULT, req, err);
+    if (err === null) writeCounts(s.out!, req, waiting, 0);
+    else writeText(s.out!, T.RESULT, req, err);
     return true;
   }
 
@@ -193,42 +188,21 @@ export class MeshPoint {
     const id = readShortText(f, 8);
     if (!id) return void this.refuse(s, "bad hello");
     s.data.peer = id[0];
-    writeHello(s.data.out, T.WELCOME, this.self.id, 0);
-    s.data.out.flush();
-    log.debug(`mesh point: node_id ${id[0]} (index ${readU16(f, 6)}) connected from ${s.remoteAddress}`);
+    s.label = `node_id ${escapeText(id[0])}`;
+    writeHello(s.out!, T.WELCOME, this.self.id, 0);
+    s.out!.flush();
+    log.debug(`${this.name}: ${s.label} (index ${readU16(f, 6)}) connected from ${s.remote}`);
   }
 
   /** Tells the peer why (BYE) and closes the link. */
   private refuse(s: S, reason: string): false {
-    log.warn(`mesh point: closing the link from ${s.data.peer ?? s.remoteAddress}: ${reason}`);
-    s.data.reader.stop();
-    writeText(s.data.out, T.BYE, 0, reason);
-    s.data.out.flush();
+    log.warn(`${this.name}: closing the link from ${s.label}: ${reason}`);
+    writeText(s.out!, T.BYE, 0, reason);
     s.end();
     return false;
   }
 
-  private closed(s: S): void {
-    this.links.delete(s);
-    s.data?.out.detach();
-  }
-
-  private dropSilent(): void {
-    const limit = performance.now() - INBOUND_IDLE_MS;
-    for (const s of this.links) {
-      if (s.data.lastHeard < limit) {
-        log.warn(`mesh point: link from ${s.data.peer ?? s.remoteAddress} silent for ${INBOUND_IDLE_MS / 1000}s, closed`);
-        s.end();
-        this.links.delete(s);
-      }
-    }
-  }
-
   stop(): void {
-    clearInterval(this.sweeper);
-    for (const s of this.links) s.end();
-    this.links.clear();
-    this.listener?.stop(true);
-    this.listener = null;
+    this.listener.stop();
   }
 }

@@ -3,14 +3,19 @@
 // mesh links instead (src/mesh/requests.ts), see docs/multicore.md.
 import type { Config } from "../config/schema";
 import type { LuaMemory, Protocol } from "../engine/node";
-import type { PeerLink } from "../mesh/link";
+import type { LinkSecurity, PeerLink } from "../mesh/link";
+import { MESH_TIMINGS } from "../mesh/protocol";
+import { Keys } from "../net/auth";
 
 /** argv[2] of a worker process (`connmix __worker`); never typed by hand. */
 export const WORKER_ARG = "__worker";
 
 export type ToWorker =
-  /** Who the worker is and where its primary's mesh point for it listens. */
-  | { t: "start"; worker: number; id: string; index: number; sequence: number; config: Config; primary: { id: string; port: number } }
+  /**
+   * Who the worker is and where its primary's mesh point for it listens. `secret` authenticates the worker
+   * links: made by the primary at start, it only ever travels over this IPC channel (not argv, not env).
+   */
+  | { t: "start"; worker: number; id: string; index: number; sequence: number; config: Config; primary: { id: string; port: number }; secret: string }
   /** The primary's link to the worker's mesh point is up: open the Lua servers. */
   | { t: "listen" }
   /** A hot config change (logging.level, access, ...), applied as in a single process. */
@@ -58,8 +63,10 @@ export function workerCommand(): string[] {
   return [process.execPath, ...process.execArgv, Bun.main, WORKER_ARG];
 }
 
-/** How often each side ticks its links (pings, silence, request deadlines), as the mesh does. */
-export const LINK_TICK_MS = 250;
+/** How the links between a primary and its workers authenticate: with the primary's own secret, never the cluster's. */
+export function workerLinks(secret: string): LinkSecurity {
+  return { kind: "worker", keys: new Keys([secret]), tls: null, timings: MESH_TIMINGS };
+}
 
 /** Resolves once `link` said hello both ways; rejects after `ms`. */
 export async function linkUp(link: PeerLink, what: string, ms: number): Promise<void> {

@@ -12,7 +12,8 @@ import { PeerLink } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
 import { countOtherProcesses } from "../metrics/process";
 import { MAX_ROUNDS, shedPlan } from "./balance";
-import { LINK_TICK_MS, linkUp, workerCommand, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
+import { linkUp, workerCommand, workerLinks, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
+import { randomBytes } from "node:crypto";
 import type { PrimaryNode, WorkerRouter } from "./router";
 import type { DrainTarget } from "../handover/drain";
 
@@ -67,7 +68,9 @@ export class Workers implements DrainTarget {
   private latest: Config | null = null;
   /** Totals of workers that exited, so summed counters never go down. */
   private readonly retired = { read: zero(), sent: zero(), sendErrors: zero(), lua: { errors: 0, timeouts: 0 }, cpuSeconds: 0 };
-  private readonly ticker: Timer;
+  /** This engine's secret for its worker links: any other local process (a sidecar) cannot open one. */
+  private readonly secret = randomBytes(32).toString("base64");
+  private readonly links = workerLinks(this.secret);
   private readonly unfollow: () => void;
   /** Answers to "index" and "shed" requests, by request number. */
   private readonly asked = new Map<number, (k: number, closed: number, clients: number) => void>();
@@ -76,7 +79,7 @@ export class Workers implements DrainTarget {
 
   constructor(private readonly config: Config, private readonly node: PrimaryNode, private readonly router: WorkerRouter, count: number) {
     this.slots = Array.from({ length: count }, (_, k) => {
-      const point = new MeshPoint(router.targetFor(k), { id: router.id });
+      const point = new MeshPoint(router.targetFor(k), { id: router.id }, this.links, { name: `worker ${k} link` });
       point.listen("127.0.0.1", 0);
       return { k, point, proc: null, link: null, stats: null, sequence: 0, startedAt: 0, quickDeaths: 0, restartTimer: undefined, starting: null, failure: null, logged: Promise.resolve() };
     });
@@ -85,10 +88,6 @@ export class Workers implements DrainTarget {
       cpuSeconds: () => this.slots.reduce((sum, s) => sum + (s.stats?.cpuSeconds ?? 0), this.retired.cpuSeconds),
       residentBytes: () => this.slots.reduce((sum, s) => sum + (s.stats?.residentBytes ?? 0), 0),
     });
-    this.ticker = setInterval(() => {
-      const now = performance.now();
-      for (const s of this.slots) s.link?.tick(now);
-    }, LINK_TICK_MS);
     this.unfollow = onConfigChange((next) => {
       this.latest = next;
       this.tell({ t: "config", config: next });
@@ -226,7 +225,7 @@ export class Workers implements DrainTarget {
     const id = `${this.router.id}.w${slot.k}.${proc.pid}`;
     log.debug(`worker ${slot.k} started (pid ${proc.pid})`);
     const primary = { id: this.router.id, port: slot.point.port };
-    this.tell({ t: "start", worker: slot.k, id, index: this.node.ids.node, sequence: slot.sequence, config: this.config, primary }, [slot]);
+    this.tell({ t: "start", worker: slot.k, id, index: this.node.ids.node, sequence: slot.sequence, config: this.config, primary, secret: this.secret }, [slot]);
     if (this.latest) this.tell({ t: "config", config: this.latest }, [slot]);
     void proc.exited.then(() => this.exited(slot, proc));
     return new Promise<void>((resolve, reject) => {
@@ -254,7 +253,7 @@ export class Workers implements DrainTarget {
     switch (msg.t) {
       case "point": {
         const peer = { id: `${this.router.id}.w${slot.k}.${proc.pid}`, index: this.node.ids.node, ip: "127.0.0.1", meshPort: msg.port };
-        const link = new PeerLink(peer, this.router.mesh!, `worker ${slot.k}`);
+        const link = new PeerLink(peer, this.router.mesh!, this.links, `worker ${slot.k}`);
         slot.link = link;
         try {
           await linkUp(link, `worker ${slot.k}`, START_MS);
@@ -338,7 +337,6 @@ export class Workers implements DrainTarget {
     this.stopping = true;
     clearTimeout(this.rebalanceTimer);
     this.unfollow();
-    clearInterval(this.ticker);
     const running = this.slots.filter((s) => s.proc);
     for (const s of this.slots) clearTimeout(s.restartTimer);
     this.tell({ t: "stop" }, running);

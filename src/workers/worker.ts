@@ -14,7 +14,8 @@ import { PeerLink, type PeerInfo } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
 import { callOver, publishTo, queueOver, sendOver } from "../mesh/requests";
 import { engineQueues } from "../queue/index";
-import { LINK_TICK_MS, WORKER_ARG, linkUp, type FromWorker, type ToWorker } from "./messages";
+import { WORKER_ARG, linkUp, workerLinks, type FromWorker, type ToWorker } from "./messages";
+import type { LinkSecurity } from "../mesh/link";
 
 const LINK_MS = 10_000;
 const STATS_MS = 1000;
@@ -25,12 +26,10 @@ const DRAIN_STATS_MS = 100;
 class Upstream implements Peers {
   readonly link: PeerLink;
   private readonly links: PeerLink[];
-  private readonly ticker: Timer;
 
-  constructor(primary: PeerInfo, self: { id: string; index: number }) {
-    this.link = new PeerLink(primary, self, "the primary");
+  constructor(primary: PeerInfo, self: { id: string; index: number }, sec: LinkSecurity) {
+    this.link = new PeerLink(primary, self, sec, "the primary");
     this.links = [this.link];
-    this.ticker = setInterval(() => this.link.tick(performance.now()), LINK_TICK_MS);
   }
 
   hasPeers(): boolean {
@@ -54,7 +53,6 @@ class Upstream implements Peers {
   }
 
   stop(): void {
-    clearInterval(this.ticker);
     this.link.close();
   }
 }
@@ -106,10 +104,11 @@ class Worker {
     this.config = msg.config;
     log.configure({ filename: "", fd: 2, level: msg.config.logging.level });
     this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), engineQueues(msg.config).queues);
-    this.point = new MeshPoint(this.node, { id: msg.id });
+    const links = workerLinks(msg.secret);
+    this.point = new MeshPoint(this.node, { id: msg.id }, links, { name: "worker link" });
     this.point.listen("127.0.0.1", 0);
     const primary = { id: msg.primary.id, index: msg.index, ip: "127.0.0.1", meshPort: msg.primary.port };
-    this.upstream = new Upstream(primary, { id: msg.id, index: msg.index });
+    this.upstream = new Upstream(primary, { id: msg.id, index: msg.index }, links);
     this.node.peers = this.upstream;
     try {
       await linkUp(this.upstream.link, `worker ${msg.worker}`, LINK_MS);

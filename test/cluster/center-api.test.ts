@@ -3,6 +3,8 @@ import { afterAll, expect, test } from "bun:test";
 import { defaultConfig } from "../../src/config/schema";
 import { startCenterApi } from "../../src/center/api";
 import { RegistryServer } from "../../src/center/registry";
+import { LINK_TIMINGS } from "../../src/center/protocol";
+import { Keys } from "../../src/net/auth";
 import { freePort } from "../helpers/ports.ts";
 
 const config = defaultConfig();
@@ -11,7 +13,7 @@ config.access.users = [
   { username: "ops", password: "s3cret", roles: ["read"], host: "127.*.*.*" },
   { username: "pusher", password: "p", roles: ["write"], host: "*" },
 ];
-const registry = new RegistryServer();
+const registry = new RegistryServer({ keys: new Keys([]), tls: null, link: LINK_TIMINGS });
 const { server } = startCenterApi(config, registry);
 afterAll(() => server.stop(true));
 const base = `http://127.0.0.1:${config.center.apiServer.port}`;

@@ -4,7 +4,9 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, posix, relative } from "node:path";
-import { parseAllDocuments } from "yaml";
+import YAML, { parseAllDocuments } from "yaml";
+import { writeFileSync } from "node:fs";
+import { tempDir } from "../helpers/files.ts";
 import { parseConfig, type Config } from "../../src/config/index.ts";
 import { execForm, last, readDockerfile } from "./dockerfile.ts";
 import { ROOT } from "../helpers/process.ts";
@@ -61,7 +63,11 @@ const target = (svc: Obj, port: number | string) => {
 
 const configMap = find("ConfigMap", "connmix-config");
 const confText: string = configMap.data["connmix.yaml"];
-const conf: Config = parseConfig(confText, "deploy/k8s/configmap.yaml", { mode: "center" });
+/** Where the pods read cluster.secretFile (from the Secret the Deployments mount); a local stand-in for parsing. */
+const secretPath = YAML.parse(confText).cluster.secretFile as string;
+const standIn = join(tempDir("manifests"), "secret");
+writeFileSync(standIn, "a-stand-in-secret-of-32-characters\n");
+const conf: Config = parseConfig(confText.replace(secretPath, standIn), "deploy/k8s/configmap.yaml", { mode: "center" });
 const center = find("Deployment", "connmix-center");
 const engine = find("Deployment", "connmix-engine");
 const finalStage = readDockerfile().at(-1)!;
@@ -94,6 +100,45 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
       expect(posix.join(mount.mountPath, "connmix.yaml")).toBe(posix.join(workdir, file));
       for (const probe of [c.readinessProbe, c.livenessProbe]) containerPort(d, probe.tcpSocket.port);
     }
+  });
+
+  test("every pod reads cluster.secretFile from the Secret connmix-cluster, which the manifests do not ship", () => {
+    expect(conf.cluster.secret).toEqual(["a-stand-in-secret-of-32-characters"]);
+    for (const d of ofKind("Deployment")) {
+      const volume = d.spec.template.spec.volumes.find((v: { secret?: { secretName: string } }) => v.secret?.secretName === "connmix-cluster");
+      const mount = container(d).volumeMounts.find((m: { name: string }) => m.name === volume.name);
+      expect(posix.join(mount.mountPath, "secret")).toBe(secretPath);
+      expect(mount.readOnly).toBe(true);
+    }
+    expect(ofKind("Secret")).toEqual([]); // a secret in the repository would be everyone's: each cluster makes its own
+  });
+
+  test("NetworkPolicies let only engine pods reach the registry and the mesh ports", () => {
+    const policyFor = (d: Obj) => {
+      const ps = ofKind("NetworkPolicy").filter((p) => matches(p.spec.podSelector.matchLabels, d.spec.template.metadata.labels));
+      expect(ps.length).toBe(1);
+      expect(ps[0]!.spec.policyTypes).toEqual(["Ingress"]);
+      return ps[0]!;
+    };
+    /** The pods' labels a rule admits from, per container port it opens ("any" for a rule without `from`). */
+    const admitted = (d: Obj) => {
+      const out = new Map<number, (Record<string, string> | "any")[]>();
+      for (const rule of policyFor(d).spec.ingress) {
+        const from = rule.from ? rule.from.map((f: { podSelector: { matchLabels: Record<string, string> } }) => f.podSelector.matchLabels) : ["any"];
+        for (const p of rule.ports) out.set(containerPort(d, p.port), [...(out.get(containerPort(d, p.port)) ?? []), ...from]);
+      }
+      return out;
+    };
+    const enginePods = engine.spec.template.metadata.labels;
+    const onlyEngines = (froms: (Record<string, string> | "any")[] | undefined) =>
+      froms !== undefined && froms.length > 0 && froms.every((f) => f !== "any" && matches(f, enginePods));
+    const c = admitted(center);
+    expect(onlyEngines(c.get(conf.center.registry.port))).toBe(true);
+    expect(c.get(conf.center.apiServer.port)).toEqual(["any"]);
+    const e = admitted(engine);
+    expect(onlyEngines(e.get(conf.engine.meshPoint.port))).toBe(true);
+    expect(e.get(conf.engine.apiServer.port)).toEqual(["any"]);
+    for (const s of conf.engine.servers) expect(e.get(s.port)).toEqual(["any"]);
   });
 
   test("one center pod, recreated rather than rolled, listening where the config says", () => {

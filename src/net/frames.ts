@@ -1,4 +1,5 @@
-// Length-prefixed frames over TCP, shared by the mesh (binary frames) and the center registry (JSON frames):
+// Length-prefixed frames over TCP, shared by every cluster link (src/net): the mesh (binary frames), the registry
+// (JSON frames) and the worker links. Before authentication a reader takes frames of a few hundred bytes only.
 //   u32 big-endian length | `length` bytes
 // FrameReader splits the byte stream; FrameWriter builds frames in place; Outbox writes them to a socket
 // with bounded buffering (back-pressure: past `maxBytes` of unsent data, new frames are refused).
@@ -12,7 +13,12 @@ export class FrameReader {
   private partialLen = 0;
   private stopped = false;
 
-  constructor(private readonly onFrame: (frame: Uint8Array) => void, private readonly max = MAX_FRAME) {}
+  constructor(private readonly onFrame: (frame: Uint8Array) => void, private max = MAX_FRAME) {}
+
+  /** Changes the largest frame taken from here on (a link raises it once the peer authenticated). */
+  limit(max: number): void {
+    this.max = max;
+  }
 
   /** Feeds received bytes; frames are views that are valid only during onFrame. Returns an error text on bad framing. */
   push(chunk: Uint8Array): string | null {
