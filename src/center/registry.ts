@@ -126,7 +126,7 @@ export class RegistryServer {
     if (!validPort(m.api_port) || !validPort(m.mesh_port)) return "invalid ports";
     if (m.ip !== "" && !isIpLiteral(m.ip)) return "ip must be an IP address (or empty for the address the center sees)";
     if (m.index !== 0 && !validIndex(m.index)) return "invalid node index";
-    if (!Array.isArray(m.peers) || m.peers.length > MAX_PEERS) return "peers must be a list of at most 65535 [node id, index]";
+    if (!Array.isArray(m.peers) || m.peers.length > MAX_PEERS) return `peers must be a list of at most ${MAX_PEERS} [node id, index]`;
     if (m.after !== undefined && !validNodeId(m.after)) return "invalid predecessor node id";
     if (m.draining !== undefined && typeof m.draining !== "boolean") return "draining must be true or false";
     const held = this.nodes.get(m.id);

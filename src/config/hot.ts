@@ -3,7 +3,6 @@
 export const HOT_KEYS: Readonly<Record<string, string>> = {
   "logging.level": "applied at once (config/watch.ts)",
   "access.*": "applied from the next API request (api/access.ts)",
-  "cluster.secret": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "cluster.secret[]": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "cluster.secretFile": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "engine.apiServer.readTimeout": "applied to API connections opened from now on (api/server.ts)",

@@ -85,6 +85,12 @@ export class Cluster {
     });
   }
 
+  /** Leaves the cluster: tells the center (when registered) and closes every mesh link. */
+  stop(): void {
+    this.registry?.stop();
+    this.mesh.stop();
+  }
+
   /** This node hands over to a successor: the center shows it as draining (src/handover). */
   drain(): void {
     this.draining = true;

@@ -44,6 +44,11 @@ export class Mesh implements Peers {
     }, TICK_MS);
   }
 
+  /** The mesh point's port (the one bound, when 0 was asked for). */
+  get port(): number {
+    return this.point.port;
+  }
+
   listen(bind: string, port: number): void {
     this.point.listen(bind, port);
     log.info(`start the mesh point (${bind}:${port})`);

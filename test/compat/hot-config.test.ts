@@ -18,7 +18,8 @@ afterEach(cleanupAll);
 
 /** Every leaf of a config object, as the paths the reload names (engine.servers[0].port). */
 function leaves(v: unknown, path = "", out: string[] = []): string[] {
-  if (v && typeof v === "object") {
+  if (v === null) return out; // a section that is not set (cluster.tls): nothing to edit
+  if (typeof v === "object") {
     for (const [k, x] of Object.entries(v)) leaves(x, Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k, out);
   } else {
     out.push(path);
@@ -27,7 +28,7 @@ function leaves(v: unknown, path = "", out: string[] = []): string[] {
 }
 
 /** A valid value different from `v` for the leaf at `path`. */
-function edited(path: string, v: unknown, otherEntry: string): unknown {
+function edited(path: string, v: unknown, otherEntry: string, otherSecretFile: string): unknown {
   const name = path.replace(/\[\d+\]/g, "[]");
   const special: Record<string, unknown> = {
     "logging.level": "info",
@@ -37,6 +38,7 @@ function edited(path: string, v: unknown, otherEntry: string): unknown {
     "engine.centerRegistry": "localhost:6886",
     "engine.luavm.redis[].addr": "localhost:6380",
     "access.users[].roles[]": "write",
+    "cluster.secretFile": otherSecretFile,
   };
   if (name in special) return special[name];
   if (typeof v === "number") return /port$/i.test(path) ? v + 100 : v + 1;
@@ -63,9 +65,14 @@ describe("config edits", () => {
     const base: Config = defaultConfig();
     base.engine.servers[0]!.entry = entry;
     base.access.users = [{ username: "u", password: "p", roles: ["read"], host: "*" }];
+    // The secret from a file (its line becomes cluster.secret[0]); the edit points to another file.
+    base.cluster.secretFile = join(dir, "secret-a");
+    const otherSecretFile = join(dir, "secret-b");
+    writeFileSync(base.cluster.secretFile, "first-test-secret-0123456789\n");
+    writeFileSync(otherSecretFile, "second-test-secret-0123456789\n");
     const changed = structuredClone(base);
-    const keys = leaves(base);
-    for (const k of keys) setPath(changed, k, edited(k, getPath(base, k), otherEntry));
+    const keys = [...leaves(base), "cluster.secret[0]"];
+    for (const k of leaves(base)) setPath(changed, k, edited(k, getPath(base, k), otherEntry, otherSecretFile));
     const file = join(dir, "connmix.yaml");
     writeFileSync(file, stringify(base));
     const logText = captureLog();
