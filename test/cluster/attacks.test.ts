@@ -19,7 +19,7 @@ import { FrameWriter } from "../../src/net/frames";
 import { captureLog } from "../helpers/log.ts";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
-import { FAST_MESH, SECRET, meshSecurity, rawClient, registrySecurity } from "./links.ts";
+import { FAST_MESH, SECRET, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
 
 const logText = captureLog();
 const NODE = 2 ** 36; // one node index in client ids (src/engine/ids.ts)
@@ -85,7 +85,7 @@ describe("the mesh point", () => {
 
 test("a mesh link to a peer with another secret is never up; both sides log it with the other's address", async () => {
   const { point, served } = recordingPoint(["the-peers-own-secret-0123"]);
-  const mesh = new Mesh(newNode(), newNodeId(), meshSecurity());
+  const mesh = new Mesh(newNode(), newNodeId(), settled(), meshSecurity());
   const peerId = newNodeId();
   try {
     mesh.update([{ id: peerId, index: 5, ip: "127.0.0.1", meshPort: point.port }], true);
@@ -110,7 +110,7 @@ test("a dialer refuses a listener that does not prove the secret (a fake mesh po
     { open: () => (opened++, {}), frame: () => void framesSeen++, refuse: (c) => c.end() },
   );
   fake.listen("127.0.0.1", 0);
-  const mesh = new Mesh(newNode(), newNodeId(), meshSecurity());
+  const mesh = new Mesh(newNode(), newNodeId(), settled(), meshSecurity());
   const peerId = newNodeId();
   try {
     mesh.update([{ id: peerId, index: 6, ip: "127.0.0.1", meshPort: fake.port }], true);
@@ -217,7 +217,7 @@ describe("the registry", () => {
 test("an engine skips a listed node it cannot dial (logged once) and keeps every other peer", async () => {
   // A center (speaking the registry protocol for real) that lists two nodes nobody can dial and one real peer.
   const peerNode = newNode();
-  const peer = new Mesh(peerNode, newNodeId(), meshSecurity());
+  const peer = new Mesh(peerNode, newNodeId(), settled(), meshSecurity());
   peer.listen("127.0.0.1", 0);
   peer.index = 9;
   const good = { id: peer.id, index: 9, ip: "127.0.0.1", api_port: 1, mesh_port: peer.port };

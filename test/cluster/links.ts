@@ -6,6 +6,7 @@ import { FrameReader, FrameWriter } from "../../src/net/frames";
 import type { LinkSecurity } from "../../src/mesh/link";
 import type { MeshTimings } from "../../src/mesh/protocol";
 import type { LinkTimings, Timings } from "../../src/center/protocol";
+import { Membership } from "../../src/mesh/membership";
 import { until } from "../helpers/wait.ts";
 
 export const SECRET = "test-cluster-secret-0123456789";
@@ -25,6 +26,14 @@ export const FAST_REGISTRY: { timings: Timings; link: LinkTimings } = {
   timings: { hb: 100, drop: 800, doubt: 2000 },
   link: { sweepMs: 50, retryMinMs: 50, retryMaxMs: 400, handshakeMs: 500 },
 };
+
+/** A membership that has its node list and never hears of its center losing it. */
+export function settled(): Membership {
+  const m = new Membership("test");
+  m.timings = { ...m.timings, drop: Infinity };
+  m.listApplied();
+  return m;
+}
 
 export function meshSecurity(secrets: string[] = [SECRET], timings = FAST_MESH): LinkSecurity {
   return { kind: "mesh", keys: new Keys(secrets), tls: null, timings };

@@ -5,7 +5,6 @@ import { ClientIds } from "../../src/engine/ids";
 import { EngineNode } from "../../src/engine/node";
 import { Queues } from "../../src/queue/queues";
 import { Mesh } from "../../src/mesh/index";
-import { Membership } from "../../src/mesh/membership";
 import { FrameWriter } from "../../src/net/frames";
 import { Listener } from "../../src/net/listener";
 import { T, writeHello, writeText, writeSend, writePublish, readU32, textOf } from "../../src/mesh/protocol";
@@ -13,17 +12,10 @@ import { newNodeId } from "../../src/mesh/node-id";
 import { RegistryServer } from "../../src/center/registry";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
-import { FAST_MESH, FAST_REGISTRY, meshSecurity, rawClient, registrySecurity } from "./links.ts";
+import { FAST_MESH, FAST_REGISTRY, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
 
 const NODE = 2 ** 36;
 
-/** A membership that has its node list and never hears of its center losing it. */
-function settled(): Membership {
-  const m = new Membership("test");
-  m.timings = { ...m.timings, drop: Infinity };
-  m.listApplied();
-  return m;
-}
 
 /** A mesh frame as [type, request id, body as text]. */
 const meshFrame = (f: Uint8Array): [number, number, string] => [f[0]!, readU32(f, 1), textOf(f.subarray(5))];
@@ -347,7 +339,9 @@ describe("registry with short timings", () => {
     await until(() => a.frames.length >= 1, 2000);
     // New to this settled center: not listed (an engine registering for the first time has no clients to resync).
     expect(msg(a.frames[0]!)).toEqual({ t: "registered", index: expect.any(Number), ip: "127.0.0.1", listed: false, ...timings });
-    // Registering again while listed (a lost connection): listed.
+    // Registering again while listed (a lost connection: the center saw it close): listed.
+    a.end();
+    await until(() => registry.nodes.get(id)?.session === null, 2000);
     const b = await rawClient(port, "registry");
     b.send(register(id));
     await until(() => b.frames.length >= 1, 2000);
