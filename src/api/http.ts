@@ -18,7 +18,7 @@ export interface HttpRoutes {
   /** The data of a new /ws/v1 connection. */
   newSocket(): ApiSocket;
   /** GET /v1/introspect: what the console shows of this engine (JSON); `summary` without clients and log. */
-  introspect(summary: boolean): string;
+  introspect(summary: boolean): Promise<string>;
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -78,7 +78,7 @@ export function httpHandler(routes: HttpRoutes) {
     }
     if (path === "/v1/introspect") {
       if (req.method !== "GET") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
-      return json(routes.introspect(req.url.endsWith("?summary=1")));
+      return routes.introspect(req.url.endsWith("?summary=1")).then((view) => json(view));
     }
     if (path === "/metrics") {
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });

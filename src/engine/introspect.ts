@@ -1,8 +1,8 @@
 // What an engine shows the console (GET /v1/introspect on its API server, role read): its Lua servers,
 // counters, clients with their context and channels, channels with subscriber counts, queues, and its
 // recent log. Bounded: at most MAX_CLIENTS clients (the total is given), contexts cut at MAX_CONTEXT
-// characters of JSON. With -p N the clients live in the workers: this lists the primary's view (counts
-// and queues; no per-client list), see docs/console.md.
+// characters of JSON. With -p N the clients live in the workers: each one sends its ClientsView (the
+// primary asks over the control channel, src/workers) and the views are merged.
 import { versionLine } from "../cli/banner";
 import type { Config } from "../config/schema";
 import { recentLines } from "../log/recent";
@@ -39,11 +39,35 @@ function contextOf(conn: Connection): unknown {
   return text.length <= MAX_CONTEXT ? JSON.parse(text) : { truncated: text.slice(0, MAX_CONTEXT) };
 }
 
-/** The whole view as JSON; `summary` leaves out the clients and the log (the console's overview). */
-export function introspect(node: EngineNode, config: Config, summary: boolean): string {
+/** The clients and channels of one process (an engine, or one worker of it). */
+export interface ClientsView {
+  clients: ClientView[];
+  total: number;
+  channels: [name: string, subscribers: number][];
+}
+
+export function localClients(node: EngineNode): ClientsView {
   const conns = [...node.connections.values()].filter((c) => c.open);
   const channels = new Map<string, number>();
   for (const conn of conns) for (const ch of channelsOf(conn)) channels.set(ch, (channels.get(ch) ?? 0) + 1);
+  return {
+    clients: conns.slice(0, MAX_CLIENTS).map((c): ClientView => ({
+      id: String(c.id),
+      remote: c.remoteAddr,
+      server: c.server.config.port,
+      context: contextOf(c),
+      channels: channelsOf(c).sort(),
+    })),
+    total: conns.length,
+    channels: [...channels],
+  };
+}
+
+/** The whole view as JSON; `summary` leaves out the clients and the log (the console's overview). */
+export async function introspect(node: EngineNode, config: Config, summary: boolean): Promise<string> {
+  const views = await node.clientViews();
+  const channels = new Map<string, number>();
+  for (const v of views) for (const [ch, n] of v.channels) channels.set(ch, (channels.get(ch) ?? 0) + n);
   const { read, sent, sendErrors } = node.stats;
   const view = {
     id: node.name,
@@ -70,14 +94,8 @@ export function introspect(node: EngineNode, config: Config, summary: boolean): 
     ...(summary
       ? {}
       : {
-          clients_total: conns.length,
-          clients: conns.slice(0, MAX_CLIENTS).map((c): ClientView => ({
-            id: String(c.id),
-            remote: c.remoteAddr,
-            server: c.server.config.port,
-            context: contextOf(c),
-            channels: channelsOf(c).sort(),
-          })),
+          clients_total: views.reduce((n, v) => n + v.total, 0),
+          clients: views.flatMap((v) => v.clients).slice(0, MAX_CLIENTS),
           log: recentLines(LOG_LINES),
         }),
   };

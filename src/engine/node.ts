@@ -5,6 +5,7 @@ import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import type { LuaServer } from "./lua-server";
 import type { Queues } from "../queue/queues";
+import { localClients, type ClientsView } from "./introspect";
 
 /** What the mesh offers the node; with no mesh, a node has no peers. */
 export interface Peers {
@@ -80,6 +81,11 @@ export class EngineNode {
       timeouts += s.vm.scheduler.timeouts;
     }
     return { errors, timeouts };
+  }
+
+  /** Clients and channels for the console (a multi-core engine's primary asks its workers). */
+  async clientViews(): Promise<ClientsView[]> {
+    return [localClients(this)];
   }
 
   /** Memory of this node's Lua states (a multi-core engine's primary reports its workers'). */

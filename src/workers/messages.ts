@@ -6,6 +6,7 @@ import type { LuaMemory, Protocol } from "../engine/node";
 import type { LinkSecurity, PeerLink } from "../mesh/link";
 import { MESH_TIMINGS } from "../mesh/protocol";
 import { Keys } from "../net/auth";
+import type { ClientsView } from "../engine/introspect";
 
 /** argv[2] of a worker process (`connmix __worker`); never typed by hand. */
 export const WORKER_ARG = "__worker";
@@ -28,6 +29,8 @@ export type ToWorker =
   | { t: "close" }
   /** Close the `count` newest clients (null: all) with this close code; answered with "closed". */
   | { t: "shed"; req: number; code: number; reason: string; count: number | null }
+  /** The console: answered with "introspection" (its clients and channels). */
+  | { t: "introspect"; req: number }
   | { t: "stop" };
 
 export interface WorkerStats {
@@ -53,6 +56,7 @@ export type FromWorker =
   | { t: "failed"; message: string }
   /** Answer to "index" or "shed" number `req`: how many clients it closed, and how many it has left. */
   | { t: "closed"; req: number; closed: number; clients: number }
+  | { t: "introspection"; req: number; view: ClientsView }
   | ({ t: "stats" } & WorkerStats);
 
 /** The command that starts a worker: this same program, compiled or run by bun. */

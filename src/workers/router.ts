@@ -9,6 +9,7 @@ import type { Mesh } from "../mesh/index";
 import type { PeerLink } from "../mesh/link";
 import type { MeshTarget } from "../mesh/server";
 import { callOver, publishTo, sendOver } from "../mesh/requests";
+import type { ClientsView } from "../engine/introspect";
 
 /** The primary's node: no connection of its own, the clients (and their count) are its workers'. */
 export class PrimaryNode extends EngineNode {
@@ -17,6 +18,7 @@ export class PrimaryNode extends EngineNode {
     luaMemory(): LuaMemory[];
     renumber(index: number): Promise<number>;
     closeClients(code: number, reason: string): Promise<number>;
+    introspect(): Promise<ClientsView[]>;
   } | null = null;
 
   override isLocal(): boolean {
@@ -25,6 +27,10 @@ export class PrimaryNode extends EngineNode {
 
   override clientCount(): number {
     return this.workers?.clientCount() ?? 0;
+  }
+
+  override clientViews(): Promise<ClientsView[]> {
+    return this.workers?.introspect() ?? Promise.resolve([]);
   }
 
   override luaMemory(): LuaMemory[] {

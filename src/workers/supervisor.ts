@@ -7,6 +7,7 @@ import type { Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
 import { SEQUENCE_LIMIT } from "../engine/ids";
 import type { LuaMemory, Protocol } from "../engine/node";
+import type { ClientsView } from "../engine/introspect";
 import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
@@ -75,6 +76,7 @@ export class Workers implements DrainTarget {
   /** Answers to "index" and "shed" requests, by request number. */
   private readonly asked = new Map<number, (k: number, closed: number, clients: number) => void>();
   private lastAsk = 0;
+  private readonly viewsAsked = new Map<number, (view: ClientsView) => void>();
   private rebalanceTimer: Timer | undefined;
 
   constructor(private readonly config: Config, private readonly node: PrimaryNode, private readonly router: WorkerRouter, count: number) {
@@ -162,6 +164,27 @@ export class Workers implements DrainTarget {
         if (answers.size === asked.length) done();
       });
       if (asked.length === 0) done();
+    });
+  }
+
+  /** Each running worker's clients and channels (the console); those that answer within CLOSE_MS. */
+  introspect(): Promise<ClientsView[]> {
+    const req = ++this.lastAsk;
+    const running = this.slots.filter((s) => s.proc && !s.starting);
+    this.tell({ t: "introspect", req }, running);
+    return new Promise((resolve) => {
+      const views: ClientsView[] = [];
+      const done = () => {
+        clearTimeout(timer);
+        this.viewsAsked.delete(req);
+        resolve(views);
+      };
+      const timer = setTimeout(done, CLOSE_MS);
+      this.viewsAsked.set(req, (view) => {
+        views.push(view);
+        if (views.length === running.length) done();
+      });
+      if (running.length === 0) done();
     });
   }
 
@@ -273,6 +296,9 @@ export class Workers implements DrainTarget {
         break;
       case "closed":
         this.asked.get(msg.req)?.(slot.k, msg.closed, msg.clients);
+        break;
+      case "introspection":
+        this.viewsAsked.get(msg.req)?.(msg.view);
         break;
       case "stats":
         slot.stats = msg;

@@ -8,6 +8,7 @@ import { applyConfigChange } from "../config/watch";
 import { listenLuaServers, type Engine } from "../engine/index";
 import { ClientIds } from "../engine/ids";
 import { EngineNode, type Peers } from "../engine/node";
+import { localClients } from "../engine/introspect";
 import type { SendType } from "../engine/host";
 import { log } from "../log/logger";
 import { PeerLink, type PeerInfo } from "../mesh/link";
@@ -91,6 +92,8 @@ class Worker {
         break;
       case "shed":
         return this.closed(msg.req, this.node.closeClients(msg.code, msg.reason, msg.count ?? Infinity) as number);
+      case "introspect":
+        return this.send({ t: "introspection", req: msg.req, view: localClients(this.node) });
       case "stop":
         return this.stop(0);
     }

@@ -1,5 +1,5 @@
 // The web console in headless Chromium against a real center and two engines (separate processes, access
-// control on): every view shows the cluster's real state (nodes, a node's clients with context and
+// control on; engine b with two workers): every view shows the cluster's real state (nodes, a node's clients with context and
 // channels, channels across engines, queues, metrics, logs), the live tester talks to a Lua server, and
 // the actions publish and send for real, for a user with the write role only. Screenshots go to
 // test-artifacts/console-*.png.
@@ -24,7 +24,8 @@ const VIEWER = { username: "viewer", password: "look" };
 const basic = (u: { username: string; password: string }) => ({ authorization: "Basic " + btoa(`${u.username}:${u.password}`) });
 const ARTIFACTS = join(ROOT, "test-artifacts");
 
-const cluster = new SdkCluster(ACCESS);
+// Engine b runs two workers (-p 2): its clients live in them, and the console asks them.
+const cluster = new SdkCluster(ACCESS, ["1", "2"]);
 let browser: Browser;
 let cm: Connmix;
 let a1: Client, b1: Client, b2: Client;

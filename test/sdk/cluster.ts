@@ -25,8 +25,8 @@ export class SdkCluster {
   center!: Node;
   engines: { node: Node; config: string; lua: number; api: number }[] = [];
 
-  /** `extra`: YAML appended to every node's config (an access section, say). */
-  constructor(private readonly extra = "") {}
+  /** `extra`: YAML appended to every node's config (an access section, say); `cpus`: -p of engines a and b. */
+  constructor(private readonly extra = "", private readonly cpus = ["1", "1"]) {}
 
   async start(): Promise<void> {
     writeFileSync(join(this.dir.dir, "lua/entry.lua"), ENTRY);
@@ -34,10 +34,10 @@ export class SdkCluster {
     appendFileSync(centerConfig, this.extra);
     this.center = new Node("center", centerConfig, this.dir.dir);
     await this.center.waitFor(/start the registry server/, 15_000);
-    for (const name of ["a", "b"]) {
+    for (const [k, name] of ["a", "b"].entries()) {
       const [config, ports] = this.dir.engine(name);
       appendFileSync(config, this.extra);
-      this.engines.push({ node: new Node("engine", config, this.dir.dir, "1"), config, lua: ports.lua, api: ports.api });
+      this.engines.push({ node: new Node("engine", config, this.dir.dir, this.cpus[k]), config, lua: ports.lua, api: ports.api });
     }
     await Promise.all(this.engines.map((e) => e.node.waitFor(/start the lua server/, 20_000)));
   }
@@ -49,7 +49,7 @@ export class SdkCluster {
   /** Restarts engine k (after a kill) with the same config and ports. */
   async restart(k: number): Promise<void> {
     const e = this.engines[k]!;
-    e.node = new Node("engine", e.config, this.dir.dir, "1");
+    e.node = new Node("engine", e.config, this.dir.dir, this.cpus[k]);
     await e.node.waitFor(/start the lua server/, 20_000);
   }
 

@@ -98,9 +98,47 @@ describe("queue consumer", () => {
       release();
       await eventually(() => got.length === 50, 10_000, "all 50 items handled");
       expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `job${i}`));
+      await eventually(() => consumer.stats.acked === 50, 5000, "all 50 acknowledged");
+      expect(await metrics()).not.toMatch(/connmix_engine_queue_unacked\{topic="jobs"\} [1-9]/);
       a.close();
     } finally {
       await consumer.stop();
+    }
+  });
+
+  test("backpressure without acknowledgements (ack: false): the consumer unpops; later items wait in the engine", async () => {
+    const got: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // Its own client: a /ws/v1 connection keeps the ack mode of its first pop.
+    const plain = new Connmix({ center: cluster.centerUrl, refreshMs: 200 });
+    await plain.start();
+    await eventually(() => plain.nodes().filter((n) => n.connected).length === 2, 10_000, "plain client connected");
+    const consumer = plain.consume<string>(["jobs"], async (item) => {
+      await gate;
+      got.push(item.d);
+    }, { window: 8, ack: false });
+    const metrics = async () => (await fetch(`http://127.0.0.1:${cluster.engines[0]!.api}/metrics`)).text();
+    try {
+      await eventually(async () => /connmix_engine_queue_consumers\{topic="jobs"\} 1/.test(await metrics()), 5000, "consumer popped on engine a");
+      const [a] = await cluster.client(0);
+      for (let i = 0; i < 30; i++) a.send(`q job${i}`);
+      await eventually(() => consumer.stats.paused > 0, 5000, "delivery paused");
+      // The consumer is off engine a's topic now (queue.unpop): what the script pushes waits there.
+      await eventually(async () => !/connmix_engine_queue_consumers\{topic="jobs"\} 1/.test(await metrics()), 5000, "unpopped");
+      for (let i = 30; i < 50; i++) a.send(`q job${i}`);
+      // At least those 20 wait (plus any of the first 30 the engine had not handed over yet).
+      const waiting = async () => Number(/connmix_engine_queue_items\{topic="jobs"\} (\d+)\n/.exec(await metrics())?.[1] ?? 0);
+      await eventually(async () => (await waiting()) >= 20, 5000, "20 items waiting in the engine");
+      expect(got).toEqual([]);
+      release();
+      await eventually(() => got.length === 50, 10_000, "all 50 items handled");
+      expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `job${i}`));
+      expect(consumer.stats.acked).toBe(0);
+      a.close();
+    } finally {
+      await consumer.stop();
+      plain.close();
     }
   });
 
@@ -113,6 +151,7 @@ describe("queue consumer", () => {
     a.send("q a1");
     b.send("q b1");
     await eventually(() => got.length === 2, 5000, "items from both engines");
+    await eventually(() => consumer.stats.acked === 2, 5000, "both acknowledged");
     const ups = events.filter((e) => e.startsWith("up ")).length;
     await cluster.engines[1]!.node.stop("SIGKILL");
     await eventually(() => events.some((e) => e.startsWith(`down 127.0.0.1:${cluster.engines[1]!.api}`)), 5000, "the SDK saw engine b go down");
@@ -125,6 +164,7 @@ describe("queue consumer", () => {
     await eventually(() => got.length === 4, 10_000, "item from the restarted engine");
     expect(got.sort()).toEqual([`${idA}:a1`, `${idA}:a2`, `${idB}:b1`, `${idB2}:b2`].sort());
     expect(consumer.stats).toMatchObject({ handled: 4, failed: 0 });
+    await eventually(() => consumer.stats.acked === 4, 5000, "the 4 items acknowledged");
     await consumer.stop();
     a.close();
     b2.close();
