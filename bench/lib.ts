@@ -2,7 +2,7 @@
 // server (raw-bun-echo.ts), the load generator (wsload.ts) and publisher (publisher.ts) of this folder,
 // and medians. Results are ratios measured in one run.
 import { spawn, type Subprocess } from "bun";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitForPort } from "../test/helpers/ports.ts";
@@ -18,20 +18,38 @@ export function arg(name: string, d: number): number {
   return i > 0 ? Number(process.argv[i + 1]) : d;
 }
 
+const TICKS = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these
+
+/**
+ * CPU seconds used so far by `pid` and its children (a primary's workers). Messages per CPU-second of the
+ * server are steadier than messages per second when other processes share the machine.
+ */
+export function cpuSeconds(pid: number): number {
+  const own = (p: number) => {
+    const fields = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime, stime
+  };
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  return children.reduce((sum, c) => sum + own(c), own(pid));
+}
+
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A temp dir for configs, entry scripts and logs. */
 export const benchDir = (name = "bench") => mkdtempSync(join(tmpdir(), `connmix-${name}-`));
 
-/** Writes `<dir>/<name>.yaml` (a warn-level log in `dir`, then `yaml`) and starts `connmix <mode>` on `cpus` CPUs. */
-export function runConnmix(dir: string, name: string, mode: string, yaml: string, cpus = 1): Subprocess {
+/**
+ * Writes `<dir>/<name>.yaml` (a warn-level log in `dir`, then `yaml`) and starts `connmix <mode>` on `cpus` CPUs,
+ * from the checkout at `root` (this one unless a benchmark compares with another).
+ */
+export function runConnmix(dir: string, name: string, mode: string, yaml: string, cpus = 1, root = ROOT): Subprocess {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, `logging: { filename: ${dir}/${name}.log, level: warn }\n${yaml}`);
-  return spawn([BUN, join(ROOT, "src/main.ts"), mode, "-f", file, "-p", String(cpus)], { cwd: dir, stdout: "ignore", stderr: "inherit" });
+  return spawn([BUN, join(root, "src/main.ts"), mode, "-f", file, "-p", String(cpus)], { cwd: dir, stdout: "ignore", stderr: "inherit" });
 }
 
 /** Starts `connmix single` with one websocket server running `entry` (Lua source); returns its ports. */
-export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1", cpus = 1) {
+export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1", cpus = 1, root = ROOT) {
   const dir = benchDir();
   const [lua, api, registry, center, mesh] = [freePort(), freePort(), freePort(), freePort(), freePort()];
   writeFileSync(join(dir, "entry.lua"), entry);
@@ -43,15 +61,15 @@ engine:
   apiServer: { port: ${api}, bind: 127.0.0.1 }
   servers:
     - { port: ${lua}, bind: ${luaBind}, protocol: websocket, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
-${extraYaml}`, cpus);
+${extraYaml}`, cpus, root);
   await waitForPort(lua, 15_000);
   return { proc, lua, api, url: `ws://127.0.0.1:${lua}/chat` };
 }
 
-/** Starts raw-bun-echo.ts, the ceiling for this stack. */
-export async function startRawBun() {
+/** Starts raw-bun-echo.ts (or another server of this folder that takes PORT), the ceiling for this stack. */
+export async function startRawBun(script = "raw-bun-echo.ts") {
   const port = freePort();
-  const proc = spawn([BUN, join(BENCH, "raw-bun-echo.ts")], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
+  const proc = spawn([BUN, join(BENCH, script)], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
   await waitForPort(port, 15_000);
   return { proc, port, url: `ws://127.0.0.1:${port}/` };
 }

@@ -1,42 +1,57 @@
-// JS -> Lua on_message(msg) -> conn:send (a JS function) -> back to JS, in one process, no network.
-// Reports callbacks per second next to a bare JS function doing the same bookkeeping.
-//   bun bench/lua-callback.ts [count]
-import { writeFileSync } from "node:fs";
+// JS -> Lua on_message(msg) -> conn:send -> JS, in one process, no network: the cost of the Lua path per
+// frame, step by step, in CPU time (process.cpuUsage, so other processes on the machine count less).
+//   bun bench/lua-callback.ts [--count 200000] [--rounds 9] [--baseline /other/checkout]
+// --baseline loads the runtime of another checkout (e.g. a commit before a change) into the same process;
+// rounds alternate between the checkouts, and each step's median is printed.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LuaVM } from "../src/lua/vm";
-import { engineFamilies } from "../src/lua/api";
-import { EV, websocketEvents } from "../src/lua/api/connection";
-import type { EngineHost } from "../src/engine/host";
-import type { SerialOwner } from "../src/lua/scheduler";
-import { benchDir } from "./lib";
+import { arg, median } from "./lib";
+import { ROOT } from "../test/helpers/process.ts";
 
-const count = Number(process.argv[2] ?? 1_000_000);
-const dir = benchDir();
-const entry = join(dir, "entry.lua");
-writeFileSync(entry, "function on_message(msg, conn) conn:send(msg.data) end\n");
-
-let sent = 0;
-// The only host calls on_message -> conn:send makes.
-const host: Pick<EngineHost, "option" | "sendLocal"> = {
-  option: () => undefined,
-  sendLocal: (_id, data) => { sent += data.length; return null; },
+const count = arg("count", 200_000);
+const rounds = arg("rounds", 9);
+const at = process.argv.indexOf("--baseline");
+const roots = at > 0 ? [ROOT, process.argv[at + 1]!] : [ROOT];
+const payload = '{"op":"send","msg":"hello world","room_id":1002}';
+const steps = {
+  "dispatch and resume, no on_message": "",
+  "+ the msg table and on_message": "function on_message(msg, conn) end\n",
+  "+ conn:send(msg.data)": "function on_message(msg, conn) conn:send(msg.data) end\n",
 };
 
-const vm = new LuaVM({ entry, families: [...engineFamilies, websocketEvents], host });
-const owner: SerialOwner = { busy: false, backlog: null };
-const id = 2 ** 36 + 1;
-vm.scheduler.dispatch(owner, EV.open, id, { addr: "127.0.0.1:1" });
-const payload = '{"op":"send","msg":"hello world","room_id":1002}';
-
-function run(label: string, fn: () => void): number {
-  for (let i = 0; i < 10_000; i++) fn();
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) fn();
-  const perSecond = count / ((performance.now() - t0) / 1000);
-  console.log(`${label.padEnd(28)} ${Math.round(perSecond).toLocaleString("en-US")} /s  (${(1e9 / perSecond).toFixed(0)} ns each)`);
-  return perSecond;
+let sent = 0;
+// The only host calls these scripts make.
+const host = { option: () => undefined, sendLocal: (_id: number, data: string | Uint8Array) => ((sent += data.length), null) };
+const runs: { root: string; step: string; run: () => void; ns: number[] }[] = [];
+for (const root of roots) {
+  const { LuaVM } = await import(join(root, "src/lua/vm.ts"));
+  const { engineFamilies } = await import(join(root, "src/lua/api/index.ts"));
+  const { EV, websocketEvents } = await import(join(root, "src/lua/api/connection.ts"));
+  for (const [step, source] of Object.entries(steps)) {
+    const entry = join(mkdtempSync(join(tmpdir(), "connmix-bench-")), "entry.lua");
+    writeFileSync(entry, source);
+    const { scheduler } = new LuaVM({ entry, families: [...engineFamilies, websocketEvents], host });
+    const id = 2 ** 36 + 1;
+    const owner = { busy: false, backlog: null };
+    scheduler.dispatch(owner, EV.open, id, { addr: "127.0.0.1:1" });
+    runs.push({ root, step, ns: [], run: () => { for (let i = 0; i < count; i++) scheduler.dispatch(owner, EV.message, id, payload, 1); } });
+  }
 }
-
-const lua = run("lua on_message -> conn:send", () => vm.scheduler.dispatch(owner, EV.message, id, payload, 1));
-const bare = run("bare JS function", () => host.sendLocal(id, payload, 1));
-console.log(JSON.stringify({ lua_callbacks_per_s: Math.round(lua), bare_js_per_s: Math.round(bare), sent_bytes: sent }));
+for (const r of runs) r.run(); // warm-up
+for (let round = 0; round < rounds; round++) {
+  for (const r of runs) {
+    const before = process.cpuUsage();
+    r.run();
+    const used = process.cpuUsage(before);
+    r.ns.push(((used.user + used.system) * 1000) / count);
+  }
+}
+const rows = runs.map((r) => ({ root: r.root, step: r.step, ns: Math.round(median(r.ns)) }));
+for (const row of rows) {
+  console.error(`${row.root === ROOT ? "this" : "baseline"}  ${row.step.padEnd(36)} ${String(row.ns).padStart(5)} ns  ${Math.round(1e9 / row.ns).toLocaleString("en-US")} /s`);
+}
+const full = (root: string) => Math.round(1e9 / rows.find((r) => r.root === root && r.step.startsWith("+ conn:send"))!.ns);
+console.log(JSON.stringify({
+  bench: "lua-callback", count, rounds, lua_callbacks_per_s: full(ROOT), ...(roots[1] ? { baseline_callbacks_per_s: full(roots[1]) } : {}), sent_bytes: sent,
+}));

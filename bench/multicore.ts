@@ -5,25 +5,12 @@
 //   bun bench/multicore.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16] [--pin 1]
 // --pin takes taskset's CPU list for wsload ("" = not pinned); the default pins it to the machine's last CPU.
 import { availableParallelism } from "node:os";
-import { readFileSync } from "node:fs";
-import { arg, median, startConnmix, wsload } from "./lib";
+import { arg, cpuSeconds, median, startConnmix, wsload } from "./lib";
 
 const pinAt = process.argv.indexOf("--pin");
 const pin = pinAt > 0 ? process.argv[pinAt + 1] || undefined : String(availableParallelism() - 1);
 const load = ["--conns", String(arg("conns", 100)), "--window", String(arg("window", 16)), "--seconds", String(arg("seconds", 5))];
 const ENTRY = "function on_message(msg, conn) conn:send(msg.data) end\n";
-const TICKS = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these
-
-/** CPU seconds used so far by `pid` and its children (a primary's workers). */
-function cpuSeconds(pid: number): number {
-  const own = (p: number) => {
-    const fields = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime, stime
-  };
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  return children.reduce((sum, c) => sum + own(c), own(pid));
-}
-
 /** Waits until a WebSocket echo works (all workers listen, not just the port probe). */
 async function echoes(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {

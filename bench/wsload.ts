@@ -4,6 +4,8 @@
 //   bun wsload.ts echo   URL [--conns 100] [--window 16] [--seconds 5] [--payload STR] [--first STR]
 //       closed loop: every connection keeps WINDOW text frames in flight; counts replies per second.
 //       --first sends one frame before the window (e.g. a protocol's connect packet).
+//       --reply-prefix STR: only frames whose payload starts with STR are replies (each is answered with a new
+//       frame); the others (e.g. room messages) are counted as deliveries_per_s.
 //   bun wsload.ts fanout URL [--conns 1000] [--expect K] [--hello STR] [--frame-bytes N] [--timeout 60]
 //       subscribers only: each connection sends HELLO once (e.g. a join message) and waits for one
 //       reply; then run a publisher elsewhere that publishes K messages. The clock runs from the
@@ -85,7 +87,9 @@ async function openAll(count: number, hosts: number, onFrames: (s: Sock, n: numb
                   if (len === 126) { if (b.length - off < 4) break; len = b.readUInt16BE(off + 2); h = 4; }
                   else if (len === 127) { if (b.length - off < 10) break; len = Number(b.readBigUInt64BE(off + 2)); h = 10; }
                   if (b.length - off < h + len) break;
-                  off += h + len; n++;
+                  if (replyPrefix && (len < replyPrefix.length || b.compare(replyPrefix, 0, replyPrefix.length, off + h, off + h + replyPrefix.length) !== 0)) others++;
+                  else n++;
+                  off += h + len;
                 }
                 s.data.buf = off < b.length ? b.subarray(off) : null;
                 if (n) { s.data.got += n; onFrames(s, n); }
@@ -109,6 +113,8 @@ function rssKiB(pid: string): number {
 }
 
 const seconds = num("seconds", 5);
+const replyPrefix = opt["reply-prefix"] ? Buffer.from(opt["reply-prefix"]) : null;
+let others = 0;
 const frameBytes = num("frame-bytes", 0);
 let countBytes = false;
 if (mode === "echo") {
@@ -126,10 +132,11 @@ if (mode === "echo") {
   started = true;
   for (const s of socks) s.write(batches[window]);
   await Bun.sleep(500);
-  const n0 = total, t0 = performance.now();
+  const n0 = total, o0 = others, t0 = performance.now();
   await Bun.sleep(seconds * 1000);
   const dt = (performance.now() - t0) / 1000;
-  console.log(JSON.stringify({ mode, url, conns, window, bytes: payload.length, msgs_per_s: Math.round((total - n0) / dt), failed }));
+  console.log(JSON.stringify({ mode, url, conns, window, bytes: payload.length, msgs_per_s: Math.round((total - n0) / dt),
+    ...(replyPrefix ? { deliveries_per_s: Math.round((others - o0) / dt) } : {}), failed }));
   process.exit(0);
 } else if (mode === "fanout") {
   const conns = num("conns", 1000), expect = num("expect", 1000), limit = num("timeout", 60) * 1000;
