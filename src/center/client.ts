@@ -32,6 +32,8 @@ export interface RegistryClientOptions {
   keys: Keys;
   tls: TlsMaterial | null;
   link: LinkTimings;
+  /** Membership timings until the center sends its own (this engine's center.registry settings). */
+  timings?: Timings;
 }
 
 export class RegistryClient {
@@ -45,7 +47,7 @@ export class RegistryClient {
   constructor(private readonly addr: string, private readonly h: RegistryHandlers, private readonly o: RegistryClientOptions) {
     if (!splitAddr(addr)) throw new Error(`engine.centerRegistry: ${JSON.stringify(addr)} is not host:port`);
     this.net = { connectMs: 0, silentMs: 0, retryMinMs: o.link.retryMinMs, retryMaxMs: 0, tickMs: o.link.sweepMs };
-    this.follow(this.timings);
+    this.follow({ ...(o.timings ?? TIMINGS) });
   }
 
   /**

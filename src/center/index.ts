@@ -5,7 +5,7 @@ import { onShutdown } from "../lifecycle.ts";
 import { checkFree } from "../handover/ports.ts";
 import { startCenterApi } from "./api.ts";
 import { RegistryServer, type NodeState } from "./registry.ts";
-import { LINK_TIMINGS } from "./protocol.ts";
+import { LINK_TIMINGS, timingsOf } from "./protocol.ts";
 import { warnIfProtected, type ClusterSecurity } from "../net/security.ts";
 
 function listening<T>(what: string, bind: string, port: number, start: () => T): T {
@@ -27,8 +27,7 @@ export interface Center {
  */
 export function startCenter(config: Config, security: ClusterSecurity, adopted: NodeState[] | null = null): Center {
   const { apiServer, registry: reg } = config.center;
-  const timings = { hb: reg.heartbeat, drop: reg.dropTimeout, doubt: reg.doubtTimeout };
-  const registry = new RegistryServer({ keys: security.keys, tls: security.tls, timings, link: LINK_TIMINGS });
+  const registry = new RegistryServer({ keys: security.keys, tls: security.tls, timings: timingsOf(reg), link: LINK_TIMINGS });
   if (adopted) registry.adopt(adopted);
   const api = listening("center server", apiServer.bind, apiServer.port, () => {
     checkFree(apiServer.bind, apiServer.port);

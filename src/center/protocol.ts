@@ -1,6 +1,7 @@
 // The registry protocol between an engine and the center (docs/cluster.md): JSON messages in the mesh's
 // length-prefixed frames over one TCP connection per engine. Control traffic only, so JSON is fine here.
 import { isIP } from "node:net";
+import type { RegistryConfig } from "../config/schema";
 import type { Outbox } from "../net/frames";
 import { MAX_NODE } from "../engine/ids";
 import { NODE_ID } from "../mesh/node-id";
@@ -21,6 +22,9 @@ export interface Timings {
 
 /** The defaults; an engine uses them until its center told it otherwise. */
 export const TIMINGS: Readonly<Timings> = { hb: 1000, drop: 5000, doubt: 30_000 };
+
+/** The timings of a center.registry section: the center's, and an engine's until its center sends them. */
+export const timingsOf = (r: RegistryConfig): Timings => ({ hb: r.heartbeat, drop: r.dropTimeout, doubt: r.doubtTimeout });
 
 /** The registry's link timings (src/net), beside the membership timings. */
 export interface LinkTimings {

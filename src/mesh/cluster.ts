@@ -5,7 +5,7 @@ import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import type { EngineNode } from "../engine/node";
 import { RegistryClient } from "../center/client";
-import { LINK_TIMINGS, nodeProblem, type NodeInfo, type Timings } from "../center/protocol";
+import { LINK_TIMINGS, nodeProblem, timingsOf, type NodeInfo, type Timings } from "../center/protocol";
 import { escapeText } from "../log/escape";
 import { warnIfProtected, type ClusterSecurity } from "../net/security";
 import { Mesh } from "./index";
@@ -32,7 +32,7 @@ export class Cluster {
 
   /** `target` serves other nodes' requests: the node itself, or the workers of a multi-core engine. */
   constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget, private readonly sec: ClusterSecurity) {
-    this.membership = new Membership(config.engine.centerRegistry);
+    this.membership = new Membership(config.engine.centerRegistry, timingsOf(config.center.registry));
     const links = { kind: "mesh" as const, keys: sec.keys, tls: sec.tls, timings: MESH_TIMINGS };
     this.mesh = new Mesh(target, newNodeId(), this.membership, links, node.queues);
   }
@@ -78,7 +78,7 @@ export class Cluster {
         },
         confirmed: () => this.membership.confirmed(),
         clients: () => this.node.clientCount(),
-      }, { keys: this.sec.keys, tls: this.sec.tls, link: LINK_TIMINGS });
+      }, { keys: this.sec.keys, tls: this.sec.tls, link: LINK_TIMINGS, timings: timingsOf(this.config.center.registry) });
       this.registry = client;
       onShutdown("center registry", () => client.stop());
       client.start();

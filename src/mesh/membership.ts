@@ -12,10 +12,8 @@ export const NOT_READY = "node not ready";
 export class Membership {
   private applied = false;
   private confirmedAt = 0;
-  timings: Timings = { ...TIMINGS };
-
-  /** `center` names the registry in messages. */
-  constructor(private readonly center: string) {}
+  /** `center` names the registry in messages; `timings` apply until the center sends its own. */
+  constructor(private readonly center: string, public timings: Timings = { ...TIMINGS }) {}
 
   /** The center's node list was applied (the first one makes the node ready). */
   listApplied(): void {

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { getJson, post } from "../helpers/http.ts";
 import { Client } from "../helpers/ws.ts";
-import { ClusterDir, Node, type EnginePorts } from "./helpers";
+import { ClusterDir, Node, SHORT, type EnginePorts } from "./helpers";
 import { rawClient, type RawClient } from "./links.ts";
 
 const ID = "[0-9a-v]{20}";
@@ -260,8 +260,8 @@ test("an engine whose index was taken while the center was away closes its clien
   }
 }, 15_000);
 
-test("an engine whose center accepts the connection but never answers gives up after 5s and retries", async () => {
-  const d = new ClusterDir();
+test("an engine whose center accepts the connection but never answers gives up after the drop timeout and retries", async () => {
+  const d = new ClusterDir(SHORT); // the engine's own file says 1 s (5 s by default)
   const center = new Node("center", d.center(), d.dir);
   let a: Node | null = null;
   try {
@@ -269,7 +269,7 @@ test("an engine whose center accepts the connection but never answers gives up a
     // A frozen center: the kernel still accepts connections, nothing answers the register.
     process.kill(center.pid, "SIGSTOP");
     a = new Node("engine", d.engine("a")[0], d.dir);
-    await a.waitFor(/center registry .* connect failed \(no answer for 5s\)/, 8000);
+    await a.waitFor(/center registry .* connect failed \(no answer for 1s\)/, 8000);
     process.kill(center.pid, "SIGCONT");
     await a.waitFor(/start the lua server/, 8000);
   } finally {
@@ -279,8 +279,8 @@ test("an engine whose center accepts the connection but never answers gives up a
   }
 }, 30_000);
 
-test("an engine whose connect to the center hangs (no SYN answered) gives up after 5s and retries", async () => {
-  const d = new ClusterDir();
+test("an engine whose connect to the center hangs (no SYN answered) gives up after the drop timeout and retries", async () => {
+  const d = new ClusterDir(SHORT); // the engine's own file says 1 s (5 s by default)
   const center = new Node("center", d.center(), d.dir);
   const fillers: { end(): void }[] = [];
   let a: Node | null = null;
@@ -294,7 +294,7 @@ test("an engine whose connect to the center hangs (no SYN answered) gives up aft
       fillers.push(s);
     }
     a = new Node("engine", d.engine("a")[0], d.dir);
-    await a.waitFor(/center registry .* connect failed \(connect timed out after 5s\)/, 9000);
+    await a.waitFor(/center registry .* connect failed \(connect timed out after 1s\)/, 9000);
     for (const s of fillers) s.end();
     process.kill(center.pid, "SIGCONT");
     await a.waitFor(/start the lua server/, 15_000);

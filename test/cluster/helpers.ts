@@ -49,6 +49,9 @@ export interface Timings {
   doubtTimeout: number;
 }
 
+/** Short timings for tests that wait for them: drops after 1 s, doubts for 10 s. */
+export const SHORT: Timings = { heartbeat: 200, dropTimeout: 1000, doubtTimeout: 10_000 };
+
 export class ClusterDir {
   readonly dir = tempDir("cluster");
   readonly registry = freePort();
@@ -67,7 +70,8 @@ export class ClusterDir {
   /** `engineKeys`: more `engine:` keys, one per line without indentation (`drainTimeout: 3`). */
   engine(name: string, engineKeys: string[] = []): [string, EnginePorts] {
     const p = this.ports();
-    return [this.write(name, this.engineSection(p, engineKeys)), p];
+    // An engine uses its own file's center.registry timings until its center sends them.
+    return [this.write(name, this.timingsSection() + this.engineSection(p, engineKeys)), p];
   }
 
   /** Center and engine in one config, for `dev`. */
@@ -81,9 +85,16 @@ export class ClusterDir {
   }
 
   private centerSection(): string {
+    return `center:\n  registry: { port: ${this.registry}, bind: 127.0.0.1${this.timingKeys()} }\n  apiServer: { port: ${this.centerApi}, bind: 127.0.0.1 }\n`;
+  }
+
+  private timingKeys(): string {
     const t = this.timings;
-    const timings = t ? `, heartbeat: ${t.heartbeat}, dropTimeout: ${t.dropTimeout}, doubtTimeout: ${t.doubtTimeout}` : "";
-    return `center:\n  registry: { port: ${this.registry}, bind: 127.0.0.1${timings} }\n  apiServer: { port: ${this.centerApi}, bind: 127.0.0.1 }\n`;
+    return t ? `, heartbeat: ${t.heartbeat}, dropTimeout: ${t.dropTimeout}, doubtTimeout: ${t.doubtTimeout}` : "";
+  }
+
+  private timingsSection(): string {
+    return this.timings ? `center:\n  registry: { port: ${this.registry}${this.timingKeys()} }\n` : "";
   }
 
   private engineSection(p: EnginePorts, engineKeys: string[] = []): string {

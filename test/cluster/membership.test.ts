@@ -4,10 +4,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { getJson, post, postJson } from "../helpers/http.ts";
 import { Client } from "../helpers/ws.ts";
-import { ClusterDir, Node, type EnginePorts } from "./helpers";
+import { ClusterDir, Node, SHORT as TIMINGS, type EnginePorts } from "./helpers";
 
 const ID = "[0-9a-v]{20}";
-const TIMINGS = { heartbeat: 200, dropTimeout: 1000, doubtTimeout: 10_000 };
 const url = (p: EnginePorts) => `ws://127.0.0.1:${p.lua}/chat`;
 const api = (p: EnginePorts, path: string) => `http://127.0.0.1:${p.api}${path}`;
 
