@@ -109,31 +109,6 @@ H[EV.close] = function(id, _, err)
   if P.legacy then f(err, c) else f(id, err, c) end
 end
 
--- The entry's callback convention (src/lua/convention.ts): "1.0.1" passes conn in place of the client id.
-local CALLBACKS = { "on_connect", "on_close", "on_handshake" }
-function __connmix_callback_dumps()
-  local out = {}
-  for _, name in ipairs(CALLBACKS) do
-    local f = rawget(_G, name)
-    if type(f) == "function" then
-      local ok, dump = pcall(string.dump, f)
-      if ok then out[name] = dump end
-    end
-  end
-  return out
-end
--- A script's init() (1.0.1 scripts create their queues there) runs after each load of the entry.
-function __connmix_init()
-  local f = rawget(_G, "init")
-  if type(f) ~= "function" then return false end
-  f()
-  return true
-end
-function __connmix_set_convention(c)
-  P.legacy = c == "1.0.1"
-  mix.server.convention = c
-end
-
 -- The engine refused or failed an upgrade after on_handshake made the connection object: drop it.
 function __connmix_forget(id) conns[id] = nil end
 
