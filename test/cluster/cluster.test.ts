@@ -236,8 +236,8 @@ test("an engine whose index was taken while the center was away closes its clien
     await center.stop("SIGKILL");
     center = new Node("center", d.center(), d.dir);
     await center.waitFor(/start the registry server/);
-    // A node of the same cluster (no cluster.secret here: loopback peers are taken).
-    intruder = await rawClient(d.registry, "registry", "");
+    // A node of the same cluster: it holds the secret (or, without one, is on loopback).
+    intruder = await rawClient(d.registry, "registry", d.secret, false, d.tls);
     const reg = JSON.stringify({ t: "register", v: 1, id: "c9gpa43in567ju39lab0", index: old, ip: "", api_port: 1, mesh_port: 2, peers: [] });
     intruder.send((w) => (w.begin(), w.text(reg), w.end()));
     await center.waitFor(/register node 127.0.0.1 node_id c9gpa43in567ju39lab0/);

@@ -1,10 +1,12 @@
 // Cluster tests run real nodes: `bun src/main.ts center|engine|dev -f <config>` as separate processes on
 // free loopback ports, in a temp working directory holding their configs and Lua entry scripts.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/files.ts";
 import { freePort } from "../helpers/ports.ts";
 import { BUN, MAIN, Proc } from "../helpers/process.ts";
+import { makeCerts, type Certs } from "../helpers/certs.ts";
+import { SECRET, type TlsPem } from "./links.ts";
 
 /**
  * The test entry script. Text commands from a client: `id`, `sub <channel>`, `send <client id> <text>`,
@@ -52,15 +54,31 @@ export interface Timings {
 /** Short timings for tests that wait for them: drops after 1 s, doubts for 10 s. */
 export const SHORT: Timings = { heartbeat: 200, dropTimeout: 1000, doubtTimeout: 10_000 };
 
+/**
+ * How the nodes' links are secured, from CONNMIX_TEST_CLUSTER: `secret` (the default: cluster.secret), `tls`
+ * (the secret and mutual TLS with certificates made by openssl), `plain` (neither: protected mode, loopback).
+ */
+export const SECURITY = (process.env.CONNMIX_TEST_CLUSTER ?? "secret") as "secret" | "tls" | "plain";
+
 export class ClusterDir {
   readonly dir = tempDir("cluster");
   readonly registry = freePort();
   readonly centerApi = freePort();
+  /** The nodes' cluster.secret ("" in plain mode): a test that plays a node of the cluster uses it. */
+  readonly secret = SECURITY === "plain" ? "" : SECRET;
+  private readonly clusterSection: string;
+
+  /** What a raw client of this cluster presents in tls mode. */
+  get tls(): TlsPem | undefined {
+    if (!certs || SECURITY !== "tls") return undefined;
+    return { cert: readFileSync(certs.cert, "utf8"), key: readFileSync(certs.key, "utf8"), ca: readFileSync(certs.ca, "utf8") };
+  }
 
   /** Without `timings` the center uses the production defaults. */
   constructor(private readonly timings?: Timings) {
     mkdirSync(join(this.dir, "lua"));
     writeFileSync(join(this.dir, "lua/entry.lua"), ENTRY);
+    this.clusterSection = clusterSection();
   }
 
   center(): string {
@@ -109,13 +127,22 @@ export class ClusterDir {
 
   private write(name: string, body: string): string {
     const file = join(this.dir, `${name}.yaml`);
-    writeFileSync(file, `logging: { filename: logs/${name}.log, level: debug }\n${body}`);
+    writeFileSync(file, `logging: { filename: logs/${name}.log, level: debug }\n${this.clusterSection}${body}`);
     return file;
   }
 
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The cluster: section of SECURITY's mode; the certificates are made once per test file. */
+let certs: Certs | null = null;
+function clusterSection(): string {
+  if (SECURITY === "plain") return "";
+  if (SECURITY === "secret") return `cluster: { secret: ${SECRET} }\n`;
+  certs ??= makeCerts();
+  return `cluster:\n  secret: ${SECRET}\n  tls: { cert: ${certs.cert}, key: ${certs.key}, ca: ${certs.ca} }\n`;
 }
 
 /**

@@ -43,6 +43,13 @@ export function registrySecurity(secrets: string[] = [SECRET], t = FAST_REGISTRY
   return { keys: new Keys(secrets), tls: null, ...t };
 }
 
+/** PEM texts of a certificate, its key and the CA, for a raw client of a cluster with mutual TLS. */
+export interface TlsPem {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
 export interface RawClient {
   /** Frames received (after the handshake, when it authenticated). */
   frames: Uint8Array[];
@@ -58,7 +65,7 @@ export interface RawClient {
  * A raw TCP client. With `kind` it authenticates first (as a real node would, with `secret`) and resolves
  * once the listener accepted; without, it sends nothing on its own (an outsider).
  */
-export async function rawClient(port: number, kind?: LinkKind, secret = SECRET, allowFailure = false): Promise<RawClient> {
+export async function rawClient(port: number, kind?: LinkKind, secret = SECRET, allowFailure = false, tls?: TlsPem): Promise<RawClient> {
   const frames: Uint8Array[] = [];
   let failure: string | null = null;
   let closed = false;
@@ -88,6 +95,7 @@ export async function rawClient(port: number, kind?: LinkKind, secret = SECRET, 
   const socket = await Bun.connect({
     hostname: "127.0.0.1",
     port,
+    tls: tls ? { ...tls, rejectUnauthorized: false } : undefined,
     socket: { data: (_s, d) => void reader.push(d), close: () => void (closed = true) },
   });
   if (kind) await until(() => stage === "up" || closed || failure !== null, 2000, "link handshake");
