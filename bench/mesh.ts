@@ -5,11 +5,14 @@
 //  2. Cross-node publish throughput: CONNS subscribers on A; MESSAGES publishes over HTTP (bench/publisher.ts,
 //     4 in flight) to B's API (cross-node) and, in the same run, to A's API (single node).
 //     Prints deliveries/s of both and their ratio (median of ROUNDS).
-//   bun bench/mesh.ts [--rate 10000] [--seconds 5] [--conns 1000] [--messages 200] [--rounds 3]
+//   bun bench/mesh.ts [--rate 10000] [--seconds 5] [--conns 1000] [--messages 200] [--rounds 3] [--secure 1]
+// --secure 1 runs the cluster with cluster.secret and mutual TLS on the registry and mesh links
+// (certificates made by openssl), to measure what securing the links costs.
 import type { Subprocess } from "bun";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/ports.ts";
+import { makeCerts } from "../test/helpers/certs.ts";
 import { arg, benchDir, fanout, median, open, runConnmix } from "./lib";
 
 const RATE = arg("rate", 10_000);
@@ -17,6 +20,7 @@ const SECONDS = arg("seconds", 5);
 const CONNS = arg("conns", 1000);
 const MESSAGES = arg("messages", 200);
 const ROUNDS = arg("rounds", 3);
+const SECURE = arg("secure", 0) === 1;
 
 const ENTRY = `
 function on_message(msg)
@@ -30,7 +34,13 @@ const dir = benchDir("bench-mesh");
 const [registry, centerApi] = [freePort(), freePort()];
 writeFileSync(join(dir, "entry.lua"), ENTRY);
 const procs: Subprocess[] = [];
-const run = (name: string, mode: string, yaml: string) => procs.push(runConnmix(dir, name, mode, yaml));
+/** The cluster: section every node gets (none: plain links, loopback only). */
+const cluster = (() => {
+  if (!SECURE) return "";
+  const c = makeCerts();
+  return `cluster:\n  secret: bench-cluster-secret-0123456789\n  tls: { cert: ${c.cert}, key: ${c.key}, ca: ${c.ca} }\n`;
+})();
+const run = (name: string, mode: string, yaml: string) => procs.push(runConnmix(dir, name, mode, cluster + yaml));
 
 function engine(name: string) {
   const [mesh, api, lua] = [freePort(), freePort(), freePort()];
@@ -136,6 +146,7 @@ try {
     console.error(`round ${r + 1}: cross-node ${cross[r]} /s, single node ${local[r]} /s`);
   }
   console.log(JSON.stringify({
+    secure: SECURE,
     send: latency,
     publish: {
       conns: CONNS,
