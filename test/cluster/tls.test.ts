@@ -41,7 +41,7 @@ test("two nodes with certificates of the cluster CA link up and serve requests",
   try {
     a.update([{ id: b.id, index: 2, ip: "127.0.0.1", meshPort: b.port }], true);
     // The peer answers over TLS: "client not found" comes from its node, not from the link.
-    await until(() => logText().includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) up`), 3000);
+    await until(() => logText().includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) up`), 5000);
     expect(await a.sendRemote(2 * NODE + 1, "x", 1)).toBe("client not found");
   } finally {
     a.stop();
@@ -55,11 +55,11 @@ test("a node whose certificate another CA signed is refused on both sides, namin
   try {
     // The rogue dials b: b refuses its certificate.
     rogue.update([{ id: b.id, index: 2, ip: "127.0.0.1", meshPort: b.port }], true);
-    await until(() => /mesh point: closing the connection from 127\.0\.0\.1 before authentication: TLS: the peer's certificate is not signed by cluster.tls.ca/.test(logText()), 3000);
+    await until(() => /mesh point: closing the connection from 127\.0\.0\.1 before authentication: TLS: the peer's certificate is not signed by cluster.tls.ca/.test(logText()), 5000);
     expect(await rogue.sendRemote(2 * NODE + 1, "x", 1)).toStartWith(`node ${b.id} unreachable`);
     // b dials the rogue: b refuses the rogue's certificate as a server.
     b.update([{ id: rogue.id, index: 3, ip: "127.0.0.1", meshPort: rogue.port }], true);
-    await until(() => logText().includes(`mesh link to node_id ${rogue.id} (127.0.0.1:${rogue.port}) down: TLS: the peer's certificate is not signed by cluster.tls.ca`), 3000);
+    await until(() => logText().includes(`mesh link to node_id ${rogue.id} (127.0.0.1:${rogue.port}) down: TLS: the peer's certificate is not signed by cluster.tls.ca`), 5000);
   } finally {
     rogue.stop();
     b.stop();
@@ -71,7 +71,7 @@ test("a node without TLS cannot talk to a TLS mesh point", async () => {
   const plain = meshOn({ kind: "mesh", keys: new Keys([SECRET]), tls: null, timings: FAST_MESH });
   try {
     plain.update([{ id: b.id, index: 2, ip: "127.0.0.1", meshPort: b.port }], true);
-    await until(() => logText().includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) down`), 3000);
+    await until(() => logText().includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) down`), 5000);
     expect(await plain.sendRemote(2 * NODE + 1, "x", 1)).toStartWith(`node ${b.id} unreachable`);
   } finally {
     plain.stop();
@@ -91,12 +91,12 @@ test("a renewed certificate is read again: new links use it, the link that is up
   const a = meshOn(tlsSecurity(good, 10_000, patient));
   try {
     a.update([{ id: b.id, index: 2, ip: "127.0.0.1", meshPort: b.port }], true);
-    await until(() => logText().includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) up`), 3000);
+    await until(() => logText().includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) up`), 5000);
     const before = logText().length;
     certs.renew(); // a new node.pem/node.key signed by the same CA
     copyFileSync(certs.key, files.key);
     copyFileSync(certs.cert, files.cert);
-    await until(() => logText().slice(before).includes(`cluster.tls: reloaded ${files.cert}`), 3000);
+    await until(() => logText().slice(before).includes(`cluster.tls: reloaded ${files.cert}`), 5000);
     // The link made before the renewal still answers, and was never down.
     expect(await a.sendRemote(2 * NODE + 1, "x", 1)).toBe("client not found");
     expect(logText().slice(before)).not.toContain(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) down`);
@@ -104,7 +104,7 @@ test("a renewed certificate is read again: new links use it, the link that is up
     const c = meshOn(tlsSecurity(good));
     try {
       c.update([{ id: b.id, index: 2, ip: "127.0.0.1", meshPort: b.port }], true);
-      await until(() => logText().slice(before).includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) up`), 3000);
+      await until(() => logText().slice(before).includes(`mesh link to node_id ${b.id} (127.0.0.1:${b.port}) up`), 5000);
     } finally {
       c.stop();
     }
