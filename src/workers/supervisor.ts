@@ -12,7 +12,7 @@ import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
 import { countOtherProcesses } from "../metrics/process";
-import { MAX_ROUNDS, shedPlan } from "./balance";
+import { REBALANCE, Rebalancer } from "./balance";
 import { linkUp, workerCommand, workerLinks, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
 import { randomBytes } from "node:crypto";
 import type { PrimaryNode, WorkerRouter } from "./router";
@@ -31,8 +31,6 @@ const STABLE_MS = 10_000;
 const SEQUENCE_GAP = 1_000_000;
 /** Longest the workers may take to say how many clients they closed. */
 const CLOSE_MS = 1000;
-/** Close code and reason for clients moved to even out the workers. */
-const REBALANCE = { code: 1012, reason: "rebalancing the engine's workers, reconnect" };
 /** A worker told to stop that is still running after this long is killed. */
 const STOP_MS = 1800;
 
@@ -77,7 +75,7 @@ export class Workers implements DrainTarget {
   private readonly asked = new Map<number, (k: number, closed: number, clients: number) => void>();
   private lastAsk = 0;
   private readonly viewsAsked = new Map<number, (view: ClientsView) => void>();
-  private rebalanceTimer: Timer | undefined;
+  private readonly balance: Rebalancer;
 
   constructor(private readonly config: Config, private readonly node: PrimaryNode, private readonly router: WorkerRouter, count: number) {
     this.slots = Array.from({ length: count }, (_, k) => {
@@ -86,6 +84,19 @@ export class Workers implements DrainTarget {
       return { k, point, proc: null, link: null, stats: null, sequence: 0, startedAt: 0, quickDeaths: 0, restartTimer: undefined, starting: null, failure: null, logged: Promise.resolve() };
     });
     node.workers = this;
+    this.balance = new Rebalancer(
+      {
+        settled: () => !this.stopping && !this.draining && this.slots.every((s) => s.proc && !s.starting),
+        counts: async () => {
+          const answers = await this.ask((req) => ({ t: "shed", req, code: 1000, reason: "", count: 0 }));
+          return answers.size === this.slots.length ? this.slots.map((s) => answers.get(s.k)![1]) : null;
+        },
+        shed: async (plan) => {
+          await this.ask((req, s) => (plan[s.k]! > 0 ? { t: "shed", req, ...REBALANCE, count: plan[s.k]! } : null));
+        },
+      },
+      config.engine.workers.rebalanceDelay,
+    );
     countOtherProcesses({
       cpuSeconds: () => this.slots.reduce((sum, s) => sum + (s.stats?.cpuSeconds ?? 0), this.retired.cpuSeconds),
       residentBytes: () => this.slots.reduce((sum, s) => sum + (s.stats?.residentBytes ?? 0), 0),
@@ -186,40 +197,6 @@ export class Workers implements DrainTarget {
       });
       if (running.length === 0) done();
     });
-  }
-
-  /**
-   * `round` rebalanceDelay after a worker (re)started: once every worker runs, the ones holding more than
-   * their share close some of their newest clients, which reconnect spread over all workers (balance.ts).
-   * `moving`: how many clients the node had when the last round closed some, until they are back.
-   */
-  private rebalance(round: number, moving = 0): void {
-    clearTimeout(this.rebalanceTimer);
-    this.rebalanceTimer = setTimeout(async () => {
-      if (this.stopping || this.draining || this.slots.some((s) => !s.proc || s.starting)) return; // the next start checks again
-      const answers = await this.ask((req) => ({ t: "shed", req, code: 1000, reason: "", count: 0 }));
-      if (answers.size !== this.slots.length) return;
-      const clients = this.slots.map((s) => answers.get(s.k)![1]);
-      const total = clients.reduce((a, b) => a + b, 0);
-      const last = round > MAX_ROUNDS;
-      // Clients closed by the last round are still reconnecting: judge the split once most are back.
-      if (total < moving * 0.9 && !last) return this.rebalance(round + 1, moving);
-      const plan = shedPlan(clients);
-      if (plan.every((n) => n === 0)) {
-        if (round > 1) log.info(`workers balanced again (clients per worker: ${clients.join(", ")})`);
-        return;
-      }
-      if (last) {
-        return void log.warn(`workers still unbalanced after ${MAX_ROUNDS} rounds (clients per worker: ${clients.join(", ")}), left so`);
-      }
-      const moved = this.slots.filter((s) => plan[s.k]! > 0).map((s) => `${plan[s.k]} of worker ${s.k}'s`);
-      log.info(
-        `workers unbalanced (clients per worker: ${clients.join(", ")}): closing ${moved.join(", ")} newest clients ` +
-          `(${REBALANCE.code}) so they reconnect spread over all workers`,
-      );
-      await this.ask((req, s) => (plan[s.k]! > 0 ? { t: "shed", req, ...REBALANCE, count: plan[s.k]! } : null));
-      this.rebalance(round + 1, total);
-    }, this.config.engine.workers.rebalanceDelay);
   }
 
   private tell(msg: ToWorker, slots = this.slots): void {
@@ -351,7 +328,7 @@ export class Workers implements DrainTarget {
       this.spawn(slot).then(
         () => {
           log.info(`worker ${slot.k} restarted (pid ${slot.proc?.pid})`);
-          this.rebalance(1);
+          this.balance.restarted();
         },
         () => {},
       );
@@ -361,7 +338,7 @@ export class Workers implements DrainTarget {
   /** Stops every worker (they close their clients with 1001); one that does not exit in time is killed. */
   async stop(): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.rebalanceTimer);
+    this.balance.stop();
     this.unfollow();
     const running = this.slots.filter((s) => s.proc);
     for (const s of this.slots) clearTimeout(s.restartTimer);
