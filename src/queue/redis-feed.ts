@@ -22,6 +22,7 @@ const BLOCK_MS = 500;
 /** Pause after a Redis error, and while the local queue is full. */
 const RETRY_MS = 1000;
 const IDLE_POLL_MS = 20;
+const ACK_SLICE = 1000;
 
 // KEYS: stream, topic set. ARGV: topicSize, maxTopics, topic, json, client id. Returns items in the stream, or
 // -1 (topic full) / -2 (too many topics).
@@ -92,11 +93,13 @@ export class RedisFeed implements DurableStore {
   }
 
   settled(topic: string, refs: string[]): void {
-    if (refs.length === 0) return;
-    this.pool.command("EVAL", [ACK, "2", streamKey(topic), TOPICS_KEY, GROUP, topic, ...refs]).then(
-      (r) => r instanceof ReplyError && this.failed(topic, r.message),
-      (e) => this.failed(topic, (e as Error).message),
-    );
+    // In slices: Lua's unpack takes a few thousand values at most.
+    for (let i = 0; i < refs.length; i += ACK_SLICE) {
+      this.pool.command("EVAL", [ACK, "2", streamKey(topic), TOPICS_KEY, GROUP, topic, ...refs.slice(i, i + ACK_SLICE)]).then(
+        (r) => r instanceof ReplyError && this.failed(topic, r.message),
+        (e) => this.failed(topic, (e as Error).message),
+      );
+    }
   }
 
   async backlog(): Promise<[string, number][]> {
