@@ -37,6 +37,7 @@ function edited(path: string, v: unknown, otherEntry: string, otherSecretFile: s
     "engine.servers[].entry": otherEntry,
     "engine.centerRegistry": "localhost:6886",
     "engine.luavm.redis[].addr": "localhost:6380",
+    "engine.luavm.queue.backend": "defaultx", // the edited name of the engine.luavm.redis pool
     "access.users[].roles[]": "write",
     "cluster.secretFile": otherSecretFile,
   };
