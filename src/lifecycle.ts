@@ -11,11 +11,12 @@ const TOTAL_MS = 5000;
 const hooks: Hook[] = [];
 let stopping: Promise<never> | null = null;
 let signalsHandled = false;
-let reloader: ((why: string) => void) | null = null;
+export type Request = "reload" | "drain";
+let requested: ((what: Request, why: string) => void) | null = null;
 
-/** What SIGUSR2 does once the node serves: a handover to a successor (src/handover). */
-export function onReload(fn: (why: string) => void): void {
-  reloader = fn;
+/** What SIGUSR2 (reload: a handover to a successor) and SIGUSR1 (drain, then exit) do once the node serves (src/handover). */
+export function onRequest(fn: (what: Request, why: string) => void): void {
+  requested = fn;
 }
 
 // Returns a function that removes the hook (for things that stop on their own). `ms`: its budget, when
@@ -76,9 +77,11 @@ export function handleSignals(): void {
       void shutdown(`received ${sig}`);
     });
   }
-  process.on("SIGUSR2", () => {
-    if (stopping) log.warn("received SIGUSR2: reload refused, this process is stopping");
-    else if (!reloader) log.warn("received SIGUSR2: reload refused, this process is still starting");
-    else reloader("received SIGUSR2");
-  });
+  for (const [sig, what] of [["SIGUSR2", "reload"], ["SIGUSR1", "drain"]] as const) {
+    process.on(sig, () => {
+      if (stopping) log.warn(`received ${sig}: ${what} refused, this process is stopping`);
+      else if (!requested) log.warn(`received ${sig}: ${what} refused, this process is still starting`);
+      else requested(what, `received ${sig}`);
+    });
+  }
 }

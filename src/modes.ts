@@ -6,6 +6,7 @@ import { predecessor, predecessorCenter, tellPredecessor } from "./handover/pred
 import { onShutdown } from "./lifecycle.ts";
 import { pidFilePath, writePidFile } from "./handover/pidfile.ts";
 import { clusterSecurity } from "./net/security.ts";
+import { notifySystemd } from "./handover/systemd.ts";
 
 export type Mode = "center" | "engine" | "dev" | "single";
 export const MODES: readonly Mode[] = ["center", "engine", "dev", "single"];
@@ -38,6 +39,7 @@ export async function runMode(mode: Mode, config: Config, opts: NodeOptions): Pr
   let center = hasCenter && !predecessor ? startCenter(config, security) : null;
   const engine = mode !== "center" ? await startEngine(config, opts, security) : null;
   writePidFile(pidFilePath(config, mode));
+  notifySystemd(`READY=1\nMAINPID=${process.pid}`);
   if (predecessor) {
     tellPredecessor({ t: "ready", node: engine?.nodeId ?? null });
     if (hasCenter) center = startCenter(config, security, await predecessorCenter(CENTER_STATE_MS));

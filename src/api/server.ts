@@ -32,6 +32,14 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
+/** How long a draining API server answers with `Connection: close` before it closes its listener. */
+const DRAIN_GRACE_MS = 1000;
+
+const closeAfter = (res: Response | undefined) => {
+  res?.headers.set("connection", "close");
+  return res;
+};
+
 const httpIdle = (s: ApiServerConfig) => Math.min(Math.max(0, Math.round(s.readTimeout)), MAX_HTTP_IDLE);
 
 export interface ApiServerOptions {
@@ -86,7 +94,14 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
     port,
     drain() {
       sockets.close(1012, "service restart");
-      void server.stop(); // resolves once its last connection closed; nothing waits for that
+      // Closing the listener also closes idle kept-alive connections, and one whose next request is already on
+      // its way would be reset. So for DRAIN_GRACE_MS every request is answered with `Connection: close` (the
+      // client opens its next connection, which the kernel may give to either process), then the listener
+      // closes, leaving only connections idle for that long.
+      const handler = fetch!;
+      const closing = (req: Request, srv: Server<ApiSocket>) => Promise.resolve(handler(req, srv)).then(closeAfter);
+      server.reload({ fetch: closing, websocket: sockets.handler } as Parameters<typeof server.reload>[0]);
+      setTimeout(() => void server.stop(), DRAIN_GRACE_MS); // stop() resolves once the last connection closed; nothing waits for that
     },
     async stop() {
       unfollowAccess();

@@ -1,4 +1,4 @@
-// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix reload [MODE] [-f FILE]`, `connmix version`,
+// `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix reload|drain [MODE] [-f FILE]`, `connmix version`,
 // `connmix test ENTRY CASES...`, `--help`.
 // Usage errors exit 2, configuration errors exit 1; both print one line on stderr, no stack.
 import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
@@ -6,10 +6,10 @@ import { availableParallelism } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { applyConfigChange, watchConfig } from "../config/watch.ts";
-import { handleSignals, onReload, onShutdown, shutdown } from "../lifecycle.ts";
+import { handleSignals, onRequest, onShutdown, shutdown } from "../lifecycle.ts";
 import { Handover } from "../handover/successor.ts";
 import { tellPredecessor } from "../handover/predecessor.ts";
-import { reload } from "./reload.ts";
+import { signalNodes } from "./signal.ts";
 import { log } from "../log/logger.ts";
 import { keepRecent } from "../log/recent.ts";
 import { MODES, runMode, type Mode } from "../modes.ts";
@@ -67,28 +67,30 @@ const testCommand = defineCommand({
 /** Longest a successor may take to serve after a reload before it is given up. */
 const SUCCESSOR_START_MS = 60_000;
 
-const reloadCommand = defineCommand({
-  meta: { name: "reload", description: "hand a running node over to a new process without dropping connections" },
-  args: {
-    mode: { type: "positional", required: false, valueHint: MODES.join("|"), description: "which node of this config (default: every one running)" },
-    file: nodeArgs.file,
-  },
-  run: async ({ args }) => {
-    let config;
-    try {
-      // The successor will load the file: one that does not load is reported here, and nobody is signalled.
-      config = loadConfig(args.file, { mode: "center" }); // (no entry checks: only logging.filename is used here)
-    } catch (e) {
-      if (e instanceof ConfigError) fatal(`connmix: nothing reloaded: ${e.message}`);
-      throw e;
-    }
-    process.exit(await reload(config, (args.mode as Mode | undefined) ?? null));
-  },
-});
+const signalCommand = (what: "reload" | "drain", description: string) =>
+  defineCommand({
+    meta: { name: what, description },
+    args: {
+      mode: { type: "positional", required: false, valueHint: MODES.join("|"), description: "which node of this config (default: every one running)" },
+      file: nodeArgs.file,
+    },
+    run: async ({ args }) => {
+      let config;
+      try {
+        // The successor will load the file: one that does not load is reported here, and nobody is signalled.
+        config = loadConfig(args.file, { mode: "center" }); // (no entry checks: only logging.filename is used here)
+      } catch (e) {
+        if (e instanceof ConfigError) fatal(`connmix: nothing ${what === "reload" ? "reloaded" : "drained"}: ${e.message}`);
+        throw e;
+      }
+      process.exit(await signalNodes(config, (args.mode as Mode | undefined) ?? null, what));
+    },
+  });
 
 const subCommands: Record<string, CommandDef<any>> = {
   ...Object.fromEntries(MODES.map((m) => [m, nodeCommand(m)])),
-  reload: reloadCommand,
+  reload: signalCommand("reload", "hand a running node over to a new process without dropping connections"),
+  drain: signalCommand("drain", "stop a running node taking clients; it exits once they left (engine.drainTimeout)"),
   version: versionCommand,
   test: testCommand,
 };
@@ -118,13 +120,13 @@ function fatal(message: string): never {
 async function checkArgs(name: string, rest: string[]): Promise<void> {
   const cmd = subCommands[name]!;
   const options: NonNullable<ParseArgsConfig["options"]> =
-    name === "version" ? {} : name === "test" ? { junit: { type: "string" } } : name === "reload" ? { file: { type: "string", short: "f" } } : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
+    name === "version" ? {} : name === "test" ? { junit: { type: "string" } } : name === "reload" || name === "drain" ? { file: { type: "string", short: "f" } } : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
   const { tokens } = parseArgs({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
   const positionals = tokens.filter((t) => t.kind === "positional").length;
   if (name === "test" && positionals < 2) await usageError("test needs an entry script and at least one case file", cmd, main);
   let reloadMode = false;
   for (const t of tokens) {
-    if (t.kind === "positional" && name === "reload" && !reloadMode) {
+    if (t.kind === "positional" && (name === "reload" || name === "drain") && !reloadMode) {
       reloadMode = true;
       if (!(MODES as readonly string[]).includes(t.value)) await usageError(`unknown mode "${t.value}" (${MODES.join(", ")})`, cmd, main);
       continue;
@@ -185,7 +187,7 @@ async function startNode(mode: Mode, configPath: string, cpusArg: string | undef
   try {
     const parts = await runMode(mode, config, { cpus, configPath });
     const handover = new Handover(parts, SUCCESSOR_START_MS);
-    onReload((why) => handover.request(why));
+    onRequest((what, why) => (what === "reload" ? handover.request(why) : handover.drain(why)));
   } catch (e) {
     // Services report start failures (port in use, ...) as one-line errors.
     log.error((e as Error).message);

@@ -46,7 +46,8 @@ export async function drainEngine(p: DrainParts): Promise<void> {
   const timeoutMs = p.config.drainTimeout * 1000;
   p.cluster.drain();
   p.clients.stopAccepting();
-  p.api.drain();
+  // With a successor, backends reconnect there (where the queue items go); without one, they are served here to the end.
+  if (p.successor) p.api.drain();
   // Durable queues stay in Redis, where the successor reads them: nothing to move.
   const mover = p.queues.durable ? null : new QueueMover(p.queues, () => (p.successor ? p.cluster.mesh.link(p.successor) : undefined));
   log.info(`drain: ${p.clients.count()} client connections left, closing them in ${p.config.drainTimeout}s at the latest`);

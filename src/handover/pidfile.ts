@@ -19,6 +19,16 @@ export function readPid(path: string): number | null {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
+/** True while process `pid` exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Writes this process's pid (atomically: a reader never sees half a file) and removes it at exit. */
 export function writePidFile(path: string): void {
   const tmp = `${path}.${process.pid}.tmp`;

@@ -48,7 +48,7 @@ export class QueueMover {
   async finish(ms: number): Promise<void> {
     clearInterval(this.timer);
     const deadline = performance.now() + ms;
-    while (this.left() > 0 && performance.now() < deadline) {
+    while (this.link() && this.left() > 0 && performance.now() < deadline) {
       await this.pass();
       if (this.left() > 0) await Bun.sleep(TICK_MS);
     }
@@ -56,7 +56,7 @@ export class QueueMover {
     if (this.moved > 0) log.info(`drain: ${this.moved} queue items handed to the successor`);
     if (left.length > 0) {
       const list = left.map((t) => `${t.topic}: ${t.items}`).join(", ");
-      log.error(`drain: queue items not handed to the successor and lost (${this.lastError || "no link to the successor"}): ${list}`);
+      log.error(`drain: queue items left here and lost (${this.lastError || (this.link() ? "not moved in time" : "no successor to hand them to")}): ${list}`);
     }
   }
 

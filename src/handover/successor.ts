@@ -31,15 +31,33 @@ export class Handover {
   /** `startMs`: how long the successor may take to serve before it is given up (killed). */
   constructor(private readonly parts: NodeParts, private readonly startMs: number) {}
 
-  /** A reload was asked for (`why`: "SIGUSR2"). */
+  /** A reload was asked for (`why`: "received SIGUSR2"). */
   request(why: string): void {
-    const p = this.phase;
-    if (p.t === "starting") return log.warn(`${why}: reload refused, a successor (pid ${p.pid}) is starting`);
-    if (p.t === "draining") {
-      const secs = Math.round((performance.now() - p.since) / 1000);
-      return log.warn(`${why}: reload refused, this process handed over to pid ${p.pid} and has been draining for ${secs}s; reload that one`);
-    }
+    if (this.refused(why, "reload")) return;
     void this.run(why);
+  }
+
+  /**
+   * A drain without a successor (`connmix drain`, SIGUSR1; a Kubernetes preStop hook): no new clients, the
+   * API stays open, and the process exits once its clients left or at engine.drainTimeout.
+   */
+  drain(why: string): void {
+    if (this.refused(why, "drain")) return;
+    this.phase = { t: "draining", pid: 0, since: performance.now() };
+    log.info(`${why}: draining, this process exits once its clients left`);
+    void (this.parts.engine?.drain(null) ?? Promise.resolve()).then(() => shutdown("drained"));
+  }
+
+  /** True (and logged) when a reload or a drain is already under way. */
+  private refused(why: string, what: string): boolean {
+    const p = this.phase;
+    if (p.t === "starting") log.warn(`${why}: ${what} refused, a successor (pid ${p.pid}) is starting`);
+    else if (p.t === "draining" && p.pid === 0) log.warn(`${why}: ${what} refused, this process is draining`);
+    else if (p.t === "draining") {
+      const secs = Math.round((performance.now() - p.since) / 1000);
+      log.warn(`${why}: ${what} refused, this process handed over to pid ${p.pid} and has been draining for ${secs}s; reload that one`);
+    }
+    return p.t !== "idle";
   }
 
   private async run(why: string): Promise<void> {

@@ -140,7 +140,7 @@ describe("deploy/systemd/connmix@.service", () => {
     expect(r.exitCode).toBe(0);
   });
 
-  test("ExecStart as center and as engine runs a working cluster from the image directory; KillSignal stops it with 0", async () => {
+  test("ExecStart as center and as engine runs a working cluster from the image directory; ExecReload hands the engine over; KillSignal stops it with 0", async () => {
     const s = unitSettings();
     expect(s.WorkingDirectory).toBe("/opt/connmix");
     expect(s.KillSignal).toBe("SIGTERM");
@@ -149,8 +149,8 @@ describe("deploy/systemd/connmix@.service", () => {
     const ports = localPorts();
     const conf = join(dir, "conf/connmix.yaml");
     writeFileSync(conf, localConfig(readFileSync(conf, "utf8"), ports, "logs/connmix.log"));
-    const command = (role: string) =>
-      s.ExecStart!.replaceAll("%i", role).replaceAll("${CONNMIX_CPUS}", cpus).replaceAll("/opt/connmix", dir).split(" ");
+    const command = (role: string, line = s.ExecStart!) =>
+      line.replaceAll("%i", role).replaceAll("${CONNMIX_CPUS}", cpus).replaceAll("/opt/connmix", dir).split(" ");
     const center = new Proc("center", command("center"), { cwd: dir });
     await center.waitFor("start the registry server");
     const engine = new Proc("engine", command("engine"), { cwd: dir });
@@ -165,7 +165,18 @@ describe("deploy/systemd/connmix@.service", () => {
     expect(await client.next()).toBe("from the unit");
 
     const timeout = Number(s.TimeoutStopSec) * 1000;
-    expect(await engine.stop("SIGTERM", timeout)).toBe(0);
+    // ExecReload: a successor serves, the old engine drains with the client still connected, then exits once it left.
+    const reload = Bun.spawnSync(command("engine", s.ExecReload!), { cwd: dir, stdout: "pipe", stderr: "pipe", timeout: 70_000 });
+    expect({ code: reload.exitCode, err: reload.stderr.toString() }).toEqual({ code: 0, err: "" });
+    expect(reload.stdout.toString()).toMatch(/engine reloaded: pid \d+ serves/);
+    const successor = Number(readFileSync(join(dir, "logs/connmix.engine.pid"), "utf8"));
+    expect(await post(`http://127.0.0.1:${ports.api}/v1/mesh/publish`, { c: "room:5", d: "after the reload" })).toEqual({ E: null, r: { s: 1, f: 0 } });
+    expect(await client.next()).toBe("after the reload");
+    client.ws.close();
+    expect(await engine.stop("SIGTERM", timeout)).toBe(0); // it exits by itself once the client left
+    process.kill(successor, "SIGTERM");
+    while (Bun.spawnSync(["kill", "-0", String(successor)]).exitCode === 0) await Bun.sleep(50);
+
     expect(await center.stop("SIGTERM", timeout)).toBe(0);
     expect(readFileSync(join(dir, "logs/connmix.log"), "utf8")).toContain("start the lua server");
   }, 60_000);

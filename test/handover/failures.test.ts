@@ -8,25 +8,10 @@ import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { HANDOVER_ENTRY, eventually } from "./helpers.ts";
-import { readPid } from "../../src/handover/pidfile.ts";
+import { HANDOVER_ENTRY, eventually, nodes } from "./helpers.ts";
+import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** /v1/nodes without the client counts (they follow heartbeats). */
-async function nodes(d: ClusterDir): Promise<{ id: string; index: number; state: string }[]> {
-  const r = await fetch(`http://127.0.0.1:${d.centerApi}/v1/nodes`);
-  return ((await r.json()) as { nodes: { id: string; index: number; state: string; clients?: number }[] }).nodes.map(({ clients: _, ...n }) => n);
-}
 
 /** A center and one engine (-p 1, drainTimeout 2 s) with a client on it. */
 async function cluster() {
@@ -117,6 +102,28 @@ test("reloading the center: engines keep their registration and index, the succe
     if (successor && alive(successor)) process.kill(successor, "SIGTERM");
     await Promise.all([c.a.stop(), c.center.stop("SIGKILL")]);
     if (successor) await eventually(() => !alive(successor), 8000);
+    c.d.remove();
+  }
+}, 60_000);
+
+test("connmix drain (a Kubernetes preStop): no new clients, the held ones and the API still served, exit once they left", async () => {
+  const c = await cluster();
+  try {
+    const drain = Bun.spawn([BUN, MAIN, "drain", "engine", "-f", c.conf], { cwd: c.d.dir, stdout: "pipe", stderr: "pipe" });
+    await c.a.waitFor(/received SIGUSR1: draining, this process exits once its clients left/, 10_000);
+    expect(await eventually(async () => (await nodes(c.d))[0]?.state === "draining", 3000)).toBe(true);
+    await expect(Client.open(`ws://127.0.0.1:${c.ports.lua}/chat`)).rejects.toThrow(/Failed to connect/);
+    expect(await c.client.ask("sub news")).toBe("subscribed news");
+    const r = await fetch(`http://127.0.0.1:${c.ports.api}/v1/mesh/publish`, { method: "POST", body: JSON.stringify({ c: "news", d: "still here" }) });
+    expect(await r.json()).toEqual({ E: null, r: { s: 1, f: 0 } });
+    expect(await c.client.next()).toBe("still here");
+    c.client.ws.close();
+    expect(await drain.exited).toBe(0);
+    expect(await new Response(drain.stdout).text()).toMatch(/sent SIGUSR1 to the engine \(pid \d+\)\nconnmix: engine \(pid \d+\) drained and exited\n/);
+    expect(c.a.exitCode).toBe(0);
+    expect(c.a.out).toContain("drain: every client connection has closed");
+  } finally {
+    await Promise.all([c.a.stop(), c.center.stop()]);
     c.d.remove();
   }
 }, 60_000);

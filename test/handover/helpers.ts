@@ -1,6 +1,6 @@
 // What the handover tests run against a reloading engine: a fleet of clients that count every message
 // they get, a stream of API publishes and sends, and a client that connects in a tight loop.
-import { ENTRY } from "../cluster/helpers.ts";
+import { ENTRY, type ClusterDir } from "../cluster/helpers.ts";
 
 /** The cluster entry plus `q <topic> <data>`: mix.queue.push(topic, {d = data}), answered `queued <n> <err>`. */
 export const HANDOVER_ENTRY = ENTRY.replace(
@@ -161,6 +161,12 @@ export class Connector {
     this.running = false;
     await this.done;
   }
+}
+
+/** The center's /v1/nodes, without the client counts (they follow heartbeats). */
+export async function nodes(d: ClusterDir): Promise<{ id: string; index: number; state: string }[]> {
+  const r = await fetch(`http://127.0.0.1:${d.centerApi}/v1/nodes`);
+  return ((await r.json()) as { nodes: { id: string; index: number; state: string; clients?: number }[] }).nodes.map(({ clients: _, ...n }) => n);
 }
 
 /** Polls `check` every 50 ms until it holds or `ms` passed; returns whether it held. */

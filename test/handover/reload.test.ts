@@ -9,28 +9,13 @@ import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { Connector, HANDOVER_ENTRY, Traffic, eventually, openFleet } from "./helpers.ts";
-import { readPid } from "../../src/handover/pidfile.ts";
+import { Connector, HANDOVER_ENTRY, Traffic, eventually, openFleet, nodes } from "./helpers.ts";
+import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
 
 const CLIENTS = 1000;
 const DRAIN_SECONDS = 8;
-
-/** /v1/nodes of the center. */
-async function nodes(d: ClusterDir): Promise<{ id: string; index: number; state: string }[]> {
-  const r = await fetch(`http://127.0.0.1:${d.centerApi}/v1/nodes`);
-  return ((await r.json()) as { nodes: { id: string; index: number; state: string }[] }).nodes;
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 for (const cpus of ["1", "2"]) {
   describe(`engine -p ${cpus}`, () => {
@@ -80,8 +65,8 @@ for (const cpus of ["1", "2"]) {
         await eventually(() => traffic.delivered(), 5000);
         expect(traffic.failures).toEqual([]);
         expect(traffic.problems()).toEqual([]);
-        expect(traffic.published.length).toBeGreaterThan(20);
-        expect(traffic.sent.size).toBeGreaterThan(20);
+        expect(traffic.published.length).toBeGreaterThan(5);
+        expect(traffic.sent.size).toBeGreaterThan(5);
         expect(traffic.published.filter((p) => p.s !== CLIENTS || p.f !== 0)).toEqual([]);
         expect(fleet.filter((m) => m.closed !== null)).toEqual([]);
         expect(fleet[0]!.replies).toContain("sent nil");

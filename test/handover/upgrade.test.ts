@@ -10,8 +10,8 @@ import { BUILD_TIMEOUT_MS, BINARY, buildIfStale, buildVersion } from "../helpers
 import { Proc } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { HANDOVER_ENTRY, Traffic, eventually, openFleet } from "./helpers.ts";
-import { readPid } from "../../src/handover/pidfile.ts";
+import { HANDOVER_ENTRY, Traffic, eventually, openFleet, nodes } from "./helpers.ts";
+import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 const NEW_VERSION = "1.0.2-upgrade";
 let newBinary = "";
@@ -23,20 +23,6 @@ beforeAll(() => {
 
 afterAll(cleanupAll);
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function nodes(d: ClusterDir): Promise<{ id: string; index: number; state: string }[]> {
-  const r = await fetch(`http://127.0.0.1:${d.centerApi}/v1/nodes`);
-  return ((await r.json()) as { nodes: { id: string; index: number; state: string }[] }).nodes;
-}
-
 for (const cpus of ["1", "2"]) {
   describe(`dev -p ${cpus}`, () => {
     test("replace the executable, SIGUSR2: the new version serves, the center's engines keep their index, old clients drain", async () => {
@@ -44,7 +30,7 @@ for (const cpus of ["1", "2"]) {
       writeFileSync(join(d.dir, "lua/entry.lua"), HANDOVER_ENTRY);
       const exe = join(d.dir, "connmix");
       copyFileSync(BINARY, exe);
-      const [devConf, devPorts] = d.dev(["drainTimeout: 3"]);
+      const [devConf, devPorts] = d.dev(["drainTimeout: 6"]);
       const [bConf, bPorts] = d.engine("b");
       const dev = new Proc("dev", [exe, "dev", "-f", devConf, "-p", cpus], { cwd: d.dir });
       let successor = 0;
