@@ -17,6 +17,7 @@ import { httpHandler } from "./http";
 import { introspect } from "../engine/introspect";
 import { ApiWebSockets } from "./ws";
 import { checkFree } from "../handover/ports";
+import { steerToSuccessor } from "../handover/steer";
 
 /** Bun's HTTP idle timeout is at most 255 s. */
 const MAX_HTTP_IDLE = 255;
@@ -34,6 +35,9 @@ export interface ApiServer {
 
 /** How long a draining API server answers with `Connection: close` before it closes its listener. */
 const DRAIN_GRACE_MS = 1000;
+
+const handingOver = () =>
+  new Response("this engine is handing over to its successor: connect again\n", { status: 503, headers: { connection: "close", "retry-after": "0" } });
 
 const closeAfter = (res: Response | undefined) => {
   res?.headers.set("connection", "close");
@@ -97,10 +101,12 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
       // Closing the listener also closes idle kept-alive connections, and one whose next request is already on
       // its way would be reset. So for DRAIN_GRACE_MS every request is answered with `Connection: close` (the
       // client opens its next connection, which the kernel may give to either process), then the listener
-      // closes, leaving only connections idle for that long.
+      // closes, leaving only connections idle for that long. A /ws/v1 upgrade meanwhile gets 503: connect again.
       const handler = fetch!;
-      const closing = (req: Request, srv: Server<ApiSocket>) => Promise.resolve(handler(req, srv)).then(closeAfter);
+      const closing = (req: Request, srv: Server<ApiSocket>) =>
+        req.headers.has("upgrade") ? handingOver() : Promise.resolve(handler(req, srv)).then(closeAfter);
       server.reload({ fetch: closing, websocket: sockets.handler } as Parameters<typeof server.reload>[0]);
+      steerToSuccessor(port); // new connections go to the successor from now on (src/handover/steer.ts)
       setTimeout(() => void server.stop(), DRAIN_GRACE_MS); // stop() resolves once the last connection closed; nothing waits for that
     },
     async stop() {

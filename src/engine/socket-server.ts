@@ -7,6 +7,7 @@ import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
+import { STEER_MS, steerToSuccessor } from "../handover/steer";
 
 type TCP = Socket<Connection>;
 const NOTHING_PUBLISHED = [0, 0] as const;
@@ -118,7 +119,10 @@ export class SocketServer extends LuaServer {
   }
 
   stopAccepting(): void {
-    this.listener?.stop(false);
+    const listener = this.listener;
+    if (!listener) return;
+    const wait = steerToSuccessor(this.config.port) ? STEER_MS : 0;
+    setTimeout(() => listener.stop(false), wait);
   }
 
   async stop(): Promise<void> {

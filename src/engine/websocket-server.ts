@@ -6,6 +6,7 @@ import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
+import { STEER_MS, steerToSuccessor } from "../handover/steer";
 
 type WS = ServerWebSocket<Connection>;
 
@@ -179,7 +180,8 @@ export class WebSocketServer extends LuaServer {
 
   stopAccepting(): void {
     // Not forced: open WebSockets stay, and publish() and subscriberCount() keep working on them.
-    void this.server?.stop();
+    const wait = steerToSuccessor(this.config.port) ? STEER_MS : 0;
+    setTimeout(() => void this.server?.stop(), wait);
   }
 
   async stop(): Promise<void> {

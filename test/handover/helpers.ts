@@ -1,6 +1,7 @@
 // What the handover tests run against a reloading engine: a fleet of clients that count every message
 // they get, a stream of API publishes and sends, and a client that connects in a tight loop.
 import { ENTRY, type ClusterDir } from "../cluster/helpers.ts";
+import { Client } from "../helpers/ws.ts";
 
 /** The cluster entry plus `q <topic> <data>`: mix.queue.push(topic, {d = data}), answered `queued <n> <err>`. */
 export const HANDOVER_ENTRY = ENTRY.replace(
@@ -167,6 +168,19 @@ export class Connector {
 export async function nodes(d: ClusterDir): Promise<{ id: string; index: number; state: string }[]> {
   const r = await fetch(`http://127.0.0.1:${d.centerApi}/v1/nodes`);
   return ((await r.json()) as { nodes: { id: string; index: number; state: string; clients?: number }[] }).nodes.map(({ clients: _, ...n }) => n);
+}
+
+/** A Client on `url`, opened again (every 50 ms, for up to 5 s) while the server refuses it. */
+export async function openRetrying(url: string): Promise<Client> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    try {
+      return await Client.open(url);
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await Bun.sleep(50);
+    }
+  }
 }
 
 /** Polls `check` every 50 ms until it holds or `ms` passed; returns whether it held. */

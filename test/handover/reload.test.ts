@@ -9,7 +9,7 @@ import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { Connector, HANDOVER_ENTRY, Traffic, eventually, openFleet, nodes } from "./helpers.ts";
+import { Connector, HANDOVER_ENTRY, Traffic, eventually, openFleet, openRetrying, nodes } from "./helpers.ts";
 import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
@@ -51,11 +51,14 @@ for (const cpus of ["1", "2"]) {
         expect(successor).not.toBe(oldPid);
 
         // The overlap: both are nodes, the old one draining; its clients still work both ways.
-        const listed = await nodes(d);
-        expect(listed.map((n) => n.state).sort()).toEqual(["draining", "registered", "registered"]);
+        // (the old process tells the center it drains once the successor said it serves, a moment after the pid file)
+        const states = async () => (await nodes(d)).map((n) => n.state).sort().join();
+        await eventually(async () => (await states()) === "draining,registered,registered", 3000);
+        expect(await states()).toBe("draining,registered,registered");
         for (let i = 20; i < 30; i++) fleet[i]!.ws.send(`q jobs during-${i}`);
         fleet[0]!.ws.send(`send ${fleet[1]!.id} from-old-client`);
-        const consumer = await Client.open(`ws://127.0.0.1:${aPorts.api}/ws/v1`); // lands on the successor
+        // A backend connecting now may reach the old process during its API's last second: it answers 503, connect again.
+        const consumer = await openRetrying(`ws://127.0.0.1:${aPorts.api}/ws/v1`);
         consumer.send({ m: "queue.pop", p: { t: ["jobs"] }, i: 1 });
         await Bun.sleep(1500);
         await Promise.all([traffic.stop(), connector.stop()]);
