@@ -35,6 +35,11 @@ export interface DurableStore {
   settled(name: string, refs: string[]): void;
   /** Items not yet acknowledged, per topic, in the store (a stopping engine logs them). */
   backlog(): Promise<[topic: string, items: number][]>;
+  /**
+   * Topic `name` has no consumer here any more and let go of items the store had handed it: they stay
+   * pending in the store, where the next follow of the topic (or another engine's claim) takes them.
+   */
+  released(name: string): void;
 }
 
 /** What a durable store feeds: how many items topic `name` wants now (-1: none, it has no consumer). */
@@ -179,6 +184,7 @@ export class Queues {
       },
       append: (items) => {
         const t = this.topic(name);
+        if (t.consumers.length === 0) return void this.store!.released(name); // its consumers left meanwhile
         this.hold(t, true);
         for (const [json, clientId, ref] of items) {
           t.items.push(json);
@@ -199,8 +205,20 @@ export class Queues {
       const i = t ? t.consumers.indexOf(consumer) : -1;
       if (i < 0) continue;
       t!.consumers.splice(i, 1);
+      if (t!.consumers.length === 0) this.release(name, t!);
       this.settleTopic(name, t!);
     }
+  }
+
+  /**
+   * A durable topic without consumers here lets go of its waiting items: they stay pending in the store,
+   * so another engine can take them instead of this one keeping copies it would deliver later as well.
+   */
+  private release(name: string, t: Topic): void {
+    if (!this.store) return;
+    for (let i = t.head; i < t.items.length; i++) this.heldRefs.delete(t.refs[i]!);
+    t.head = t.items.length;
+    this.store.released(name);
   }
 
   /** Hands waiting items to consumers until none is left or no consumer takes more. */
@@ -240,6 +258,7 @@ export class Queues {
     t.inflight -= items.length;
     this.restore(name, items);
     this.redelivered += items.length;
+    if (t.consumers.length === 0) this.release(name, t);
     this.drain(name, t);
   }
 

@@ -113,6 +113,10 @@ export class RedisFeed implements DurableStore {
     return out;
   }
 
+  released(topic: string): void {
+    this.recovered.delete(topic); // the next follow reads this consumer's pending items again, from id 0
+  }
+
   follow(topic: string, into: FeedTarget): void {
     if (this.following.has(topic) || this.stopped) return;
     this.following.add(topic);
@@ -128,6 +132,7 @@ export class RedisFeed implements DurableStore {
     while (!this.stopped) {
       const want = into.wants();
       if (want < 0) return;
+      if (cursor === ">" && !this.recovered.has(topic)) cursor = "0"; // released meanwhile: read them again
       if (want === 0) {
         await Bun.sleep(IDLE_POLL_MS);
         continue;

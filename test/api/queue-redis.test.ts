@@ -3,7 +3,7 @@
 // unacknowledged items are delivered again, by itself once restarted (at once) or by another engine (after
 // claimIdle); SIGTERM keeps what is left in Redis, and a restarted engine delivers it; a Redis restart (with
 // AOF) keeps the items, and pushes made while it is down fail with an error.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -34,6 +34,7 @@ end
 let redis: Subprocess | null = null;
 let redisPort = 0;
 afterAll(() => redis?.kill("SIGKILL"));
+beforeAll(() => (REDIS ? startRedis() : undefined));
 
 /** redis-server on `redisPort` (a new one unless `again`); `aof`: persisted to that directory, fsync on every write. */
 async function startRedis(aof?: string, again = false): Promise<void> {
@@ -96,7 +97,6 @@ async function consumer(e: Engine, topic: string, w: number, ackWhile = () => tr
 const expected = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => prefix + String(i + 1).padStart(6, "0"));
 
 maybe("kill -9 of an engine mid-stream: another engine claims its unacknowledged items; all 3000 consumed, 0 lost", async () => {
-  await startRedis();
   const k = cluster(2);
   await k.center.waitFor(/start the registry server/, 15_000);
   const a = k.engine("a");
@@ -193,5 +193,33 @@ maybe("a Redis restart: pushes fail with an error while it is down; the items it
   expect([...new Set(consumer1.acked)].sort()).toEqual([...expected("K", 200), ...expected("M", 100)].sort());
   consumer1.c.close();
   await a.node.stop("SIGTERM", 15_000);
+  await k.center.stop();
+}, 120_000);
+
+maybe("consumers that leave an engine leave its items to other engines: nothing stays behind to be delivered twice", async () => {
+  const k = cluster(2);
+  await k.center.waitFor(/start the registry server/, 15_000);
+  const a = k.engine("a");
+  const b = k.engine("b");
+  await Promise.all([a.node.waitFor(/start the lua server/, 20_000), b.node.waitFor(/start the lua server/, 20_000)]);
+  await fill(a, "rel", "R", 300);
+  // A consumer on engine a takes 10 (engine a fetches up to 64 more ahead of it), acknowledges none, leaves.
+  const first = await consumer(a, "rel", 10, () => false);
+  await until(() => first.received.length === 10, 10_000, "10 in flight on engine a");
+  first.stop();
+  first.c.close();
+  // Engine b gets all 300: the ones engine a had fetched after claimIdle.
+  const second = await consumer(b, "rel", 100);
+  await until(() => new Set(second.acked).size === 300, 20_000, "all 300 through engine b");
+  second.stop();
+  expect([...new Set(second.acked)].sort()).toEqual(expected("R", 300));
+  second.c.close();
+  // A new consumer on engine a gets nothing: engine a kept no copies.
+  const third = await consumer(a, "rel", 100);
+  await Bun.sleep(1500);
+  third.stop();
+  expect(third.received).toEqual([]);
+  third.c.close();
+  await Promise.all([a.node.stop("SIGTERM", 15_000), b.node.stop("SIGTERM", 15_000)]);
   await k.center.stop();
 }, 120_000);
