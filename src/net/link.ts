@@ -58,6 +58,8 @@ export class Link {
   private readonly ticker: Timer;
   private nonces: [Uint8Array, Uint8Array] | null = null;
   private reader: FrameReader | null = null;
+  /** A TLS connection whose handshake is not done yet. */
+  private handshaking: Socket<undefined> | null = null;
 
   constructor(private readonly o: LinkOptions, private readonly ev: LinkEvents) {
     this.addr = `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
@@ -79,6 +81,7 @@ export class Link {
     this.reader = reader;
     this.connectTimer = setTimeout(() => this.lost(attempt, `connect timed out after ${t.connectMs / 1000}s`), t.connectMs);
     const opened = (s: Socket<undefined>) => {
+      this.handshaking = null;
       if (attempt !== this.attempt || this.closed) return void s.end();
       clearTimeout(this.connectTimer);
       this.socket = s;
@@ -101,7 +104,9 @@ export class Link {
       socket: {
         open: (s) => {
           s.setNoDelay(true);
-          if (!tls) opened(s);
+          if (!tls) return opened(s);
+          // Until the TLS handshake is done the socket is only ours to close (a deadline, a refusal).
+          if (attempt === this.attempt) this.handshaking = s;
         },
         handshake: (s, _ok, err) => {
           const bad = verifyPeer(s, err);
@@ -155,6 +160,8 @@ export class Link {
     clearTimeout(this.connectTimer);
     this.socket?.end();
     this.socket = null;
+    this.handshaking?.end();
+    this.handshaking = null;
     this.out.detach();
     if (this.closed) return this.ev.down(reason, wasUp, null);
     const delay = now ? 0 : this.retryMs;

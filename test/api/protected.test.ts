@@ -32,8 +32,11 @@ test("no access.users: loopback clients only, a WARN saying how to open up, and 
     centerNodes: "403",
   });
   expect(r.rebound).toBe("403");
-  expect(r.warnings).toHaveLength(2);
+  // The APIs' protected mode, and the cluster's (no cluster.secret: the registry and mesh point take loopback peers only).
+  expect(r.warnings).toHaveLength(4);
   expect(r.warnings[0]).toMatch(/\tWARN\t.*access\.users is empty: the center API answers loopback clients only \(protected mode\); list users under access\.users/);
-  expect(r.warnings[1]).toMatch(/\tWARN\t.*access\.users is empty: the engine API answers loopback clients only/);
+  expect(r.warnings[1]).toMatch(/\tWARN\t.*no cluster\.secret is set: the registry takes connections from loopback addresses only \(protected mode\)\. To let other hosts join, set cluster\.secret/);
+  expect(r.warnings[2]).toMatch(/\tWARN\t.*no cluster\.secret is set: the mesh point takes connections from loopback addresses only \(protected mode\)/);
+  expect(r.warnings[3]).toMatch(/\tWARN\t.*access\.users is empty: the engine API answers loopback clients only/);
   expect(r.withUser).toEqual({ noCredentials: "401", credentials: "200", center: "200" });
 }, 90_000);
