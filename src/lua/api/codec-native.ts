@@ -1,19 +1,10 @@
-// What the codec families need beyond the shared bindings: a few more Lua C API calls, libc's memcpy (to
+// What the codec families need beyond the shared Lua bindings (native/lua.ts): libc's memcpy (to
 // copy a Lua string's bytes into a JS buffer, or the reverse, without creating a view per string), and
 // growable scratch buffers that Lua copies results out of.
 import { dlopen, ptr } from "bun:ffi";
 import { lua, type LuaState } from "../../../native/lua";
 import type { LuaFunction } from "../family";
-import { loadLuaLibraries } from "../../../native/libs";
 import { pushString } from "../stack";
-
-export const C = dlopen(loadLuaLibraries().lua, {
-  lua_checkstack: { args: ["ptr", "i32"], returns: "i32" },
-  lua_getmetatable: { args: ["ptr", "i32"], returns: "i32" },
-  lua_setmetatable: { args: ["ptr", "i32"], returns: "i32" },
-  lua_rawequal: { args: ["ptr", "i32", "i32"], returns: "i32" },
-  lua_touserdata: { args: ["ptr", "i32"], returns: "ptr" },
-} as const).symbols;
 
 export const { memcpy } = dlopen("libc.so.6", { memcpy: { args: ["ptr", "ptr", "usize"], returns: "ptr" } } as const).symbols;
 

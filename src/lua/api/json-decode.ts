@@ -4,7 +4,7 @@
 import type { Pointer } from "bun:ffi";
 import { lua, type LuaState, LUA_REGISTRYINDEX, LUA_TSTRING } from "../../../native/lua";
 import { stringPointer, lastLength } from "../stack";
-import { C, memcpy, Scratch, fail, typeName } from "./codec-native";
+import { memcpy, Scratch, fail, typeName } from "./codec-native";
 
 export const MAX_DEPTH = 1000;
 /** Registry key of the metatable that marks a table as a JSON object (json.lua sets it). */
@@ -83,7 +83,7 @@ function literal(word: string): boolean {
 
 function enter(L: LuaState, depth: number): void {
   if (depth > MAX_DEPTH) throw decodeError(`nested more than ${MAX_DEPTH} deep`);
-  if (depth > 6 && !C.lua_checkstack(L, 4)) throw decodeError("Lua stack exhausted");
+  if (depth > 6 && !lua.lua_checkstack(L, 4)) throw decodeError("Lua stack exhausted");
 }
 
 function decodeObject(L: LuaState, depth: number): void {
@@ -94,7 +94,7 @@ function decodeObject(L: LuaState, depth: number): void {
   if (c === 0x7d) {
     at++;
     lua.lua_getfield(L, LUA_REGISTRYINDEX, OBJECT_KEY); // `{}` stays an object when encoded again
-    C.lua_setmetatable(L, -2);
+    lua.lua_setmetatable(L, -2);
     return;
   }
   for (;;) {

@@ -8,7 +8,7 @@ import {
 } from "../../../native/lua";
 import { stringPointer, lastLength } from "../stack";
 import type { ApiFamily } from "../family";
-import { C, memcpy, Scratch, fail, typeName } from "./codec-native";
+import { memcpy, Scratch, fail, typeName } from "./codec-native";
 import { decode, JsonError, MAX_DEPTH, OBJECT_KEY } from "./json-decode";
 import jsonLua from "./json.lua" with { type: "text" };
 
@@ -106,7 +106,7 @@ function encodeValue(L: LuaState, idx: number, depth: number): void {
     case LUA_TTABLE: return encodeTable(L, idx, depth + 1);
     case LUA_TBOOLEAN: return writeAscii(lua.lua_toboolean(L, idx) ? "true" : "false");
     case LUA_TNIL: return writeAscii("null");
-    case LUA_TLIGHTUSERDATA: if (C.lua_touserdata(L, idx) === null) return writeAscii("null"); // mix.null
+    case LUA_TLIGHTUSERDATA: if (lua.lua_touserdata(L, idx) === null) return writeAscii("null"); // mix.null
   }
   throw new JsonError(`json_encode: cannot encode a value of type ${typeName(type)}`);
 }
@@ -119,7 +119,7 @@ function encodeValue(L: LuaState, idx: number, depth: number): void {
  */
 function encodeTable(L: LuaState, idx: number, depth: number): void {
   if (depth > MAX_DEPTH) throw new JsonError(`json_encode: tables nested more than ${MAX_DEPTH} deep (a cycle?)`);
-  if (depth > 6 && !C.lua_checkstack(L, 4)) throw new JsonError("json_encode: Lua stack exhausted");
+  if (depth > 6 && !lua.lua_checkstack(L, 4)) throw new JsonError("json_encode: Lua stack exhausted");
   const start = pos;
   const k = idx + 1;
   const v = idx + 2;
@@ -206,9 +206,9 @@ function encodeMixed(L: LuaState, idx: number, depth: number): void {
 
 /** Whether a table carries the JSON-object marker (mix.json_object, or decoded from `{}`). */
 function isObject(L: LuaState, idx: number): boolean {
-  if (!C.lua_getmetatable(L, idx)) return false;
+  if (!lua.lua_getmetatable(L, idx)) return false;
   lua.lua_getfield(L, LUA_REGISTRYINDEX, OBJECT_KEY);
-  const same = C.lua_rawequal(L, -1, -2) !== 0;
+  const same = lua.lua_rawequal(L, -1, -2) !== 0;
   lua.lua_settop(L, idx);
   return same;
 }
