@@ -30,10 +30,11 @@ describe("a center and two engines", () => {
     await a.waitFor(/connect failed \(ECONNREFUSED\), retry in [\d.]+s\n[^]*connect failed \(ECONNREFUSED\), retry in/);
     center.node = new Node("center", d.center(), d.dir);
     await center.node.waitFor(/start the registry server/);
-    await a.waitFor(/start the lua server/, 8000);
+    // Engines start their workers (-p) after registering: seconds on a loaded machine.
+    await a.waitFor(/start the lua server/, 15_000);
     [conf, pb] = d.engine("b");
     b = new Node("engine", conf, d.dir);
-    await b.waitFor(/start the lua server/);
+    await b.waitFor(/start the lua server/, 15_000);
 
     const startup = (n: Node) =>
       n.messages().filter((m) => /^(start the|center registry .* connect successful|register engine)/.test(m));
@@ -59,7 +60,7 @@ describe("a center and two engines", () => {
     // Both ends of the mesh are up before the tests below use it.
     await a.waitFor(new RegExp(`mesh link to node_id ${idB} .* up`));
     await b.waitFor(new RegExp(`mesh link to node_id ${idA} .* up`));
-  }, 20_000);
+  }, 40_000);
 
   test("the center API lists both engines", async () => {
     const base = `http://127.0.0.1:${d.centerApi}`;
