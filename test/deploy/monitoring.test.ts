@@ -6,7 +6,7 @@ import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { tempDir } from "../helpers/files.ts";
+import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { ROOT } from "../helpers/process.ts";
 
 const DIR = join(ROOT, "deploy/monitoring");
@@ -60,7 +60,10 @@ describe("alert rules", () => {
 
 describe("metrics used by the rules and the dashboard", () => {
   const cluster = new ClusterDir();
-  afterAll(() => cluster.remove());
+  afterAll(async () => {
+    await cleanupAll(); // stops the dev node (it outlived the suite before)
+    cluster.remove();
+  });
 
   test("are served by a real center and engine", async () => {
     const [config, ports] = cluster.dev();
