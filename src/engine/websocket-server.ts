@@ -15,6 +15,9 @@ interface PendingHandshake {
   resolve: (r: Response | undefined) => void;
 }
 
+/** Longest a closing listener waits for upgrades in on_handshake (a handover, src/handover). */
+const HANDSHAKE_WAIT_MS = 1000;
+
 /** Go-style canonical header name (`sec-websocket-key` -> `Sec-Websocket-Key`), as the original exposed. */
 const canonical = (name: string) => name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 
@@ -179,9 +182,15 @@ export class WebSocketServer extends LuaServer {
   }
 
   stopAccepting(): void {
-    // Not forced: open WebSockets stay, and publish() and subscriberCount() keep working on them.
-    const wait = steerToSuccessor(this.config.port) ? STEER_MS : 0;
-    setTimeout(() => void this.server?.stop(), wait);
+    const steered = steerToSuccessor(this.config.port);
+    // Stopping drops the upgrades still waiting for on_handshake (their clients see a reset): wait for them,
+    // within a bound. Not forced: open WebSockets stay, and publish() and subscriberCount() keep working on them.
+    const end = performance.now() + HANDSHAKE_WAIT_MS;
+    const close = () => {
+      if (this.handshakes.size > 0 && performance.now() < end) return void setTimeout(close, 10);
+      void this.server?.stop();
+    };
+    setTimeout(close, steered ? STEER_MS : 0);
   }
 
   async stop(): Promise<void> {
