@@ -1,9 +1,8 @@
 // `connmix center|engine|dev|single [-f FILE] [-p CPUS]`, `connmix reload|drain [MODE] [-f FILE]`, `connmix version`,
 // `connmix test ENTRY CASES...`, `--help`.
 // Usage errors exit 2, configuration errors exit 1; both print one line on stderr, no stack.
-import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
+import { defineCommand, parseArgs, renderUsage, runCommand, type ArgDef, type ArgsDef, type CommandDef } from "citty";
 import { availableParallelism } from "node:os";
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { applyConfigChange, watchConfig } from "../config/watch.ts";
 import { handleSignals, onRequest, onShutdown, shutdown } from "../lifecycle.ts";
@@ -116,29 +115,38 @@ function fatal(message: string): never {
   process.exit(1);
 }
 
-// Strict flag check; citty itself lets unknown flags through silently.
+// Strict check of what citty parses: it lets unknown flags, empty values and stray arguments through.
 async function checkArgs(name: string, rest: string[]): Promise<void> {
   const cmd = subCommands[name]!;
-  const options: NonNullable<ParseArgsConfig["options"]> =
-    name === "version" ? {} : name === "test" ? { junit: { type: "string" } } : name === "reload" || name === "drain" ? { file: { type: "string", short: "f" } } : { file: { type: "string", short: "f" }, cpus: { type: "string", short: "p" } };
-  const { tokens } = parseArgs({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
-  const positionals = tokens.filter((t) => t.kind === "positional").length;
-  if (name === "test" && positionals < 2) await usageError("test needs an entry script and at least one case file", cmd, main);
-  let reloadMode = false;
-  for (const t of tokens) {
-    if (t.kind === "positional" && (name === "reload" || name === "drain") && !reloadMode) {
-      reloadMode = true;
-      if (!(MODES as readonly string[]).includes(t.value)) await usageError(`unknown mode "${t.value}" (${MODES.join(", ")})`, cmd, main);
-      continue;
-    }
-    if (t.kind === "positional" && name !== "test") await usageError(`unexpected argument "${t.value}"`, cmd, main);
-    if (t.kind !== "option") continue;
-    if (!(t.name in options)) await usageError(`unknown flag "${t.rawName}"`, cmd, main);
-    if (t.value === undefined || t.value === "") await usageError(`flag ${t.rawName} needs a value`, cmd, main);
-    if (t.name === "cpus" && !/^[1-9]\d*$/.test(t.value!)) {
-      await usageError(`${t.rawName} must be a positive whole number, got "${t.value}"`, cmd, main);
+  const flags = Object.entries((cmd.args ?? {}) as ArgsDef).filter(([, d]) => d.type !== "positional");
+  const aliasOf = (d: ArgDef) => ("alias" in d && typeof d.alias === "string" ? d.alias : undefined);
+  const fail = (message: string) => usageError(message, cmd, main);
+  // Positionals are checked below, so citty is given the flags only (it throws on a missing positional).
+  const args = parseArgs(rest, Object.fromEntries(flags) as ArgsDef) as Record<string, unknown> & { _: string[] };
+  if (name === "test" && args._.length < 2) await fail("test needs an entry script and at least one case file");
+  // citty reads --no-NAME as NAME = false; no flag here takes that form.
+  const options = rest.slice(0, rest.includes("--") ? rest.indexOf("--") : rest.length);
+  const negated = options.find((a) => a.startsWith("--no-"));
+  if (negated) await fail(`unknown flag "${negated.split("=")[0]}"`);
+  const known = new Set(["_", ...flags.flatMap(([n, d]) => [n, aliasOf(d) ?? n])]);
+  for (const key of Object.keys(args)) if (!known.has(key)) await fail(`unknown flag "${key.length === 1 ? "-" : "--"}${key}"`);
+  // How the flag was written (-p or --cpus), as the messages name it.
+  const written = (flag: string, alias: string | undefined) =>
+    alias !== undefined && !options.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`)) ? `-${alias}` : `--${flag}`;
+  for (const [flag, def] of flags) {
+    const value = args[flag];
+    if (value === undefined) continue;
+    if (value === "") await fail(`flag ${written(flag, aliasOf(def))} needs a value`);
+    if (flag === "cpus" && !/^[1-9]\d*$/.test(String(value))) {
+      await fail(`${written(flag, aliasOf(def))} must be a positive whole number, got "${value}"`);
     }
   }
+  const positionals = name === "test" ? [] : args._;
+  if (name === "reload" || name === "drain") {
+    const mode = positionals.shift();
+    if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) await fail(`unknown mode "${mode}" (${MODES.join(", ")})`);
+  }
+  if (positionals.length) await fail(`unexpected argument "${positionals[0]}"`);
 }
 
 export async function runCli(argv: string[]): Promise<void> {
