@@ -1,0 +1,63 @@
+// The layers' directions (docs/internals.md), read from the import statements of the real files: the Lua
+// runtime knows nothing of the engine or the cluster, and the link layer nothing of what runs over it.
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "..");
+
+/** Repository paths (or package names) a file imports: static, re-exports, side-effect and dynamic imports. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), "utf8");
+  const specs = [
+    ...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["']/gm),
+    ...text.matchAll(/^\s*import\s*["']([^"']+)["']/gm),
+    ...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+  ].map((m) => m[1]!);
+  return specs.map((s) => (s.startsWith(".") ? relative(ROOT, resolve(ROOT, dirname(file), s)) : s));
+}
+
+const tsFiles = (dir: string): string[] =>
+  readdirSync(join(ROOT, dir), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
+    .map((f) => join(dir, f));
+
+/** The imports of `files` that fall under one of `forbidden` (folders or files). */
+function violations(files: string[], forbidden: string[]): string[] {
+  const out: string[] = [];
+  for (const file of files) {
+    for (const target of importsOf(file)) {
+      if (forbidden.some((f) => target === f || target.startsWith(f + "/") || target === f + ".ts")) out.push(`${file} imports ${target}`);
+    }
+  }
+  return out;
+}
+
+const ENGINE_AND_CLUSTER = ["src/engine", "src/mesh", "src/center", "src/api", "src/workers", "src/net", "src/queue", "src/redis", "src/handover", "src/lua/api", "src/modes", "src/cli"];
+const RUNTIME = ["src/lua/vm.ts", "src/lua/scheduler.ts", "src/lua/stack.ts", "src/lua/family.ts"];
+
+describe("import directions", () => {
+  test("the reader sees imports spread over lines, re-exports and dynamic imports", () => {
+    expect(importsOf("src/lua/vm.ts")).toContain("native/runtime");
+    expect(importsOf("src/lua/api/json.ts")).toContain("native/lua"); // a multi-line import
+    expect(importsOf("src/cli/index.ts")).toContain("src/cli/selfcheck.ts"); // import("./selfcheck.ts")
+    // A direction that does not hold today is seen as one.
+    expect(violations(["src/lua/api/connection.ts"], ["src/engine"])).not.toEqual([]);
+  });
+
+  test("native/ imports nothing from src/", () => {
+    const files = tsFiles("native");
+    expect(files.length).toBeGreaterThan(3);
+    expect(violations(files, ["src"])).toEqual([]);
+  });
+
+  test("the Lua runtime (vm, scheduler, stack, family) imports nothing of the engine, the families, the cluster or the application", () => {
+    expect(violations(RUNTIME, ENGINE_AND_CLUSTER)).toEqual([]);
+  });
+
+  test("src/net imports nothing of the mesh, the center, the workers, the engine, the API or the Lua runtime", () => {
+    const files = tsFiles("src/net");
+    expect(files.length).toBeGreaterThan(5);
+    expect(violations(files, ["src/mesh", "src/center", "src/workers", "src/engine", "src/api", "src/lua", "native", "src/modes", "src/cli"])).toEqual([]);
+  });
+});
