@@ -81,7 +81,7 @@ export class Link {
     this.reader = reader;
     this.connectTimer = setTimeout(() => this.lost(attempt, `connect timed out after ${t.connectMs / 1000}s`), t.connectMs);
     const opened = (s: Socket<undefined>) => {
-      this.handshaking = null;
+      if (this.handshaking === s) this.handshaking = null;
       if (attempt !== this.attempt || this.closed) return void s.end();
       clearTimeout(this.connectTimer);
       this.socket = s;

@@ -10,6 +10,9 @@ import { verifyPeer, type TlsMaterial } from "./tls";
 import { RefusalLog } from "./refusals";
 import { shared } from "../handover/ports";
 
+/** How long a refused connection may take to close its side before it is cut off. */
+const REFUSED_LINGER_MS = 1000;
+
 /** Largest frame either side takes before the peer authenticated (the handshake's are under 100 bytes). */
 export const PRE_AUTH_FRAME = 1024;
 
@@ -187,6 +190,10 @@ export class Listener<S> {
     this.unauthed.delete(c);
     writeRaw(c.socket, deny(reason));
     c.end();
+    // Nothing more is read from a peer that was refused (a TLS layer would decrypt it all), and one that
+    // does not close its side in a second is cut off: a refusal costs nothing past that.
+    c.socket.pause();
+    setTimeout(() => c.socket.terminate(), REFUSED_LINGER_MS).unref();
   }
 
   private closed(c: Conn<S> | undefined): void {
