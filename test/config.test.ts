@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, type LoadOptions } from "../src/config/index.ts";
 import { cleanupAll, tempDir } from "./helpers/files.ts";
+import { testCa } from "./helpers/tls.ts";
 
 const dir = tempDir("config");
 const entry = join(dir, "entry.lua");
@@ -62,6 +63,17 @@ describe("bad values are refused with file, key path and reason", () => {
     ["no password", "access:\n  users:\n    - { username: a, password: b }\n    - { username: c, roles: [read] }\n" + withServer(""), "access.users[1].password is required"],
     ["colon in a user name", "access:\n  users:\n    - { username: 'a:b', password: c }\n" + withServer(""), 'access.users[0].username must not contain ":" (HTTP Basic credentials split there), got "a:b"'],
     [
+      "tls without a key",
+      `engine:\n  apiServer: { tls: { cert: ${entry} } }\n  servers: []\n`,
+      "engine.apiServer.tls.key is required",
+    ],
+    [
+      "tls file missing",
+      withServer(`tls: { cert: ${join(dir, "none.crt")}, key: ${entry} }`),
+      `engine.servers[0].tls.cert file not found: ${join(dir, "none.crt")}`,
+    ],
+    ["tls file not PEM", withServer(`tls: { cert: ${entry}, key: ${entry} }`), `engine.servers[0].tls ${entry} is not a PEM file`],
+    [
       "origin with a path",
       "access:\n  origins: [https://app.example.com/]\n" + withServer(""),
       'access.origins[0] must be an origin such as "https://app.example.com" (scheme://host[:port], * matches any run of characters), got "https://app.example.com/"',
@@ -111,6 +123,16 @@ describe("modes", () => {
   });
 });
 
+test("tls: a key that is not the certificate's is refused; a good pair loads, paths resolved", async () => {
+  const ca = await testCa();
+  const [a, b] = [await ca.issue("a"), await ca.issue("b")];
+  const yaml = (cert: string, key: string) => `center:\n  apiServer: { tls: { cert: ${cert}, key: ${key}, reloadCheck: 30 } }\n` + withServer("");
+  expect(errorOf(yaml(a.cert, b.key))).toBe(`center.apiServer.tls ${b.key} is not the key of the certificate in ${a.cert}`);
+  expect(loadConfig(file(yaml(a.cert, a.key))).center.apiServer.tls).toEqual({ ...a, reloadCheck: 30 });
+  // An engine does not read the center's files, nor a center the engine's.
+  expect(loadConfig(file(yaml(a.cert, b.key)), { mode: "engine" }).center.apiServer.tls?.key).toBe(b.key);
+});
+
 describe("defaults", () => {
   test("a minimal file gets every default of spec §3", () => {
     const cfg = loadConfig(file(`engine:\n  servers:\n    - { port: 7000, entry: ${entry} }\n`));
@@ -134,6 +156,7 @@ describe("defaults", () => {
         readTimeout: 60,
         writeTimeout: 10,
         convention: "auto",
+        tls: null,
       },
     ]);
     expect(cfg.logging.level).toBe("debug");

@@ -18,6 +18,7 @@ import { introspect } from "../engine/introspect";
 import { ApiWebSockets } from "./ws";
 import { checkFree } from "../handover/ports";
 import { steerToSuccessor } from "../handover/steer";
+import { Listeners } from "../net/listeners";
 
 /** Bun's HTTP idle timeout is at most 255 s. */
 const MAX_HTTP_IDLE = 255;
@@ -55,13 +56,14 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
   let settings = config.engine.apiServer;
   const access = new Access(config.access, { label: "engine API", logins: opts.logins });
   const unfollowAccess = access.follow();
-  let server: Server<ApiSocket> | undefined;
+  let listeners: Listeners<Server<ApiSocket>> | undefined;
   let fetch: ReturnType<typeof httpHandler> | undefined;
   const unfollowSettings = onConfigChange((next) => {
     const reread = next.engine.apiServer.readTimeout !== settings.readTimeout;
     settings = next.engine.apiServer;
     // Bun applies new idle timeouts to the connections it accepts after a reload.
-    if (reread && server && fetch) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
+    if (!reread || !listeners || !fetch) return;
+    for (const server of listeners.all) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
   });
   const metrics = engineMetrics(node, config.prometheus.summary, config.engine.servers[0]?.protocol);
   const dispatcher = new Dispatcher(node, metrics);
@@ -75,16 +77,24 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
     newSocket: () => new ApiSocket(node.queues, nodeId),
     introspect: (summary) => introspect(node, config, summary),
   });
+  let port = settings.port;
   try {
     checkFree(settings.bind, settings.port);
-    server = Bun.serve<ApiSocket>({
-      hostname: settings.bind,
-      port: settings.port,
-      reusePort: true, // a successor listens beside it during a handover (src/handover/ports.ts)
-      idleTimeout: httpIdle(settings),
-      maxRequestBodySize: HARD_LIMIT_BYTES,
-      fetch,
-      websocket: sockets.handler,
+    listeners = new Listeners<Server<ApiSocket>>({
+      tls: settings.tls,
+      label: "engine API",
+      start: (pem) =>
+        Bun.serve<ApiSocket>({
+          hostname: settings.bind,
+          port,
+          reusePort: true, // a successor (src/handover/ports.ts) or a new certificate's listener binds beside it
+          idleTimeout: httpIdle(settings),
+          maxRequestBodySize: HARD_LIMIT_BYTES,
+          fetch: fetch!,
+          websocket: sockets.handler,
+          ...(pem && { tls: pem }),
+        }),
+      retire: (old) => old.stop(), // not forced: its requests and /ws/v1 connections go on
     });
   } catch (e) {
     unfollowAccess();
@@ -92,7 +102,8 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
     sockets.close();
     throw new Error(`cannot listen on ${settings.bind}:${settings.port} (${(e as Error).message})`);
   }
-  const port = server.port!;
+  const all = listeners.all;
+  port = listeners.current.port!;
   log.info(`start the api server (${settings.bind}:${port})`);
   return {
     port,
@@ -102,18 +113,21 @@ export async function startApiServer(config: Config, node: EngineNode, opts: Api
       // its way would be reset. So for DRAIN_GRACE_MS every request is answered with `Connection: close` (the
       // client opens its next connection, which the kernel may give to either process), then the listener
       // closes, leaving only connections idle for that long. A /ws/v1 upgrade meanwhile gets 503: connect again.
+      listeners!.close(); // no new certificate's listener from now on
       const handler = fetch!;
       const closing = (req: Request, srv: Server<ApiSocket>) =>
         req.headers.has("upgrade") ? handingOver() : Promise.resolve(handler(req, srv)).then(closeAfter);
-      server.reload({ fetch: closing, websocket: sockets.handler } as Parameters<typeof server.reload>[0]);
+      for (const server of all) server.reload({ fetch: closing, websocket: sockets.handler } as Parameters<typeof server.reload>[0]);
       steerToSuccessor(port); // new connections go to the successor from now on (src/handover/steer.ts)
-      setTimeout(() => void server.stop(), DRAIN_GRACE_MS); // stop() resolves once the last connection closed; nothing waits for that
+      // stop() resolves once the last connection closed; nothing waits for that.
+      setTimeout(() => all.forEach((server) => void server.stop()), DRAIN_GRACE_MS);
     },
     async stop() {
       unfollowAccess();
       unfollowSettings();
       sockets.close();
-      await server.stop(true);
+      listeners!.close();
+      await Promise.all(all.map((server) => server.stop(true)));
     },
   };
 }

@@ -9,6 +9,7 @@ import { addProcessMetrics } from "../metrics/process";
 import { hostPart } from "./protocol";
 import type { NodeEntry, RegistryServer } from "./registry";
 import { ConsoleRoutes } from "./console";
+import { Listeners } from "../net/listeners";
 import type { NodeInfo, NodesReply } from "../api/protocol";
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -37,28 +38,47 @@ function nodesJson(registry: RegistryServer): string {
   return JSON.stringify({ nodes: [...registry.nodes.values()].map(nodeInfo) } satisfies NodesReply);
 }
 
-export function startCenterApi(config: Config, registry: RegistryServer): { access: Access; server: Server<undefined> } {
+export interface CenterApi {
+  access: Access;
+  port: number;
+  /** Closes the listeners and their connections. */
+  stop(): Promise<void>;
+}
+
+export function startCenterApi(config: Config, registry: RegistryServer): CenterApi {
+  const { bind, port, tls } = config.center.apiServer;
   const access = new Access(config.access, { label: "center API", sameOrigin: true });
   const metrics = centerMetrics(registry);
   const consoleRoutes = new ConsoleRoutes(registry, access);
-  const server = Bun.serve({
-    hostname: config.center.apiServer.bind,
-    port: config.center.apiServer.port,
-    reusePort: true, // a successor listens beside it during a handover (src/handover/ports.ts)
-    fetch(req, srv) {
-      const ip = srv.requestIP(req)?.address ?? "";
-      const denied = access.check(req, ip);
-      if (denied) return denied;
-      const path = new URL(req.url).pathname;
-      const page = consoleRoutes.handle(req, path, ip);
-      if (page) return page;
-      const known = path === "/version" || path === "/v1/nodes" || path === "/metrics";
-      if (!known) return new Response("not found\n", { status: 404 });
-      if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
-      if (path === "/version") return new Response('{"apis":["v1"]}', { headers: JSON_HEADERS });
-      if (path === "/v1/nodes") return new Response(nodesJson(registry), { headers: JSON_HEADERS });
-      return new Response(metrics.text(), { headers: { "content-type": CONTENT_TYPE } });
-    },
+  const fetch = (req: Request, srv: Server<undefined>): Response | Promise<Response> => {
+    const ip = srv.requestIP(req)?.address ?? "";
+    const denied = access.check(req, ip);
+    if (denied) return denied;
+    const path = new URL(req.url).pathname;
+    const page = consoleRoutes.handle(req, path, ip);
+    if (page) return page;
+    const known = path === "/version" || path === "/v1/nodes" || path === "/metrics";
+    if (!known) return new Response("not found\n", { status: 404 });
+    if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
+    if (path === "/version") return new Response('{"apis":["v1"]}', { headers: JSON_HEADERS });
+    if (path === "/v1/nodes") return new Response(nodesJson(registry), { headers: JSON_HEADERS });
+    return new Response(metrics.text(), { headers: { "content-type": CONTENT_TYPE } });
+  };
+  let bound = port;
+  const listeners = new Listeners<Server<undefined>>({
+    tls,
+    label: "center API",
+    // reusePort: a successor (src/handover/ports.ts) or a new certificate's listener binds beside it.
+    start: (pem) => Bun.serve({ hostname: bind, port: bound, reusePort: true, fetch, ...(pem && { tls: pem }) }),
+    retire: (old) => old.stop(),
   });
-  return { access, server };
+  bound = listeners.current.port!;
+  return {
+    access,
+    port: bound,
+    async stop() {
+      listeners.close();
+      await Promise.all(listeners.all.map((s) => s.stop(true)));
+    },
+  };
 }

@@ -33,7 +33,7 @@ export function startCenter(config: Config, security: ClusterSecurity, adopted: 
     checkFree(apiServer.bind, apiServer.port);
     return startCenterApi(config, registry);
   });
-  const stopApi = () => api.server.stop(true);
+  const stopApi = () => api.stop();
   onShutdown("center server", stopApi);
   onShutdown("center access", api.access.follow());
   log.info(`start the center server ${apiServer.bind}:${apiServer.port}`);

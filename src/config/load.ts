@@ -20,7 +20,10 @@ import {
   type ListenConfig,
   type RedisConfig,
   type ServerConfig,
+  type TlsConfig,
+  TLS_RELOAD_CHECK,
 } from "./schema.ts";
+import { readPem } from "../net/cert-files.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -199,9 +202,10 @@ export class Reader {
     if (registry.dropTimeout < 2 * registry.heartbeat) {
       this.fail("center.registry.dropTimeout", `must be at least twice center.registry.heartbeat (${registry.heartbeat}), got ${registry.dropTimeout}`);
     }
+    const centerApi = this.listen(ce.apiServer, "center.apiServer", d.center.apiServer, ["tls"]);
     const center = {
       registry,
-      apiServer: this.listen(ce.apiServer, "center.apiServer", d.center.apiServer).listen,
+      apiServer: { ...centerApi.listen, tls: this.tls(centerApi.m, "center.apiServer", this.mode !== "engine") },
     };
 
     const engine = this.engine(top.engine, d.engine);
@@ -235,7 +239,7 @@ export class Reader {
 
   engine(v: unknown, d: Config["engine"]): Config["engine"] {
     const en = this.map(v, "engine", ["centerRegistry", "drainTimeout", "meshPoint", "apiServer", "luavm", "workers", "servers"]);
-    const bufferKeys = ["readBufferSize", "writeBufferSize", "readTimeout", "writeTimeout"];
+    const bufferKeys = ["readBufferSize", "writeBufferSize", "readTimeout", "writeTimeout", "tls"];
     const api = this.listen(en.apiServer, "engine.apiServer", d.apiServer, bufferKeys);
     const apiServer: ApiServerConfig = {
       ...api.listen,
@@ -243,6 +247,7 @@ export class Reader {
       writeBufferSize: this.int(api.m, "writeBufferSize", "engine.apiServer", d.apiServer.writeBufferSize, 1),
       readTimeout: this.seconds(api.m, "readTimeout", "engine.apiServer", d.apiServer.readTimeout),
       writeTimeout: this.seconds(api.m, "writeTimeout", "engine.apiServer", d.apiServer.writeTimeout),
+      tls: this.tls(api.m, "engine.apiServer", this.mode !== "center"),
     };
 
     const lv = this.map(en.luavm, "engine.luavm", ["callbackTimeout", "memoryLimit", "queue", "redis"]);
@@ -327,7 +332,31 @@ export class Reader {
       readTimeout: this.seconds(m, "readTimeout", path, d.readTimeout),
       writeTimeout: this.seconds(m, "writeTimeout", path, d.writeTimeout),
       convention: this.choice(m, "convention", path, d.convention, CONVENTIONS),
+      tls: this.tls(m, path, this.mode !== "center"),
     };
+  }
+
+  // `tls: {cert, key, reloadCheck}` of a listener; with `check`, the files must hold a certificate and its key.
+  tls(m: Obj, path: string, check: boolean): TlsConfig | null {
+    if (m.tls === null || m.tls === undefined) return null;
+    const p = at(path, "tls");
+    const tm = this.map(m.tls, p, ["cert", "key", "reloadCheck"]);
+    this.required(tm, "cert", p);
+    this.required(tm, "key", p);
+    const tls = {
+      cert: resolve(process.cwd(), this.str(tm, "cert", p, "")),
+      key: resolve(process.cwd(), this.str(tm, "key", p, "")),
+      reloadCheck: this.seconds(tm, "reloadCheck", p, TLS_RELOAD_CHECK),
+    };
+    if (!check) return tls;
+    this.checkFile(tls.cert, at(p, "cert"));
+    this.checkFile(tls.key, at(p, "key"));
+    try {
+      readPem(tls);
+    } catch (e) {
+      this.fail(p, (e as Error).message);
+    }
+    return tls;
   }
 
   checkFile(file: string, path: string): void {

@@ -53,12 +53,27 @@ export interface RegistryConfig extends ListenConfig {
   doubtTimeout: number; // ms a node dropped while maybe alive still counts as a failed peer
 }
 
-export interface CenterConfig {
-  registry: RegistryConfig;
-  apiServer: ListenConfig;
+/** `tls` of a listener: PEM files (absolute after loading), checked for changes every reloadCheck seconds. */
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  reloadCheck: number; // seconds; 0 = never re-read
 }
 
-export interface ApiServerConfig extends ListenConfig {
+/** Seconds between checks of the TLS files when `reloadCheck` is not given. */
+export const TLS_RELOAD_CHECK = 10;
+
+/** A listener that may speak TLS (tls null: plain). */
+export interface TlsListenConfig extends ListenConfig {
+  tls: TlsConfig | null;
+}
+
+export interface CenterConfig {
+  registry: RegistryConfig;
+  apiServer: TlsListenConfig;
+}
+
+export interface ApiServerConfig extends TlsListenConfig {
   readBufferSize: number;
   writeBufferSize: number;
   readTimeout: number; // seconds
@@ -111,6 +126,7 @@ export interface ServerConfig {
   readTimeout: number; // seconds
   writeTimeout: number; // seconds
   convention: ConventionSetting;
+  tls: TlsConfig | null; // wss / TLS straight to the clients, no proxy needed
 }
 
 export interface WorkersConfig {
@@ -178,6 +194,7 @@ export function defaultServer(): Omit<ServerConfig, "port" | "entry"> {
     readTimeout: 60,
     writeTimeout: 10,
     convention: "auto",
+    tls: null,
   };
 }
 
@@ -189,7 +206,7 @@ export function defaultConfig(): Config {
     cluster: { secret: [], secretFile: "", tls: null },
     center: {
       registry: { port: 6786, bind: "0.0.0.0", heartbeat: 1000, dropTimeout: 5000, doubtTimeout: 30_000 },
-      apiServer: { port: 6787, bind: "0.0.0.0" },
+      apiServer: { port: 6787, bind: "0.0.0.0", tls: null },
     },
     engine: {
       centerRegistry: "localhost:6786",
@@ -202,6 +219,7 @@ export function defaultConfig(): Config {
         writeBufferSize: 40096,
         readTimeout: 60,
         writeTimeout: 60,
+        tls: null,
       },
       luavm: { callbackTimeout: 1000, memoryLimit: 256, queue: { topicSize: 2000, maxTopics: 100, backend: "memory", shutdownTimeout: 5, claimIdle: 60 }, redis: [defaultRedis()] },
       workers: { restartDelay: 0, rebalanceDelay: 2000 },

@@ -8,3 +8,5 @@ export const MAX_PENDING_BYTES = 4 << 20;
 export const SWEEP_MS = 1000;
 /** Bytes conn:send may hold for a WebSocket still in on_handshake (they go out when the upgrade completes). */
 export const MAX_EARLY_BYTES = 1 << 20;
+/** Seconds a TLS client of a socket server may take for its handshake when readTimeout is 0 (no limit). */
+export const TLS_HANDSHAKE_SECONDS = 10;

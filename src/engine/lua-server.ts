@@ -146,12 +146,16 @@ export abstract class LuaServer {
     this.sweeper = setInterval(() => {
       this.dropIdle();
       this.dropStalled();
+      this.sweep(this.tick);
     }, SWEEP_MS);
     this.unfollow = onConfigChange((next) => {
       const sc = next.engine.servers.find((s) => s.port === this.config.port && s.bind === this.config.bind);
       if (sc) this.timeouts = { read: sc.readTimeout, write: sc.writeTimeout };
     });
   }
+
+  /** More checks a transport makes once a second (`tick` counts the seconds). */
+  protected sweep(_tick: number): void {}
 
   protected stopSweeping(): void {
     clearInterval(this.sweeper);

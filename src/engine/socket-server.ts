@@ -1,56 +1,92 @@
 // `socket` servers: raw TCP through Bun.listen. The entry script frames the byte stream itself
 // (protocol_input/protocol_decode, see lua/api/socket.lua); pushed data goes through protocol_encode.
-import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
+import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { log } from "../log/logger";
 import { socketEvents, EV } from "../lua/api/connection";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
-import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
+import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, TLS_HANDSHAKE_SECONDS } from "./limits";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
+import { Listeners } from "../net/listeners";
 
 type TCP = Socket<Connection>;
 const NOTHING_PUBLISHED = [0, 0] as const;
 
 export class SocketServer extends LuaServer {
   readonly protocol = "socket" as const;
-  private listener: TCPSocketListener<Connection> | null = null;
+  /** The listeners of the port: one, or during a certificate change also the old one (net/listeners.ts). */
+  private listeners: Listeners<TCPSocketListener<Connection>> | null = null;
+  /** TLS clients whose handshake is not done yet, with the tick they connected at (bounded by sweep()). */
+  private readonly handshaking = new Map<TCP, number>();
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, socketEvents] });
   }
 
   async listen(): Promise<void> {
+    const handler = this.handler();
+    let port = this.config.port;
+    this.listeners = new Listeners<TCPSocketListener<Connection>>({
+      tls: this.config.tls,
+      label: `lua server ${this.config.bind}:${this.config.port}`,
+      // bun-types 1.4.4 declares reusePort for Bun.connect only; Bun.listen takes it (SO_REUSEPORT) all the same.
+      start: (pem) => Bun.listen({ hostname: this.config.bind, port, reusePort: this.reusePort, socket: handler, ...(pem && { tls: pem }) } as TCPSocketListenOptions<Connection>),
+      retire: (old) => old.stop(false), // its connections go on; stop() ends them one by one
+    });
+    port = this.listeners.current.port;
+    this.startSweeping();
+  }
+
+  private handler(): SocketHandler<Connection> {
     const self = this;
-    // bun-types 1.4.4 declares reusePort for Bun.connect only; Bun.listen takes it (SO_REUSEPORT) all the same.
-    const options: TCPSocketListenOptions<Connection> & { reusePort: boolean } = {
-      hostname: this.config.bind,
-      port: this.config.port,
-      reusePort: this.reusePort,
-      socket: {
-        open(s: TCP) {
-          const conn = self.newConnection(`${s.remoteAddress}:${s.remotePort}`);
-          conn.tcp = s;
-          s.data = conn;
-          self.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
-        },
-        data(s: TCP, chunk: Buffer) {
-          s.data.readTick = self.tick;
-          self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
-        },
-        drain(s: TCP) {
-          self.flush(s.data);
-        },
-        close(s: TCP) {
-          self.closed(s.data, s.data.closeReason, EV.close);
-        },
-        error(s: TCP, err: Error) {
-          self.closed(s.data, err.message, EV.close);
-        },
+    const tls = this.config.tls !== null;
+    return {
+      // A TLS client becomes a connection (and reaches on_connect) once its handshake is done: what a
+      // script sends before that would be lost.
+      open(s: TCP) {
+        if (tls) self.handshaking.set(s, self.tick);
+        else self.opened(s);
+      },
+      handshake(s: TCP, success: boolean) {
+        if (!self.handshaking.delete(s)) return;
+        if (success) self.opened(s);
+        else s.end();
+      },
+      data(s: TCP, chunk: Buffer) {
+        s.data.readTick = self.tick;
+        self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
+      },
+      drain(s: TCP) {
+        if (s.data) self.flush(s.data);
+      },
+      close(s: TCP) {
+        if (s.data) self.closed(s.data, s.data.closeReason, EV.close);
+        else self.handshaking.delete(s);
+      },
+      error(s: TCP, err: Error) {
+        if (s.data) self.closed(s.data, err.message, EV.close);
+        else self.handshaking.delete(s);
       },
     };
-    this.listener = Bun.listen(options);
-    this.startSweeping();
+  }
+
+  private opened(s: TCP): void {
+    const conn = this.newConnection(`${s.remoteAddress}:${s.remotePort}`);
+    conn.tcp = s;
+    s.data = conn;
+    this.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
+  }
+
+  /** TLS clients that did not finish their handshake within readTimeout (TLS_HANDSHAKE_SECONDS if 0) are dropped. */
+  protected override sweep(tick: number): void {
+    if (this.handshaking.size === 0) return;
+    const limit = tick - (this.config.readTimeout > 0 ? this.config.readTimeout : TLS_HANDSHAKE_SECONDS);
+    for (const [s, since] of this.handshaking) {
+      if (since >= limit) continue;
+      this.handshaking.delete(s);
+      s.terminate();
+    }
   }
 
   /**
@@ -119,15 +155,20 @@ export class SocketServer extends LuaServer {
   }
 
   stopAccepting(): void {
-    const listener = this.listener;
-    if (!listener) return;
+    this.listeners?.close(); // no new certificate's listener from now on
+    const all = this.listeners?.all ?? [];
     const wait = steerToSuccessor(this.config.port) ? STEER_MS : 0;
-    setTimeout(() => listener.stop(false), wait);
+    setTimeout(() => all.forEach((l) => l.stop(false)), wait);
   }
 
   async stop(): Promise<void> {
     this.stopSweeping();
-    this.listener?.stop(true);
-    this.listener = null;
+    this.listeners?.close();
+    // A listener replaced for a new certificate no longer knows its connections: end them here.
+    for (const conn of this.node.connections.values()) if (conn.server === this) conn.tcp?.terminate();
+    for (const s of this.handshaking.keys()) s.terminate();
+    this.handshaking.clear();
+    for (const l of this.listeners?.all ?? []) l.stop(true);
+    this.listeners = null;
   }
 }

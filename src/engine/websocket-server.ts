@@ -1,17 +1,21 @@
 // `websocket` servers: Bun.serve does the protocol; each upgrade on the configured path runs on_handshake,
 // each message on_message and each close on_close in the server's Lua VM.
-import type { Server, ServerWebSocket } from "bun";
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { websocketEvents, EV } from "../lua/api/connection";
 import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
+import { Listeners } from "../net/listeners";
 import { MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
 
 type WS = ServerWebSocket<Connection>;
+const NOTHING = [0, 0] as const;
 
 interface PendingHandshake {
   req: Request;
+  /** The listener the request came to, which must upgrade it. */
+  srv: Server<Connection>;
   resolve: (r: Response | undefined) => void;
 }
 
@@ -32,7 +36,8 @@ function refusal(message: string, status: number): Response {
 
 export class WebSocketServer extends LuaServer {
   readonly protocol = "websocket" as const;
-  private server: Server<Connection> | null = null;
+  /** The Bun.serve listeners of the port: one, or during a certificate change also the old one (net/listeners.ts). */
+  private listeners: Listeners<Server<Connection>> | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
 
@@ -42,57 +47,71 @@ export class WebSocketServer extends LuaServer {
   }
 
   async listen(): Promise<void> {
-    const self = this;
     const cfg = this.config;
-    this.server = Bun.serve<Connection>({
-      hostname: cfg.bind,
-      port: cfg.port,
-      reusePort: this.reusePort,
-      fetch: (req, srv) => this.upgrade(req, srv),
-      websocket: {
-        idleTimeout: 0, // readTimeout is enforced by dropIdle
-        maxPayloadLength: MAX_MESSAGE_BYTES,
-        backpressureLimit: MAX_PENDING_BYTES,
-        closeOnBackpressureLimit: true,
-        sendPings: false,
-        perMessageDeflate: false,
-        open(ws: WS) {
-          const conn = ws.data;
-          conn.ws = ws;
-          conn.readTick = self.tick;
-          if (conn.channels) for (const ch of conn.channels) ws.subscribe(ch);
-          conn.channels = null;
-          const early = conn.early;
-          conn.early = null;
-          conn.pendingBytes = 0;
-          if (early) for (const [data, type] of early) self.sendTo(conn, data, type as SendType);
-          // conn:close() during on_handshake: the messages it sent go out, then the connection closes.
-          if (conn.closeOnOpen) ws.close(conn.closeOnOpen[0], conn.closeOnOpen[1]);
-        },
-        message(ws: WS, message: string | Buffer) {
-          const conn = ws.data;
-          conn.readTick = self.tick;
-          self.node.stats.read.websocket++;
-          self.vm.scheduler.dispatch(conn, EV.message, conn.id, message, typeof message === "string" ? 1 : 2);
-        },
-        // A client's pings (and pongs) keep it alive; Bun answers pings itself.
-        ping(ws: WS) {
-          ws.data.readTick = self.tick;
-        },
-        pong(ws: WS) {
-          ws.data.readTick = self.tick;
-        },
-        drain(ws: WS) {
-          self.unstall(ws.data);
-        },
-        close(ws: WS, code: number, reason: string) {
-          const conn = ws.data;
-          const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
-          self.closed(conn, err, EV.close);
-        },
-      },
+    const websocket = this.handler();
+    let port = cfg.port;
+    this.listeners = new Listeners<Server<Connection>>({
+      tls: cfg.tls,
+      label: `lua server ${cfg.bind}:${cfg.port}`,
+      start: (pem) =>
+        Bun.serve<Connection>({
+          hostname: cfg.bind,
+          port,
+          reusePort: this.reusePort,
+          fetch: (req, srv) => this.upgrade(req, srv),
+          websocket,
+          ...(pem && { tls: pem }),
+        }),
+      retire: (old) => this.retire([old], 0),
     });
+    port = this.listeners.current.port!;
     this.startSweeping();
+  }
+
+  private handler(): WebSocketHandler<Connection> {
+    const self = this;
+    return {
+      idleTimeout: 0, // readTimeout is enforced by dropIdle
+      maxPayloadLength: MAX_MESSAGE_BYTES,
+      backpressureLimit: MAX_PENDING_BYTES,
+      closeOnBackpressureLimit: true,
+      sendPings: false,
+      perMessageDeflate: false,
+      open(ws: WS) {
+        const conn = ws.data;
+        conn.ws = ws;
+        conn.readTick = self.tick;
+        if (conn.channels) for (const ch of conn.channels) ws.subscribe(ch);
+        conn.channels = null;
+        const early = conn.early;
+        conn.early = null;
+        conn.pendingBytes = 0;
+        if (early) for (const [data, type] of early) self.sendTo(conn, data, type as SendType);
+        // conn:close() during on_handshake: the messages it sent go out, then the connection closes.
+        if (conn.closeOnOpen) ws.close(conn.closeOnOpen[0], conn.closeOnOpen[1]);
+      },
+      message(ws: WS, message: string | Buffer) {
+        const conn = ws.data;
+        conn.readTick = self.tick;
+        self.node.stats.read.websocket++;
+        self.vm.scheduler.dispatch(conn, EV.message, conn.id, message, typeof message === "string" ? 1 : 2);
+      },
+      // A client's pings (and pongs) keep it alive; Bun answers pings itself.
+      ping(ws: WS) {
+        ws.data.readTick = self.tick;
+      },
+      pong(ws: WS) {
+        ws.data.readTick = self.tick;
+      },
+      drain(ws: WS) {
+        self.unstall(ws.data);
+      },
+      close(ws: WS, code: number, reason: string) {
+        const conn = ws.data;
+        const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
+        self.closed(conn, err, EV.close);
+      },
+    };
   }
 
   private upgrade(req: Request, srv: Server<Connection>): Response | Promise<Response | undefined> | undefined {
@@ -118,7 +137,7 @@ export class WebSocketServer extends LuaServer {
       },
     };
     return new Promise<Response | undefined>((resolve) => {
-      this.handshakes.set(conn.id, { req, resolve });
+      this.handshakes.set(conn.id, { req, srv, resolve });
       // If on_handshake fails before answering, the upgrade is refused with 500.
       conn.settled = () => {
         conn.settled = undefined;
@@ -133,7 +152,7 @@ export class WebSocketServer extends LuaServer {
     const conn = this.node.connections.get(id);
     if (!pending || !conn) return;
     this.handshakes.delete(id);
-    if (accept && this.server?.upgrade(pending.req, { data: conn })) {
+    if (accept && pending.srv.upgrade(pending.req, { data: conn })) {
       pending.resolve(undefined);
       return;
     }
@@ -161,15 +180,24 @@ export class WebSocketServer extends LuaServer {
     return null; // queued behind earlier data (backpressure)
   }
 
-  /** Bun publishes once to every subscriber; delivered = subscribers, failed = none it could detect. */
-  publishNative(channel: string, data: Uint8Array | string, type: SendType): [number, number] {
-    const server = this.server;
-    if (!server) return [0, 0];
-    const n = server.subscriberCount(channel);
-    if (n === 0) return [0, 0];
-    if (type === 2) server.publish(channel, data as Uint8Array);
-    else server.publish(channel, typeof data === "string" ? data : Buffer.from(data).toString());
-    return [n, 0];
+  /**
+   * Bun publishes once to every subscriber; delivered = subscribers, failed = none it could detect. Usually
+   * one listener; during a certificate change the old one still holds its clients' subscriptions.
+   */
+  publishNative(channel: string, data: Uint8Array | string, type: SendType): readonly [number, number] {
+    const all = this.listeners?.all;
+    if (!all) return NOTHING;
+    let n = 0;
+    let text: string | undefined;
+    for (let i = 0; i < all.length; i++) {
+      const server = all[i]!;
+      const here = server.subscriberCount(channel);
+      if (here === 0) continue;
+      n += here;
+      if (type === 2) server.publish(channel, data as Uint8Array);
+      else server.publish(channel, (text ??= typeof data === "string" ? data : Buffer.from(data).toString()));
+    }
+    return n === 0 ? NOTHING : [n, 0];
   }
 
   closeConnection(conn: Connection, code: number, reason: string): void {
@@ -182,15 +210,24 @@ export class WebSocketServer extends LuaServer {
   }
 
   stopAccepting(): void {
-    const steered = steerToSuccessor(this.config.port);
-    // Stopping drops the upgrades still waiting for on_handshake (their clients see a reset): wait for them,
-    // within a bound. Not forced: open WebSockets stay, and publish() and subscriberCount() keep working on them.
-    const end = performance.now() + HANDSHAKE_WAIT_MS;
-    const close = () => {
-      if (this.handshakes.size > 0 && performance.now() < end) return void setTimeout(close, 10);
-      void this.server?.stop();
-    };
-    setTimeout(close, steered ? STEER_MS : 0);
+    this.listeners?.close(); // no new certificate's listener from now on
+    void this.retire(this.listeners?.all ?? [], steerToSuccessor(this.config.port) ? STEER_MS : 0);
+  }
+
+  /**
+   * Stops `servers` listening after `delayMs`. Stopping drops the upgrades still waiting for on_handshake
+   * (their clients see a reset): wait for them, within a bound. Not forced: open WebSockets stay, and
+   * publish() and subscriberCount() keep working on them. Resolves once their last connection closed.
+   */
+  private retire(servers: Server<Connection>[], delayMs: number): Promise<unknown> {
+    const end = performance.now() + delayMs + HANDSHAKE_WAIT_MS;
+    return new Promise((resolve) => {
+      const close = () => {
+        if (this.handshakes.size > 0 && performance.now() < end) return void setTimeout(close, 10);
+        resolve(Promise.all(servers.map((server) => server.stop())));
+      };
+      setTimeout(close, delayMs);
+    });
   }
 
   async stop(): Promise<void> {
@@ -198,8 +235,9 @@ export class WebSocketServer extends LuaServer {
     for (const conn of this.node.connections.values()) {
       if (conn.server === this) conn.ws?.close(1001, "server shutting down");
     }
-    await this.server?.stop();
-    this.server = null;
+    this.listeners?.close();
+    await Promise.all((this.listeners?.all ?? []).map((server) => server.stop()));
+    this.listeners = null;
   }
 }
 

@@ -8,14 +8,14 @@ import { Keys } from "../../src/net/auth";
 import { freePort } from "../helpers/ports.ts";
 
 const config = defaultConfig();
-config.center.apiServer = { bind: "127.0.0.1", port: freePort() };
+config.center.apiServer = { bind: "127.0.0.1", port: freePort(), tls: null };
 config.access.users = [
   { username: "ops", password: "s3cret", roles: ["read"], host: "127.*.*.*" },
   { username: "pusher", password: "p", roles: ["write"], host: "*" },
 ];
 const registry = new RegistryServer({ keys: new Keys([]), tls: null, link: LINK_TIMINGS });
-const { server } = startCenterApi(config, registry);
-afterAll(() => server.stop(true));
+const api = startCenterApi(config, registry);
+afterAll(() => api.stop());
 const base = `http://127.0.0.1:${config.center.apiServer.port}`;
 const auth = (user: string, pass: string) => ({ authorization: `Basic ${btoa(`${user}:${pass}`)}` });
 
@@ -48,14 +48,14 @@ test("an Origin not in access.origins is 403 even with credentials; a wrong host
   const r = await fetch(`${base}/v1/nodes`, { headers: { ...auth("ops", "s3cret"), origin: "https://evil.example" } });
   expect([r.status, await r.text()]).toEqual([403, "forbidden: origin https://evil.example is not listed in access.origins\n"]);
   const other = defaultConfig();
-  other.center.apiServer = { bind: "127.0.0.1", port: freePort() };
+  other.center.apiServer = { bind: "127.0.0.1", port: freePort(), tls: null };
   other.access.users = [{ username: "far", password: "f", roles: ["read"], host: "10.*" }];
-  const far = startCenterApi(other, registry).server;
+  const far = startCenterApi(other, registry);
   try {
     const url = `http://127.0.0.1:${other.center.apiServer.port}/v1/nodes`;
     expect((await fetch(url, { headers: auth("far", "f") })).status).toBe(401);
     expect((await fetch(url, { headers: auth("far", "x") })).status).toBe(401);
   } finally {
-    far.stop(true);
+    await far.stop();
   }
 });
