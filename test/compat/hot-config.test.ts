@@ -5,13 +5,14 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { applyConfigChange, defaultConfig, parseConfig, watchConfig, type Config } from "../../src/config/index.ts";
+import { applyConfigChange, defaultConfig, parseConfig, watchConfig, type Config, type TlsConfig } from "../../src/config/index.ts";
 import { HOT_KEYS } from "../../src/config/hot.ts";
 import { startTestEngine } from "../api/helpers.ts";
 import { flood, TcpClient } from "../engine/helpers.ts";
 import { startEngine } from "../helpers/engine.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
+import { testCa } from "../helpers/tls.ts";
 import { until } from "../helpers/wait.ts";
 
 afterEach(cleanupAll);
@@ -28,7 +29,7 @@ function leaves(v: unknown, path = "", out: string[] = []): string[] {
 }
 
 /** A valid value different from `v` for the leaf at `path`. */
-function edited(path: string, v: unknown, otherEntry: string, otherSecretFile: string): unknown {
+function edited(path: string, v: unknown, otherEntry: string, otherSecretFile: string, tls: TlsConfig): unknown {
   const name = path.replace(/\[\d+\]/g, "[]");
   const special: Record<string, unknown> = {
     "logging.level": "info",
@@ -40,6 +41,9 @@ function edited(path: string, v: unknown, otherEntry: string, otherSecretFile: s
     "engine.luavm.queue.backend": "defaultx", // the edited name of the engine.luavm.redis pool
     "access.users[].roles[]": "write",
     "cluster.secretFile": otherSecretFile,
+    "center.apiServer.tls": tls,
+    "engine.apiServer.tls": tls,
+    "engine.servers[].tls": tls,
   };
   if (name in special) return special[name];
   if (typeof v === "number") return /port$/i.test(path) ? v + 100 : v + 1;
@@ -73,7 +77,9 @@ describe("config edits", () => {
     writeFileSync(otherSecretFile, "second-test-secret-0123456789\n");
     const changed = structuredClone(base);
     const keys = [...leaves(base), "cluster.secret[0]"];
-    for (const k of leaves(base)) setPath(changed, k, edited(k, getPath(base, k), otherEntry, otherSecretFile));
+    const ca = await testCa();
+    const tls = { ...(await ca.issue("hot")), reloadCheck: 10 };
+    for (const k of leaves(base)) setPath(changed, k, edited(k, getPath(base, k), otherEntry, otherSecretFile, tls));
     // A queue backend other than memory names a Redis pool: the edited one.
     if ("backend" in base.engine.luavm.queue) setPath(changed, "engine.luavm.queue.backend", changed.engine.luavm.redis[0]!.name);
     const file = join(dir, "connmix.yaml");
