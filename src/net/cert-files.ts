@@ -1,11 +1,12 @@
 // The certificate and key files of a TLS listener (`tls: {cert, key}` of a Lua server or an API server),
-// read at start and again whenever they change on disk (a stat check every `reloadCheck` seconds). A pair
+// read at start and again whenever they change on disk (a stat check every `reloadCheck` seconds, file-watch.ts). A pair
 // that does not load, or whose key does not match its certificate (a renewal written halfway), is logged
 // and the pair in use stays until a later check finds a good one.
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { TlsConfig } from "../config/schema";
 import { log } from "../log/logger";
+import { watchFiles } from "./file-watch";
 
 export interface Pem {
   cert: string;
@@ -42,20 +43,9 @@ export function readPem(files: Pick<TlsConfig, "cert" | "key">): Pem {
   return pem;
 }
 
-/** A file's identity and version, to notice replacements (new inode) and edits (size, mtime). */
-function stamp(file: string): string {
-  try {
-    const st = statSync(file);
-    return `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    return "missing";
-  }
-}
-
 export class CertFiles {
   pem: Pem;
-  private stamps: string;
-  private readonly timer: Timer | undefined;
+  private readonly unwatch: () => void;
   private readonly listeners = new Set<(pem: Pem) => void>();
 
   /** `label` names the listener in log lines ("engine API", "lua server 0.0.0.0:6790"). */
@@ -63,12 +53,9 @@ export class CertFiles {
     private readonly files: TlsConfig,
     private readonly label: string,
   ) {
-    this.stamps = this.stampNow();
     this.pem = readPem(files);
-    if (files.reloadCheck > 0) {
-      this.timer = setInterval(() => this.check(), files.reloadCheck * 1000);
-      this.timer.unref();
-    }
+    // A pair that does not load is reported once; the next change of either file is tried again.
+    this.unwatch = files.reloadCheck > 0 ? watchFiles([files.cert, files.key], files.reloadCheck * 1000, () => (this.reload(), true)) : () => {};
   }
 
   /** Calls `fn` with each new pair; returns the way to stop. */
@@ -78,18 +65,11 @@ export class CertFiles {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.unwatch();
     this.listeners.clear();
   }
 
-  private stampNow(): string {
-    return `${stamp(this.files.cert)}|${stamp(this.files.key)}`;
-  }
-
-  private check(): void {
-    const now = this.stampNow();
-    if (now === this.stamps) return;
-    this.stamps = now;
+  private reload(): void {
     try {
       this.pem = readPem(this.files);
     } catch (e) {
