@@ -44,7 +44,7 @@ try {
   };
   // A DNS-rebinding page reaches 127.0.0.1 under its own name.
   result.rebound = (await curl("http://127.0.0.1:6789/metrics", "-H", "Host: evil.example:6789")).slice(0, 3);
-  result.warnings = node.out.split("\n").filter((l) => l.includes("access.users is empty"));
+  result.warnings = node.out.split("\n").filter((l) => l.includes("protected mode"));
 
   // Listing a user opens the API to other hosts, with credentials, without a restart.
   const conf = join(dir, "conf/connmix.yaml");
