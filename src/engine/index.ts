@@ -105,10 +105,9 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   const router = node instanceof PrimaryNode ? new WorkerRouter(node, workers) : null;
   const cluster = new Cluster(config, node, router ?? node, security);
   cluster.listen();
-  if (router) {
-    router.mesh = cluster.mesh;
-    node.peers = router;
-  }
+  // The node's one route to other workers and nodes, set here only: the router with workers, else the mesh.
+  if (router) router.mesh = cluster.mesh;
+  node.peers = router ?? cluster.mesh;
   // A successor opens its API only once it reaches every node: until then its predecessor answers on that port.
   let api = predecessor ? null : await startApi(config, node);
   probeLuaPorts(config);

@@ -9,6 +9,8 @@ import { localClients, type ClientsView } from "./introspect";
 
 /** What the mesh offers the node; with no mesh, a node has no peers. */
 export interface Peers {
+  /** The node id (the mesh's xid); absent on a worker's route to its primary. */
+  readonly id?: string;
   /** Null when mesh calls can be answered, else why not ("node not ready: ..."); absent: always ready. */
   notReady?(): string | null;
   hasPeers(): boolean;
@@ -61,7 +63,7 @@ export class EngineNode {
 
   /** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
   get name(): string {
-    return (this.peers as { id?: string } | null)?.id ?? String(this.ids.node);
+    return this.peers?.id ?? String(this.ids.node);
   }
 
   isLocal(id: number): boolean {

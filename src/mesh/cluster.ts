@@ -37,7 +37,7 @@ export class Cluster {
     this.mesh = new Mesh(target, newNodeId(), this.membership, links, node.queues);
   }
 
-  /** Starts the mesh point and makes the mesh the node's route to other nodes. */
+  /** Starts the mesh point (the engine makes the mesh, or its worker router, the node's route to other nodes). */
   listen(): void {
     const { bind, port } = this.config.engine.meshPoint;
     try {
@@ -47,7 +47,6 @@ export class Cluster {
       throw new Error(`cannot start the mesh point on ${bind}:${port} (${(e as Error).message})`);
     }
     warnIfProtected(this.sec, "mesh point");
-    this.node.peers = this.mesh;
     onShutdown("mesh", () => this.mesh.stop());
   }
 
