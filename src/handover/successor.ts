@@ -7,6 +7,7 @@ import type { Subprocess } from "bun";
 import { log } from "../log/logger";
 import { shutdown } from "../lifecycle";
 import type { NodeParts } from "../modes";
+import { warnUnlessQueuesMigrate } from "./steer";
 import { HANDOVER_ENV, type FromSuccessor, type ToSuccessor } from "./predecessor";
 
 /**
@@ -63,6 +64,7 @@ export class Handover {
   private async run(why: string): Promise<void> {
     const cmd = successorCommand();
     log.info(`${why}: reload, starting a successor: ${cmd.join(" ")}`);
+    warnUnlessQueuesMigrate();
     const heard: FromSuccessor[] = [];
     let wake = () => {};
     let proc: Subprocess;

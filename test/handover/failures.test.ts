@@ -2,7 +2,7 @@
 // leaves the old process serving as if nothing happened, with the reason in its log and from `connmix reload`;
 // a second reload while one drains is refused; a center hands over without any engine losing its index.
 import { afterAll, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
@@ -12,6 +12,10 @@ import { HANDOVER_ENTRY, eventually, nodes } from "./helpers.ts";
 import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
+
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+const migrates = existsSync(MIGRATE_REQ) && readFileSync(MIGRATE_REQ, "utf8").trim() === "1";
+const MIGRATE_WARNING = /WARN\t\S+\tnet\.ipv4\.tcp_migrate_req is .+: connections still waiting in a listener's accept queue/;
 
 /** A center and one engine (-p 1, drainTimeout 2 s) with a client on it. */
 async function cluster() {
@@ -67,11 +71,15 @@ test("a second reload while the first one drains is refused with a clear message
   let successor = 0;
   try {
     const old = c.a.pid;
+    const mark = c.a.mark();
     expect(c.reload().code).toBe(0);
     successor = readPid(c.pidFile)!;
+    // A host that would reset the connections queued in a closing listener is told so (docs/deployment.md).
+    if (!migrates) await c.a.waitFor(MIGRATE_WARNING, 2000, mark);
     process.kill(old, "SIGUSR2");
     await c.a.waitFor(new RegExp(`WARN\\t\\S+\\treceived SIGUSR2: reload refused, this process handed over to pid ${successor} and has been draining for \\d+s; reload that one`), 2000);
     expect(await c.client.ask("id")).toMatch(/^id \d+$/); // still served while draining
+    if (migrates) expect(MIGRATE_WARNING.test(c.a.out.slice(mark))).toBe(false);
     expect(await eventually(() => !alive(old), 6000)).toBe(true);
     expect(c.client.closed?.code).toBe(1012);
   } finally {
