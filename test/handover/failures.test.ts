@@ -2,19 +2,17 @@
 // leaves the old process serving as if nothing happened, with the reason in its log and from `connmix reload`;
 // a second reload while one drains is refused; a center hands over without any engine losing its index.
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { HANDOVER_ENTRY, eventually, nodes } from "./helpers.ts";
+import { HANDOVER_ENTRY, eventually, migrates, nodes } from "./helpers.ts";
 import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
 
-const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
-const migrates = existsSync(MIGRATE_REQ) && readFileSync(MIGRATE_REQ, "utf8").trim() === "1";
 const MIGRATE_WARNING = /WARN\t\S+\tnet\.ipv4\.tcp_migrate_req is .+: connections still waiting in a listener's accept queue/;
 
 /** A center and one engine (-p 1, drainTimeout 2 s) with a client on it. */

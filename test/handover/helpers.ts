@@ -1,7 +1,12 @@
 // What the handover tests run against a reloading engine: a fleet of clients that count every message
 // they get, a stream of API publishes and sends, and a client that connects in a tight loop.
+import { existsSync, readFileSync } from "node:fs";
 import { ENTRY, type ClusterDir } from "../cluster/helpers.ts";
 import { Client } from "../helpers/ws.ts";
+
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+/** Whether this host hands a closing listener's queued connections to another listener (docs/deployment.md). */
+export const migrates = existsSync(MIGRATE_REQ) && readFileSync(MIGRATE_REQ, "utf8").trim() === "1";
 
 /** The cluster entry plus `q <topic> <data>`: mix.queue.push(topic, {d = data}), answered `queued <n> <err>`. */
 export const HANDOVER_ENTRY = ENTRY.replace(
