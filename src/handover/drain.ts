@@ -15,7 +15,8 @@ import { QueueMover } from "./queue-mover";
 /** The client connections of an engine: its Lua servers', or those of its workers (-p N). */
 export interface DrainTarget {
   count(): number;
-  stopAccepting(): void;
+  /** Closes the listeners; resolves once count() includes every client accepted before. */
+  stopAccepting(): void | Promise<void>;
   /** Closes every client: WebSocket with 1012, sockets after their pending bytes. */
   closeAll(): void;
 }
@@ -45,11 +46,12 @@ async function until(done: () => boolean, deadline: number): Promise<boolean> {
 export async function drainEngine(p: DrainParts): Promise<void> {
   const timeoutMs = p.config.drainTimeout * 1000;
   p.cluster.drain();
-  p.clients.stopAccepting();
+  const stopped = p.clients.stopAccepting();
   // With a successor, backends reconnect there (where the queue items go); without one, they are served here to the end.
   if (p.successor) p.api.drain();
   // Durable queues stay in Redis, where the successor reads them: nothing to move.
   const mover = p.queues.durable ? null : new QueueMover(p.queues, () => (p.successor ? p.cluster.mesh.link(p.successor) : undefined));
+  await stopped;
   log.info(`drain: ${p.clients.count()} client connections left, closing them in ${p.config.drainTimeout}s at the latest`);
   const gone = await until(() => p.clients.count() === 0, performance.now() + timeoutMs);
   if (!gone) {

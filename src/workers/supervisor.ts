@@ -88,7 +88,7 @@ export class Workers implements DrainTarget {
       {
         settled: () => !this.stopping && !this.draining && this.slots.every((s) => s.proc && !s.starting),
         counts: async () => {
-          const answers = await this.ask((req) => ({ t: "shed", req, code: 1000, reason: "", count: 0 }));
+          const answers = await this.askCounts();
           return answers.size === this.slots.length ? this.slots.map((s) => answers.get(s.k)![1]) : null;
         },
         shed: async (plan) => {
@@ -126,10 +126,21 @@ export class Workers implements DrainTarget {
     return this.clientCount();
   }
 
-  stopAccepting(): void {
+  async stopAccepting(): Promise<void> {
     this.draining = true;
     for (const s of this.slots) clearTimeout(s.restartTimer);
     this.tell({ t: "drain" });
+    // The counts last reported may predate the newest clients (a stale 0 would end the drain at once and drop
+    // them): ask each worker now, after its listeners stopped, and count what it answers.
+    for (const [k, [, clients]] of await this.askCounts()) {
+      const slot = this.slots[k];
+      if (slot?.stats) slot.stats = { ...slot.stats, clients };
+    }
+  }
+
+  /** Each running worker's client count, asked now: worker index -> [0, clients]. */
+  private askCounts(): Promise<Map<number, [number, number]>> {
+    return this.ask((req) => ({ t: "shed", req, code: 1000, reason: "", count: 0 }));
   }
 
   closeAll(): void {
