@@ -4,8 +4,8 @@
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LuaVM } from "../src/lua/vm";
-import { logging } from "../src/lua/api/log";
-import { json } from "../src/lua/api/json";
+import { logging } from "../src/engine/mix/log";
+import { json } from "../src/engine/mix/json";
 import { benchDir } from "./lib";
 
 const frame = '{"op":"send","msg":"hello world","room_id":1002}';

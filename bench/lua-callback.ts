@@ -3,7 +3,7 @@
 //   bun bench/lua-callback.ts [--count 200000] [--rounds 9] [--baseline /other/checkout]
 // --baseline loads the runtime of another checkout (e.g. a commit before a change) into the same process;
 // rounds alternate between the checkouts, and each step's median is printed.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { arg, median } from "./lib";
@@ -26,8 +26,10 @@ const host = { option: () => undefined, sendLocal: (_id: number, data: string | 
 const runs: { root: string; step: string; run: () => void; ns: number[] }[] = [];
 for (const root of roots) {
   const { LuaVM } = await import(join(root, "src/lua/vm.ts"));
-  const { engineFamilies } = await import(join(root, "src/lua/api/index.ts"));
-  const { EV, websocketEvents } = await import(join(root, "src/lua/api/connection.ts"));
+  // The families moved from src/lua/api to src/engine/mix: a baseline checkout may have either.
+  const mix = join(root, existsSync(join(root, "src/engine/mix")) ? "src/engine/mix" : "src/lua/api");
+  const { engineFamilies } = await import(join(mix, "index.ts"));
+  const { EV, websocketEvents } = await import(join(mix, "connection.ts"));
   for (const [step, source] of Object.entries(steps)) {
     const entry = join(mkdtempSync(join(tmpdir(), "connmix-bench-")), "entry.lua");
     writeFileSync(entry, source);

@@ -5,7 +5,7 @@ import type { Config, ServerConfig } from "../config/schema";
 import type { NodeOptions } from "../modes";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
-import { engineFamilies } from "../lua/api";
+import { engineFamilies } from "./mix";
 import { engineQueues } from "../queue/index";
 import { QueueShutdown } from "../queue/shutdown";
 import { ClientIds, MAX_WORKER } from "./ids";

@@ -1,8 +1,8 @@
 // `socket` servers: raw TCP through Bun.listen. The entry script frames the byte stream itself
-// (protocol_input/protocol_decode, see lua/api/socket.lua); pushed data goes through protocol_encode.
+// (protocol_input/protocol_decode, see engine/mix/socket.lua); pushed data goes through protocol_encode.
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { log } from "../log/logger";
-import { socketEvents, EV } from "../lua/api/connection";
+import { socketEvents, EV } from "./mix/connection";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";

@@ -1,7 +1,7 @@
 // `websocket` servers: Bun.serve does the protocol; each upgrade on the configured path runs on_handshake,
 // each message on_message and each close on_close in the server's Lua VM.
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { websocketEvents, EV } from "../lua/api/connection";
+import { websocketEvents, EV } from "./mix/connection";
 import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";

@@ -2,8 +2,8 @@
 // the real EngineHost over a real EngineNode and Queues), with a transport that records what the script
 // sends, publishes, queues and closes instead of writing to sockets.
 import { resolve } from "node:path";
-import { engineFamilies } from "../lua/api";
-import { EV, socketEvents, websocketEvents } from "../lua/api/connection";
+import { engineFamilies } from "../engine/mix";
+import { EV, socketEvents, websocketEvents } from "../engine/mix/connection";
 import { Queues, type QueueLimits } from "../queue/queues";
 import { ClientIds } from "../engine/ids";
 import { EngineNode } from "../engine/node";

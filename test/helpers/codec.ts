@@ -7,9 +7,9 @@
 import { expect } from "bun:test";
 import { join } from "node:path";
 import { LuaVM } from "../../src/lua/vm";
-import { logging } from "../../src/lua/api/log";
-import { json } from "../../src/lua/api/json";
-import { codec } from "../../src/lua/api/codec";
+import { logging } from "../../src/engine/mix/log";
+import { json } from "../../src/engine/mix/json";
+import { codec } from "../../src/engine/mix/codec";
 import { writeTree } from "./files.ts";
 
 const ENTRY = String.raw`

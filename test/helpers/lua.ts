@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { LuaVM, type VMOptions } from "../../src/lua/vm";
 import type { ApiFamily } from "../../src/lua/family";
-import { logging } from "../../src/lua/api/log";
+import { logging } from "../../src/engine/mix/log";
 import { toString } from "../../src/lua/stack";
 import { writeTree } from "./files.ts";
 

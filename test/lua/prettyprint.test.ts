@@ -19,8 +19,8 @@ print({ ['say "hi"\n'] = 1, [2.5] = "x", [1] = { { "deep" } } })
 
 const RUN = `
 import { LuaVM } from "${root}/src/lua/vm";
-import { logging } from "${root}/src/lua/api/log";
-import { json } from "${root}/src/lua/api/json";
+import { logging } from "${root}/src/engine/mix/log";
+import { json } from "${root}/src/engine/mix/json";
 new LuaVM({ entry: process.argv[2], families: [logging, json] }).close();
 `;
 

@@ -1,7 +1,7 @@
 // mix.log (to the engine log, with the Lua caller) and print (to stdout).
-import type { ApiFamily } from "../family";
+import type { ApiFamily } from "../../lua/family";
 import { log, type LogLevel as Level } from "../../log/logger";
-import { toString } from "../stack";
+import { toString } from "../../lua/stack";
 import { lua } from "../../../native/lua";
 import logLua from "./log.lua" with { type: "text" };
 

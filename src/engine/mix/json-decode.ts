@@ -3,7 +3,7 @@
 // their length; `{}` gets the object marker so it encodes back as `{}`.
 import type { Pointer } from "bun:ffi";
 import { lua, type LuaState, LUA_REGISTRYINDEX, LUA_TSTRING } from "../../../native/lua";
-import { stringPointer, lastLength } from "../stack";
+import { stringPointer, lastLength } from "../../lua/stack";
 import { memcpy, Scratch, fail, typeName } from "./codec-native";
 
 export const MAX_DEPTH = 1000;

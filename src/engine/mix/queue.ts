@@ -1,9 +1,9 @@
 // JS side of mix.queue (queue.lua). Each item carries the id of the client whose callback pushed it (the
 // owner of the running callback, also inside a pcall's inner coroutine); consumers receive it as "c".
 import { lua } from "../../../native/lua";
-import { hostOf } from "../../engine/host";
-import { pushString, toString } from "../stack";
-import type { ApiFamily } from "../family";
+import { hostOf } from "../host";
+import { pushString, toString } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 import queueLua from "./queue.lua" with { type: "text" };
 
 export const queue: ApiFamily = {

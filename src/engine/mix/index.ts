@@ -1,5 +1,5 @@
 // Every Lua API family, in installation order (later families may use what earlier ones put in P).
-import type { ApiFamily } from "../family";
+import type { ApiFamily } from "../../lua/family";
 import { logging } from "./log";
 import { json } from "./json";
 import { codec } from "./codec";

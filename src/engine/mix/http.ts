@@ -1,7 +1,7 @@
 // JS side of mix.http.request (http.lua), on fetch. Strings arrive as bytes (binaryArgs), so request bodies
 // and header values keep every byte; header values travel as latin1, the byte-per-character form fetch uses.
-import type { ApiFamily } from "../family";
-import type { PlainValue } from "../stack";
+import type { ApiFamily } from "../../lua/family";
+import type { PlainValue } from "../../lua/stack";
 import httpLua from "./http.lua" with { type: "text" };
 
 /** Used when the script gives no `timeout`; covers connecting, sending and reading the whole body. */

@@ -1,8 +1,8 @@
 // JS side of the connection object (connection.lua) and of the protocol events (websocket.lua, socket.lua).
 import { lua, type LuaState, LUA_TSTRING } from "../../../native/lua";
-import { hostOf, type SendType } from "../../engine/host";
-import { pushString, toString, viewBytes } from "../stack";
-import type { ApiFamily } from "../family";
+import { hostOf, type SendType } from "../host";
+import { pushString, toString, viewBytes } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 import connectionLua from "./connection.lua" with { type: "text" };
 import websocketLua from "./websocket.lua" with { type: "text" };
 import socketLua from "./socket.lua" with { type: "text" };

@@ -1,9 +1,9 @@
 // JS side of mix.redis (redis.lua): runs commands on the engine's Redis pools (src/redis/client.ts).
 import { lua } from "../../../native/lua";
-import { hostOf } from "../../engine/host";
+import { hostOf } from "../host";
 import { ReplyError, type Reply } from "../../redis/client";
-import { toString, type PlainValue } from "../stack";
-import type { ApiFamily } from "../family";
+import { toString, type PlainValue } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 import redisLua from "./redis.lua" with { type: "text" };
 
 const text = (v: PlainValue) => Buffer.from(v as Uint8Array).toString();

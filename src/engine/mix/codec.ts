@@ -2,8 +2,8 @@
 // pack()/unpack() (docs/lua-codec.md lists the format codes). All inputs are read as bytes.
 import { toBuffer, type Pointer } from "bun:ffi";
 import { lua, type LuaState, LUA_TNUMBER, LUA_TSTRING } from "../../../native/lua";
-import { pushBytes, pushString, stringPointer, lastLength, viewBytes } from "../stack";
-import type { ApiFamily } from "../family";
+import { pushBytes, pushString, stringPointer, lastLength, viewBytes } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 import { fail, guarded, typeName } from "./codec-native";
 import codecLua from "./codec.lua" with { type: "text" };
 

@@ -1,8 +1,8 @@
 // mix.server.option(name): a value of the running server's `options` list.
 import { lua } from "../../../native/lua";
-import { hostOf } from "../../engine/host";
-import { pushString, toString } from "../stack";
-import type { ApiFamily } from "../family";
+import { hostOf } from "../host";
+import { pushString, toString } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 
 export const server: ApiFamily = {
   name: "server",

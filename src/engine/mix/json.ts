@@ -6,8 +6,8 @@ import {
   lua, type LuaState, LUA_REGISTRYINDEX, LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
   LUA_TLIGHTUSERDATA,
 } from "../../../native/lua";
-import { stringPointer, lastLength } from "../stack";
-import type { ApiFamily } from "../family";
+import { stringPointer, lastLength } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 import { memcpy, Scratch, fail, typeName } from "./codec-native";
 import { decode, JsonError, MAX_DEPTH, OBJECT_KEY } from "./json-decode";
 import jsonLua from "./json.lua" with { type: "text" };

@@ -3,8 +3,8 @@
 // growable scratch buffers that Lua copies results out of.
 import { dlopen, ptr } from "bun:ffi";
 import { lua, type LuaState } from "../../../native/lua";
-import type { LuaFunction } from "../family";
-import { pushString } from "../stack";
+import type { LuaFunction } from "../../lua/family";
+import { pushString } from "../../lua/stack";
 
 export const { memcpy } = dlopen("libc.so.6", { memcpy: { args: ["ptr", "ptr", "usize"], returns: "ptr" } } as const).symbols;
 

@@ -1,8 +1,8 @@
 // JS side of mix.mesh (mesh.lua).
 import { lua } from "../../../native/lua";
-import { hostOf, type SendType } from "../../engine/host";
-import { pushString, toString, viewBytes } from "../stack";
-import type { ApiFamily } from "../family";
+import { hostOf, type SendType } from "../host";
+import { pushString, toString, viewBytes } from "../../lua/stack";
+import type { ApiFamily } from "../../lua/family";
 import meshLua from "./mesh.lua" with { type: "text" };
 
 const asData = (d: unknown, type: SendType) => (type === 1 || typeof d === "string" ? (d as string | Uint8Array) : (d as Uint8Array));
