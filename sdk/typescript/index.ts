@@ -3,7 +3,7 @@
 // they come and go), and offers send, publish, conn.call and a queue consumer, typed from the server's
 // own protocol definitions (src/api/protocol.ts). Usage: sdk/typescript/README.md.
 import { CONN_METHODS, type ClientId, type ConnMethod, type Methods, type NodeInfo, type NodesReply, type QueueItem, type VersionReply } from "../../src/api/protocol.ts";
-import { nodeOf } from "../../src/engine/ids.ts";
+import { nodeOf } from "../../src/net/client-ids.ts";
 import { Consumer, type ConsumerOptions } from "./consumer.ts";
 import { Engine } from "./engine.ts";
 import { ConnmixError, TRANSPORT } from "./errors.ts";

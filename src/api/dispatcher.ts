@@ -3,7 +3,7 @@
 // for the reply), synchronously when all the work is local, or a promise when the mesh is involved.
 import type { EngineNode } from "../engine/node";
 import type { SendType } from "../engine/host";
-import { parseClientId } from "../engine/ids";
+import { parseClientId } from "../net/client-ids";
 import type { EngineMetrics } from "../metrics/engine";
 import { DEFAULT_WINDOW, MAX_WINDOW, type ApiSocket } from "./consumer";
 import { NOT_READY } from "../mesh/membership";

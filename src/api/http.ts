@@ -7,7 +7,7 @@
 import type { Server } from "bun";
 import type { Registry } from "../metrics/registry";
 import { CONTENT_TYPE } from "../metrics/registry";
-import type { Access } from "./access";
+import type { Access } from "../access/access";
 import type { ApiSocket } from "./consumer";
 import { ApiError, CODE, MAX_REQUEST_BYTES, TooLarge, errorJson, type Dispatcher } from "./dispatcher";
 

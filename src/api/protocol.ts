@@ -1,5 +1,5 @@
 // The wire contract of the engine API (/ws/v1 and HTTP) and of the center's /v1/nodes: method names,
-// parameters, results, error codes, queue events. The server (dispatcher.ts, center/api.ts) and the
+// parameters, results, error codes, queue events. The server (dispatcher.ts, center/http.ts) and the
 // TypeScript SDK (sdk/typescript) are both typed from this one module. docs/api.md describes it.
 
 /** Error codes of `{"E":{"c":code,"m":message}}`. */

@@ -5,11 +5,11 @@
 // (POST: send, publish) need write, like every POST of the API.
 import pageImport from "../console/index.html" with { type: "text" };
 import { versionLine } from "../cli/banner";
-import { parseClientId, nodeOf } from "../engine/ids";
+import { parseClientId, nodeOf } from "../net/client-ids";
 import { recentLines } from "../log/recent";
-import type { Access } from "../api/access";
+import type { Access } from "../access/access";
 import type { NodeEntry, RegistryServer } from "./registry";
-import { nodeInfo } from "./api";
+import { nodeInfo } from "./http";
 
 /** How long the center waits for an engine's answer before showing it as unreachable. */
 export const ENGINE_TIMEOUT_MS = 2000;

@@ -3,7 +3,7 @@ import type { Config } from "../config/schema.ts";
 import { log } from "../log/logger.ts";
 import { onShutdown } from "../lifecycle.ts";
 import { checkFree } from "../handover/ports.ts";
-import { startCenterApi } from "./api.ts";
+import { startCenterApi } from "./http.ts";
 import { RegistryServer, type NodeState } from "./registry.ts";
 import { LINK_TIMINGS, timingsOf } from "./protocol.ts";
 import { warnIfProtected, type ClusterSecurity } from "../net/security.ts";

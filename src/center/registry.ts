@@ -5,11 +5,11 @@
 // re-registering engines report for their peers are kept for those peers.
 import { log } from "../log/logger";
 import { escapeText } from "../log/escape";
-import { MAX_NODE } from "../engine/ids";
+import { MAX_NODE } from "../net/client-ids";
 import type { Keys } from "../net/auth";
 import { Listener, type Conn } from "../net/listener";
 import type { TlsMaterial } from "../net/tls";
-import { plainIp } from "../api/access";
+import { plainIp } from "../net/addr";
 import {
   MAX_PEERS, MAX_UNAUTHENTICATED, MAX_UNSENT, REGISTRY_VERSION, TIMINGS, isIpLiteral, readMsg, sendMsg, validIndex, validNodeId, validPort,
   type CenterMsg, type EngineMsg, type LinkTimings, type NodeInfo, type RegisterMsg, type Timings,

@@ -2,7 +2,7 @@
 // that is not here needs a restart, and the reload says so. `[]` matches any list index, `.*` any key below.
 export const HOT_KEYS: Readonly<Record<string, string>> = {
   "logging.level": "applied at once (config/watch.ts)",
-  "access.*": "applied from the next API request (api/access.ts)",
+  "access.*": "applied from the next API request (access/access.ts)",
   "cluster.secret[]": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "cluster.secretFile": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "engine.apiServer.readTimeout": "applied to API connections opened from now on (api/server.ts)",

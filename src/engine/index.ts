@@ -8,7 +8,7 @@ import { onShutdown } from "../lifecycle";
 import { engineFamilies } from "./mix";
 import { engineQueues } from "../queue/index";
 import { QueueShutdown } from "../queue/shutdown";
-import { ClientIds, MAX_WORKER } from "./ids";
+import { ClientIds, MAX_WORKER } from "../net/client-ids";
 import { EngineNode } from "./node";
 import { WebSocketServer } from "./websocket-server";
 import { SocketServer } from "./socket-server";

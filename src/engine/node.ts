@@ -1,6 +1,6 @@
 // The engine node: every connection it holds, channel membership, and local delivery. Remote delivery
 // (other workers and nodes) goes through `peers`, which the mesh provides.
-import { ClientIds, nodeOf, workerOf } from "./ids";
+import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import type { LuaServer } from "./lua-server";

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { engineFamilies } from "../engine/mix";
 import { EV, socketEvents, websocketEvents } from "../engine/mix/connection";
 import { Queues, type QueueLimits } from "../queue/queues";
-import { ClientIds } from "../engine/ids";
+import { ClientIds } from "../net/client-ids";
 import { EngineNode } from "../engine/node";
 import type { Connection } from "../engine/connection";
 import type { SendType } from "../engine/host";

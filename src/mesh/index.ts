@@ -4,7 +4,7 @@
 // A peer that is unreachable, congested or silent counts as a failure, never as a silent success; so does a
 // peer the center dropped for silence while it may still hold live clients (a "doubted" peer, see update).
 import { log } from "../log/logger";
-import { nodeOf } from "../engine/ids";
+import { nodeOf } from "../net/client-ids";
 import type { Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { PeerLink, type LinkSecurity, type PeerInfo } from "./link";

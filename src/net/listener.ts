@@ -8,6 +8,7 @@ import { FrameReader, Outbox } from "./frames";
 import { accept, challenge, checkResponse, deny, nonce, type Keys, type LinkKind } from "./auth";
 import { verifyPeer, type TlsMaterial } from "./tls";
 import { RefusalLog } from "./refusals";
+import { isLoopback } from "./addr";
 import { shared } from "../handover/ports";
 
 /** How long a refused connection may take to close its side before it is cut off. */
@@ -53,8 +54,6 @@ export function writeRaw(s: Socket<any>, payload: Uint8Array): void {
   f.set(payload, 4);
   s.write(f);
 }
-
-export const isLoopback = (ip: string | undefined) => !!ip && (/^127\./.test(ip) || ip === "::1" || /^::ffff:127\./i.test(ip));
 
 /** One peer's connection. `data` is the protocol's state, set once the peer authenticated. */
 export class Conn<S> {

@@ -2,7 +2,7 @@
 // found by workerOf(id) for this node's ids, or on another node through the mesh. The API server (through
 // node.peers), the node's mesh point (requests from other nodes) and each worker's link (that worker's
 // requests) all route here. Workers are local peers: the same requests over the same kind of link.
-import { ClientIds, nodeOf, workerOf } from "../engine/ids";
+import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
 import { EngineNode, type LuaMemory, type Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
 import type { Mesh } from "../mesh/index";

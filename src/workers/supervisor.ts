@@ -5,7 +5,7 @@
 import type { Subprocess } from "bun";
 import type { Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
-import { SEQUENCE_LIMIT } from "../engine/ids";
+import { SEQUENCE_LIMIT } from "../net/client-ids";
 import type { LuaMemory, Protocol } from "../engine/node";
 import type { ClientsView } from "../engine/introspect";
 import { log } from "../log/logger";

@@ -6,7 +6,7 @@
 import type { Config } from "../config/schema";
 import { applyConfigChange } from "../config/watch";
 import { listenLuaServers, type Engine } from "../engine/index";
-import { ClientIds } from "../engine/ids";
+import { ClientIds } from "../net/client-ids";
 import { EngineNode, type Peers } from "../engine/node";
 import { localClients } from "../engine/introspect";
 import type { SendType } from "../engine/host";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { applyConfigChange, loadConfig, watchConfig } from "../../src/config/index.ts";
 import { startLuaServers } from "../../src/engine/index.ts";
 import { startApiServer } from "../../src/api/server.ts";
-import { hostPattern } from "../../src/api/access.ts";
+import { hostPattern } from "../../src/access/access.ts";
 import { postJson } from "../helpers/http.ts";
 import { captureLog } from "../helpers/log.ts";
 import { freePort } from "../helpers/ports.ts";

@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import type { AccessUser, Config } from "../../src/config/index.ts";
 import type { Engine } from "../../src/engine/index.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
-import type { LoginLimitOptions } from "../../src/api/login-limit.ts";
+import type { LoginLimitOptions } from "../../src/access/login-limit.ts";
 import { startEngine } from "../helpers/engine.ts";
 import { freePort } from "../helpers/ports.ts";
 import { Client } from "../helpers/ws.ts";

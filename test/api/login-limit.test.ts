@@ -1,6 +1,6 @@
 // The failed-login table on its own, with an injected clock: the window, and the bound on tracked IPs.
 import { expect, test } from "bun:test";
-import { LoginLimit } from "../../src/api/login-limit.ts";
+import { LoginLimit } from "../../src/access/login-limit.ts";
 import { captureLog } from "../helpers/log.ts";
 
 test("an IP is locked after maxFailures within the window, and free again when the window ends", () => {

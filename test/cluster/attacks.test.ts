@@ -3,7 +3,7 @@
 // values an engine cannot dial, unauthenticated connections that try to cost memory, and values that try
 // to forge log lines. Each worked before links were authenticated and registrations validated.
 import { afterAll, describe, expect, test } from "bun:test";
-import { ClientIds } from "../../src/engine/ids";
+import { ClientIds } from "../../src/net/client-ids";
 import { EngineNode } from "../../src/engine/node";
 import { Queues } from "../../src/queue/queues";
 import { Mesh } from "../../src/mesh/index";
@@ -22,7 +22,7 @@ import { until } from "../helpers/wait.ts";
 import { FAST_MESH, FAST_REGISTRY, SECRET, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
 
 const logText = captureLog();
-const NODE = 2 ** 36; // one node index in client ids (src/engine/ids.ts)
+const NODE = 2 ** 36; // one node index in client ids (src/net/client-ids.ts)
 const newNode = () => new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
 
 /** A mesh point that records every request it is asked to serve. */

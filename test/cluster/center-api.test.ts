@@ -1,7 +1,7 @@
 // The center API in-process: routes, methods, and access control (spec §8: these are reads).
 import { afterAll, expect, test } from "bun:test";
 import { defaultConfig } from "../../src/config/schema";
-import { startCenterApi } from "../../src/center/api";
+import { startCenterApi } from "../../src/center/http";
 import { RegistryServer } from "../../src/center/registry";
 import { LINK_TIMINGS } from "../../src/center/protocol";
 import { Keys } from "../../src/net/auth";

@@ -1,7 +1,7 @@
 // The node-to-node and registry protocols against real sockets, in one process: a mesh point answering
 // raw frames (including bad ones), a peer that stops answering or reading, and the registry's refusals.
 import { afterAll, afterEach, beforeEach, describe, expect, setSystemTime, test } from "bun:test";
-import { ClientIds } from "../../src/engine/ids";
+import { ClientIds } from "../../src/net/client-ids";
 import { EngineNode } from "../../src/engine/node";
 import { Queues } from "../../src/queue/queues";
 import { Mesh } from "../../src/mesh/index";

@@ -3,7 +3,7 @@
 // renewed certificate is used by new links while links that are up stay up.
 import { afterAll, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
-import { ClientIds } from "../../src/engine/ids";
+import { ClientIds } from "../../src/net/client-ids";
 import { EngineNode } from "../../src/engine/node";
 import { Queues } from "../../src/queue/queues";
 import { Mesh } from "../../src/mesh/index";

@@ -3,7 +3,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { defaultConfig, defaultServer } from "../../src/config/index.ts";
 import { startLuaServers } from "../../src/engine/index.ts";
-import { MAX_NODE, MAX_WORKER, parseClientId } from "../../src/engine/ids.ts";
+import { MAX_NODE, MAX_WORKER, parseClientId } from "../../src/net/client-ids.ts";
 import { cleanupAll, onCleanup } from "../helpers/files.ts";
 import { luaRoot } from "../helpers/engine.ts";
 import { freePort } from "../helpers/ports.ts";

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { nodeOf, workerOf } from "../../src/engine/ids.ts";
+import { nodeOf, workerOf } from "../../src/net/client-ids.ts";
 import { ClusterDir, Node, type EnginePorts } from "../cluster/helpers.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { Client } from "../helpers/ws.ts";

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { nodeOf } from "../../src/engine/ids.ts";
+import { nodeOf } from "../../src/net/client-ids.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { post } from "../helpers/http.ts";
 import { freePorts, waitForPort } from "../helpers/ports.ts";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultConfig, type TlsConfig } from "../../src/config/index.ts";
-import { startCenterApi } from "../../src/center/api.ts";
+import { startCenterApi } from "../../src/center/http.ts";
 import { RegistryServer } from "../../src/center/registry.ts";
 import { LINK_TIMINGS } from "../../src/center/protocol.ts";
 import { Keys } from "../../src/net/auth.ts";

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { workerOf } from "../../src/engine/ids";
+import { workerOf } from "../../src/net/client-ids";
 import { cleanupAll, writeTree } from "../helpers/files";
 import { freePorts, waitForPortClosed } from "../helpers/ports";
 import { Client } from "../helpers/ws";

@@ -4,7 +4,7 @@
 import { expect, test } from "bun:test";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { workerOf } from "../../src/engine/ids";
+import { workerOf } from "../../src/net/client-ids";
 import { writeTree } from "../helpers/files";
 import { freePorts } from "../helpers/ports";
 import { Node } from "../cluster/helpers";

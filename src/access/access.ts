@@ -15,6 +15,7 @@ import type { AccessConfig, Role } from "../config/schema";
 import { onConfigChange } from "../config/watch";
 import { log } from "../log/logger";
 import { escapeText } from "../log/escape";
+import { isLoopback, plainIp } from "../net/addr";
 import { LoginLimit, type LoginLimitOptions } from "./login-limit";
 
 interface User {
@@ -41,12 +42,6 @@ export function hostPattern(glob: string): RegExp {
   const body = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
   return new RegExp(`^${body}$`, "i"); // IPv6 hex digits (and origins) in either case
 }
-
-/** The caller's IP as users write it: IPv4-mapped IPv6 addresses lose their ::ffff: prefix. */
-export const plainIp = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
-
-/** 127.0.0.0/8 or ::1, as Bun reports a peer. */
-export const isLoopback = (ip: string) => ip === "::1" || plainIp(ip).startsWith("127.");
 
 /** A Host header naming the server by an IP literal or a `localhost` name, which no DNS rebinding can produce. */
 export function hostIsLiteral(host: string | null): boolean {

@@ -3,7 +3,7 @@
 // Access control as on the engines (spec §8): these are reads.
 import type { Server } from "bun";
 import type { Config } from "../config/schema";
-import { Access } from "../api/access";
+import { Access } from "../access/access";
 import { CONTENT_TYPE, Registry, unlabeled as one } from "../metrics/registry";
 import { addProcessMetrics } from "../metrics/process";
 import { hostPart } from "./protocol";
