@@ -2,12 +2,30 @@
 
 const given = new Set<number>();
 
-/** A port nobody listens on right now (the OS picks it), never the same one twice in this process. */
+// bin/test runs several test files at once (test/run.ts) and gives each a slot: its ports then come from a
+// range of its own below the ephemeral range (32768+), so neither another file nor an outgoing connection's
+// source port can take a port between freePort() and the listen of the server it is for.
+const SLOT = process.env.CONNMIX_TEST_PORT_SLOT;
+const SLOT_SIZE = 3000;
+const range = SLOT === undefined ? null : { base: 12_000 + Number(SLOT) * SLOT_SIZE, next: Math.floor(Math.random() * SLOT_SIZE) };
+
+function candidate(): number {
+  if (!range) return 0; // the OS picks
+  if (given.size >= SLOT_SIZE) throw new Error(`freePort: all ${SLOT_SIZE} ports of slot ${SLOT} are given`);
+  return range.base + (range.next++ % SLOT_SIZE);
+}
+
+/** A port nobody listens on right now, never the same one twice in this process. */
 export function freePort(): number {
   for (;;) {
-    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = l.port;
-    l.stop(true);
+    let port: number;
+    try {
+      const l = Bun.listen({ hostname: "127.0.0.1", port: candidate(), socket: { data() {} } });
+      port = l.port;
+      l.stop(true);
+    } catch {
+      continue; // taken: the next one
+    }
     if (!given.has(port)) {
       given.add(port);
       return port;

@@ -240,6 +240,7 @@ describe("concurrency", () => {
     // The first ping queues behind the 1000 frames sent just before it (the engine runs their callbacks,
     // each starting its request, in arrival order); the later ones measure service while all wait.
     const first = await ping();
+    const answeredFirst = !done;
     const rtts: number[] = [];
     while (!done) {
       rtts.push(await ping());
@@ -255,7 +256,9 @@ describe("concurrency", () => {
     console.log(`1000 requests in ${elapsed} ms; echo rtt behind the burst ${first.toFixed(1)} ms, then median ${median.toFixed(1)} ms, max ${Math.max(...rtts).toFixed(1)} ms over ${rtts.length} pings`);
     expect(replies.filter((r) => r === "done").length).toBe(1000);
     expect(elapsed).toBeLessThan(5000); // one after another would take 200 s
-    expect(first).toBeLessThan(200);
+    // The first pong comes before the backend's replies (it waits behind the burst, not behind the backend);
+    // an ordering, as its time depends on how fast this machine runs 1000 callbacks.
+    expect(answeredFirst).toBe(true);
     expect(rtts.length).toBeGreaterThan(50);
     expect(median).toBeLessThan(20);
   }, 30_000);

@@ -1,0 +1,143 @@
+// bin/test's runner. The suite has two groups: the fast one (everything but SLOW) and the slow one, end-to-end
+// tests that build, type-check or drive a browser and spend seconds of CPU doing it. Each test file runs in a
+// `bun test` process of its own, `jobs` files at a time (most tests wait on sockets and child processes, not on
+// the CPU), longest first. A file's output is printed in one block when it ends; the last line sums up all
+// files: "bun test: N passed, M failed". The exit status is non-zero when any test or file failed.
+//
+//   bun test/run.ts [--all | --slow] [-j N]     (bin/test passes its arguments here)
+import { readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join, relative } from "node:path";
+
+const ROOT = join(import.meta.dir, "..");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+
+/** The slow group: run by `bin/test --all` (and so by CI), not by plain `bin/test`. */
+const SLOW = [
+  "test/binary.test.ts", // bun build of the executable
+  "test/typecheck.test.ts", // tsc over the tree
+  "test/sdk/node.test.ts", // tsc and Node over the SDK
+  "test/deploy/image.test.ts", // the Docker image's file tree, built with the executable
+  "test/deploy/nginx.test.ts",
+  "test/console/console.test.ts", // Chromium
+  "test/examples/chat-room.test.ts", // Chromium
+];
+
+/** Files known to take longest, started first so the last ones to end are short (the rest follow by name). */
+const LONGEST = [
+  "test/handover/reload.test.ts",
+  "test/handover/upgrade.test.ts",
+  "test/handover/failures.test.ts",
+  "test/compat/hot-config.test.ts",
+  "test/cluster/cluster.test.ts",
+  "test/api/queue-redis.test.ts",
+  "test/cluster/membership.test.ts",
+  "test/cluster/protocol.test.ts",
+  "test/lua/redis.test.ts",
+  "test/multicore/multicore.test.ts",
+];
+
+/** Port ranges test/helpers/ports.ts has room for below the ephemeral range. */
+const MAX_JOBS = 6;
+
+/** A file that runs longer than this is killed and counted as failed (a test itself times out after 30 s). */
+const FILE_LIMIT_MS = 10 * 60_000;
+
+interface Result {
+  file: string;
+  passed: number;
+  failed: number;
+  ms: number;
+  cpuMs: number;
+}
+
+function testFiles(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".test.ts"))
+    .map((f) => relative(ROOT, join(ROOT, dir, f)))
+    .sort();
+}
+
+function ordered(files: string[]): string[] {
+  const rank = (f: string) => (LONGEST.includes(f) ? LONGEST.indexOf(f) : LONGEST.length);
+  return [...files].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+function count(out: string, word: "pass" | "fail"): number {
+  const m = [...out.matchAll(new RegExp(`^ *(\\d+) ${word}$`, "gm"))].at(-1);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Runs one file; `slot` (0..jobs-1, one file at a time each) gives it a port range of its own (test/helpers/ports.ts). */
+async function runFile(file: string, slot: number): Promise<Result> {
+  const start = performance.now();
+  const proc = Bun.spawn([BUN, "test", "--timeout", "30000", `./${file}`], {
+    cwd: ROOT,
+    env: { ...process.env, CONNMIX_TEST_PORT_SLOT: String(slot) },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const killer = setTimeout(() => proc.kill("SIGKILL"), FILE_LIMIT_MS);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(killer);
+  const ms = performance.now() - start;
+  const usage = proc.resourceUsage();
+  const cpuMs = usage ? Number(usage.cpuTime.user + usage.cpuTime.system) / 1000 : 0;
+  const out = stdout + stderr;
+  const passed = count(out, "pass");
+  // A file that ends badly without a failed test (a crash, an error outside tests, the time limit) is one failure.
+  const failed = Math.max(count(out, "fail"), code === 0 ? 0 : 1);
+  const took = `${(ms / 1000).toFixed(1)} s, ${(cpuMs / 1000).toFixed(1)} s CPU`;
+  console.log(`\n=== ${file} (${passed} passed, ${failed} failed, ${took}${code === 0 ? "" : `, exit ${code ?? proc.signalCode}`})\n${out.trimEnd()}`);
+  return { file, passed, failed, ms, cpuMs };
+}
+
+async function runAll(files: string[], jobs: number): Promise<Result[]> {
+  const queue = ordered(files);
+  const results: Result[] = [];
+  const worker = async (slot: number) => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) results.push(await runFile(f, slot));
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, (_, slot) => worker(slot)));
+  return results;
+}
+
+function parseArgs(argv: string[]): { groups: ("fast" | "slow")[]; jobs: number } {
+  let groups: ("fast" | "slow")[] = ["fast"];
+  let jobs = Number(process.env.CONNMIX_TEST_JOBS) || availableParallelism() + 1;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--all") groups = ["fast", "slow"];
+    else if (a === "--slow") groups = ["slow"];
+    else if (a === "-j" && Number(argv[i + 1]) >= 1) jobs = Number(argv[++i]);
+    else {
+      console.error(`test/run.ts: unknown argument '${a}' (use --all, --slow, -j N)`);
+      process.exit(2);
+    }
+  }
+  return { groups, jobs: Math.min(jobs, MAX_JOBS) };
+}
+
+const { groups, jobs } = parseArgs(process.argv.slice(2));
+const all = testFiles("test");
+const missing = SLOW.filter((f) => !all.includes(f));
+if (missing.length > 0) throw new Error(`test/run.ts: SLOW names files that do not exist: ${missing.join(", ")}`);
+const started = performance.now();
+const results: Result[] = [];
+for (const group of groups) {
+  const files = all.filter((f) => SLOW.includes(f) === (group === "slow"));
+  console.log(`bin/test: the ${group} group, ${files.length} files, ${jobs} at a time`);
+  results.push(...(await runAll(files, jobs)));
+}
+const wall = (performance.now() - started) / 1000;
+const cpu = results.reduce((s, r) => s + r.cpuMs, 0) / 1000;
+const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 8);
+console.log(`\nslowest files: ${slowest.map((r) => `${r.file} ${(r.ms / 1000).toFixed(1)} s`).join(", ")}`);
+const failedFiles = results.filter((r) => r.failed > 0).map((r) => r.file);
+if (failedFiles.length > 0) console.log(`files with failures: ${failedFiles.join(", ")}`);
+console.log(`${results.length} files in ${wall.toFixed(1)} s (${cpu.toFixed(1)} s CPU)`);
+const passed = results.reduce((s, r) => s + r.passed, 0);
+const failed = results.reduce((s, r) => s + r.failed, 0);
+console.log(`bun test: ${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
