@@ -1,5 +1,5 @@
 // bin/test's runner. The suite has two groups: the fast one (everything but SLOW) and the slow one, end-to-end
-// tests that build, type-check or drive a browser and spend seconds of CPU doing it. Each test file runs in a
+// tests that build, type-check, drive a browser or reload a loaded cluster, and spend seconds of CPU doing it. Each test file runs in a
 // `bun test` process of its own, `jobs` files at a time (most tests wait on sockets and child processes, not on
 // the CPU), longest first. A file's output is printed in one block when it ends; the last line sums up all
 // files: "bun test: N passed, M failed". The exit status is non-zero when any test or file failed.
@@ -21,13 +21,20 @@ const SLOW = [
   "test/deploy/nginx.test.ts",
   "test/console/console.test.ts", // Chromium
   "test/examples/chat-room.test.ts", // Chromium
+  // Reloads and upgrades of real clusters under load (1000 clients, drainTimeout waited out, 10 s of CPU each).
+  "test/handover/reload.test.ts",
+  "test/handover/upgrade.test.ts",
+  "test/handover/failures.test.ts",
 ];
 
 /** Files known to take longest, started first so the last ones to end are short (the rest follow by name). */
 const LONGEST = [
   "test/handover/reload.test.ts",
   "test/handover/upgrade.test.ts",
+  "test/binary.test.ts",
+  "test/deploy/image.test.ts",
   "test/handover/failures.test.ts",
+  "test/lua/memory.test.ts",
   "test/compat/hot-config.test.ts",
   "test/cluster/cluster.test.ts",
   "test/api/queue-redis.test.ts",
