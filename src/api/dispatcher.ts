@@ -1,7 +1,7 @@
 // The API's methods (spec §5), shared by both transports: HTTP routes and /ws/v1 requests both end here.
 // A method returns its result as JSON text (a constant where it can, so the hot path builds no objects
 // for the reply), synchronously when all the work is local, or a promise when the mesh is involved.
-import type { EngineNode } from "../engine/node";
+import type { NodeView } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { parseClientId } from "../net/client-ids";
 import type { EngineMetrics } from "../metrics/engine";
@@ -113,7 +113,7 @@ function ackKeys(p: Params): number[] {
 }
 
 export class Dispatcher {
-  constructor(private readonly node: EngineNode, private readonly metrics: EngineMetrics) {}
+  constructor(private readonly node: NodeView, private readonly metrics: EngineMetrics) {}
 
   /** Runs method `m`; throws ApiError (or returns a promise that rejects with one). `socket` is null over HTTP. */
   call(m: unknown, p: unknown, socket: ApiSocket | null): Result {
@@ -146,11 +146,11 @@ export class Dispatcher {
     const type = sendType(p.t);
     const data = payload(p.d, type);
     const node = this.node;
-    const conn = node.connections.get(id);
-    if (conn) {
+    const protocol = node.protocolOf(id);
+    if (protocol !== null) {
       const t0 = performance.now();
       const err = node.sendLocal(id, data, type);
-      this.metrics.sendLocal[conn.server.protocol].observe((performance.now() - t0) / 1000);
+      this.metrics.sendLocal[protocol].observe((performance.now() - t0) / 1000);
       if (err !== null) throw new ApiError(CODE.sendFailed, err);
       return OK;
     }

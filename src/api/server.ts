@@ -6,7 +6,7 @@
 import type { Server } from "bun";
 import type { ApiServerConfig, Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
-import type { EngineNode } from "../engine/node";
+import type { NodeView } from "../engine/node";
 import { log } from "../log/logger";
 import { engineMetrics } from "../metrics/engine";
 import { Access } from "../access/access";
@@ -52,7 +52,7 @@ export interface ApiServerOptions {
   logins?: LoginLimitOptions;
 }
 
-export async function startApiServer(config: Config, node: EngineNode, opts: ApiServerOptions = {}): Promise<ApiServer> {
+export async function startApiServer(config: Config, node: NodeView, opts: ApiServerOptions = {}): Promise<ApiServer> {
   let settings = config.engine.apiServer;
   const access = new Access(config.access, { label: "engine API", logins: opts.logins });
   const unfollowAccess = access.follow();

@@ -11,7 +11,8 @@ import { tellPredecessor } from "../handover/predecessor.ts";
 import { signalNodes } from "./signal.ts";
 import { log } from "../log/logger.ts";
 import { keepRecent } from "../log/recent.ts";
-import { MODES, runMode, type Mode } from "../modes.ts";
+import { runMode } from "../app/modes.ts";
+import { MODES, type Mode } from "../config/schema.ts";
 import { printBanner, versionLine } from "./banner.ts";
 
 const nodeArgs = {

@@ -4,9 +4,8 @@
 // process has exited. Either fails when the node logs that it refused or failed (the config's log file).
 import { openSync, readSync, closeSync, statSync, existsSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Config } from "../config/schema";
+import { MODES, type Config, type Mode } from "../config/schema";
 import { alive, pidFilePath, readPid } from "../handover/pidfile";
-import { MODES, type Mode } from "../modes";
 
 /** A little more than a successor may take to serve (src/handover/successor.ts). */
 const RELOAD_MS = 65_000;

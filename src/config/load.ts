@@ -4,7 +4,6 @@ import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { log } from "../log/logger.ts";
-import type { Mode } from "../modes.ts";
 import { readCluster } from "./cluster.ts";
 import {
   defaultConfig,
@@ -17,6 +16,7 @@ import {
   type AccessUser,
   type ApiServerConfig,
   type Config,
+  type Mode,
   type ListenConfig,
   type RedisConfig,
   type ServerConfig,

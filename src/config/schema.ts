@@ -8,6 +8,10 @@ export const PROTOCOLS: readonly Protocol[] = ["websocket", "socket"];
 
 export type Role = "read" | "write";
 
+/** Which node of a config a process runs (the CLI commands; `single`: center and engine in one process). */
+export type Mode = "center" | "engine" | "dev" | "single";
+export const MODES: readonly Mode[] = ["center", "engine", "dev", "single"];
+
 /** Callback convention of a server's entry (src/lua/convention.ts); auto reads it from the script. */
 export type ConventionSetting = "auto" | "1.0.1" | "1.0.3";
 export const CONVENTIONS: readonly ConventionSetting[] = ["auto", "1.0.1", "1.0.3"];

@@ -4,9 +4,8 @@
 import { watch, statSync, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { log } from "../log/logger.ts";
-import type { Mode } from "../modes.ts";
 import { parseConfig, readConfigText } from "./load.ts";
-import type { Config } from "./schema.ts";
+import type { Config, Mode } from "./schema.ts";
 import { classifyKey } from "./hot.ts";
 
 export type ConfigListener = (next: Config, prev: Config) => void;

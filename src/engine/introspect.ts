@@ -7,7 +7,7 @@ import { versionLine } from "../cli/banner";
 import type { Config } from "../config/schema";
 import { recentLines } from "../log/recent";
 import type { Connection } from "./connection";
-import type { EngineNode } from "./node";
+import type { EngineNode, NodeView } from "./node";
 
 export const MAX_CLIENTS = 500;
 const MAX_CONTEXT = 2000;
@@ -64,14 +64,14 @@ export function localClients(node: EngineNode): ClientsView {
 }
 
 /** The whole view as JSON; `summary` leaves out the clients and the log (the console's overview). */
-export async function introspect(node: EngineNode, config: Config, summary: boolean): Promise<string> {
+export async function introspect(node: NodeView, config: Config, summary: boolean): Promise<string> {
   const views = await node.clientViews();
   const channels = new Map<string, number>();
   for (const v of views) for (const [ch, n] of v.channels) channels.set(ch, (channels.get(ch) ?? 0) + n);
   const { read, sent, sendErrors } = node.stats;
   const view = {
     id: node.name,
-    index: node.ids.node,
+    index: node.index,
     version: versionLine(),
     started_at: startedAt,
     servers: config.engine.servers.map((s) => ({

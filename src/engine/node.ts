@@ -1,5 +1,6 @@
 // The engine node: every connection it holds, channel membership, and local delivery. Remote delivery
-// (other workers and nodes) goes through `peers`, which the mesh provides.
+// (other workers and nodes) goes through `peers`, which it is given at construction: the mesh, a multi-core
+// engine's worker router, or a worker's link to its primary.
 import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
@@ -9,8 +10,6 @@ import { localClients, type ClientsView } from "./introspect";
 
 /** What the mesh offers the node; with no mesh, a node has no peers. */
 export interface Peers {
-  /** The node id (the mesh's xid); absent on a worker's route to its primary. */
-  readonly id?: string;
   /** Null when mesh calls can be answered, else why not ("node not ready: ..."); absent: always ready. */
   notReady?(): string | null;
   hasPeers(): boolean;
@@ -40,16 +39,57 @@ export class NodeStats {
   lua = { errors: 0, timeouts: 0 };
 }
 
-export class EngineNode {
+/**
+ * A node as the API server, the metrics, the console and the cluster see it: a single-process engine's (or a
+ * worker's) EngineNode, which holds connections, or a multi-core engine's PrimaryNode (src/workers/primary.ts),
+ * whose clients are its workers'.
+ */
+export interface NodeView {
+  /** The node id queue events carry. */
+  readonly name: string;
+  /** The node index client ids carry. */
+  readonly index: number;
+  readonly queues: Queues;
+  readonly stats: NodeStats;
+  /** The route to clients that are not this process's; null without a mesh. */
+  readonly peers: Peers | null;
+  /** True when the id is one this process hands out (a client that is not here is not anywhere). */
+  isLocal(id: number): boolean;
+  /** The protocol of a client of this process; null when it is not here. */
+  protocolOf(id: number): Protocol | null;
+  sendLocal(id: number, data: Uint8Array | string, type: SendType): string | null | "remote";
+  publishLocal(channel: string, data: Uint8Array | string, type: SendType): [number, number];
+  callLocal(id: number, method: string, args: unknown[]): string | null | "remote";
+  clientCount(): number;
+  readCounts(): Record<Protocol, number>;
+  luaFailures(): { errors: number; timeouts: number };
+  luaMemory(): LuaMemory[];
+  clientViews(): Promise<ClientsView[]>;
+  renumber(index: number): number | Promise<number>;
+  closeClients(code: number, reason: string): number | Promise<number>;
+}
+
+export interface NodeOptions {
+  /** Where clients of other workers and nodes are reached (none: this node has no peers). */
+  peers?: Peers;
+  /** The node id (the mesh's); the node index when there is no mesh. */
+  name?: string;
+}
+
+export class EngineNode implements NodeView {
   readonly connections = new Map<number, Connection>();
   readonly servers: LuaServer[] = [];
   /** Channel -> subscribed socket connections (WebSocket ones use Bun's native topics). */
   private readonly socketChannels = new Map<string, Set<Connection>>();
   readonly stats = new NodeStats();
-  peers: Peers | null = null;
+  readonly peers: Peers | null;
+  private readonly nodeId: string | undefined;
 
   // `ids` is replaced once the center assigns the node index (before any connection exists).
-  constructor(public ids: ClientIds, readonly queues: Queues) {}
+  constructor(public ids: ClientIds, readonly queues: Queues, o: NodeOptions = {}) {
+    this.peers = o.peers ?? null;
+    this.nodeId = o.name;
+  }
 
   /**
    * Messages read from clients: WebSocket messages as they arrive, socket ones as protocol_decode made them
@@ -63,7 +103,15 @@ export class EngineNode {
 
   /** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
   get name(): string {
-    return this.peers?.id ?? String(this.ids.node);
+    return this.nodeId ?? String(this.ids.node);
+  }
+
+  get index(): number {
+    return this.ids.node;
+  }
+
+  protocolOf(id: number): Protocol | null {
+    return this.connections.get(id)?.server.protocol ?? null;
   }
 
   isLocal(id: number): boolean {

@@ -4,8 +4,7 @@
 // over) and removes it at exit if it still names this process.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import type { Config } from "../config/schema";
-import type { Mode } from "../modes";
+import type { Config, Mode } from "../config/schema";
 
 export function pidFilePath(config: Config, mode: Mode): string {
   const log = resolve(config.logging.filename);

@@ -6,7 +6,7 @@
 import type { Subprocess } from "bun";
 import { log } from "../log/logger";
 import { shutdown } from "../lifecycle";
-import type { NodeParts } from "../modes";
+import type { NodeParts } from "../app/modes";
 import { warnUnlessQueuesMigrate } from "./steer";
 import { HANDOVER_ENV, type FromSuccessor, type ToSuccessor } from "./predecessor";
 

@@ -1,16 +1,18 @@
 // How an engine joins the cluster: its mesh point, its registration with the center (which assigns the
-// node index that client ids carry), and the mesh links to the peers the center lists.
+// node index that client ids carry), and the mesh links to the peers the center lists. The mesh is made
+// first (newMesh), the node over it, then the mesh point serving the node (src/app/engine.ts).
 import type { Config } from "../config/schema";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
-import type { EngineNode } from "../engine/node";
+import type { NodeView } from "../engine/node";
 import { RegistryClient } from "../center/client";
 import { LINK_TIMINGS, nodeProblem, timingsOf, type NodeInfo, type Timings } from "../center/protocol";
 import { escapeText } from "../log/escape";
 import { warnIfProtected, type ClusterSecurity } from "../net/security";
 import { Mesh } from "./index";
 import { Membership } from "./membership";
-import type { MeshTarget } from "./server";
+import type { MeshPoint } from "./server";
+import type { LinkSecurity } from "./link";
 import { MESH_TIMINGS } from "./protocol";
 import { newNodeId } from "./node-id";
 import { checkFree } from "../handover/ports";
@@ -21,8 +23,26 @@ const wildcard = (bind: string) => bind === "" || bind === "0.0.0.0" || bind ===
 /** Close code and reason for clients of a node the other engines stopped counting for a while. */
 const RESYNC = { code: 1012, reason: "this node was dropped from the cluster, reconnect" };
 
+/** An engine's mesh (its links to other nodes), its view of the cluster, and how its links authenticate. */
+export function newMesh(config: Config, sec: ClusterSecurity): { mesh: Mesh; membership: Membership; links: LinkSecurity } {
+  const membership = new Membership(config.engine.centerRegistry, timingsOf(config.center.registry));
+  const links = { kind: "mesh" as const, keys: sec.keys, tls: sec.tls, timings: MESH_TIMINGS };
+  return { mesh: new Mesh(newNodeId(), membership, links), membership, links };
+}
+
+export interface ClusterParts {
+  /** This engine's node: its clients are counted, closed and renumbered through it. */
+  node: NodeView;
+  mesh: Mesh;
+  membership: Membership;
+  /** Where other nodes' requests arrive: it serves the node itself, or a multi-core engine's workers. */
+  point: MeshPoint;
+}
+
 export class Cluster {
   readonly mesh: Mesh;
+  private readonly node: NodeView;
+  private readonly point: MeshPoint;
   private registry: RegistryClient | null = null;
   private draining = false;
   private readonly membership: Membership;
@@ -30,24 +50,30 @@ export class Cluster {
   /** Node list entries found malformed, so each is logged once. */
   private readonly malformed = new Set<string>();
 
-  /** `target` serves other nodes' requests: the node itself, or the workers of a multi-core engine. */
-  constructor(private readonly config: Config, private readonly node: EngineNode, target: MeshTarget, private readonly sec: ClusterSecurity) {
-    this.membership = new Membership(config.engine.centerRegistry, timingsOf(config.center.registry));
-    const links = { kind: "mesh" as const, keys: sec.keys, tls: sec.tls, timings: MESH_TIMINGS };
-    this.mesh = new Mesh(target, newNodeId(), this.membership, links, node.queues);
+  constructor(private readonly config: Config, parts: ClusterParts, private readonly sec: ClusterSecurity) {
+    this.node = parts.node;
+    this.mesh = parts.mesh;
+    this.membership = parts.membership;
+    this.point = parts.point;
   }
 
-  /** Starts the mesh point (the engine makes the mesh, or its worker router, the node's route to other nodes). */
+  /** Starts the mesh point. */
   listen(): void {
     const { bind, port } = this.config.engine.meshPoint;
     try {
       checkFree(bind, port);
-      this.mesh.listen(bind, port);
+      this.point.listen(bind, port);
     } catch (e) {
       throw new Error(`cannot start the mesh point on ${bind}:${port} (${(e as Error).message})`);
     }
+    log.info(`start the mesh point (${bind}:${port})`);
     warnIfProtected(this.sec, "mesh point");
-    onShutdown("mesh", () => this.mesh.stop());
+    onShutdown("mesh", () => this.stopMesh());
+  }
+
+  private stopMesh(): void {
+    this.mesh.stop();
+    this.point.stop();
   }
 
   /**
@@ -87,7 +113,7 @@ export class Cluster {
   /** Leaves the cluster: tells the center (when registered) and closes every mesh link. */
   stop(): void {
     this.registry?.stop();
-    this.mesh.stop();
+    this.stopMesh();
   }
 
   /** This node hands over to a successor: the center shows it as draining (src/handover). */

@@ -1,5 +1,5 @@
-// The mesh: this engine's mesh point (serving peers) plus one outgoing link per peer the center lists.
-// It is the EngineNode's `Peers`: a send or conn.call goes to the node that owns the client id
+// The mesh: one outgoing link per peer the center lists (other nodes' requests arrive at the mesh point,
+// src/mesh/server.ts). It is the EngineNode's `Peers`: a send or conn.call goes to the node that owns the client id
 // (nodeOf(id), no lookup); a publish goes to every peer, one frame each, and the counts are summed.
 // A peer that is unreachable, congested or silent counts as a failure, never as a silent success; so does a
 // peer the center dropped for silence while it may still hold live clients (a "doubted" peer, see update).
@@ -8,9 +8,7 @@ import { nodeOf } from "../net/client-ids";
 import type { Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { PeerLink, type LinkSecurity, type PeerInfo } from "./link";
-import { MeshPoint, type MeshTarget } from "./server";
 import { callOver, publishTo, sendOver } from "./requests";
-import type { Queues } from "../queue/queues";
 import type { Membership } from "./membership";
 
 export type { PeerInfo };
@@ -21,7 +19,6 @@ const TICK_MS = 250;
 export class Mesh implements Peers {
   /** This node's index in client ids (0 until the center assigned one). */
   index = 0;
-  private readonly point: MeshPoint;
   private readonly byId = new Map<string, PeerLink>();
   private readonly byIndex = new Map<number, PeerLink>();
   /** Peers the center no longer lists but whose clients may be alive, with when that began. */
@@ -31,27 +28,12 @@ export class Mesh implements Peers {
   private listed = false;
   private readonly ticker: Timer;
 
-  /**
-   * `target` serves the requests of other nodes: the EngineNode, or the workers of a multi-core engine.
-   * `membership` says how current this node's view of the cluster is; `sec` how its links authenticate.
-   * `queues` take the QUEUE items a draining predecessor hands over (src/handover).
-   */
-  constructor(target: MeshTarget, readonly id: string, private readonly membership: Membership, private readonly sec: LinkSecurity, queues?: Queues) {
-    this.point = new MeshPoint(target, this, sec, { queues });
+  /** `membership` says how current this node's view of the cluster is; `sec` how its links authenticate. */
+  constructor(readonly id: string, private readonly membership: Membership, private readonly sec: LinkSecurity) {
     // Links tick themselves (src/net/link.ts); this settles the doubts about peers the center stopped listing.
     this.ticker = setInterval(() => {
       if (this.doubted.size > 0) this.settleDoubts(performance.now());
     }, TICK_MS);
-  }
-
-  /** The mesh point's port (the one bound, when 0 was asked for). */
-  get port(): number {
-    return this.point.port;
-  }
-
-  listen(bind: string, port: number): void {
-    this.point.listen(bind, port);
-    log.info(`start the mesh point (${bind}:${port})`);
   }
 
   /**
@@ -177,6 +159,5 @@ export class Mesh implements Peers {
     this.byId.clear();
     this.byIndex.clear();
     this.links = [];
-    this.point.stop();
   }
 }

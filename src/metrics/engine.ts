@@ -2,7 +2,7 @@
 // duration summary is observed by whoever sends (the API server: scenario "local" for a client of this
 // node, "forward" for one reached through the mesh). Its four series (websocket|socket x local|forward)
 // exist from the start, NaN while empty, as in connmix's prometheus.md.
-import type { EngineNode, Protocol } from "../engine/node";
+import type { NodeView, Protocol } from "../engine/node";
 import type { SummaryConfig } from "../config/schema";
 import { Registry, unlabeled, type Sample } from "./registry";
 import { addProcessMetrics } from "./process";
@@ -22,7 +22,7 @@ export interface EngineMetrics {
  * `forwardProtocol`: the label of forwarded sends. The node that forwards cannot see the protocol of a client
  * on another node; engines of a cluster run the same servers, so it is that of this engine's (first) server.
  */
-export function engineMetrics(node: EngineNode, window: SummaryConfig, forwardProtocol: Protocol = "websocket"): EngineMetrics {
+export function engineMetrics(node: NodeView, window: SummaryConfig, forwardProtocol: Protocol = "websocket"): EngineMetrics {
   const registry = new Registry();
   const perProtocol = (counts: Record<Protocol, number>) => (): Sample[] => PROTOCOLS.map((p) => [[p], counts[p]]);
   registry.gauge("connmix_engine_servers_clients", "Client connections held by this engine's Lua servers.", [], unlabeled(() => node.clientCount()));

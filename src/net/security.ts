@@ -1,5 +1,5 @@
 // What every cluster link of this process authenticates with: the keys of cluster.secret (applied live when
-// the config changes: new links use them) and cluster.tls. Built once per process (src/modes.ts) and handed
+// the config changes: new links use them) and cluster.tls. Built once per process (src/app/modes.ts) and handed
 // to the registry, its client and the mesh.
 import type { Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";

@@ -1,68 +1,37 @@
 // How a multi-core engine's primary reaches clients. It holds none itself: every client lives in a worker,
 // found by workerOf(id) for this node's ids, or on another node through the mesh. The API server (through
-// node.peers), the node's mesh point (requests from other nodes) and each worker's link (that worker's
-// requests) all route here. Workers are local peers: the same requests over the same kind of link.
-import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
-import { EngineNode, type LuaMemory, type Peers } from "../engine/node";
+// the PrimaryNode's peers), the node's mesh point (requests from other nodes) and each worker's link (that
+// worker's requests) all route here. Workers are local peers: the same requests over the same kind of link.
+import { nodeOf, workerOf } from "../net/client-ids";
+import type { Peers } from "../engine/node";
 import type { SendType } from "../engine/host";
 import type { Mesh } from "../mesh/index";
 import type { PeerLink } from "../mesh/link";
 import type { MeshTarget } from "../mesh/server";
 import { callOver, publishTo, sendOver } from "../mesh/requests";
-import type { ClientsView } from "../engine/introspect";
-
-/** The primary's node: no connection of its own, the clients (and their count) are its workers'. */
-export class PrimaryNode extends EngineNode {
-  workers: {
-    clientCount(): number;
-    luaMemory(): LuaMemory[];
-    renumber(index: number): Promise<number>;
-    closeClients(code: number, reason: string): Promise<number>;
-    introspect(): Promise<ClientsView[]>;
-  } | null = null;
-
-  override isLocal(): boolean {
-    return false;
-  }
-
-  override clientCount(): number {
-    return this.workers?.clientCount() ?? 0;
-  }
-
-  override clientViews(): Promise<ClientsView[]> {
-    return this.workers?.introspect() ?? Promise.resolve([]);
-  }
-
-  override luaMemory(): LuaMemory[] {
-    return this.workers?.luaMemory() ?? [];
-  }
-
-  override renumber(index: number): Promise<number> {
-    this.ids = new ClientIds(index);
-    return this.workers?.renumber(index) ?? Promise.resolve(0);
-  }
-
-  override closeClients(code: number, reason: string): Promise<number> {
-    return this.workers?.closeClients(code, reason) ?? Promise.resolve(0);
-  }
-}
+import type { Queues } from "../queue/queues";
 
 export class WorkerRouter implements Peers, MeshTarget {
-  mesh: Mesh | null = null;
   /** The link to each worker's mesh point, by worker index; undefined while that worker (re)starts. */
   private readonly links: (PeerLink | undefined)[];
   /** Every worker's link, and per worker the others' (a publish from a worker skips it). */
   private all: PeerLink[] = [];
   private others: PeerLink[][] = [];
 
-  constructor(private readonly node: EngineNode, count: number) {
+  /** `mesh`: the route to other nodes; `queues`: the node's, where the workers' queue items go. */
+  constructor(readonly mesh: Mesh, private readonly queues: Queues, count: number) {
     this.links = new Array<PeerLink | undefined>(count).fill(undefined);
     this.setLink(0, undefined);
   }
 
-  /** The node id (api/server.ts names queue events' node with its peers' id). */
+  /** The node id, which the workers' ids extend. */
   get id(): string {
-    return this.mesh!.id;
+    return this.mesh.id;
+  }
+
+  /** The node index the center assigned (0 until then), which this node's client ids carry. */
+  get index(): number {
+    return this.mesh.index;
   }
 
   setLink(worker: number, link: PeerLink | undefined): void {
@@ -72,12 +41,12 @@ export class WorkerRouter implements Peers, MeshTarget {
   }
 
   private own(id: number): boolean {
-    return nodeOf(id) === this.node.ids.node;
+    return nodeOf(id) === this.mesh.index;
   }
 
   // Peers: the API's (and the workers') route to any client.
   notReady(): string | null {
-    return this.mesh!.notReady();
+    return this.mesh.notReady();
   }
 
   hasPeers(): boolean {
@@ -85,11 +54,11 @@ export class WorkerRouter implements Peers, MeshTarget {
   }
 
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
-    return this.own(id) ? sendOver(this.links[workerOf(id)], id, data, type) : this.mesh!.sendRemote(id, data, type);
+    return this.own(id) ? sendOver(this.links[workerOf(id)], id, data, type) : this.mesh.sendRemote(id, data, type);
   }
 
   callRemote(id: number, method: string, args: unknown[]): Promise<string | null> {
-    return this.own(id) ? callOver(this.links[workerOf(id)], id, method, args) : this.mesh!.callRemote(id, method, args);
+    return this.own(id) ? callOver(this.links[workerOf(id)], id, method, args) : this.mesh.callRemote(id, method, args);
   }
 
   publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
@@ -115,15 +84,14 @@ export class WorkerRouter implements Peers, MeshTarget {
       sendLocal: (id, data, type) => this.sendRemote(id, data, type),
       publishLocal: (channel, data, type) => this.publish(this.others[k]!, channel, data, type),
       callLocal: (id, method, args) => this.callRemote(id, method, args),
-      queuePush: (topic, json, clientId) => this.node.queues.push(topic, json, clientId),
+      queuePush: (topic, json, clientId) => this.queues.push(topic, json, clientId),
     };
   }
 
   /** Publishes to these workers and to every other node; the counts are summed. */
   private publish(workers: PeerLink[], channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
     const local = publishTo(workers, channel, data, type);
-    const mesh = this.mesh;
-    if (!mesh?.hasPeers()) return local;
-    return Promise.all([local, mesh.publishRemote(channel, data, type)]).then(([a, b]) => [a[0] + b[0], a[1] + b[1]]);
+    if (!this.mesh.hasPeers()) return local;
+    return Promise.all([local, this.mesh.publishRemote(channel, data, type)]).then(([a, b]) => [a[0] + b[0], a[1] + b[1]]);
   }
 }

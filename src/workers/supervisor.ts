@@ -6,7 +6,7 @@ import type { Subprocess } from "bun";
 import type { Config } from "../config/schema";
 import { onConfigChange } from "../config/watch";
 import { SEQUENCE_LIMIT } from "../net/client-ids";
-import type { LuaMemory, Protocol } from "../engine/node";
+import { NodeStats, type LuaMemory, type Protocol } from "../engine/node";
 import type { ClientsView } from "../engine/introspect";
 import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
@@ -15,7 +15,8 @@ import { countOtherProcesses } from "../metrics/process";
 import { REBALANCE, Rebalancer } from "./balance";
 import { linkUp, workerCommand, workerLinks, type FromWorker, type ToWorker, type WorkerStats } from "./messages";
 import { randomBytes } from "node:crypto";
-import type { PrimaryNode, WorkerRouter } from "./router";
+import type { WorkerRouter } from "./router";
+import type { WorkerPool } from "./primary";
 import type { DrainTarget } from "../handover/drain";
 
 /** Longest a worker may take to start (create its Lua VMs, link up, listen). */
@@ -57,7 +58,9 @@ interface Slot {
 
 const zero = (): Record<Protocol, number> => ({ websocket: 0, socket: 0 });
 
-export class Workers implements DrainTarget {
+export class Workers implements DrainTarget, WorkerPool {
+  /** What exited workers counted plus what the running ones last reported (the primary node's counters). */
+  readonly stats = new NodeStats();
   private readonly slots: Slot[];
   private started = false;
   private stopping = false;
@@ -77,13 +80,12 @@ export class Workers implements DrainTarget {
   private readonly viewsAsked = new Map<number, (view: ClientsView) => void>();
   private readonly balance: Rebalancer;
 
-  constructor(private readonly config: Config, private readonly node: PrimaryNode, private readonly router: WorkerRouter, count: number) {
+  constructor(private readonly config: Config, private readonly router: WorkerRouter, count: number) {
     this.slots = Array.from({ length: count }, (_, k) => {
       const point = new MeshPoint(router.targetFor(k), { id: router.id }, this.links, { name: `worker ${k} link` });
       point.listen("127.0.0.1", 0);
       return { k, point, proc: null, link: null, stats: null, sequence: 0, startedAt: 0, quickDeaths: 0, restartTimer: undefined, starting: null, failure: null, logged: Promise.resolve() };
     });
-    node.workers = this;
     this.balance = new Rebalancer(
       {
         settled: () => !this.stopping && !this.draining && this.slots.every((s) => s.proc && !s.starting),
@@ -236,7 +238,7 @@ export class Workers implements DrainTarget {
     const id = `${this.router.id}.w${slot.k}.${proc.pid}`;
     log.debug(`worker ${slot.k} started (pid ${proc.pid})`);
     const primary = { id: this.router.id, port: slot.point.port };
-    this.tell({ t: "start", worker: slot.k, id, index: this.node.ids.node, sequence: slot.sequence, config: this.config, primary, secret: this.secret }, [slot]);
+    this.tell({ t: "start", worker: slot.k, id, index: this.router.index, sequence: slot.sequence, config: this.config, primary, secret: this.secret }, [slot]);
     if (this.latest) this.tell({ t: "config", config: this.latest }, [slot]);
     void proc.exited.then(() => this.exited(slot, proc));
     return new Promise<void>((resolve, reject) => {
@@ -263,8 +265,8 @@ export class Workers implements DrainTarget {
     if (slot.proc !== proc) return; // from an incarnation that is gone
     switch (msg.t) {
       case "point": {
-        const peer = { id: `${this.router.id}.w${slot.k}.${proc.pid}`, index: this.node.ids.node, ip: "127.0.0.1", meshPort: msg.port };
-        const link = new PeerLink(peer, this.router.mesh!, this.links, `worker ${slot.k}`);
+        const peer = { id: `${this.router.id}.w${slot.k}.${proc.pid}`, index: this.router.index, ip: "127.0.0.1", meshPort: msg.port };
+        const link = new PeerLink(peer, this.router.mesh, this.links, `worker ${slot.k}`);
         slot.link = link;
         try {
           await linkUp(link, `worker ${slot.k}`, START_MS);
@@ -297,7 +299,7 @@ export class Workers implements DrainTarget {
 
   /** The node's counters: what exited workers counted plus what the running ones report. */
   private sum(): void {
-    const stats = this.node.stats;
+    const stats = this.stats;
     for (const key of ["read", "sent", "sendErrors"] as const) {
       for (const p of ["websocket", "socket"] as const) {
         stats[key][p] = this.slots.reduce((sum, s) => sum + (s.stats?.[key][p] ?? 0), this.retired[key][p]);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyConfigChange, loadConfig, watchConfig } from "../../src/config/index.ts";
-import { startLuaServers } from "../../src/engine/index.ts";
+import { startLuaServers } from "../../src/engine/servers.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/access/access.ts";
 import { postJson } from "../helpers/http.ts";

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll } from "bun:test";
 import { connect, type Socket } from "node:net";
 import type { AccessUser, Config } from "../../src/config/index.ts";
-import type { Engine } from "../../src/engine/index.ts";
+import type { Engine } from "../../src/engine/servers.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
 import type { LoginLimitOptions } from "../../src/access/login-limit.ts";
 import { startEngine } from "../helpers/engine.ts";

@@ -11,7 +11,7 @@ import { MeshPoint, type MeshTarget } from "../../src/mesh/server";
 import { T, writeHello, writeSend, writePublish, writeCall, textOf } from "../../src/mesh/protocol";
 import { newNodeId } from "../../src/mesh/node-id";
 import { RegistryServer } from "../../src/center/registry";
-import { Cluster } from "../../src/mesh/cluster";
+import { Cluster, newMesh } from "../../src/mesh/cluster";
 import { defaultConfig } from "../../src/config/schema";
 import { Keys } from "../../src/net/auth";
 import { Listener } from "../../src/net/listener";
@@ -19,11 +19,10 @@ import { FrameWriter } from "../../src/net/frames";
 import { captureLog } from "../helpers/log.ts";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
-import { FAST_MESH, FAST_REGISTRY, SECRET, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
+import { FAST_MESH, FAST_REGISTRY, MeshNode, SECRET, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
 
 const logText = captureLog();
 const NODE = 2 ** 36; // one node index in client ids (src/net/client-ids.ts)
-const newNode = () => new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
 
 /** A mesh point that records every request it is asked to serve. */
 function recordingPoint(secrets = [SECRET], timings = FAST_MESH) {
@@ -85,7 +84,7 @@ describe("the mesh point", () => {
 
 test("a mesh link to a peer with another secret is never up; both sides log it with the other's address", async () => {
   const { point, served } = recordingPoint(["the-peers-own-secret-0123"]);
-  const mesh = new Mesh(newNode(), newNodeId(), settled(), meshSecurity());
+  const mesh = new Mesh(newNodeId(), settled(), meshSecurity());
   const peerId = newNodeId();
   try {
     mesh.update([{ id: peerId, index: 5, ip: "127.0.0.1", meshPort: point.port }], true);
@@ -110,7 +109,7 @@ test("a dialer refuses a listener that does not prove the secret (a fake mesh po
     { open: () => (opened++, {}), frame: () => void framesSeen++, refuse: (c) => c.end() },
   );
   fake.listen("127.0.0.1", 0);
-  const mesh = new Mesh(newNode(), newNodeId(), settled(), meshSecurity());
+  const mesh = new Mesh(newNodeId(), settled(), meshSecurity());
   const peerId = newNodeId();
   try {
     mesh.update([{ id: peerId, index: 6, ip: "127.0.0.1", meshPort: fake.port }], true);
@@ -222,9 +221,7 @@ describe("the registry", () => {
 
 test("an engine skips a listed node it cannot dial (logged once) and keeps every other peer", async () => {
   // A center (speaking the registry protocol for real) that lists two nodes nobody can dial and one real peer.
-  const peerNode = newNode();
-  const peer = new Mesh(peerNode, newNodeId(), settled(), meshSecurity());
-  peer.listen("127.0.0.1", 0);
+  const peer = new MeshNode();
   peer.index = 9;
   const good = { id: peer.id, index: 9, ip: "127.0.0.1", api_port: 1, mesh_port: peer.port };
   const bad = [
@@ -251,9 +248,10 @@ test("an engine skips a listed node it cannot dial (logged once) and keeps every
   center.listen("127.0.0.1", 0);
   const config = defaultConfig();
   config.engine.centerRegistry = `127.0.0.1:${center.port}`;
-  const node = newNode();
   const security = { keys: new Keys([SECRET]), tls: null, stop() {} };
-  const cluster = new Cluster(config, node, node, security);
+  const { mesh, membership, links } = newMesh(config, security);
+  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }), { peers: mesh, name: mesh.id });
+  const cluster = new Cluster(config, { node, mesh, membership, point: new MeshPoint(node, mesh, links) }, security);
   try {
     await cluster.register();
     await until(() => cluster.mesh.hasPeers(), 5000);

@@ -7,6 +7,12 @@ import type { LinkSecurity } from "../../src/mesh/link";
 import type { MeshTimings } from "../../src/mesh/protocol";
 import type { LinkTimings, Timings } from "../../src/center/protocol";
 import { Membership } from "../../src/mesh/membership";
+import { Mesh } from "../../src/mesh/index";
+import { MeshPoint, type MeshTarget } from "../../src/mesh/server";
+import { newNodeId } from "../../src/mesh/node-id";
+import { EngineNode } from "../../src/engine/node";
+import { ClientIds } from "../../src/net/client-ids";
+import { Queues } from "../../src/queue/queues";
 import { until } from "../helpers/wait.ts";
 
 export const SECRET = "test-cluster-secret-0123456789";
@@ -114,4 +120,26 @@ export async function rawClient(port: number, kind?: LinkKind, secret = SECRET, 
     raw: (b) => socket.write(b),
     end: () => socket.end(),
   };
+}
+
+export const newNode = () => new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
+
+/** A node's mesh with its mesh point on a free port serving `target`, as src/app/engine.ts wires an engine. */
+export class MeshNode extends Mesh {
+  readonly point: MeshPoint;
+
+  constructor(sec = meshSecurity(), target: MeshTarget = newNode()) {
+    super(newNodeId(), settled(), sec);
+    this.point = new MeshPoint(target, this, sec);
+    this.point.listen("127.0.0.1", 0);
+  }
+
+  get port(): number {
+    return this.point.port;
+  }
+
+  override stop(): void {
+    super.stop();
+    this.point.stop();
+  }
 }

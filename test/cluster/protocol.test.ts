@@ -1,9 +1,6 @@
 // The node-to-node and registry protocols against real sockets, in one process: a mesh point answering
 // raw frames (including bad ones), a peer that stops answering or reading, and the registry's refusals.
 import { afterAll, afterEach, beforeEach, describe, expect, setSystemTime, test } from "bun:test";
-import { ClientIds } from "../../src/net/client-ids";
-import { EngineNode } from "../../src/engine/node";
-import { Queues } from "../../src/queue/queues";
 import { Mesh } from "../../src/mesh/index";
 import { FrameWriter } from "../../src/net/frames";
 import { Listener } from "../../src/net/listener";
@@ -12,7 +9,8 @@ import { newNodeId } from "../../src/mesh/node-id";
 import { RegistryServer } from "../../src/center/registry";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
-import { FAST_MESH, FAST_REGISTRY, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
+import { FAST_MESH, FAST_REGISTRY, newNode, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
+import { MeshPoint } from "../../src/mesh/server";
 
 const NODE = 2 ** 36;
 
@@ -21,11 +19,12 @@ const NODE = 2 ** 36;
 const meshFrame = (f: Uint8Array): [number, number, string] => [f[0]!, readU32(f, 1), textOf(f.subarray(5))];
 
 describe("mesh point", () => {
-  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
-  const mesh = new Mesh(node, newNodeId(), settled(), meshSecurity());
+  const node = newNode();
+  const mesh = new Mesh(newNodeId(), settled(), meshSecurity());
+  const point = new MeshPoint(node, mesh, meshSecurity());
   const port = freePort();
-  mesh.listen("127.0.0.1", port);
-  afterAll(() => mesh.stop());
+  point.listen("127.0.0.1", port);
+  afterAll(() => point.stop());
 
   test("refuses a hello of another protocol version with a BYE that says why", async () => {
     const c = await rawClient(port, "mesh");
@@ -122,8 +121,7 @@ async function silentPeer(id: string, read: boolean) {
 
 /** A mesh whose one peer, at `index`, is a silentPeer that has welcomed it. */
 async function meshWithSilentPeer(index: number, read: boolean, timings = FAST_MESH) {
-  const node = new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 }));
-  const mesh = new Mesh(node, newNodeId(), settled(), meshSecurity(undefined, timings));
+  const mesh = new Mesh(newNodeId(), settled(), meshSecurity(undefined, timings));
   const peerId = newNodeId();
   const peer = await silentPeer(peerId, read);
   const stop = () => {
@@ -366,7 +364,7 @@ test("a link whose connect hangs (the peer's SYNs dropped) is up within seconds 
     console.log(p.port);`;
   const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "ignore" });
   const port = Number(new TextDecoder().decode((await child.stdout.getReader().read()).value).trim());
-  const mesh = new Mesh(new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 })), newNodeId(), settled(), meshSecurity());
+  const mesh = new Mesh(newNodeId(), settled(), meshSecurity());
   const fillers: { end(): void }[] = [];
   try {
     process.kill(child.pid, "SIGSTOP");

@@ -3,18 +3,13 @@
 // renewed certificate is used by new links while links that are up stay up.
 import { afterAll, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
-import { ClientIds } from "../../src/net/client-ids";
-import { EngineNode } from "../../src/engine/node";
-import { Queues } from "../../src/queue/queues";
-import { Mesh } from "../../src/mesh/index";
-import { newNodeId } from "../../src/mesh/node-id";
 import { Keys } from "../../src/net/auth";
 import { TlsMaterial } from "../../src/net/tls";
 import type { LinkSecurity } from "../../src/mesh/link";
 import { makeCerts } from "../helpers/certs.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
-import { FAST_MESH, SECRET, settled } from "./links.ts";
+import { FAST_MESH, MeshNode, SECRET } from "./links.ts";
 
 const logText = captureLog();
 const certs = makeCerts();
@@ -28,11 +23,7 @@ function tlsSecurity(files: { cert: string; key: string; ca: string }, reloadMs 
   return { kind: "mesh", keys: new Keys([SECRET]), tls, timings };
 }
 
-function meshOn(sec: LinkSecurity): Mesh {
-  const mesh = new Mesh(new EngineNode(new ClientIds(1), new Queues({ topicSize: 10, maxTopics: 10 })), newNodeId(), settled(), sec);
-  mesh.listen("127.0.0.1", 0);
-  return mesh;
-}
+const meshOn = (sec: LinkSecurity) => new MeshNode(sec);
 
 const good = { cert: certs.cert, key: certs.key, ca: certs.ca };
 

@@ -2,7 +2,7 @@
 // index and worker give the largest id, which must still come out digit for digit.
 import { afterEach, expect, test } from "bun:test";
 import { defaultConfig, defaultServer } from "../../src/config/index.ts";
-import { startLuaServers } from "../../src/engine/index.ts";
+import { startLuaServers } from "../../src/engine/servers.ts";
 import { MAX_NODE, MAX_WORKER, parseClientId } from "../../src/net/client-ids.ts";
 import { cleanupAll, onCleanup } from "../helpers/files.ts";
 import { luaRoot } from "../helpers/engine.ts";

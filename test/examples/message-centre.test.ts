@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/index.ts";
-import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+import { startLuaServers, type Engine } from "../../src/engine/servers.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
 import { startBackend } from "../../examples/message-centre/backend.ts";
 import { postJson } from "../helpers/http.ts";

@@ -4,7 +4,7 @@
 import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { defaultConfig, defaultServer, type Config, type ServerConfig } from "../../src/config/index.ts";
-import { startLuaServers, type Engine } from "../../src/engine/index.ts";
+import { startLuaServers, type Engine } from "../../src/engine/servers.ts";
 import { onCleanup, tempDir, writeTree } from "./files.ts";
 import { freePort } from "./ports.ts";
 

@@ -1,15 +1,12 @@
 // What each command runs: center, engine, or both in one process (dev, single).
-import { startCenter, type Center } from "./center/index.ts";
-import type { Config } from "./config/schema.ts";
-import { startEngine, type EngineService } from "./engine/index.ts";
-import { predecessor, predecessorCenter, tellPredecessor } from "./handover/predecessor.ts";
-import { onShutdown } from "./lifecycle.ts";
-import { pidFilePath, writePidFile } from "./handover/pidfile.ts";
-import { clusterSecurity } from "./net/security.ts";
-import { notifySystemd } from "./handover/systemd.ts";
-
-export type Mode = "center" | "engine" | "dev" | "single";
-export const MODES: readonly Mode[] = ["center", "engine", "dev", "single"];
+import { startCenter, type Center } from "./center.ts";
+import type { Config, Mode } from "../config/schema.ts";
+import { startEngine, type EngineService } from "./engine.ts";
+import { predecessor, predecessorCenter, tellPredecessor } from "../handover/predecessor.ts";
+import { onShutdown } from "../lifecycle.ts";
+import { pidFilePath, writePidFile } from "../handover/pidfile.ts";
+import { clusterSecurity } from "../net/security.ts";
+import { notifySystemd } from "../handover/systemd.ts";
 
 export interface NodeOptions {
   cpus: number; // after -p clamping; at least 1

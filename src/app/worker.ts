@@ -5,58 +5,20 @@
 // arrive at its own mesh point. Its log lines go to stderr, which the primary writes into the node's log.
 import type { Config } from "../config/schema";
 import { applyConfigChange } from "../config/watch";
-import { listenLuaServers, type Engine } from "../engine/index";
+import { listenLuaServers, type Engine } from "../engine/servers";
 import { ClientIds } from "../net/client-ids";
-import { EngineNode, type Peers } from "../engine/node";
+import { EngineNode } from "../engine/node";
 import { localClients } from "../engine/introspect";
-import type { SendType } from "../engine/host";
 import { log } from "../log/logger";
-import { PeerLink, type PeerInfo } from "../mesh/link";
 import { MeshPoint } from "../mesh/server";
-import { callOver, publishTo, queueOver, sendOver } from "../mesh/requests";
 import { engineQueues } from "../queue/index";
-import { WORKER_ARG, linkUp, workerLinks, type FromWorker, type ToWorker } from "./messages";
-import type { LinkSecurity } from "../mesh/link";
+import { WORKER_ARG, linkUp, workerLinks, type FromWorker, type ToWorker } from "../workers/messages";
+import { Upstream } from "../workers/upstream";
 
 const LINK_MS = 10_000;
 const STATS_MS = 1000;
 /** While draining, the primary waits for the client count to reach 0: reported more often. */
 const DRAIN_STATS_MS = 100;
-
-/** A worker's route to everything beyond its own clients: its primary. */
-class Upstream implements Peers {
-  readonly link: PeerLink;
-  private readonly links: PeerLink[];
-
-  constructor(primary: PeerInfo, self: { id: string; index: number }, sec: LinkSecurity) {
-    this.link = new PeerLink(primary, self, sec, "the primary");
-    this.links = [this.link];
-  }
-
-  hasPeers(): boolean {
-    return true; // the other workers, at least
-  }
-
-  sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
-    return sendOver(this.link, id, data, type);
-  }
-
-  publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
-    return publishTo(this.links, channel, data, type);
-  }
-
-  callRemote(id: number, method: string, args: unknown[]): Promise<string | null> {
-    return callOver(this.link, id, method, args);
-  }
-
-  queuePush(topic: string, json: string, clientId: number): Promise<[number, string | null]> {
-    return queueOver(this.link, topic, json, clientId);
-  }
-
-  stop(): void {
-    this.link.close();
-  }
-}
 
 class Worker {
   private config!: Config;
@@ -106,13 +68,12 @@ class Worker {
   private async start(msg: Extract<ToWorker, { t: "start" }>): Promise<void> {
     this.config = msg.config;
     log.configure({ filename: "", fd: 2, level: msg.config.logging.level });
-    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), engineQueues(msg.config).queues);
     const links = workerLinks(msg.secret);
-    this.point = new MeshPoint(this.node, { id: msg.id }, links, { name: "worker link" });
-    this.point.listen("127.0.0.1", 0);
     const primary = { id: msg.primary.id, index: msg.index, ip: "127.0.0.1", meshPort: msg.primary.port };
     this.upstream = new Upstream(primary, { id: msg.id, index: msg.index }, links);
-    this.node.peers = this.upstream;
+    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), engineQueues(msg.config).queues, { peers: this.upstream });
+    this.point = new MeshPoint(this.node, { id: msg.id }, links, { name: "worker link" });
+    this.point.listen("127.0.0.1", 0);
     try {
       await linkUp(this.upstream.link, `worker ${msg.worker}`, LINK_MS);
     } catch (e) {

@@ -3,9 +3,9 @@ import type { Config } from "../config/schema.ts";
 import { log } from "../log/logger.ts";
 import { onShutdown } from "../lifecycle.ts";
 import { checkFree } from "../handover/ports.ts";
-import { startCenterApi } from "./http.ts";
-import { RegistryServer, type NodeState } from "./registry.ts";
-import { LINK_TIMINGS, timingsOf } from "./protocol.ts";
+import { startCenterApi } from "../center/http.ts";
+import { RegistryServer, type NodeState } from "../center/registry.ts";
+import { LINK_TIMINGS, timingsOf } from "../center/protocol.ts";
 import { warnIfProtected, type ClusterSecurity } from "../net/security.ts";
 
 function listening<T>(what: string, bind: string, port: number, start: () => T): T {

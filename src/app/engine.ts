@@ -1,75 +1,32 @@
 // The engine service: Lua servers on their ports, the API server, and (through the mesh) the cluster.
-// With -p N > 1 the Lua servers run in N worker processes (src/workers, docs/multicore.md).
-import { resolve } from "node:path";
-import type { Config, ServerConfig } from "../config/schema";
-import type { NodeOptions } from "../modes";
+// With -p N > 1 the Lua servers run in N worker processes (src/workers, src/app/worker.ts, docs/multicore.md).
+import type { Config } from "../config/schema";
+import type { NodeOptions } from "./modes";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
-import { engineFamilies } from "./mix";
 import { engineQueues } from "../queue/index";
 import { QueueShutdown } from "../queue/shutdown";
 import { ClientIds, MAX_WORKER } from "../net/client-ids";
-import { EngineNode } from "./node";
-import { WebSocketServer } from "./websocket-server";
-import { SocketServer } from "./socket-server";
-import type { LuaServer } from "./lua-server";
-import { Cluster } from "../mesh/cluster";
+import { EngineNode, type NodeView } from "../engine/node";
+import { listenLuaServers, luaServerStarted } from "../engine/servers";
+import { Cluster, newMesh } from "../mesh/cluster";
+import type { Mesh } from "../mesh/index";
+import { MeshPoint, type MeshTarget } from "../mesh/server";
+import type { Queues } from "../queue/queues";
 import { startApiServer, type ApiServer } from "../api/server";
 import { predecessor } from "../handover/predecessor";
-import { redisPools } from "../redis/client";
-import { PrimaryNode, WorkerRouter } from "../workers/router";
+import { WorkerRouter } from "../workers/router";
+import { PrimaryNode } from "../workers/primary";
 import { Workers } from "../workers/supervisor";
 import { checkFree } from "../handover/ports";
 import { drainEngine, type DrainTarget } from "../handover/drain";
 import type { ClusterSecurity } from "../net/security";
-
-export interface Engine {
-  node: EngineNode;
-  servers: LuaServer[];
-  stop(): Promise<void>;
-}
 
 /** A running engine, as a handover sees it (src/handover). */
 export interface EngineService {
   nodeId: string;
   /** Stops taking clients and serves the ones it holds until they leave or engine.drainTimeout; `successor`: its node id. */
   drain(successor: string | null): Promise<void>;
-}
-
-const MIB = 1 << 20;
-
-/** Starts the Lua servers of `config.engine.servers` on a node of its own with index `nodeIndex`. */
-export function startLuaServers(config: Config, nodeIndex: number, worker = 0): Promise<Engine> {
-  return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), engineQueues(config).queues));
-}
-
-/**
- * Starts the Lua servers of `config.engine.servers` on `node`. Ports are shared (SO_REUSEPORT) with the other
- * workers of a multi-core engine and with a successor (src/handover); a `worker`'s primary logs the start
- * once for all of them.
- */
-export async function listenLuaServers(config: Config, node: EngineNode, worker = false): Promise<Engine> {
-  const redis = redisPools(config.engine.luavm.redis);
-  for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, memoryLimit: config.engine.luavm.memoryLimit * MIB, reusePort: true };
-    const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
-    try {
-      await server.listen();
-    } catch (e) {
-      throw new Error(`cannot listen on ${sc.bind}:${sc.port} (${(e as Error).message})`);
-    }
-    node.servers.push(server);
-    if (!worker) started(sc);
-  }
-  const stop = async () => {
-    await Promise.all(node.servers.map((s) => s.stop()));
-    for (const pool of redis.values()) pool.close();
-  };
-  return { node, servers: node.servers, stop };
-}
-
-function started(sc: ServerConfig): void {
-  log.info(`start the lua server ${resolve(sc.entry)} (${sc.bind}:${sc.port})`);
 }
 
 /** How long a successor waits for its mesh links before it serves. */
@@ -92,22 +49,20 @@ function probeLuaPorts(config: Config): void {
  */
 export async function startEngine(config: Config, opts: NodeOptions, security: ClusterSecurity): Promise<EngineService> {
   const workers = workerCount(opts.cpus);
-  // Index 1 until the center assigns one; no client id is handed out before that.
-  const ids = new ClientIds(1);
   const store = engineQueues(config);
   const queues = store.queues;
   onShutdown("queue store", store.close);
   // Registered before the API server's hook, so it runs once the API server has closed the consumers.
   const queueStop = new QueueShutdown(queues, config.engine.luavm.queue.shutdownTimeout);
   onShutdown("queue report", () => queueStop.report());
-  const node = workers > 1 ? new PrimaryNode(ids, queues) : new EngineNode(ids, queues);
-  // With workers, the node's clients are theirs: the API and the other nodes reach them through the router.
-  const router = node instanceof PrimaryNode ? new WorkerRouter(node, workers) : null;
-  const cluster = new Cluster(config, node, router ?? node, security);
+  // Built in dependency order, each part handed what it needs: the mesh (links to other nodes), the node
+  // over it (with workers: the router to them, and the pool), then the mesh point serving the node.
+  const { mesh, membership, links } = newMesh(config, security);
+  const parts = workers > 1 ? primaryParts(config, mesh, queues, workers) : engineParts(mesh, queues);
+  const node = parts.node;
+  const point = new MeshPoint(parts.target, mesh, links, { queues });
+  const cluster = new Cluster(config, { node, mesh, membership, point }, security);
   cluster.listen();
-  // The node's one route to other workers and nodes, set here only: the router with workers, else the mesh.
-  if (router) router.mesh = cluster.mesh;
-  node.peers = router ?? cluster.mesh;
   // A successor opens its API only once it reaches every node: until then its predecessor answers on that port.
   let api = predecessor ? null : await startApi(config, node);
   probeLuaPorts(config);
@@ -119,8 +74,8 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   // Runs after the Lua servers stopped (nothing new is pushed), before the API server closes the consumers.
   onShutdown("queues", () => queueStop.drain(), queueStop.ms);
   let clients: DrainTarget;
-  if (!router) {
-    const engine = await listenLuaServers(config, node);
+  if (parts.pool === null) {
+    const engine = await listenLuaServers(config, parts.node);
     onShutdown("lua servers", engine.stop);
     clients = {
       count: () => node.clientCount(),
@@ -128,10 +83,10 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
       closeAll: () => engine.servers.forEach((s) => s.closeAll(1012, "service restart")),
     };
   } else {
-    const pool = new Workers(config, node as PrimaryNode, router, workers);
+    const pool = parts.pool;
     onShutdown("lua servers", () => pool.stop());
     await pool.start();
-    for (const sc of config.engine.servers) started(sc);
+    for (const sc of config.engine.servers) luaServerStarted(sc);
     clients = pool;
   }
   return {
@@ -140,7 +95,21 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   };
 }
 
-async function startApi(config: Config, node: EngineNode): Promise<ApiServer> {
+/** A single-process engine: its node holds the clients and serves other nodes' requests itself. */
+function engineParts(mesh: Mesh, queues: Queues): { node: EngineNode; target: MeshTarget; pool: null } {
+  // Index 1 until the center assigns one; no client id is handed out before that.
+  const node = new EngineNode(new ClientIds(1), queues, { peers: mesh, name: mesh.id });
+  return { node, target: node, pool: null };
+}
+
+/** A multi-core engine's primary: its clients are its workers'; the API and other nodes reach them through the router. */
+function primaryParts(config: Config, mesh: Mesh, queues: Queues, workers: number): { node: PrimaryNode; target: MeshTarget; pool: Workers } {
+  const router = new WorkerRouter(mesh, queues, workers);
+  const pool = new Workers(config, router, workers);
+  return { node: new PrimaryNode({ name: mesh.id, queues, peers: router, workers: pool }), target: router, pool };
+}
+
+async function startApi(config: Config, node: NodeView): Promise<ApiServer> {
   const api = await startApiServer(config, node);
   onShutdown("api server", api.stop);
   return api;
