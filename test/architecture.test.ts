@@ -1,5 +1,6 @@
 // The layers' directions (docs/internals.md), read from the import statements of the real files: the Lua
-// runtime knows nothing of the engine or the cluster, and the link layer nothing of what runs over it.
+// runtime knows nothing of the engine or the cluster, the link layer nothing of what runs over it, the
+// engine nothing of the cluster, and only the application (src/app, the CLI, handovers) wires them.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -33,7 +34,10 @@ function violations(files: string[], forbidden: string[]): string[] {
   return out;
 }
 
-const ENGINE_AND_CLUSTER = ["src/engine", "src/mesh", "src/center", "src/api", "src/workers", "src/net", "src/queue", "src/redis", "src/handover", "src/modes", "src/cli"];
+const ENGINE_AND_CLUSTER = ["src/engine", "src/mesh", "src/center", "src/api", "src/access", "src/workers", "src/net", "src/queue", "src/redis", "src/handover", "src/app", "src/cli"];
+const ENGINE = ["src/engine", "src/api", "src/queue", "src/redis", "src/access", "src/metrics", "src/luatest"];
+const CLUSTER = ["src/mesh", "src/center", "src/workers"];
+const APPLICATION = ["src/app", "src/cli", "src/main.ts"];
 const RUNTIME = ["src/lua/vm.ts", "src/lua/scheduler.ts", "src/lua/stack.ts", "src/lua/family.ts"];
 
 describe("import directions", () => {
@@ -43,6 +47,7 @@ describe("import directions", () => {
     expect(importsOf("src/cli/index.ts")).toContain("src/cli/selfcheck.ts"); // import("./selfcheck.ts")
     // A direction that does not hold today is seen as one.
     expect(violations(["src/engine/mix/connection.ts"], ["src/engine"])).not.toEqual([]);
+    expect(violations(["src/app/engine.ts"], ["src/mesh"])).not.toEqual([]);
   });
 
   test("native/ imports nothing from src/", () => {
@@ -58,6 +63,28 @@ describe("import directions", () => {
   test("src/net imports nothing of the mesh, the center, the workers, the engine, the API or the Lua runtime", () => {
     const files = tsFiles("src/net");
     expect(files.length).toBeGreaterThan(5);
-    expect(violations(files, ["src/mesh", "src/center", "src/workers", "src/engine", "src/api", "src/lua", "native", "src/modes", "src/cli"])).toEqual([]);
+    expect(violations(files, ["src/mesh", "src/center", "src/workers", "src/engine", "src/api", "src/access", "src/lua", "native", "src/app", "src/cli"])).toEqual([]);
+  });
+
+  test("the engine (node, servers, families, API, queues) imports nothing of the cluster or the application", () => {
+    const files = ENGINE.flatMap(tsFiles);
+    expect(files.length).toBeGreaterThan(30);
+    expect(violations(files, [...CLUSTER, ...APPLICATION])).toEqual([]);
+  });
+
+  test("the cluster (mesh, center, workers) imports nothing of the application", () => {
+    const files = CLUSTER.flatMap(tsFiles);
+    expect(files.length).toBeGreaterThan(15);
+    expect(violations(files, APPLICATION)).toEqual([]);
+  });
+
+  test("the center (registry, its HTTP API, console) imports nothing of the engine, the mesh or the workers; of the engine API only its wire contract", () => {
+    const engineApi = tsFiles("src/api").filter((f) => f !== "src/api/protocol.ts").map((f) => f.slice(0, -3));
+    expect(violations(tsFiles("src/center"), ["src/engine", "src/mesh", "src/workers", "src/lua", "native", ...engineApi])).toEqual([]);
+  });
+
+  test("only the application imports the composition roots in src/app", () => {
+    const below = tsFiles("src").filter((f) => !APPLICATION.some((a) => f === a || f.startsWith(a + "/")) && !f.startsWith("src/handover/"));
+    expect(violations(below, ["src/app"])).toEqual([]);
   });
 });

@@ -1,12 +1,11 @@
 // The API's methods (spec §5), shared by both transports: HTTP routes and /ws/v1 requests both end here.
 // A method returns its result as JSON text (a constant where it can, so the hot path builds no objects
 // for the reply), synchronously when all the work is local, or a promise when the mesh is involved.
-import type { NodeView } from "../engine/node";
+import { NOT_READY, type NodeView } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { parseClientId } from "../net/client-ids";
 import type { EngineMetrics } from "../metrics/engine";
 import { DEFAULT_WINDOW, MAX_WINDOW, type ApiSocket } from "./consumer";
-import { NOT_READY } from "../mesh/membership";
 
 import { CODE, CONN_METHODS } from "./protocol";
 

@@ -4,7 +4,7 @@
 // credentials, so engines apply their own access control. Reads need the read role; the actions
 // (POST: send, publish) need write, like every POST of the API.
 import pageImport from "../console/index.html" with { type: "text" };
-import { versionLine } from "../cli/banner";
+import { versionLine } from "../version";
 import { parseClientId, nodeOf } from "../net/client-ids";
 import { recentLines } from "../log/recent";
 import type { Access } from "../access/access";

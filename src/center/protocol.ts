@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import type { RegistryConfig } from "../config/schema";
 import type { Outbox } from "../net/frames";
 import { MAX_NODE } from "../net/client-ids";
-import { NODE_ID } from "../mesh/node-id";
+import { NODE_ID } from "../net/node-id";
 
 export const REGISTRY_VERSION = 1;
 

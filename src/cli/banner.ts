@@ -1,6 +1,6 @@
 // The start-up banner, copied byte-for-byte from the seed transcript (trailing spaces included).
 import { writeSync } from "node:fs";
-import pkg from "../../package.json" with { type: "json" };
+import { versionLine } from "../version";
 
 const ART = String.raw`
  _________________________________________________________________________________________________         
@@ -13,10 +13,6 @@ const ART = String.raw`
         ____\////////_____\/////_____\///____\///__\///____\///__\///___\///___\///__\///__\///____\///__
         
 `;
-
-export function versionLine(): string {
-  return `connmix${pkg.version}, bun${Bun.version}, lua5.1+bitop, ${process.platform}, ${process.arch}`;
-}
 
 // A blank line, the art, the version line indented like the art's last row, a blank line.
 export function bannerText(): string {

@@ -13,7 +13,8 @@ import { log } from "../log/logger.ts";
 import { keepRecent } from "../log/recent.ts";
 import { runMode } from "../app/modes.ts";
 import { MODES, type Mode } from "../config/schema.ts";
-import { printBanner, versionLine } from "./banner.ts";
+import { printBanner } from "./banner.ts";
+import { versionLine } from "../version.ts";
 
 const nodeArgs = {
   file: { type: "string", alias: "f", valueHint: "FILE", description: "config file", default: "conf/connmix.yaml" },

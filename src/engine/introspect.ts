@@ -3,7 +3,7 @@
 // recent log. Bounded: at most MAX_CLIENTS clients (the total is given), contexts cut at MAX_CONTEXT
 // characters of JSON. With -p N the clients live in the workers: each one sends its ClientsView (the
 // primary asks over the control channel, src/workers) and the views are merged.
-import { versionLine } from "../cli/banner";
+import { versionLine } from "../version";
 import type { Config } from "../config/schema";
 import { recentLines } from "../log/recent";
 import type { Connection } from "./connection";

@@ -8,6 +8,9 @@ import type { LuaServer } from "./lua-server";
 import type { Queues } from "../queue/queues";
 import { localClients, type ClientsView } from "./introspect";
 
+/** How Peers.notReady's reasons start (the API answers them with its "not ready" code). */
+export const NOT_READY = "node not ready";
+
 /** What the mesh offers the node; with no mesh, a node has no peers. */
 export interface Peers {
   /** Null when mesh calls can be answered, else why not ("node not ready: ..."); absent: always ready. */

@@ -14,7 +14,7 @@ import { Membership } from "./membership";
 import type { MeshPoint } from "./server";
 import type { LinkSecurity } from "./link";
 import { MESH_TIMINGS } from "./protocol";
-import { newNodeId } from "./node-id";
+import { newNodeId } from "../net/node-id";
 import { checkFree } from "../handover/ports";
 import { predecessor } from "../handover/predecessor";
 

@@ -5,9 +5,9 @@
 // know: what the known peers get is still delivered, but a publish counts the unknown part as one failure
 // and a client id of an unknown node is "not ready" rather than "not found".
 import { TIMINGS, type Timings } from "../center/protocol";
+import { NOT_READY } from "../engine/node";
 
 /** What every such answer starts with; the API maps it to its own error code (docs/api.md). */
-export const NOT_READY = "node not ready";
 
 export class Membership {
   private applied = false;

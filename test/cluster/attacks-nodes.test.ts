@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { textOf } from "../../src/mesh/protocol";
 import { T, writeHello, writeQueuePush } from "../../src/mesh/protocol";
-import { newNodeId } from "../../src/mesh/node-id";
+import { newNodeId } from "../../src/net/node-id";
 import { until } from "../helpers/wait.ts";
 import { ClusterDir, Node } from "./helpers";
 import { rawClient } from "./links.ts";

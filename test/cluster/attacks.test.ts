@@ -9,7 +9,7 @@ import { Queues } from "../../src/queue/queues";
 import { Mesh } from "../../src/mesh/index";
 import { MeshPoint, type MeshTarget } from "../../src/mesh/server";
 import { T, writeHello, writeSend, writePublish, writeCall, textOf } from "../../src/mesh/protocol";
-import { newNodeId } from "../../src/mesh/node-id";
+import { newNodeId } from "../../src/net/node-id";
 import { RegistryServer } from "../../src/center/registry";
 import { Cluster, newMesh } from "../../src/mesh/cluster";
 import { defaultConfig } from "../../src/config/schema";

@@ -9,7 +9,7 @@ import type { LinkTimings, Timings } from "../../src/center/protocol";
 import { Membership } from "../../src/mesh/membership";
 import { Mesh } from "../../src/mesh/index";
 import { MeshPoint, type MeshTarget } from "../../src/mesh/server";
-import { newNodeId } from "../../src/mesh/node-id";
+import { newNodeId } from "../../src/net/node-id";
 import { EngineNode } from "../../src/engine/node";
 import { ClientIds } from "../../src/net/client-ids";
 import { Queues } from "../../src/queue/queues";

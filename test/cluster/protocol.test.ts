@@ -5,7 +5,7 @@ import { Mesh } from "../../src/mesh/index";
 import { FrameWriter } from "../../src/net/frames";
 import { Listener } from "../../src/net/listener";
 import { T, writeHello, writeText, writeSend, writePublish, readU32, textOf } from "../../src/mesh/protocol";
-import { newNodeId } from "../../src/mesh/node-id";
+import { newNodeId } from "../../src/net/node-id";
 import { RegistryServer } from "../../src/center/registry";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";

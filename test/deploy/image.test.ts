@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, posix } from "node:path";
-import { versionLine } from "../../src/cli/banner.ts";
+import { versionLine } from "../../src/version.ts";
 import { execForm, last, readDockerfile, type Instruction, type Stage } from "./dockerfile.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { post } from "../helpers/http.ts";
