@@ -303,6 +303,9 @@ export class Reader {
       minIdleConns: this.int(m, "minIdleConns", path, d.minIdleConns),
       maxConnAge: this.seconds(m, "maxConnAge", path, d.maxConnAge),
       idleTimeout: this.seconds(m, "idleTimeout", path, d.idleTimeout),
+      dialTimeout: this.seconds(m, "dialTimeout", path, d.dialTimeout),
+      readTimeout: this.seconds(m, "readTimeout", path, d.readTimeout),
+      poolTimeout: this.seconds(m, "poolTimeout", path, d.poolTimeout),
     };
   }
 

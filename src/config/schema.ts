@@ -104,6 +104,10 @@ export interface RedisConfig {
   minIdleConns: number;
   maxConnAge: number; // seconds, 0 = no limit
   idleTimeout: number; // seconds
+  // go-redis's timeouts, in seconds; 0 = no limit
+  dialTimeout: number;
+  readTimeout: number; // a blocking command (BLPOP ...) waits its own timeout plus this
+  poolTimeout: number; // how long a command waits for a connection when all poolSize are busy
 }
 
 export interface LuaVmConfig {
@@ -183,6 +187,9 @@ export function defaultRedis(): RedisConfig {
     minIdleConns: 10,
     maxConnAge: 0,
     idleTimeout: 300,
+    dialTimeout: 5,
+    readTimeout: 3,
+    poolTimeout: 4,
   };
 }
 

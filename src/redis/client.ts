@@ -14,27 +14,22 @@ export class ReplyError {
 export type Reply = null | number | string | Uint8Array | ReplyError | Reply[];
 export type Arg = string | Uint8Array;
 
-// go-redis defaults, which the original gateway used.
-const DIAL_TIMEOUT_MS = 5000;
-const REPLY_TIMEOUT_MS = 3000;
-const POOL_TIMEOUT_MS = REPLY_TIMEOUT_MS + 1000;
-
 /** Commands whose effect lives on one connection; a pooled command runs on any connection, so they are refused. */
 const STATEFUL = new Set(["subscribe", "psubscribe", "ssubscribe", "monitor", "select", "multi", "watch"]);
 
-/** How long a reply may take: blocking commands wait their own timeout (0 = forever) plus the usual margin. */
-function replyTimeout(cmd: string, args: Arg[]): number {
+/** How long a reply may take (ms): blocking commands wait their own timeout (0 = forever) plus `replyMs`. */
+function replyTimeout(cmd: string, args: Arg[], replyMs: number): number {
   let seconds: number;
   if (cmd === "blmpop" || cmd === "bzmpop") seconds = Number(String(args[0]));
   else if (cmd.startsWith("bl") || cmd.startsWith("br") || cmd.startsWith("bz")) seconds = Number(String(args[args.length - 1]));
   else if (cmd === "xread" || cmd === "xreadgroup") {
     const i = args.findIndex((a) => String(a).toLowerCase() === "block");
-    if (i < 0) return REPLY_TIMEOUT_MS;
+    if (i < 0) return replyMs;
     seconds = Number(String(args[i + 1])) / 1000;
   } else if (cmd === "wait") seconds = Number(String(args[1])) / 1000;
-  else return REPLY_TIMEOUT_MS;
-  if (seconds === 0) return 0;
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 + REPLY_TIMEOUT_MS : REPLY_TIMEOUT_MS;
+  else return replyMs;
+  if (seconds === 0 || replyMs === 0) return 0;
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 + replyMs : replyMs;
 }
 
 const CRLF = Buffer.from("\r\n");
@@ -155,7 +150,7 @@ class Connection {
   onClose: (() => void) | null = null;
 
   /** Connects, authenticates and selects the database; rejects with a readable reason. */
-  static async open(host: string, port: number, password: string, db: number): Promise<Connection> {
+  static async open(host: string, port: number, { password, db, dialTimeout, readTimeout }: RedisConfig): Promise<Connection> {
     const c = new Connection();
     let timer: Timer | undefined;
     const dial = Bun.connect<undefined>({
@@ -169,7 +164,7 @@ class Connection {
       },
     });
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`redis: cannot connect to ${host}:${port} (timeout after ${DIAL_TIMEOUT_MS / 1000}s)`)), DIAL_TIMEOUT_MS);
+      if (dialTimeout > 0) timer = setTimeout(() => reject(new Error(`redis: cannot connect to ${host}:${port} (timeout after ${dialTimeout}s)`)), dialTimeout * 1000);
     });
     try {
       c.socket = await Promise.race([dial, timeout]);
@@ -181,8 +176,8 @@ class Connection {
     }
     try {
       const hello: Promise<Reply>[] = [];
-      if (password !== "") hello.push(c.send(["AUTH", password], REPLY_TIMEOUT_MS));
-      if (db !== 0) hello.push(c.send(["SELECT", String(db)], REPLY_TIMEOUT_MS));
+      if (password !== "") hello.push(c.send(["AUTH", password], readTimeout * 1000));
+      if (db !== 0) hello.push(c.send(["SELECT", String(db)], readTimeout * 1000));
       for (const r of await Promise.all(hello)) if (r instanceof ReplyError) throw new Error(r.message);
     } catch (e) {
       c.close("");
@@ -262,7 +257,7 @@ function splitAddr(addr: string): [string, number] {
 /**
  * Connections to one configured Redis. Each command takes a connection to itself for the round trip (so a
  * BLPOP does not hold up others), opening new ones up to `poolSize`; past that, commands wait for a free
- * one up to 4 s. Connections idle longer than `idleTimeout` or older than `maxConnAge` are closed, and
+ * one up to `poolTimeout`. Connections idle longer than `idleTimeout` or older than `maxConnAge` are closed, and
  * once the pool has been used it keeps `minIdleConns` idle connections open.
  */
 export class RedisPool {
@@ -270,7 +265,7 @@ export class RedisPool {
   private readonly host: string;
   private readonly port: number;
   private readonly idle: Connection[] = [];
-  private readonly queue: { resolve(c: Connection): void; reject(e: Error): void; timer: Timer }[] = [];
+  private readonly queue: { resolve(c: Connection): void; reject(e: Error): void; timer: Timer | undefined }[] = [];
   private total = 0; // open or opening
   private opening = 0;
   private reaper: Timer | undefined;
@@ -291,7 +286,7 @@ export class RedisPool {
     const conn = await this.acquire();
     let reply: Reply;
     try {
-      reply = await conn.send([name, ...args], replyTimeout(cmd, args));
+      reply = await conn.send([name, ...args], replyTimeout(cmd, args, this.config.readTimeout * 1000));
     } finally {
       this.release(conn);
     }
@@ -305,11 +300,12 @@ export class RedisPool {
       c.close("");
     }
     if (this.total < this.config.poolSize) return this.grow();
+    const { poolSize, poolTimeout } = this.config;
     return new Promise<Connection>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = poolTimeout > 0 ? setTimeout(() => {
         this.queue.splice(this.queue.findIndex((w) => w.timer === timer), 1);
-        reject(new Error(`redis: pool timeout (all ${this.config.poolSize} connections busy for ${POOL_TIMEOUT_MS / 1000}s)`));
-      }, POOL_TIMEOUT_MS);
+        reject(new Error(`redis: pool timeout (all ${poolSize} connections busy for ${poolTimeout}s)`));
+      }, poolTimeout * 1000) : undefined;
       this.queue.push({ resolve, reject, timer });
     });
   }
@@ -319,7 +315,7 @@ export class RedisPool {
     this.opening++;
     this.startReaper();
     try {
-      const c = await Connection.open(this.host, this.port, this.config.password, this.config.db);
+      const c = await Connection.open(this.host, this.port, this.config);
       c.onClose = () => this.lost(c);
       return c;
     } catch (e) {
