@@ -26,6 +26,8 @@ export interface LuaServerOptions {
   redis?: Map<string, RedisCommands>;
   /** Share the port with the other workers of a multi-core engine (SO_REUSEPORT: the kernel spreads connections). */
   reusePort?: boolean;
+  /** How often readTimeout and writeTimeout are checked, ms (SWEEP_MS by default; tests shorten it). */
+  sweepMs?: number;
 }
 
 export abstract class LuaServer {
@@ -37,8 +39,11 @@ export abstract class LuaServer {
   protected readonly reusePort: boolean;
   private readonly options: Map<string, string>;
   private readonly redis: Map<string, RedisCommands> | undefined;
-  /** Seconds counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
+  /** Sweeps counted by the sweep timer; reads stamp their connection with it (no clock call per read). */
   protected tick = 0;
+  /** Sweeps per second: readTimeout (seconds) times this is a number of ticks. */
+  protected readonly ticksPerSecond: number;
+  private readonly sweepMs: number;
   /** Connections whose writes are backed up, checked against writeTimeout. */
   protected readonly stalled = new Set<Connection>();
   private sweeper: Timer | undefined;
@@ -55,6 +60,8 @@ export abstract class LuaServer {
     this.options = new Map(opts.config.options.map((o) => [o.name, String(o.value)]));
     this.redis = opts.redis;
     this.reusePort = opts.reusePort ?? false;
+    this.sweepMs = opts.sweepMs ?? SWEEP_MS;
+    this.ticksPerSecond = 1000 / this.sweepMs;
     this.timeouts = { read: opts.config.readTimeout, write: opts.config.writeTimeout };
     this.vm = new LuaVM({
       entry: this.entry,
@@ -139,7 +146,7 @@ export abstract class LuaServer {
   }
 
   /**
-   * Starts the once-a-second check of readTimeout and writeTimeout, and follows config edits of them: the
+   * Starts the check of readTimeout and writeTimeout every sweepMs, and follows config edits of them: the
    * server of an edited file with the same bind and port is this one (ports are unique per node).
    */
   protected startSweeping(): void {
@@ -147,14 +154,14 @@ export abstract class LuaServer {
       this.dropIdle();
       this.dropStalled();
       this.sweep(this.tick);
-    }, SWEEP_MS);
+    }, this.sweepMs);
     this.unfollow = onConfigChange((next) => {
       const sc = next.engine.servers.find((s) => s.port === this.config.port && s.bind === this.config.bind);
       if (sc) this.timeouts = { read: sc.readTimeout, write: sc.writeTimeout };
     });
   }
 
-  /** More checks a transport makes once a second (`tick` counts the seconds). */
+  /** More checks a transport makes at each sweep (`tick` counts the sweeps). */
   protected sweep(_tick: number): void {}
 
   protected stopSweeping(): void {
@@ -183,7 +190,7 @@ export abstract class LuaServer {
     const tick = ++this.tick;
     for (const conn of this.node.connections.values()) {
       // A WebSocket still in on_handshake has nothing to close yet; its silence counts from the upgrade.
-      if (conn.server === this && conn.readTimeout > 0 && conn.readTick < tick - conn.readTimeout && conn.open && conn.closeReason === null && (conn.ws || conn.tcp)) {
+      if (conn.server === this && conn.readTimeout > 0 && conn.readTick < tick - conn.readTimeout * this.ticksPerSecond && conn.open && conn.closeReason === null && (conn.ws || conn.tcp)) {
         conn.closeReason = "read timeout";
         this.closeConnection(conn, 1001, "read timeout");
       }

@@ -7,6 +7,7 @@ import { engineFamilies } from "./mix";
 import { engineQueues } from "../queue/index";
 import { ClientIds } from "../net/client-ids";
 import { EngineNode } from "./node";
+import { SWEEP_MS } from "./limits";
 import { WebSocketServer } from "./websocket-server";
 import { SocketServer } from "./socket-server";
 import type { LuaServer } from "./lua-server";
@@ -21,8 +22,8 @@ export interface Engine {
 const MIB = 1 << 20;
 
 /** Starts the Lua servers of `config.engine.servers` on a node of its own with index `nodeIndex`. */
-export function startLuaServers(config: Config, nodeIndex: number, worker = 0): Promise<Engine> {
-  return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), engineQueues(config).queues));
+export function startLuaServers(config: Config, nodeIndex: number, worker = 0, sweepMs = SWEEP_MS): Promise<Engine> {
+  return listenLuaServers(config, new EngineNode(new ClientIds(nodeIndex, worker), engineQueues(config).queues), false, sweepMs);
 }
 
 /**
@@ -30,10 +31,10 @@ export function startLuaServers(config: Config, nodeIndex: number, worker = 0): 
  * workers of a multi-core engine and with a successor (src/handover); a `worker`'s primary logs the start
  * once for all of them.
  */
-export async function listenLuaServers(config: Config, node: EngineNode, worker = false): Promise<Engine> {
+export async function listenLuaServers(config: Config, node: EngineNode, worker = false, sweepMs = SWEEP_MS): Promise<Engine> {
   const redis = redisPools(config.engine.luavm.redis);
   for (const sc of config.engine.servers) {
-    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, memoryLimit: config.engine.luavm.memoryLimit * MIB, reusePort: true };
+    const opts = { config: sc, node, families: engineFamilies, redis, budgetMs: config.engine.luavm.callbackTimeout, memoryLimit: config.engine.luavm.memoryLimit * MIB, reusePort: true, sweepMs };
     const server = sc.protocol === "websocket" ? new WebSocketServer(opts) : new SocketServer(opts);
     try {
       await server.listen();

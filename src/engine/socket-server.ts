@@ -81,7 +81,7 @@ export class SocketServer extends LuaServer {
   /** TLS clients that did not finish their handshake within readTimeout (TLS_HANDSHAKE_SECONDS if 0) are dropped. */
   protected override sweep(tick: number): void {
     if (this.handshaking.size === 0) return;
-    const limit = tick - (this.config.readTimeout > 0 ? this.config.readTimeout : TLS_HANDSHAKE_SECONDS);
+    const limit = tick - (this.config.readTimeout > 0 ? this.config.readTimeout : TLS_HANDSHAKE_SECONDS) * this.ticksPerSecond;
     for (const [s, since] of this.handshaking) {
       if (since >= limit) continue;
       this.handshaking.delete(s);

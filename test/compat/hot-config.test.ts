@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { applyConfigChange, defaultConfig, parseConfig, watchConfig, type Config, type TlsConfig } from "../../src/config/index.ts";
 import { HOT_KEYS } from "../../src/config/hot.ts";
 import { startTestEngine } from "../api/helpers.ts";
-import { flood, TcpClient } from "../engine/helpers.ts";
+import { flood, SWEEP_MS, TcpClient } from "../engine/helpers.ts";
 import { startEngine } from "../helpers/engine.ts";
 import { cleanupAll, tempDir } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
@@ -110,33 +110,33 @@ describe("config edits", () => {
   });
 
   test("a Lua server's readTimeout edit applies to connections opened after it; open ones keep theirs", async () => {
-    const s = await startEngine("function on_message(msg, conn) end", { server: { protocol: "socket", readTimeout: 30 } });
+    const s = await startEngine("function on_message(msg, conn) end", { server: { protocol: "socket", readTimeout: 30 }, sweepMs: SWEEP_MS });
     const before = await TcpClient.connect(s.port);
     await until(() => s.engine.node.connections.size === 1);
     const next = structuredClone(s.config);
-    next.engine.servers[0]!.readTimeout = 1;
+    next.engine.servers[0]!.readTimeout = 0.5;
     applyConfigChange(next, s.config);
     const after = await TcpClient.connect(s.port);
     const t0 = Date.now();
     await after.waitClosed(4000);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
     expect(before.closed).toBe(false);
   });
 
   test("a Lua server's writeTimeout edit applies to connections opened after it", async () => {
     const logText = captureLog();
-    const s = await startEngine("function protocol_input(b) return b:length() end\nfunction on_message(msg, conn) end", { server: { protocol: "socket", writeTimeout: 30 } });
+    const s = await startEngine("function protocol_input(b) return b:length() end\nfunction on_message(msg, conn) end", { server: { protocol: "socket", writeTimeout: 30 }, sweepMs: SWEEP_MS });
     const next = structuredClone(s.config);
-    next.engine.servers[0]!.writeTimeout = 1;
+    next.engine.servers[0]!.writeTimeout = 0.5;
     applyConfigChange(next, s.config);
     const c = await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
     const id = [...s.engine.node.connections.keys()][0]!;
     const conn = s.engine.node.connections.get(id)!;
-    expect(conn.writeTimeout).toBe(1);
+    expect(conn.writeTimeout).toBe(0.5);
     const r = await flood(s, conn, () => conn.pendingBytes, 50);
     expect(r.open).toBe(false);
-    expect(logText()).toContain(`client ${id} did not read for 1s, dropped`);
+    expect(logText()).toContain(`client ${id} did not read for 0.5s, dropped`);
     c.end();
   }, 15_000);
 

@@ -6,9 +6,12 @@ import type { Connection } from "../../src/engine/connection.ts";
 import { startEngine, type Started } from "../helpers/engine.ts";
 import { until } from "../helpers/wait.ts";
 
-/** startEngine with readTimeout 5 s and writeTimeout 2 s unless `server` says otherwise. */
+/** Sweep interval of these tests' servers: a readTimeout or writeTimeout of 0.5 s is checked 5 times over. */
+export const SWEEP_MS = 100;
+
+/** startEngine with readTimeout 5 s and writeTimeout 2 s unless `server` says otherwise, swept every SWEEP_MS. */
 export function startServer(entry: string, server: Partial<ServerConfig> = {}): Promise<Started> {
-  return startEngine(entry, { server: { readTimeout: 5, writeTimeout: 2, ...server } });
+  return startEngine(entry, { server: { readTimeout: 5, writeTimeout: 2, ...server }, sweepMs: SWEEP_MS });
 }
 
 /** A raw TCP client that collects every byte it receives. */

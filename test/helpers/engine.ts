@@ -32,6 +32,8 @@ export interface StartOptions {
   server?: Partial<ServerConfig>;
   /** Any other change to the configuration before the start. */
   edit?: (config: Config) => void;
+  /** How often readTimeout and writeTimeout are checked, ms (production: 1000). */
+  sweepMs?: number;
 }
 
 /** Starts one Lua server running `entry`: a path to a .lua file, or else the source text of one. */
@@ -51,7 +53,7 @@ export async function startEngine(entry: string, opts: StartOptions = {}): Promi
   };
   config.engine.servers = [server];
   opts.edit?.(config);
-  const engine = await startLuaServers(config, 1);
+  const engine = await startLuaServers(config, 1, 0, opts.sweepMs);
   const path = server.options.find((o) => o.name === "path")?.value ?? "/chat";
   let stopped: Promise<void> | null = null;
   const stop = () => (stopped ??= engine.stop());
