@@ -29,7 +29,8 @@ for (const root of roots) {
   // The families moved from src/lua/api to src/engine/mix: a baseline checkout may have either.
   const mix = join(root, existsSync(join(root, "src/engine/mix")) ? "src/engine/mix" : "src/lua/api");
   const { engineFamilies } = await import(join(mix, "index.ts"));
-  const { EV, websocketEvents } = await import(join(mix, "connection.ts"));
+  const { websocketEvents } = await import(join(mix, "connection.ts"));
+  const { EV } = await import(join(mix, existsSync(join(mix, "contract.ts")) ? "contract.ts" : "connection.ts"));
   for (const [step, source] of Object.entries(steps)) {
     const entry = join(mkdtempSync(join(tmpdir(), "connmix-bench-")), "entry.lua");
     writeFileSync(entry, source);

@@ -1,6 +1,5 @@
-// What the Lua API families may ask of the engine. One interface, so the families stay independent of how
-// connections, channels and the mesh are implemented (and tests can drive a VM with a small engine).
-import type { LuaVM } from "../lua/vm";
+// What the mix.* families may ask of the engine. One interface, so the families stay independent of how
+// connections, channels and the mesh are implemented; each family declares the slice of it it needs.
 import type { RedisPool } from "../redis/client";
 
 /** What mix.redis needs of a pool: running one command (a RedisPool, or canned replies in `connmix test`). */
@@ -41,5 +40,3 @@ export interface EngineHost {
   /** The pool of the `engine.luavm.redis` entry with this name (`mix.redis.connection`). */
   redis(name: string): RedisCommands | undefined;
 }
-
-export const hostOf = (vm: LuaVM) => vm.host as EngineHost;

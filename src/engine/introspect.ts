@@ -8,6 +8,7 @@ import type { Config } from "../config/schema";
 import { recentLines } from "../log/recent";
 import type { Connection } from "./connection";
 import type { EngineNode, NodeView } from "./node";
+import { CONTEXT } from "./mix/contract";
 
 export const MAX_CLIENTS = 500;
 const MAX_CONTEXT = 2000;
@@ -29,7 +30,7 @@ function channelsOf(conn: Connection): string[] {
 function contextOf(conn: Connection): unknown {
   let ctx: unknown;
   try {
-    ctx = conn.server.vm.callGlobal("__connmix_context", [conn.id]);
+    ctx = conn.server.vm.call(CONTEXT, conn.id);
   } catch (e) {
     return { error: (e as Error).message };
   }

@@ -5,19 +5,20 @@ import { LuaVM } from "../lua/vm";
 import { MAX_BACKLOG_BYTES, MAX_BACKLOG_EVENTS } from "../lua/scheduler";
 import { log } from "../log/logger";
 import { SWEEP_MS } from "./limits";
-import type { ApiFamily } from "../lua/family";
+import type { LuaFamily } from "../lua/family";
 import type { ServerConfig } from "../config/schema";
 import { Connection } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
-import { applyConvention, type Convention } from "../lua/convention";
+import { applyConvention, type Convention } from "./convention";
+import { DECODED, ENCODE, INIT, LuaEvents } from "./mix/contract";
 import { onConfigChange } from "../config/watch";
 import type { RedisCommands } from "./host";
 
 export interface LuaServerOptions {
   config: ServerConfig;
   node: EngineNode;
-  families: ApiFamily[];
+  families: LuaFamily<EngineHost>[];
   /** Runaway-callback budget, ms. */
   budgetMs?: number;
   /** Bytes each Lua state may hold; 0 or absent: no limit. */
@@ -32,7 +33,9 @@ export interface LuaServerOptions {
 
 export abstract class LuaServer {
   abstract readonly protocol: Protocol;
-  readonly vm: LuaVM;
+  readonly vm: LuaVM<EngineHost>;
+  /** The events this server delivers to its Lua side, typed by the contract. */
+  protected readonly events: LuaEvents;
   readonly config: ServerConfig;
   readonly node: EngineNode;
   readonly entry: string;
@@ -72,16 +75,17 @@ export abstract class LuaServer {
       host: this.host(),
       onLoad: (vm) => this.loaded(vm),
     });
+    this.events = new LuaEvents(this.vm.scheduler);
   }
 
   /** After each load of the entry: its convention, then its init() if it has one (1.0.1 scripts do). */
-  private loaded(vm: LuaVM): void {
+  private loaded(vm: LuaVM<EngineHost>): void {
     this.detectConvention(vm);
-    vm.callGlobal("__connmix_init", []);
+    vm.call(INIT);
   }
 
   /** Logged once per node: by worker 0 of a multi-core engine, whose workers all load the same files. */
-  private detectConvention(vm: LuaVM): void {
+  private detectConvention(vm: LuaVM<EngineHost>): void {
     const { convention, why, disagree } = applyConvention(vm, this.config.convention);
     if (convention === this.convention) return;
     const was = this.convention ? ` (was ${this.convention})` : "";
@@ -95,7 +99,7 @@ export abstract class LuaServer {
   /** Messages protocol_decode produced on a socket server (its Lua side counts them); 0 for WebSocket. */
   decodedMessages(): number {
     if (this.protocol !== "socket") return 0;
-    if (!this.vm.closed) this.decoded = Number(this.vm.callGlobal("__connmix_decoded", [])) || 0;
+    if (!this.vm.closed) this.decoded = Number(this.vm.call(DECODED)) || 0;
     return this.decoded;
   }
   private decoded = 0;
@@ -123,7 +127,7 @@ export abstract class LuaServer {
    */
   encode(bytes: Uint8Array, id?: number, type: SendType = 1): Uint8Array | string {
     try {
-      const out = this.vm.callGlobal("__connmix_encode", [bytes, id, type], true);
+      const out = this.vm.call(ENCODE, bytes, id, type);
       return out instanceof Uint8Array ? out : "protocol_encode returned no data";
     } catch (e) {
       log.error(`protocol_encode failed: ${(e as Error).message}`);
@@ -219,13 +223,13 @@ export abstract class LuaServer {
   }
 
   /** Called once per connection when its transport closed: runs on_close after any queued callbacks. */
-  protected closed(conn: Connection, err: string | null, closeKind: number): void {
+  protected closed(conn: Connection, err: string | null): void {
     if (!conn.open) return;
     conn.open = false;
     this.unstall(conn);
     this.node.remove(conn);
     conn.wake();
-    this.vm.scheduler.dispatch(conn, closeKind, conn.id, undefined, err ?? undefined);
+    this.events.close(conn, err);
   }
 
   private host(): EngineHost {

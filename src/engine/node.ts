@@ -5,6 +5,7 @@ import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import type { LuaServer } from "./lua-server";
+import { CONN_CALL } from "./mix/contract";
 import type { Queues } from "../queue/queues";
 import { localClients, type ClientsView } from "./introspect";
 
@@ -254,7 +255,7 @@ export class EngineNode implements NodeView {
     const conn = this.connections.get(id);
     if (!conn) return this.isLocal(id) ? "client not found" : "remote";
     try {
-      const err = conn.server.vm.callGlobal("__connmix_conn_call", [id, method, args]);
+      const err = conn.server.vm.call(CONN_CALL, id, method, args);
       return typeof err === "string" ? err : null;
     } catch (e) {
       return (e as Error).message;

@@ -2,7 +2,7 @@
 // (protocol_input/protocol_decode, see engine/mix/socket.lua); pushed data goes through protocol_encode.
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { log } from "../log/logger";
-import { socketEvents, EV } from "./mix/connection";
+import { socketEvents } from "./mix/connection";
 import type { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
@@ -55,17 +55,17 @@ export class SocketServer extends LuaServer {
       },
       data(s: TCP, chunk: Buffer) {
         s.data.readTick = self.tick;
-        self.vm.scheduler.dispatch(s.data, EV.data, s.data.id, chunk, MAX_MESSAGE_BYTES);
+        self.events.data(s.data, chunk, MAX_MESSAGE_BYTES);
       },
       drain(s: TCP) {
         if (s.data) self.flush(s.data);
       },
       close(s: TCP) {
-        if (s.data) self.closed(s.data, s.data.closeReason, EV.close);
+        if (s.data) self.closed(s.data, s.data.closeReason);
         else self.handshaking.delete(s);
       },
       error(s: TCP, err: Error) {
-        if (s.data) self.closed(s.data, err.message, EV.close);
+        if (s.data) self.closed(s.data, err.message);
         else self.handshaking.delete(s);
       },
     };
@@ -75,7 +75,7 @@ export class SocketServer extends LuaServer {
     const conn = this.newConnection(`${s.remoteAddress}:${s.remotePort}`);
     conn.tcp = s;
     s.data = conn;
-    this.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
+    this.events.connect(conn);
   }
 
   /** TLS clients that did not finish their handshake within readTimeout (TLS_HANDSHAKE_SECONDS if 0) are dropped. */

@@ -1,7 +1,8 @@
 // `websocket` servers: Bun.serve does the protocol; each upgrade on the configured path runs on_handshake,
 // each message on_message and each close on_close in the server's Lua VM.
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { websocketEvents, EV } from "./mix/connection";
+import { websocketEvents } from "./mix/connection";
+import { FORGET } from "./mix/contract";
 import { Connection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
@@ -94,7 +95,7 @@ export class WebSocketServer extends LuaServer {
         const conn = ws.data;
         conn.readTick = self.tick;
         self.node.stats.read.websocket++;
-        self.vm.scheduler.dispatch(conn, EV.message, conn.id, message, typeof message === "string" ? 1 : 2);
+        self.events.message(conn, message);
       },
       // A client's pings (and pongs) keep it alive; Bun answers pings itself.
       ping(ws: WS) {
@@ -109,7 +110,7 @@ export class WebSocketServer extends LuaServer {
       close(ws: WS, code: number, reason: string) {
         const conn = ws.data;
         const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
-        self.closed(conn, err, EV.close);
+        self.closed(conn, err);
       },
     };
   }
@@ -143,7 +144,7 @@ export class WebSocketServer extends LuaServer {
         conn.settled = undefined;
         if (this.handshakes.has(conn.id)) this.handshakeResult(conn.id, false, 500, "handshake failed");
       };
-      this.vm.scheduler.dispatch(conn, EV.handshake, conn.id, info);
+      this.events.handshake(conn, info);
     });
   }
 
@@ -159,7 +160,7 @@ export class WebSocketServer extends LuaServer {
     this.node.remove(conn);
     conn.open = false;
     // The Lua connection object was made for on_handshake; no on_close will ever drop it.
-    if (!this.vm.closed) this.vm.callGlobal("__connmix_forget", [id]);
+    if (!this.vm.closed) this.vm.call(FORGET, id);
     pending.resolve(refusal(message || "Forbidden", accept ? 400 : status));
   }
 

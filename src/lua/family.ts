@@ -1,30 +1,71 @@
-// The shape of one Lua API family (codec, connection, buffer, mesh, queue, http, redis, ...).
-// A family is Lua glue plus the JS functions that glue calls; it is installed into every VM.
+// The shape of one Lua family (codec, connection, mesh, queue, http, redis, ...): Lua glue plus the JS
+// functions that glue calls, installed into every VM. Its declaration says everything the chunk gets, in
+// the spirit of lua-resty-core's ffi.cdef: the JS functions it calls (typed by the slice of the VM's host
+// they need), the constants it reads, the families whose exports it uses and the hooks it gives back.
 import type { LuaState } from "../../native/lua";
 import type { PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
 import type { Task } from "./scheduler";
 
-/** A synchronous JS function callable from the family's Lua as `P.<name>(...)`; returns its result count. */
-export type LuaFunction = (L: LuaState, vm: LuaVM) => number;
+/** A synchronous JS function the family's Lua calls as `F.host.<name>(...)`; returns its result count. */
+export type LuaFunction<H = unknown> = (L: LuaState, vm: LuaVM<H>) => number;
 
 /**
- * A blocking operation. The family's Lua calls `block("<name>", ...)`, which yields the running callback's
+ * A blocking operation. The family's Lua calls `F.block("<name>", ...)`, which yields the running callback's
  * coroutine; the handler reads the arguments (already converted) and its promise's values are returned to
  * Lua when it settles. Other connections keep running meanwhile.
  */
-export type BlockingOp = (args: PlainValue[], vm: LuaVM, task: Task) => Promise<unknown[]>;
+export type BlockingOp<H = unknown> = (args: PlainValue[], vm: LuaVM<H>, task: Task) => Promise<unknown[]>;
 
-export interface ApiFamily {
+/**
+ * A Lua function a family's chunk returns for JS to call (`LuaVM.call`), kept by reference: a script that
+ * assigns a global of the same name changes nothing. `A` are its arguments, `R` its first result as JS.
+ */
+export interface Hook<A extends unknown[] = unknown[], R = unknown> {
+  readonly name: string;
+  /** Its result's strings are read as bytes (Uint8Array), not UTF-8 text. */
+  readonly binaryResult: boolean;
+  /** Never set: carries A and R for the type checker. */
+  readonly signature?: (...args: A) => R;
+}
+
+export function hook<A extends unknown[], R = void>(name: string, binaryResult = false): Hook<A, R> {
+  return { name, binaryResult };
+}
+
+/**
+ * The one hook the runtime calls itself, if a family returns it: after a callback failed, with the id of
+ * the owner of the callback it interrupted (null: none), whose Lua-side state the failed one did not restore.
+ */
+export const FAILED = hook<[id: number | null]>("failed");
+
+/** Fields of a chunk's argument table that the runtime fills; constants and used families take the others. */
+export const CHUNK_FIELDS = ["host", "mix", "block", "H", "S"] as const;
+
+/**
+ * One family. Its `lua` chunk runs once per VM with one table `F` holding exactly what this declaration names:
+ *   F.host   this family's `functions` (no other family's);
+ *   F.mix    the global library table scripts see;
+ *   F.block  `block(op, ...)` waits for one of the family's `blocking` ops;
+ *   F.H      the event handlers by event number (H[kind] = function(id, payload, extra));
+ *   F.S      the running callback's state (S.conn, the connection it serves);
+ *   F.<key>  each of `constants`;
+ *   F.<name> the exports of each family named in `uses`.
+ * It returns its exports (a table or nil, for the families that use it) and a table of its `hooks` by name.
+ * The VM installs the families a family uses before it, whatever the order of the list.
+ * `H` is the slice of the VM's host the family's JS functions and blocking ops need (`vm.host`).
+ */
+export interface LuaFamily<H = unknown> {
   name: string;
-  /**
-   * Lua source run once per VM with `(P, mix, block, H)`: P holds this family's functions (and those of the
-   * families before it), `mix` is the global library table, `block(op, ...)` waits for a blocking op, `H` is
-   * the table of event handlers indexed by event kind.
-   */
   lua?: string;
-  functions?: Record<string, LuaFunction>;
-  blocking?: Record<string, BlockingOp>;
+  functions?: Record<string, LuaFunction<H>>;
+  blocking?: Record<string, BlockingOp<H>>;
   /** Blocking ops whose arguments are raw bytes rather than UTF-8 text. */
   binaryArgs?: boolean;
+  /** Values the chunk reads as `F.<key>` (event numbers and the like, from the contract that owns them). */
+  constants?: Record<string, PlainValue>;
+  /** Families whose exports the chunk reads as `F.<name>`. */
+  uses?: readonly string[];
+  /** Lua functions the chunk must return for JS to call. */
+  hooks?: readonly Hook<never, unknown>[];
 }

@@ -1,7 +1,8 @@
--- The runtime's own Lua, run once when a VM is created, before any API family and the user's entry.
--- Arguments: P (JS functions), root (the lua/ folder of the entry file), bitop (luaopen_bit, a C function),
--- memory_limit (bytes the state may hold, 0: none).
-local P, root, bitop, memory_limit = ...
+-- The runtime's own Lua, run once when a VM is created, before any family and the user's entry.
+-- Arguments: root (the lua/ folder of the entry file), bitop (luaopen_bit, a C function), memory_limit
+-- (bytes the state may hold, 0: none). It returns what the VM keeps (the worker body, traceback, module
+-- files) and what it hands to the families' chunks (block, H, S, mix; see src/lua/family.ts).
+local root, bitop, memory_limit = ...
 
 package.preload.bit = bitop
 -- root/utils/?.lua: the 1.0.1 layout had require("prettyprint") where later ones have utils.prettyprint.
@@ -106,5 +107,4 @@ local function traceback(co, msg)
 end
 
 mix = {}
-P.S = S
-return worker, traceback, block, H, module_files
+return worker, traceback, module_files, block, H, S, mix

@@ -11,11 +11,14 @@ import {
 import { log } from "../log/logger";
 import { pushBytes, pushString, pushValue, readValue, scratchAddress, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
+import { FAILED } from "./family";
 import { DISPATCH_DONE, dispatchEvent, guardedResume, resumeSameSlice } from "../../native/runtime";
 import { ptr, type Pointer } from "bun:ffi";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
+  /** Handed to the FAILED hook when a callback of another owner that interrupted this one's failed. */
+  id?: number;
   busy: boolean;
   backlog: (() => void)[] | null;
   /** What the backlog costs: its payload bytes plus BACKLOG_EVENT_COST per event. */
@@ -191,11 +194,12 @@ export class Scheduler {
 
   /** After a failure, points the Lua side's current connection back at the interrupted callback's, if any. */
   private restoreConn(): void {
-    const id = (this.running?.owner as { id?: unknown } | undefined)?.id;
+    // A VM without the connection family (tests of the scheduler alone) has nothing to restore.
+    if (!this.vm.hasHook(FAILED)) return;
     try {
-      this.vm.callGlobal("__connmix_failed", [typeof id === "number" ? id : null]);
-    } catch {
-      // a VM without the connection family (tests of the scheduler alone)
+      this.vm.call(FAILED, this.running?.owner.id ?? null);
+    } catch (e) {
+      log.error(`lua: restoring the interrupted callback's connection failed: ${(e as Error).message}`);
     }
   }
 
@@ -228,7 +232,7 @@ export class Scheduler {
     lua.lua_settop(co, 0);
     let promise: Promise<unknown[]>;
     try {
-      promise = entry.op(args, this.vm, task);
+      promise = entry.run(args, task);
     } catch (e) {
       promise = Promise.resolve([null, (e as Error).message]);
     }

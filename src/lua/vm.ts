@@ -4,30 +4,36 @@ import { JSCallback, type Pointer } from "bun:ffi";
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import {
-  lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
+  lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT, LUA_TFUNCTION, LUA_TTABLE,
 } from "../../native/lua";
 import { guardHook, guardedPcall, jsCall, newLimitedState, setGuardBudget, type LimitedState } from "../../native/runtime";
 import { log } from "../log/logger";
 import { pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
-import { Scheduler } from "./scheduler";
-import type { ApiFamily, LuaFunction } from "./family";
+import { Scheduler, type Task } from "./scheduler";
+import { CHUNK_FIELDS, type Hook, type LuaFamily, type LuaFunction } from "./family";
 import preludeSource from "./prelude.lua" with { type: "text" };
 
-export interface VMOptions {
+export interface VMOptions<H> {
   /** Absolute path of the entry script; `require` searches its directory. */
   entry: string;
-  /** API families installed in order before the entry runs. */
-  families: ApiFamily[];
+  /** Families installed before the entry runs (each after the families it uses). */
+  families: LuaFamily<H>[];
   /** Longest a callback may run without yielding, in ms; 0 disables the guard. */
   budgetMs?: number;
   /** Seconds between checks for edited Lua files; 0 disables hot reload. */
   reloadSeconds?: number;
   /** Bytes the state may hold (engine.luavm.memoryLimit); 0 or absent: no limit. */
   memoryLimit?: number;
-  /** Whatever the families need from their host (the engine server), read back with `vm.host`. */
-  host?: unknown;
+  /** What the families need from their host (the engine server), read back with `vm.host`. */
+  host: H;
   /** Called after the entry ran, at start and after each hot reload (the callbacks may have changed). */
-  onLoad?: (vm: LuaVM) => void;
+  onLoad?: (vm: LuaVM<H>) => void;
+}
+
+/** A blocking op as the scheduler runs it: bound to its VM. */
+export interface BlockingEntry {
+  run: (args: PlainValue[], task: Task) => Promise<unknown[]>;
+  binary: boolean;
 }
 
 const FORGET_CHANGED = `local files, changed = ...
@@ -42,14 +48,17 @@ const DEFAULT_BUDGET_MS = 1000;
 const TRACEBACK_RESERVE = 1 << 20;
 
 // JSCallbacks are shared by all VMs: Lua calls them with its lua_State, and `active` says which VM runs.
-const callbacks = new Map<LuaFunction, JSCallback>();
-let active: LuaVM;
+// A function only ever runs while its own VM is active (a Lua state belongs to one VM), so the host type
+// its family declared holds; `any` is where that fact is out of the type checker's sight.
+const callbacks = new Map<LuaFunction<never>, JSCallback>();
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let active: LuaVM<any>;
 
 // A JS exception must never unwind into C: bun:ffi would hand Lua a made-up result and rethrow it from the
 // FFI call that entered Lua, skipping the scheduler's bookkeeping (the connection stayed busy for good).
 // So an exception is logged and the function returns no results (nil to Lua). For the same reason Lua calls
 // it through runtime.c's js_call, which turns the memory limit off while it runs.
-function guard(fn: LuaFunction): (L: LuaState) => number {
+function guard<H>(fn: LuaFunction<H>): (L: LuaState) => number {
   return (L) => {
     try {
       return fn(L, active);
@@ -60,7 +69,7 @@ function guard(fn: LuaFunction): (L: LuaState) => number {
   };
 }
 
-function callbackFor(fn: LuaFunction): Pointer {
+function callbackFor<H>(fn: LuaFunction<H>): Pointer {
   let cb = callbacks.get(fn);
   if (!cb) {
     cb = new JSCallback(guard(fn), { args: ["ptr"], returns: "i32" });
@@ -69,20 +78,39 @@ function callbackFor(fn: LuaFunction): Pointer {
   return cb.ptr!;
 }
 
-// NUL-terminated names of the globals callGlobal calls (a few fixed ones, e.g. per pushed protocol_encode).
-const cNames = new Map<string, Buffer>();
-function cName(name: string): Buffer {
-  let b = cNames.get(name);
-  if (!b) cNames.set(name, (b = Buffer.from(name + "\0")));
-  return b;
+/** The families in installation order: each after the families it uses, otherwise in list order. */
+function installOrder<H>(families: LuaFamily<H>[]): LuaFamily<H>[] {
+  const byName = new Map<string, LuaFamily<H>>();
+  for (const f of families) {
+    if (byName.has(f.name)) throw new Error(`two Lua families are named ${f.name}`);
+    byName.set(f.name, f);
+  }
+  const order: LuaFamily<H>[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (f: LuaFamily<H>) => {
+    if (state.get(f.name) === "done") return;
+    if (state.get(f.name) === "visiting") throw new Error(`Lua families use each other in a cycle through ${f.name}`);
+    state.set(f.name, "visiting");
+    for (const name of f.uses ?? []) {
+      const used = byName.get(name);
+      if (!used) throw new Error(`Lua family ${f.name} uses ${name}, which is not installed`);
+      visit(used);
+    }
+    state.set(f.name, "done");
+    order.push(f);
+  };
+  for (const f of families) visit(f);
+  return order;
 }
 
-export class LuaVM {
+export class LuaVM<out H = unknown> {
   readonly L: LuaState;
   readonly entry: string;
-  readonly host: unknown;
+  readonly host: H;
   readonly scheduler: Scheduler;
-  readonly blocking = new Map<string, { op: import("./family").BlockingOp; binary: boolean }>();
+  readonly blocking = new Map<string, BlockingEntry>();
+  /** Registry refs of the hooks the families returned, by hook name. */
+  private readonly hooks = new Map<string, number>();
   private readonly budgetMs: number;
   /** The state's memory accounting, kept by runtime.c's allocator. */
   private readonly memory: LimitedState;
@@ -90,13 +118,15 @@ export class LuaVM {
   private moduleFilesRef = 0;
   private loadedAt = new Map<string, number>();
   private reloadTimer: Timer | undefined;
-  private readonly onLoad: ((vm: LuaVM) => void) | undefined;
+  /** opts.onLoad bound to this VM. */
+  private readonly onLoad: (() => void) | undefined;
   closed = false;
 
-  constructor(opts: VMOptions) {
+  constructor(opts: VMOptions<H>) {
     this.entry = opts.entry;
     this.host = opts.host;
-    this.onLoad = opts.onLoad;
+    const onLoad = opts.onLoad;
+    this.onLoad = onLoad && (() => onLoad(this));
     this.budgetMs = Math.round(opts.budgetMs ?? DEFAULT_BUDGET_MS);
     const state = newLimitedState(opts.memoryLimit ?? 0);
     if (!state) throw new Error("cannot create a Lua state (out of memory)");
@@ -107,49 +137,96 @@ export class LuaVM {
     // Coroutines inherit the hook from the state that creates them, so set it before any exist.
     lua.lua_sethook(L, guardHook, LUA_MASKCOUNT, GUARD_EVERY);
 
-    const P = this.functionsTable(opts.families);
-    const refs = this.runChunk(preludeSource, "=connmix.prelude", 5, () => {
-      lua.lua_rawgeti(L, LUA_REGISTRYINDEX, P);
+    const refs = this.runChunk(preludeSource, "=connmix.prelude", 7, () => {
       pushString(L, dirname(opts.entry));
       lua.lua_pushcclosure(L, luaopenBit, 0);
       lua.lua_pushnumber(L, opts.memoryLimit ?? 0);
-      return 4;
+      return 3;
     });
-    const [workerRef, tracebackRef, blockRef, handlersRef, moduleFilesRef] = refs;
+    const [workerRef, tracebackRef, moduleFilesRef, ...runtimeRefs] = refs as [number, number, number, number, number, number, number];
     this.tracebackRef = tracebackRef;
     this.moduleFilesRef = moduleFilesRef;
     this.scheduler = new Scheduler(this, workerRef);
-
-    for (const family of opts.families) {
-      for (const [name, op] of Object.entries(family.blocking ?? {})) {
-        this.blocking.set(name, { op, binary: family.binaryArgs ?? false });
-      }
-      if (!family.lua) continue;
-      this.runChunk(family.lua, `=connmix.${family.name}`, 0, () => {
-        lua.lua_rawgeti(L, LUA_REGISTRYINDEX, P);
-        lua.lua_getfield(L, LUA_GLOBALSINDEX, "mix");
-        lua.lua_rawgeti(L, LUA_REGISTRYINDEX, blockRef);
-        lua.lua_rawgeti(L, LUA_REGISTRYINDEX, handlersRef);
-        return 4;
-      });
-    }
+    this.install(installOrder(opts.families), runtimeRefs);
+    for (const ref of runtimeRefs) lua.luaL_unref(L, LUA_REGISTRYINDEX, ref);
     this.loadEntry();
     const seconds = opts.reloadSeconds ?? 0;
     if (seconds > 0) this.reloadTimer = setInterval(() => this.reloadIfChanged(), seconds * 1000);
   }
 
-  /** Builds the table of every family's JS functions and returns its registry ref. */
-  private functionsTable(families: ApiFamily[]): number {
+  /**
+   * Runs each family's chunk with the table its declaration names (family.ts), keeps the hooks it returns
+   * and hands its exports to the families that use it. `runtime` are the prelude's block, H, S and mix.
+   */
+  private install(families: LuaFamily<H>[], runtime: number[]): void {
     const L = this.L;
-    lua.lua_createtable(L, 0, 32);
+    const exports = new Map<string, number>();
     for (const family of families) {
+      for (const [name, op] of Object.entries(family.blocking ?? {})) {
+        this.blocking.set(name, { run: (args, task) => op(args, this, task), binary: family.binaryArgs ?? false });
+      }
+      if (!family.lua) continue;
+      const [exportsRef, hooksRef] = this.runChunk(family.lua, `=connmix.${family.name}`, 2, () => {
+        this.pushChunkArgument(family, runtime, exports);
+        return 1;
+      });
+      exports.set(family.name, exportsRef!);
+      this.keepHooks(family, hooksRef!);
+    }
+    for (const ref of exports.values()) lua.luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  }
+
+  /** Pushes the table `F` a family's chunk gets: exactly what its declaration names. */
+  private pushChunkArgument(family: LuaFamily<H>, [blockRef, handlersRef, stateRef, mixRef]: number[], exports: Map<string, number>): void {
+    const L = this.L;
+    const set = (name: string, push: () => void) => {
+      push();
+      lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
+    };
+    lua.lua_createtable(L, 0, 8);
+    set("host", () => {
+      lua.lua_createtable(L, 0, 8);
       for (const [name, fn] of Object.entries(family.functions ?? {})) {
         lua.lua_pushlightuserdata(L, callbackFor(fn));
         lua.lua_pushcclosure(L, jsCall, 1);
         lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
       }
+    });
+    set("block", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, blockRef!));
+    set("H", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, handlersRef!));
+    set("S", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, stateRef!));
+    set("mix", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, mixRef!));
+    const taken = new Set<string>(CHUNK_FIELDS);
+    const claim = (name: string) => {
+      if (taken.has(name)) throw new Error(`Lua family ${family.name}: ${name} names two things in its chunk's argument`);
+      taken.add(name);
+    };
+    for (const [name, value] of Object.entries(family.constants ?? {})) {
+      claim(name);
+      set(name, () => pushValue(L, value));
     }
-    return lua.luaL_ref(L, LUA_REGISTRYINDEX);
+    for (const name of family.uses ?? []) {
+      claim(name);
+      set(name, () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, exports.get(name)!));
+    }
+  }
+
+  /** Keeps a registry ref to each hook the family declared, from the table its chunk returned. */
+  private keepHooks(family: LuaFamily<H>, hooksRef: number): void {
+    const L = this.L;
+    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, hooksRef);
+    lua.luaL_unref(L, LUA_REGISTRYINDEX, hooksRef);
+    for (const { name } of family.hooks ?? []) {
+      if (this.hooks.has(name)) throw new Error(`Lua family ${family.name}: another family returned the hook ${name}`);
+      if (lua.lua_type(L, -1) === LUA_TTABLE) lua.lua_getfield(L, -1, Buffer.from(name + "\0"));
+      else lua.lua_pushnil(L);
+      if (lua.lua_type(L, -1) !== LUA_TFUNCTION) {
+        lua.lua_settop(L, 0);
+        throw new Error(`Lua family ${family.name} did not return its hook ${name}`);
+      }
+      this.hooks.set(name, lua.luaL_ref(L, LUA_REGISTRYINDEX));
+    }
+    lua.lua_settop(L, -2);
   }
 
   /** Compiles and runs a chunk on the main thread; returns registry refs to its first `nresults` results. */
@@ -179,28 +256,47 @@ export class LuaVM {
     const source = require("node:fs").readFileSync(this.entry, "utf8") as string;
     this.runChunk(source, "@" + this.entry, 0, () => 0);
     this.loadedAt = this.watchedFiles();
-    this.onLoad?.(this);
+    this.onLoad?.();
   }
 
   /** Marks this VM as the one JS functions act on and applies its runaway budget. */
-  enter(): LuaVM {
+  enter(): LuaVM<unknown> {
     const previous = active;
     active = this;
     setGuardBudget(this.budgetMs);
     return previous;
   }
-  leave(previous?: LuaVM): void {
-    active = previous as LuaVM;
+  leave(previous: LuaVM<unknown>): void {
+    active = previous;
+  }
+
+  /** True when a family returned this hook. */
+  hasHook(hook: Hook<never, unknown>): boolean {
+    return this.hooks.has(hook.name);
   }
 
   /**
-   * Calls global function `name` on the main thread with `args` and returns its first result as JS.
+   * Calls a hook a family returned, on the main thread, and returns its first result as the hook declares.
    * For short, non-blocking work (protocol_encode, context updates from the API); a Lua error is thrown.
    */
+  call<A extends unknown[], R>(hook: Hook<A, R>, ...args: A): R {
+    const ref = this.hooks.get(hook.name);
+    if (ref === undefined) throw new Error(`no Lua family returned the hook ${hook.name}`);
+    lua.lua_rawgeti(this.L, LUA_REGISTRYINDEX, ref);
+    // The hook's declaration (the contract of the family that returns it) says what its result is.
+    return this.callTop(args, hook.binaryResult) as R;
+  }
+
+  /** Calls global function `name` of the script (tests and benchmarks drive scripts this way). */
   callGlobal(name: string, args: unknown[], binaryResult = false): PlainValue {
+    lua.lua_getfield(this.L, LUA_GLOBALSINDEX, Buffer.from(name + "\0"));
+    return this.callTop(args, binaryResult);
+  }
+
+  /** Calls the function on top of the stack with `args`; returns its first result as JS. */
+  private callTop(args: unknown[], binaryResult: boolean): PlainValue {
     const L = this.L;
-    const base = lua.lua_gettop(L);
-    lua.lua_getfield(L, LUA_GLOBALSINDEX, cName(name));
+    const base = lua.lua_gettop(L) - 1;
     try {
       for (const a of args) pushValue(L, a);
     } catch (e) {

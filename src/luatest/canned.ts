@@ -2,7 +2,7 @@
 // Lua side of both families (argument checks, header lookup); only the network call is replaced: the
 // http family's blocking op by one that looks the request up in the case, and the Redis pools by ones
 // that look the command up. A request the case did not foresee fails in the script and in the report.
-import type { ApiFamily } from "../lua/family";
+import type { LuaFamily } from "../lua/family";
 import type { PlainValue } from "../lua/stack";
 import type { RedisCommands } from "../engine/host";
 import { ReplyError, type Arg, type Reply } from "../redis/client";
@@ -21,9 +21,11 @@ function fullUrl(url: string, options: Record<string, PlainValue>): string {
   return query === "" ? url : url + (url.includes("?") ? "&" : "?") + query;
 }
 
-export function cannedHttpFamily(canned: CannedHttp[], unanswered: Unanswered[]): ApiFamily {
+export function cannedHttpFamily(canned: CannedHttp[], unanswered: Unanswered[]): LuaFamily {
   return {
     name: "canned-http",
+    // Installed after http, so its blocking op replaces http's.
+    uses: ["http"],
     blocking: {
       "http.request": async ([methodArg, urlArg, optionsArg]) => {
         const options = (optionsArg ?? {}) as Record<string, PlainValue>;

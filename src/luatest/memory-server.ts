@@ -3,7 +3,8 @@
 // sends, publishes, queues and closes instead of writing to sockets.
 import { resolve } from "node:path";
 import { engineFamilies } from "../engine/mix";
-import { EV, socketEvents, websocketEvents } from "../engine/mix/connection";
+import { socketEvents, websocketEvents } from "../engine/mix/connection";
+import { FORGET } from "../engine/mix/contract";
 import { Queues, type QueueLimits } from "../queue/queues";
 import { ClientIds } from "../net/client-ids";
 import { EngineNode } from "../engine/node";
@@ -85,11 +86,11 @@ export class MemoryServer extends LuaServer {
     const conn = this.newConnection("127.0.0.1:40000");
     this.record.frames.set(conn.id, []);
     if (this.protocol === "socket") {
-      this.vm.scheduler.dispatch(conn, EV.connect, conn.id, { addr: conn.remoteAddr, binary: true });
+      this.events.connect(conn);
       return conn;
     }
     const server = { Method: "GET", RequestUri: path, ServerProtocol: "HTTP/1.1", Host: headers.Host ?? "127.0.0.1", RemoteAddr: conn.remoteAddr };
-    this.vm.scheduler.dispatch(conn, EV.handshake, conn.id, { addr: conn.remoteAddr, headers, server });
+    this.events.handshake(conn, { addr: conn.remoteAddr, headers, server });
     return conn;
   }
 
@@ -97,15 +98,15 @@ export class MemoryServer extends LuaServer {
   receive(conn: Connection, data: string | Uint8Array): void {
     this.node.stats.read[this.protocol]++;
     if (this.protocol === "socket") {
-      this.vm.scheduler.dispatch(conn, EV.data, conn.id, typeof data === "string" ? Buffer.from(data) : data, MAX_MESSAGE_BYTES);
+      this.events.data(conn, typeof data === "string" ? Buffer.from(data) : data, MAX_MESSAGE_BYTES);
     } else {
-      this.vm.scheduler.dispatch(conn, EV.message, conn.id, data, typeof data === "string" ? 1 : 2);
+      this.events.message(conn, data);
     }
   }
 
   /** The client goes away (WebSocket close 1000: on_close gets no error). */
   hangUp(conn: Connection): void {
-    this.closed(conn, null, EV.close);
+    this.closed(conn, null);
   }
 
   protected override handshakeResult(id: number, accept: boolean, status: number, message: string): void {
@@ -114,7 +115,7 @@ export class MemoryServer extends LuaServer {
     if (accept || !conn) return;
     this.node.remove(conn);
     conn.open = false;
-    this.vm.callGlobal("__connmix_forget", [id]);
+    this.vm.call(FORGET, id);
   }
 
   sendTo(conn: Connection, data: Uint8Array | string, type: SendType, raw: boolean): string | null {
@@ -143,7 +144,7 @@ export class MemoryServer extends LuaServer {
     if (this.record.closes.has(conn.id)) return;
     this.record.closes.set(conn.id, { code, reason });
     // The transport reports the close later, as a socket would.
-    queueMicrotask(() => this.closed(conn, null, EV.close));
+    queueMicrotask(() => this.closed(conn, null));
   }
 
   protected terminate(conn: Connection): void {

@@ -4,6 +4,7 @@
 import type { Connection } from "../engine/connection";
 import type { CaseFile, Step, TestCase } from "./cases";
 import { MemoryServer, type Frame } from "./memory-server";
+import { CONTEXT } from "../engine/mix/contract";
 import { describe, matches, parseJson, substitute } from "./match";
 
 export interface CaseResult {
@@ -80,10 +81,10 @@ class CaseRun {
       if (name === "connection.wait") continue;
       server.vm.blocking.set(name, {
         ...entry,
-        op: async (...args) => {
+        run: async (args, task) => {
           this.pending++;
           try {
-            return await entry.op(...args);
+            return await entry.run(args, task);
           } finally {
             this.pending--;
           }
@@ -201,7 +202,7 @@ class CaseRun {
       case "context":
         for (const [name, want] of this.named(step)) {
           if (!want || typeof want !== "object") throw new StepFailure(line, `context ${name}: { key: value, ... }`);
-          const ctx = (server.vm.callGlobal("__connmix_context", [this.client(name, line).id]) ?? {}) as Record<string, unknown>;
+          const ctx = (server.vm.call(CONTEXT, this.client(name, line).id) ?? {}) as Record<string, unknown>;
           for (const [key, value] of Object.entries(want)) {
             const got = Array.isArray(ctx) ? undefined : ctx[key];
             if (!matches(value, got ?? null, this.ids)) throw new StepFailure(line, `context ${name}.${key}: expected ${show(value)}, got ${show(got ?? null)}`);

@@ -56,6 +56,6 @@ end
 `;
 
 export function codecVM(): (code: string) => void {
-  const vm = new LuaVM({ entry: join(writeTree({ "entry.lua": ENTRY }), "entry.lua"), families: [logging, json, codec], budgetMs: 20_000 });
+  const vm = new LuaVM({ entry: join(writeTree({ "entry.lua": ENTRY }), "entry.lua"), families: [logging, json, codec], budgetMs: 20_000, host: undefined });
   return (code: string) => expect(vm.callGlobal("check", [code])).toBe("ok");
 }

@@ -2,7 +2,7 @@
 // test-only blocking op (`sleep_ms`) and a raw event kind (100) delivered to the global `on_event`.
 import { join } from "node:path";
 import { LuaVM, type VMOptions } from "../../src/lua/vm";
-import type { ApiFamily } from "../../src/lua/family";
+import type { LuaFamily } from "../../src/lua/family";
 import { logging } from "../../src/engine/mix/log";
 import { toString } from "../../src/lua/stack";
 import { writeTree } from "./files.ts";
@@ -10,11 +10,12 @@ import { writeTree } from "./files.ts";
 export const TEST_EVENT = 100;
 export const recorded: string[] = [];
 
-export const testFamily: ApiFamily = {
+export const testFamily: LuaFamily = {
   name: "test",
   lua: `
-    local P, mix, block, H = ...
-    function record(v) P.record(tostring(v)) end
+    local F = ...
+    local host, block, H = F.host, F.block, F.H
+    function record(v) host.record(tostring(v)) end
     function sleep_ms(ms, v) return block("test.sleep", ms, v) end
     H[${TEST_EVENT}] = function(id, p, x) on_event(id, p, x) end
   `,
@@ -32,9 +33,9 @@ export const testFamily: ApiFamily = {
   },
 };
 
-export function makeVM(entrySource: string, opts: Partial<VMOptions> = {}, extraFiles: Record<string, string> = {}): LuaVM {
+export function makeVM(entrySource: string, opts: Partial<VMOptions<unknown>> = {}, extraFiles: Record<string, string> = {}): LuaVM {
   const dir = writeTree({ "entry.lua": entrySource, ...extraFiles });
-  return new LuaVM({ entry: join(dir, "entry.lua"), families: [logging, testFamily], ...opts });
+  return new LuaVM({ entry: join(dir, "entry.lua"), families: [logging, testFamily], host: undefined, ...opts });
 }
 
 export const owner = () => ({ busy: false, backlog: null as (() => void)[] | null });

@@ -156,7 +156,7 @@ describe("JS functions", () => {
   test("a JS function that throws is logged; the callback goes on and the connection's next event runs", async () => {
     const { logging } = await import("../../src/engine/mix/log");
     const { testFamily } = await import("../helpers/lua");
-    const throwing = { name: "throwing", lua: "local P = ...\nexplode = P.explode", functions: { explode: () => { throw new Error("kaboom"); } } };
+    const throwing = { name: "throwing", lua: "local F = ...\nexplode = F.host.explode", functions: { explode: () => { throw new Error("kaboom"); } } };
     const vm = makeVM(`function on_event(id, p) local r = explode() record(p .. " after " .. tostring(r)) end`,
       { families: [logging, testFamily, throwing] });
     const a = owner();

@@ -1,13 +1,14 @@
 -- The mix codec functions: those written in JS (codec.ts) plus str_split, parse_str (PHP), parse_url
 -- (Go net/url) and bytes_tostring, which build Lua tables and so cost less in Lua than across the FFI.
-local P, mix = ...
+local F = ...
+local host, mix = F.host, F.mix
 local byte, char, find, sub, gsub, match, lower, format, concat, unpack, min =
   string.byte, string.char, string.find, string.sub, string.gsub, string.match, string.lower, string.format,
   table.concat, unpack, math.min
 
 for _, name in ipairs({ "base64_encode", "base64_decode", "md5", "md5_bin", "sha1", "sha1_bin", "php_pack",
   "php_unpack" }) do
-  mix[name] = P[name]
+  mix[name] = host[name]
 end
 
 local function text_arg(v, fn, what)

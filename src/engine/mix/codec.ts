@@ -3,7 +3,7 @@
 import { toBuffer, type Pointer } from "bun:ffi";
 import { lua, type LuaState, LUA_TNUMBER, LUA_TSTRING } from "../../../native/lua";
 import { pushBytes, pushString, stringPointer, lastLength, viewBytes } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import { fail, guarded, typeName } from "./codec-native";
 import codecLua from "./codec.lua" with { type: "text" };
 
@@ -278,7 +278,7 @@ function unpack(L: LuaState): number {
   return 1;
 }
 
-export const codec: ApiFamily = {
+export const codec: LuaFamily = {
   name: "codec",
   lua: codecLua,
   functions: {

@@ -1,9 +1,10 @@
 -- The connection object (spec: conn:*), the per-connection registry and mix.websocket()/mix.socket.tcp().
-local P, mix, block, H = ...
-local S, send = P.S, P.send
+-- F: see src/lua/family.ts and this family's declaration in connection.ts.
+local F = ...
+local host, mix, block, H, S, EV, TYPE, entry = F.host, F.mix, F.block, F.H, F.S, F.EV, F.TYPE, F.entry
+local send = host.send
 
 local conns = {}                                   -- client id -> conn
-local TYPES = { text = 1, binary = 2 }
 
 local Conn = {}
 Conn.__index = Conn
@@ -30,7 +31,7 @@ function Conn:context_value(k) return self.ctx[k] end
 local function changed(self)
   if self.waiting > 0 then
     self.changes = self.changes + 1
-    P.wake(self.id)
+    host.wake(self.id)
   end
 end
 
@@ -68,30 +69,28 @@ end
 function Conn:subscribe(...)
   local list, err = channels_of(...)
   if not list then return err end
-  return P.subscribe(self.id, unpack(list))
+  return host.subscribe(self.id, unpack(list))
 end
 
 function Conn:unsubscribe(...)
   local list, err = channels_of(...)
   if not list then return err end
-  return P.unsubscribe(self.id, unpack(list))
+  return host.unsubscribe(self.id, unpack(list))
 end
 
 function Conn:close()
   if self.closed then return "connection closed" end
-  return P.close(self.id)
+  return host.close(self.id)
 end
 
 -- Hot path: the data type and a closed connection are checked on the JS side.
 function Conn:send(data, t)
-  local kind = TYPES[t or self.default_type]
+  local kind = TYPE[t or self.default_type]
   if not kind then return "invalid message type: " .. tostring(t) end
   return send(self.id, data, kind)
 end
 
 -- Events shared by every protocol. The protocol families add theirs to H.
-local EV = { open = 10, close = 11, context = 12 }
-
 H[EV.open] = function(id, info)
   conns[id] = setmetatable({ id = id, addr = info.addr, ctx = {}, buf = "", waiting = 0, changes = 0,
     default_type = info.binary and "binary" or "text" }, Conn)
@@ -106,19 +105,22 @@ H[EV.close] = function(id, _, err)
   local f = on_close
   conns[id] = nil
   if not f then return end
-  if P.legacy then f(err, c) else f(id, err, c) end
+  if entry.legacy then f(err, c) else f(id, err, c) end
 end
 
+-- The hooks JS calls (contract.ts), returned below.
+local hooks = {}
+
 -- The engine refused or failed an upgrade after on_handshake made the connection object: drop it.
-function __connmix_forget(id) conns[id] = nil end
+function hooks.forget(id) conns[id] = nil end
 
 -- A callback failed, so its worker did not restore S.conn: give it back to the callback it interrupted
 -- (id nil: none), so mix.websocket() stays right and the failed connection is not kept alive.
-function __connmix_failed(id) S.conn = id and conns[id] end
+function hooks.failed(id) S.conn = id and conns[id] end
 
 -- Runs a connection method on behalf of the API (conn.call): f is the method name, args a list.
 -- Context changes release a pending wait_context_value.
-function __connmix_conn_call(id, f, args)
+function hooks.conn_call(id, f, args)
   local c = conns[id]
   if not c then return "client not found" end
   local allowed = { set_context_value = true, set_context = true, subscribe = true, unsubscribe = true }
@@ -127,7 +129,7 @@ function __connmix_conn_call(id, f, args)
 end
 
 -- The context table of a connection, for tools that show it (connmix test, the console); nil when unknown.
-function __connmix_context(id)
+function hooks.context(id)
   local c = conns[id]
   return c and c.ctx
 end
@@ -145,5 +147,5 @@ mix.socket = {
   end,
 }
 
--- Shared with the protocol families through this hidden table.
-P.conns, P.EV = conns, EV
+-- Exports, for the protocol families (websocket.lua, socket.lua), and the hooks.
+return { conns = conns }, hooks

@@ -1,8 +1,9 @@
 // JS side of the connection object (connection.lua) and of the protocol events (websocket.lua, socket.lua).
 import { lua, type LuaState, LUA_TSTRING } from "../../../native/lua";
-import { hostOf, type SendType } from "../host";
+import type { EngineHost, SendType } from "../host";
 import { pushString, toString, viewBytes } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
+import { CONN_CALL, CONTEXT, DECODED, ENCODE, EVENT_CONSTANTS, FAILED, FORGET } from "./contract";
 import connectionLua from "./connection.lua" with { type: "text" };
 import websocketLua from "./websocket.lua" with { type: "text" };
 import socketLua from "./socket.lua" with { type: "text" };
@@ -24,9 +25,15 @@ function channelArgs(L: LuaState): string[] {
   return list;
 }
 
-export const connection: ApiFamily = {
+/** What the connection object needs of the engine. */
+type ConnectionHost = Pick<EngineHost, "sendLocal" | "subscribe" | "unsubscribe" | "close" | "wake" | "waitContext">;
+
+export const connection: LuaFamily<ConnectionHost> = {
   name: "connection",
   lua: connectionLua,
+  constants: EVENT_CONSTANTS,
+  uses: ["entry"],
+  hooks: [FAILED, FORGET, CONN_CALL, CONTEXT],
   functions: {
     // P.send(id, data, type): the data is a view of Lua's string; the host copies or writes it at once.
     send(L, vm) {
@@ -34,34 +41,47 @@ export const connection: ApiFamily = {
       const type = lua.lua_tonumber(L, 3) as SendType;
       const data = type === 1 ? toString(L, 2) : viewBytes(L, 2);
       if (data === null) return result(L, `send expects a string, got ${typeName(L, 2)}`);
-      const err = hostOf(vm).sendLocal(id, data, type, true);
+      const err = vm.host.sendLocal(id, data, type, true);
       return result(L, err === "remote" ? "client not on this node" : err);
     },
-    subscribe: (L, vm) => result(L, hostOf(vm).subscribe(lua.lua_tonumber(L, 1), channelArgs(L))),
-    unsubscribe: (L, vm) => result(L, hostOf(vm).unsubscribe(lua.lua_tonumber(L, 1), channelArgs(L))),
-    close: (L, vm) => result(L, hostOf(vm).close(lua.lua_tonumber(L, 1))),
+    subscribe: (L, vm) => result(L, vm.host.subscribe(lua.lua_tonumber(L, 1), channelArgs(L))),
+    unsubscribe: (L, vm) => result(L, vm.host.unsubscribe(lua.lua_tonumber(L, 1), channelArgs(L))),
+    close: (L, vm) => result(L, vm.host.close(lua.lua_tonumber(L, 1))),
     wake(L, vm) {
-      hostOf(vm).wake(lua.lua_tonumber(L, 1));
-      return 0;
-    },
-    handshake_result(L, vm) {
-      const accept = lua.lua_toboolean(L, 2) !== 0;
-      const status = lua.lua_tonumber(L, 3);
-      const message = lua.lua_type(L, 4) === LUA_TSTRING ? toString(L, 4)! : "";
-      hostOf(vm).handshakeResult(lua.lua_tonumber(L, 1), accept, status, message);
+      vm.host.wake(lua.lua_tonumber(L, 1));
       return 0;
     },
   },
   blocking: {
     "connection.wait": async (args, vm) => {
-      await hostOf(vm).waitContext(args[0] as number);
+      await vm.host.waitContext(args[0] as number);
       return [];
     },
   },
 };
 
-export const websocketEvents: ApiFamily = { name: "websocket", lua: websocketLua };
-export const socketEvents: ApiFamily = { name: "socket", lua: socketLua };
+/** The events of `websocket` servers; on_handshake's answer goes back to the engine. */
+export const websocketEvents: LuaFamily<Pick<EngineHost, "handshakeResult">> = {
+  name: "websocket",
+  lua: websocketLua,
+  constants: EVENT_CONSTANTS,
+  uses: ["connection", "entry"],
+  functions: {
+    handshake_result(L, vm) {
+      const accept = lua.lua_toboolean(L, 2) !== 0;
+      const status = lua.lua_tonumber(L, 3);
+      const message = lua.lua_type(L, 4) === LUA_TSTRING ? toString(L, 4)! : "";
+      vm.host.handshakeResult(lua.lua_tonumber(L, 1), accept, status, message);
+      return 0;
+    },
+  },
+};
 
-/** Event kinds, as numbered in the Lua files. */
-export const EV = { open: 10, close: 11, handshake: 20, message: 21, connect: 30, data: 31 } as const;
+/** The events of `socket` servers: the script's framing (protocol_input, protocol_decode, protocol_encode). */
+export const socketEvents: LuaFamily = {
+  name: "socket",
+  lua: socketLua,
+  constants: EVENT_CONSTANTS,
+  uses: ["connection", "entry", "log"],
+  hooks: [ENCODE, DECODED],
+};

@@ -1,10 +1,15 @@
 -- What the engine asks of the entry once it has loaded (src/engine/lua-server.ts): the bytecode of the
--- callbacks whose arguments differ between conventions (src/lua/convention.ts), the convention to use
--- (P.legacy: "1.0.1" passes conn in place of the client id; the event handlers read it), and init().
-local P, mix = ...
+-- callbacks whose arguments differ between conventions (src/engine/convention.ts), the convention to use
+-- (exported as `legacy`: "1.0.1" passes conn in place of the client id; the event handlers read it), and init().
+-- F: see src/lua/family.ts and this family's declaration in entry.ts.
+local F = ...
+local server = F.server
+
+local convention = { legacy = false } -- the exports
+local hooks = {}
 
 local CALLBACKS = { "on_connect", "on_close", "on_handshake" }
-function __connmix_callback_dumps()
+function hooks.callback_dumps()
   local out = {}
   for _, name in ipairs(CALLBACKS) do
     local f = rawget(_G, name)
@@ -16,14 +21,15 @@ function __connmix_callback_dumps()
   return out
 end
 -- A script's init() (1.0.1 scripts create their queues there) runs after each load of the entry.
-function __connmix_init()
+function hooks.init()
   local f = rawget(_G, "init")
   if type(f) ~= "function" then return false end
   f()
   return true
 end
-function __connmix_set_convention(c)
-  P.legacy = c == "1.0.1"
-  mix.server.convention = c
+function hooks.set_convention(c)
+  convention.legacy = c == "1.0.1"
+  server.convention = c
 end
 
+return convention, hooks

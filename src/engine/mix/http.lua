@@ -1,6 +1,7 @@
 -- mix.http.request(method, url[, options]) -> resp, err: an HTTP request as a blocking op (http.ts). Only the
 -- calling connection waits; the others keep being served.
-local P, mix, block = ...
+local F = ...
+local mix, block = F.mix, F.block
 
 local OPTION_TYPES = { query = "string", body = "string", cookies = "table", headers = "table", auth = "table" }
 

@@ -1,6 +1,6 @@
 // JS side of mix.http.request (http.lua), on fetch. Strings arrive as bytes (binaryArgs), so request bodies
 // and header values keep every byte; header values travel as latin1, the byte-per-character form fetch uses.
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import type { PlainValue } from "../../lua/stack";
 import httpLua from "./http.lua" with { type: "text" };
 
@@ -129,7 +129,7 @@ function cookiesOf(res: Response): Record<string, Uint8Array> {
   return out;
 }
 
-export const http: ApiFamily = {
+export const http: LuaFamily = {
   name: "http",
   lua: httpLua,
   binaryArgs: true,

@@ -7,7 +7,7 @@ import {
   LUA_TLIGHTUSERDATA,
 } from "../../../native/lua";
 import { stringPointer, lastLength } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import { memcpy, Scratch, fail, typeName } from "./codec-native";
 import { decode, JsonError, MAX_DEPTH, OBJECT_KEY } from "./json-decode";
 import jsonLua from "./json.lua" with { type: "text" };
@@ -213,7 +213,7 @@ function isObject(L: LuaState, idx: number): boolean {
   return same;
 }
 
-export const json: ApiFamily = {
+export const json: LuaFamily = {
   name: "json",
   lua: jsonLua,
   functions: {

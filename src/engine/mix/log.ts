@@ -1,11 +1,11 @@
 // mix.log (to the engine log, with the Lua caller) and print (to stdout).
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import { log, type LogLevel as Level } from "../../log/logger";
 import { toString } from "../../lua/stack";
 import { lua } from "../../../native/lua";
 import logLua from "./log.lua" with { type: "text" };
 
-export const logging: ApiFamily = {
+export const logging: LuaFamily = {
   name: "log",
   lua: logLua,
   functions: {

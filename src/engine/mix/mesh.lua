@@ -1,9 +1,9 @@
 -- mix.mesh.send / mix.mesh.publish: local delivery at once; other workers and nodes through a blocking op.
-local P, mix, block = ...
-local TYPES = { text = 1, binary = 2 }
+local F = ...
+local host, mix, block, TYPE = F.host, F.mix, F.block, F.TYPE
 
 local function check(data, t)
-  local kind = TYPES[t or "text"]
+  local kind = TYPE[t or "text"]
   if not kind then return nil, "invalid message type: " .. tostring(t) end
   if type(data) == "number" then data = tostring(data) end
   if type(data) ~= "string" then return nil, "data must be a string, got " .. type(data) end
@@ -18,7 +18,7 @@ function mix.mesh.send(client_id, data, t)
   if not kind then return d end
   local id = tonumber(client_id)
   if not id then return "invalid client id: " .. tostring(client_id) end
-  local err, remote = P.mesh_send(id, d, kind)
+  local err, remote = host.mesh_send(id, d, kind)
   if remote then err = block("mesh.send", id, d, kind) end
   return err
 end
@@ -28,7 +28,7 @@ function mix.mesh.publish(channel, data, t)
   local kind, d = check(data, t)
   if not kind then return 0, 0, d end
   if type(channel) ~= "string" or channel == "" then return 0, 0, "invalid channel" end
-  local ok, fail, peers = P.mesh_publish(channel, d, kind)
+  local ok, fail, peers = host.mesh_publish(channel, d, kind)
   if peers then
     local rok, rfail = block("mesh.publish", channel, d, kind)
     ok, fail = ok + (rok or 0), fail + (rfail or 0)

@@ -1,21 +1,23 @@
 // JS side of mix.mesh (mesh.lua).
 import { lua } from "../../../native/lua";
-import { hostOf, type SendType } from "../host";
+import type { EngineHost, SendType } from "../host";
+import { TYPE } from "./contract";
 import { pushString, toString, viewBytes } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import meshLua from "./mesh.lua" with { type: "text" };
 
 const asData = (d: unknown, type: SendType) => (type === 1 || typeof d === "string" ? (d as string | Uint8Array) : (d as Uint8Array));
 
-export const mesh: ApiFamily = {
+export const mesh: LuaFamily<Pick<EngineHost, "sendLocal" | "publishLocal" | "hasPeers" | "sendRemote" | "publishRemote">> = {
   name: "mesh",
   lua: meshLua,
+  constants: { TYPE },
   functions: {
-    // P.mesh_send(id, data, type) -> err | nil, remote
+    // host.mesh_send(id, data, type) -> err | nil, remote
     mesh_send(L, vm) {
       const type = lua.lua_tonumber(L, 3) as SendType;
       const data = type === 1 ? toString(L, 2)! : viewBytes(L, 2)!;
-      const err = hostOf(vm).sendLocal(lua.lua_tonumber(L, 1), data, type);
+      const err = vm.host.sendLocal(lua.lua_tonumber(L, 1), data, type);
       if (err === "remote") {
         lua.lua_pushnil(L);
         lua.lua_pushboolean(L, 1);
@@ -25,9 +27,9 @@ export const mesh: ApiFamily = {
       pushString(L, err);
       return 1;
     },
-    // P.mesh_publish(channel, data, type) -> ok, fail, peers
+    // host.mesh_publish(channel, data, type) -> ok, fail, peers
     mesh_publish(L, vm) {
-      const host = hostOf(vm);
+      const host = vm.host;
       const type = lua.lua_tonumber(L, 3) as SendType;
       const data = type === 1 ? toString(L, 2)! : viewBytes(L, 2)!;
       const [ok, fail] = host.publishLocal(toString(L, 1)!, data, type);
@@ -40,12 +42,12 @@ export const mesh: ApiFamily = {
   binaryArgs: true,
   blocking: {
     "mesh.send": async ([id, data, type], vm) => {
-      const err = await hostOf(vm).sendRemote(id as number, asData(data, type as SendType), type as SendType);
+      const err = await vm.host.sendRemote(id as number, asData(data, type as SendType), type as SendType);
       return err === null ? [] : [err];
     },
     "mesh.publish": async ([channel, data, type], vm) => {
       const name = Buffer.from(channel as Uint8Array).toString();
-      return hostOf(vm).publishRemote(name, asData(data, type as SendType), type as SendType);
+      return vm.host.publishRemote(name, asData(data, type as SendType), type as SendType);
     },
   },
 };

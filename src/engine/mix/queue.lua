@@ -1,5 +1,6 @@
 -- mix.queue.push(topic, data): data is any Lua value; tables travel as JSON. Returns n, err.
-local P, mix, block = ...
+local F = ...
+local host, mix, block, json_encode = F.host, F.mix, F.block, F.json.encode
 mix.queue = {}
 
 -- mix.queue.new(name, size) of 1.0.0/1.0.1 scripts (their init()): topics exist from their first push here,
@@ -10,9 +11,9 @@ function mix.queue.new(name, size)
 end
 function mix.queue.push(topic, data)
   if type(topic) ~= "string" or topic == "" then return nil, "invalid topic" end
-  local json, err = mix.json_encode(data)
+  local json, err = json_encode(data)
   if not json then return nil, err end
-  local n, err, client_id = P.queue_push(topic, json)
+  local n, err, client_id = host.queue_push(topic, json)
   if client_id then return block("queue.push", topic, json, client_id) end
   return n, err
 end

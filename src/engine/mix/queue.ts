@@ -1,19 +1,19 @@
 // JS side of mix.queue (queue.lua). Each item carries the id of the client whose callback pushed it (the
 // owner of the running callback, also inside a pcall's inner coroutine); consumers receive it as "c".
 import { lua } from "../../../native/lua";
-import { hostOf } from "../host";
+import type { EngineHost } from "../host";
 import { pushString, toString } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import queueLua from "./queue.lua" with { type: "text" };
 
-export const queue: ApiFamily = {
+export const queue: LuaFamily<Pick<EngineHost, "queuesElsewhere" | "queuePush" | "queuePushRemote">> = {
   name: "queue",
   lua: queueLua,
+  uses: ["json"],
   functions: {
     queue_push(L, vm) {
-      const owner = vm.scheduler.running?.owner as { id?: unknown } | undefined;
-      const clientId = typeof owner?.id === "number" ? owner.id : 0;
-      const host = hostOf(vm);
+      const clientId = vm.scheduler.running?.owner.id ?? 0;
+      const host = vm.host;
       if (host.queuesElsewhere()) {
         // The queues are the primary's (a worker of a multi-core engine): queue.lua pushes through a blocking op.
         lua.lua_pushnil(L);
@@ -33,7 +33,7 @@ export const queue: ApiFamily = {
   },
   blocking: {
     "queue.push": async ([topic, json, clientId], vm) => {
-      const [n, err] = await hostOf(vm).queuePushRemote(topic as string, json as string, clientId as number);
+      const [n, err] = await vm.host.queuePushRemote(topic as string, json as string, clientId as number);
       return err === null ? [n] : [null, err];
     },
   },

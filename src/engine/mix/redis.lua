@@ -1,6 +1,7 @@
 -- mix.redis.connection(name) -> redis, err and redis:command(cmd, ...) -> reply, err; each command is a
 -- blocking op (redis.ts) on the pool of an engine.luavm.redis entry.
-local P, mix, block = ...
+local F = ...
+local host, mix, block, json_encode = F.host, F.mix, F.block, F.json.encode
 
 local Redis = {}
 Redis.__index = Redis
@@ -13,7 +14,7 @@ function mix.redis.connection(name)
   if type(name) ~= "string" then return nil, "redis connection name must be a string, got " .. type(name) end
   local r = made[name]
   if r then return r end
-  if not P.redis_configured(name) then
+  if not host.redis_configured(name) then
     return nil, "no redis connection named '" .. name .. "' in engine.luavm.redis"
   end
   r = setmetatable({ name = name }, Redis)
@@ -26,7 +27,7 @@ end
 -- Returns the list's length, or nil and the error.
 function mix.redis.push(topic, data)
   if type(topic) ~= "string" or topic == "" then return nil, "invalid topic" end
-  local json, err = mix.json_encode(data)
+  local json, err = json_encode(data)
   if not json then return nil, err end
   if not coroutine.running() then return nil, "mix.redis.push can only wait inside a callback" end
   return block("redis.push", topic, json)

@@ -1,9 +1,9 @@
 // JS side of mix.redis (redis.lua): runs commands on the engine's Redis pools (src/redis/client.ts).
 import { lua } from "../../../native/lua";
-import { hostOf } from "../host";
+import type { EngineHost } from "../host";
 import { ReplyError, type Reply } from "../../redis/client";
 import { toString, type PlainValue } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 import redisLua from "./redis.lua" with { type: "text" };
 
 const text = (v: PlainValue) => Buffer.from(v as Uint8Array).toString();
@@ -18,23 +18,23 @@ function element(r: Reply): unknown {
   return Array.isArray(r) ? r.map(element) : r;
 }
 
-export const redis: ApiFamily = {
+export const redis: LuaFamily<Pick<EngineHost, "redis" | "nodeName">> = {
   name: "redis",
   lua: redisLua,
+  uses: ["json"],
   functions: {
     redis_configured(L, vm) {
-      lua.lua_pushboolean(L, hostOf(vm).redis(toString(L, 1)!) ? 1 : 0);
+      lua.lua_pushboolean(L, vm.host.redis(toString(L, 1)!) ? 1 : 0);
       return 1;
     },
   },
   binaryArgs: true,
   blocking: {
     "redis.push": async ([topic, json], vm, task) => {
-      const host = hostOf(vm);
+      const host = vm.host;
       const pool = host.redis("default");
       if (!pool) return [null, "no redis connection named 'default' in engine.luavm.redis"];
-      const owner = task.owner as { id?: unknown };
-      const clientId = typeof owner.id === "number" ? owner.id : 0;
+      const clientId = task.owner.id ?? 0;
       // The shape of a queue.pop event (src/api/consumer.ts), so the same backend code parses both.
       const item = `{"e":"queue.pop","p":{"n":${JSON.stringify(host.nodeName())},"c":"${clientId}","t":${JSON.stringify(text(topic!))},"d":${text(json!)}},"id":null}`;
       try {
@@ -45,7 +45,7 @@ export const redis: ApiFamily = {
       }
     },
     "redis.command": async ([name, cmd, ...args], vm) => {
-      const pool = hostOf(vm).redis(text(name!));
+      const pool = vm.host.redis(text(name!));
       if (!pool) return [null, `no redis connection named '${text(name!)}'`];
       try {
         const reply = await pool.command(text(cmd!), args.map((a) => (typeof a === "number" ? String(a) : (a as Uint8Array))));

@@ -1,15 +1,21 @@
 // mix.server.option(name): a value of the running server's `options` list.
 import { lua } from "../../../native/lua";
-import { hostOf } from "../host";
+import type { EngineHost } from "../host";
 import { pushString, toString } from "../../lua/stack";
-import type { ApiFamily } from "../../lua/family";
+import type { LuaFamily } from "../../lua/family";
 
-export const server: ApiFamily = {
+// Exports mix.server, where the entry family notes the callback convention.
+const serverLua = `local F = ...
+local host = F.host
+F.mix.server = { option = function(name) return host.server_option(tostring(name)) end }
+return F.mix.server`;
+
+export const server: LuaFamily<Pick<EngineHost, "option">> = {
   name: "server",
-  lua: "local P, mix = ...\nmix.server = { option = function(name) return P.server_option(tostring(name)) end }",
+  lua: serverLua,
   functions: {
     server_option(L, vm) {
-      const value = hostOf(vm).option(toString(L, 1) ?? "");
+      const value = vm.host.option(toString(L, 1) ?? "");
       if (value === undefined) lua.lua_pushnil(L);
       else pushString(L, value);
       return 1;

@@ -1,13 +1,15 @@
 -- Events of `socket` servers (spec 4.2): the script frames the TCP byte stream itself with
 -- protocol_input/protocol_decode, and protocol_encode shapes data pushed to the connection.
-local P, mix, block, H = ...
-local conns, S, EV = P.conns, P.S, P.EV
+-- F: see src/lua/family.ts and this family's declaration in connection.ts.
+local F = ...
+local H, S, EV, TYPE, entry, log = F.H, F.S, F.EV, F.TYPE, F.entry, F.log.log
+local conns = F.connection.conns
 local sub = string.sub
 
-local CONNECT, DATA = 30, 31
+-- The hooks JS calls (contract.ts), returned at the end.
+local hooks = {}
 local decoded = 0 -- packages protocol_decode turned into a message (connmix_engine_servers_read_messages_total)
-function __connmix_decoded() return decoded end
-P.EV.connect, P.EV.data = CONNECT, DATA
+function hooks.decoded() return decoded end
 
 -- Read-only view of a connection's unconsumed bytes, as passed to protocol_input.
 local Buffer = {}
@@ -26,7 +28,7 @@ function Buffer:read(n)
 end
 
 
-H[CONNECT] = function(id, info)
+H[EV.connect] = function(id, info)
   H[EV.open](id, info)
   local c = conns[id]
   c.socket = true
@@ -34,18 +36,18 @@ H[CONNECT] = function(id, info)
   S.conn = c
   local f = on_connect
   if not f then return end
-  if P.legacy then f(c) else f(id, c) end
+  if entry.legacy then f(c) else f(id, c) end
 end
 
 local function too_much(c, id, n)
-  mix.log(mix.ERROR, "connection " .. id .. " buffered " .. n .. " bytes without a complete package; closing")
+  log("error", "connection " .. id .. " buffered " .. n .. " bytes without a complete package; closing")
   c:close() c.buf = ""
 end
 
 -- New bytes arrived: run the framing loop over everything buffered so far. c.buf is updated before the
 -- callbacks of each package run, so a callback that fails loses only its own package: the bytes after it
 -- stay buffered and are framed when the next bytes arrive. conn:clear_buffer() in any callback drops them.
-H[DATA] = function(id, bytes, limit)
+H[EV.data] = function(id, bytes, limit)
   local c = conns[id]
   if not c then return end
   S.conn = c
@@ -62,7 +64,7 @@ H[DATA] = function(id, bytes, limit)
     -- A fraction or NaN would frame an empty package and leave the buffer as it is, forever.
     if n > #buf or n % 1 ~= 0 then
       local why = n > #buf and " but only " .. #buf .. " bytes are buffered" or ", not a whole byte count"
-      mix.log(mix.ERROR, "protocol_input returned " .. n .. why .. "; closing")
+      log("error", "protocol_input returned " .. n .. why .. "; closing")
       c:close() c.buf = "" return
     end
     local package = sub(buf, 1, n)
@@ -80,12 +82,13 @@ H[DATA] = function(id, bytes, limit)
 end
 
 -- Called by the engine (main thread) for data pushed to a socket connection (id is nil for a publish,
--- encoded once for every subscriber); kind 1 = text, 2 = binary, as the sender asked.
-local KINDS = { "text", "binary" }
-function __connmix_encode(data, id, kind)
+-- encoded once for every subscriber); kind is TYPE.text or TYPE.binary, as the sender asked.
+function hooks.encode(data, id, kind)
   if not protocol_encode then return data end
   local c = id and conns[id]
-  local out = protocol_encode(data, c, KINDS[kind] or "text")
+  local out = protocol_encode(data, c, kind == TYPE.binary and "binary" or "text")
   if type(out) ~= "string" or out == "" then return nil end
   return out
 end
+
+return nil, hooks

@@ -4,7 +4,8 @@
 // The other callbacks get the same arguments in both. `auto` reads the parameter names of those three
 // callbacks from their bytecode (string.dump keeps them): see docs/compatibility.md for the rule.
 import type { ConventionSetting } from "../config/schema";
-import type { LuaVM } from "./vm";
+import type { LuaVM } from "../lua/vm";
+import { CALLBACK_DUMPS, SET_CONVENTION } from "./mix/contract";
 
 export type Convention = Exclude<ConventionSetting, "auto">;
 
@@ -101,16 +102,18 @@ export function detectConvention(params: Record<string, string[]>): Detected | n
 }
 
 /** Reads the entry's callbacks in `vm`, tells its Lua side the convention, and returns it with the reason. */
-export function applyConvention(vm: LuaVM, setting: ConventionSetting | undefined): Detected {
+export function applyConvention(vm: LuaVM<unknown>, setting: ConventionSetting | undefined): Detected {
   let result: Detected;
   if (setting === "1.0.1" || setting === "1.0.3") {
     result = { convention: setting, why: "set by the server's convention key" };
   } else {
-    const dumps = vm.callGlobal("__connmix_callback_dumps", [], true) as Record<string, Uint8Array> | null;
+    const dumps = vm.call(CALLBACK_DUMPS);
     const params: Record<string, string[]> = {};
-    for (const [name, dump] of Object.entries(dumps ?? {})) params[name] = paramNames(dump);
+    if (dumps && typeof dumps === "object" && !Array.isArray(dumps) && !(dumps instanceof Uint8Array)) {
+      for (const [name, dump] of Object.entries(dumps)) if (dump instanceof Uint8Array) params[name] = paramNames(dump);
+    }
     result = detectConvention(params) ?? { convention: "1.0.3", why: "no on_connect, on_close or on_handshake tells, the default" };
   }
-  vm.callGlobal("__connmix_set_convention", [result.convention]);
+  vm.call(SET_CONVENTION, result.convention);
   return result;
 }
