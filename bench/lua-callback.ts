@@ -36,7 +36,7 @@ for (const root of roots) {
     writeFileSync(entry, source);
     const { scheduler } = new LuaVM({ entry, families: [...engineFamilies, websocketEvents], host });
     const id = 2 ** 36 + 1;
-    const owner = { busy: false, backlog: null };
+    const owner = { busy: false, backlog: null, replies: true }; // an open connection: its replies may be kept in C
     scheduler.dispatch(owner, EV.open, id, { addr: "127.0.0.1:1" });
     runs.push({ root, step, ns: [], run: () => { for (let i = 0; i < count; i++) scheduler.dispatch(owner, EV.message, id, payload, 1); } });
   }

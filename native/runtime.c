@@ -7,7 +7,8 @@
  * slice generation (here, not from JS: the JIT may reorder JS stores around FFI calls it believes pure);
  * the hook stamps the time the first time it sees a new slice and errors once the slice is older than
  * the budget.
- * 2. Event dispatch: pushing one event's arguments and resuming its coroutine is one FFI call.
+ * 2. Event dispatch: pushing one event's arguments and resuming its coroutine is one FFI call, and the
+ * common reply (conn:send to the connection whose event runs) is kept here for JS instead of a call into JS.
  * 3. Memory limit: each Lua state allocates through limited_alloc, which refuses to grow a state past its
  * limit while Lua code runs, so Lua raises "not enough memory" inside that code (a protected call or a
  * coroutine: the error ends that callback only). JS pushing and reading values between slices, and JS
@@ -27,6 +28,9 @@ void lua_pushlstring(lua_State *L, const char *s, unsigned long len);
 const char *lua_tolstring(lua_State *L, int idx, unsigned long *len);
 void *lua_touserdata(lua_State *L, int idx);
 void lua_rawgeti(lua_State *L, int idx, int n);
+double lua_tonumber(lua_State *L, int idx);
+void lua_pushvalue(lua_State *L, int idx);
+void lua_replace(lua_State *L, int idx);
 int lua_gettop(lua_State *L);
 int lua_type(lua_State *L, int idx);
 typedef int (*lua_CFunction)(lua_State *L);
@@ -40,6 +44,8 @@ int dprintf(int fd, const char *fmt, ...);
 #define LUA_REGISTRYINDEX (-10000)
 #define LUA_YIELD 1
 #define LUA_TBOOLEAN 1
+#define LUA_TSTRING 4
+#define lua_upvalueindex(i) (-10002 - (i))
 
 static int generation;
 /* 1 while Lua code of a guarded slice runs: only then does limited_alloc refuse (see 3 above). */
@@ -105,11 +111,50 @@ static const char *payload_address;
 
 const char **dispatch_payload_address(void) { return &payload_address; }
 
+/* A send kept for JS: the first conn:send of a dispatched event to that event's own connection (an echo, a
+ * reply), made before the event called any JS function. reply_send keeps it here instead of calling into JS;
+ * JS delivers it as soon as the slice returns, or before the next JS function Lua calls runs, so sends keep
+ * their order. JS allows it (dispatch_event's `reply_to`) only while that connection takes data at once, so the
+ * send's result (success) is known here. `seq` changes with each kept send; `payload` says its string is the
+ * event's payload. */
+typedef struct { const char *data; double id; int len; int type; int seq; int payload; } kept_reply;
+static kept_reply kept;
+/* The client id a send may be kept for; 0: none (between events, once one was kept, once JS was called). */
+static double reply_to;
+
+kept_reply *reply_slot(void) { return &kept; }
+
+int js_call(lua_State *L);
+
+/* conn:send's function: (id, data, type). Upvalue 1 is the JS function (as for js_call), which does every
+ * other send; upvalue 2 holds the kept string, so that Lua cannot collect it before JS delivered it. */
+int reply_send(lua_State *L) {
+  unsigned long n;
+  const char *data;
+  if (reply_to != 0 && lua_type(L, 2) == LUA_TSTRING && lua_tonumber(L, 1) == reply_to) {
+    data = lua_tolstring(L, 2, &n);
+    if (n < 0x7fffffff) {
+      kept.data = data;
+      kept.id = reply_to;
+      kept.len = (int)n;
+      kept.type = (int)lua_tonumber(L, 3);
+      kept.payload = data == payload_address;
+      kept.seq++;
+      reply_to = 0;
+      lua_pushvalue(L, 2);
+      lua_replace(L, lua_upvalueindex(2));
+      return 0;
+    }
+  }
+  return js_call(L);
+}
+
 /* Resumes coroutine `co` with (kind, id, payload, extra); `worker_ref` > 0 first pushes the worker function
  * (a fresh coroutine). len < 0 means a nil payload; `text` says the payload is the JS string JS staged
- * (only then is its address remembered in payload_address). Returns 0x100 when the callback finished (it yielded
- * `true`), otherwise the lua_resume status (LUA_YIELD: it waits on a blocking op; > 1: an error). */
-int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const char *data, int len, int text, double extra) {
+ * (only then is its address remembered in payload_address); `reply` is the client id whose first send may be
+ * kept (0: none). Returns 0x100 when the callback finished (it yielded `true`), otherwise the lua_resume status
+ * (LUA_YIELD: it waits on a blocking op; > 1: an error). */
+int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const char *data, int len, int text, double extra, double reply) {
   int status, on = limit_on;
   unsigned long n;
   if (worker_ref > 0) lua_rawgeti(co, LUA_REGISTRYINDEX, worker_ref);
@@ -124,7 +169,9 @@ int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const 
   lua_pushnumber(co, extra);
   generation++;
   limit_on = 1;
+  reply_to = reply;
   status = lua_resume(co, 4);
+  reply_to = 0;
   limit_on = on;
   payload_address = 0;
   if (status == LUA_YIELD && lua_gettop(co) == 1 && lua_type(co, 1) == LUA_TBOOLEAN) return 0x100;
@@ -174,10 +221,12 @@ lua_State *memory_newstate(lua_memory *m) {
 void memory_set_limit(lua_memory *m, double limit) { m->limit = limit; }
 
 /* Every JS function Lua calls is this C closure, with the JSCallback's address as upvalue 1: the JS function
- * runs with the limit off, and what it returns (results, or lua_yield's -1) goes back to Lua unchanged. */
+ * runs with the limit off, and what it returns (results, or lua_yield's -1) goes back to Lua unchanged. Once JS
+ * ran, the event's later sends are not kept (JS may have changed what the connection can take). */
 int js_call(lua_State *L) {
-  lua_CFunction f = (lua_CFunction)lua_touserdata(L, -10003 /* lua_upvalueindex(1) */);
+  lua_CFunction f = (lua_CFunction)lua_touserdata(L, lua_upvalueindex(1));
   int on = limit_on, n;
+  reply_to = 0;
   limit_on = 0;
   n = f(L);
   limit_on = on;

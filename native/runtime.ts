@@ -27,7 +27,9 @@ const { symbols } = cc({
     guard_pcall: { args: ["ptr", "i32", "i32", "i32"], returns: "i32" },
     guard_hook: { args: ["ptr", "ptr"], returns: "void" },
     dispatch_payload_address: { args: [], returns: "ptr" },
-    dispatch_event: { args: ["ptr", "i32", "f64", "f64", "ptr", "i32", "i32", "f64"], returns: "i32" },
+    dispatch_event: { args: ["ptr", "i32", "f64", "f64", "ptr", "i32", "i32", "f64", "f64"], returns: "i32" },
+    reply_slot: { args: [], returns: "ptr" },
+    reply_send: { args: ["ptr"], returns: "i32" },
     memory_new: { args: ["f64"], returns: "ptr" },
     memory_free: { args: ["ptr"], returns: "void" },
     memory_newstate: { args: ["ptr"], returns: "ptr" },
@@ -52,8 +54,22 @@ export const guardHook = functionAddress(symbols.guard_hook);
 
 /** dispatch_event's result when the callback finished; otherwise it is lua_resume's status. */
 export const DISPATCH_DONE = 0x100;
-/** Pushes (kind, id, payload bytes or nil when len < 0, extra) and resumes; see runtime.c. */
+/** Pushes (kind, id, payload bytes or nil when len < 0, extra) and resumes, keeping a reply to `reply`; see runtime.c. */
 export const dispatchEvent = symbols.dispatch_event;
+
+// The send kept by reply_send (runtime.c's kept_reply: data pointer, client id, then ints len, type, seq, payload),
+// read with read.*, never through a typed array (see currentPayloadAddress).
+const kept = symbols.reply_slot() as Pointer;
+/** Changes with each kept send: compare with the last one delivered. */
+export const keptSequence = () => read.i32(kept, 24);
+/** The kept send's data pointer, client id, byte length, type (1 text, 2 binary), and whether it is the event's payload. */
+export const keptData = () => read.ptr(kept, 0) as Pointer;
+export const keptId = () => read.f64(kept, 8);
+export const keptLength = () => read.i32(kept, 16);
+export const keptType = () => read.i32(kept, 20);
+export const keptIsPayload = () => read.i32(kept, 28) !== 0;
+/** conn:send's C function: keeps a reply for JS, or calls its JS function (upvalue 1) like js_call. */
+export const replySend = functionAddress(symbols.reply_send);
 const payloadAddress = symbols.dispatch_payload_address() as Pointer;
 /** Address of the running event's payload string inside Lua (0 outside events). */
 export const currentPayloadAddress = () => read.ptr(payloadAddress, 0);

@@ -36,6 +36,11 @@ export class Connection implements SerialOwner {
 
   constructor(readonly id: number, readonly server: LuaServer, readonly remoteAddr: string) {}
 
+  /** A WebSocket send succeeds at once: open, not closing, nothing backed up (see SerialOwner.replies). */
+  get replies(): boolean {
+    return this.ws !== null && this.open && this.stalledSince === 0 && this.closeReason === null;
+  }
+
   /** Its backlog overflowed (see Scheduler): the client keeps sending while a callback of it waits. */
   overflow(): void {
     this.server.dropOverflowing(this);

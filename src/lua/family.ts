@@ -68,4 +68,10 @@ export interface LuaFamily<H = unknown> {
   uses?: readonly string[];
   /** Lua functions the chunk must return for JS to call. */
   hooks?: readonly Hook<never, unknown>[];
+  /**
+   * The family's send function, `(id, data, type)`, when a send to the connection whose event runs can be kept
+   * in C (runtime.c's reply_send) instead of calling `functions[name]`; `deliver` then sends it once the slice
+   * returns or before the next JS function runs. Only the scheduler's `replies` owners' events keep sends.
+   */
+  reply?: { name: string; deliver(vm: LuaVM<H>, id: number, data: string | Uint8Array, type: number): void };
 }

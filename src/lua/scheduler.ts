@@ -26,6 +26,11 @@ export interface SerialOwner {
   /** Called after each of its callbacks finishes (or fails). */
   settled?: () => void;
   /**
+   * True while a send to it succeeds at once (open, nothing backed up): its events' first reply may then be
+   * kept in C and delivered after the slice (LuaFamily.reply), one call into JS fewer.
+   */
+  readonly replies?: boolean;
+  /**
    * Called once when its backlog passes MAX_BACKLOG_BYTES or MAX_BACKLOG_EVENTS (a client that keeps sending
    * while its callback waits): the owner should close. Further payloads are not queued; events without one
    * (close) still are.
@@ -138,7 +143,8 @@ export class Scheduler {
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
-    const status = dispatchEvent(task.co, fresh, kind, id, typeof address === "number" ? address : ptr(address), length, text, extra);
+    const status = dispatchEvent(task.co, fresh, kind, id, typeof address === "number" ? address : ptr(address), length, text, extra, task.owner.replies ? id : 0);
+    this.vm.deliverKept();
     this.vm.leave(previous);
     this.running = outer;
     if (status === DISPATCH_DONE) this.finish(task, true);

@@ -1,6 +1,6 @@
 // Moving strings and plain values across the Lua stack with as few FFI crossings and copies as possible.
 import { CString, ptr, read, toBuffer, type Pointer } from "bun:ffi";
-import { currentPayloadAddress } from "../../native/runtime";
+import { currentPayloadAddress, keptData, keptIsPayload, keptLength } from "../../native/runtime";
 import {
   lua, type LuaState, LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 } from "../../native/lua";
@@ -53,6 +53,15 @@ export function stagePayload(s: string): number {
   return (payloadLength = scratch.utf8Write(s, 0));
 }
 export const scratchAddress = scratchPtr;
+
+/** The data of the send runtime.c kept (reply_send): text decoded as UTF-8 (the payload's own JS string when it
+ * echoes the payload), or a view of binary bytes valid until the next kept send. */
+export function keptReplyData(text: boolean): string | Buffer {
+  if (text && keptIsPayload()) return payloadString;
+  const n = keptLength();
+  if (n === 0) return text ? "" : EMPTY;
+  return text ? new CString(keptData(), 0, n).toString() : toBuffer(keptData(), 0, n);
+}
 
 /** The string (or number) at idx decoded as UTF-8, or null when it is neither. */
 export function toString(L: LuaState, idx: number): string | null {

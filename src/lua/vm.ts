@@ -6,9 +6,11 @@ import { dirname } from "node:path";
 import {
   lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT, LUA_TFUNCTION, LUA_TTABLE,
 } from "../../native/lua";
-import { guardHook, guardedPcall, jsCall, newLimitedState, setGuardBudget, type LimitedState } from "../../native/runtime";
+import {
+  guardHook, guardedPcall, jsCall, keptId, keptSequence, keptType, newLimitedState, replySend, setGuardBudget, type LimitedState,
+} from "../../native/runtime";
 import { log } from "../log/logger";
-import { pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
+import { keptReplyData, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import { Scheduler, type Task } from "./scheduler";
 import { CHUNK_FIELDS, type Hook, type LuaFamily, type LuaFunction } from "./family";
 import preludeSource from "./prelude.lua" with { type: "text" };
@@ -58,8 +60,10 @@ let active: LuaVM<any>;
 // FFI call that entered Lua, skipping the scheduler's bookkeeping (the connection stayed busy for good).
 // So an exception is logged and the function returns no results (nil to Lua). For the same reason Lua calls
 // it through runtime.c's js_call, which turns the memory limit off while it runs.
+// A send runtime.c kept (reply_send) is delivered before any JS function runs, so sends keep their order.
 function guard<H>(fn: LuaFunction<H>): (L: LuaState) => number {
   return (L) => {
+    if (keptSequence() !== delivered) active.deliverKept();
     try {
       return fn(L, active);
     } catch (e) {
@@ -103,6 +107,9 @@ function installOrder<H>(families: LuaFamily<H>[]): LuaFamily<H>[] {
   return order;
 }
 
+/** The sequence number of the last kept send delivered (runtime.c counts them). */
+let delivered = keptSequence();
+
 export class LuaVM<out H = unknown> {
   readonly L: LuaState;
   readonly entry: string;
@@ -120,6 +127,8 @@ export class LuaVM<out H = unknown> {
   private reloadTimer: Timer | undefined;
   /** opts.onLoad bound to this VM. */
   private readonly onLoad: (() => void) | undefined;
+  /** Sends a reply runtime.c kept (the family function that keeps them, see LuaFamily.reply). */
+  private deliverReply: NonNullable<LuaFamily<H>["reply"]>["deliver"] | undefined;
   closed = false;
 
   constructor(opts: VMOptions<H>) {
@@ -188,7 +197,13 @@ export class LuaVM<out H = unknown> {
       lua.lua_createtable(L, 0, 8);
       for (const [name, fn] of Object.entries(family.functions ?? {})) {
         lua.lua_pushlightuserdata(L, callbackFor(fn));
-        lua.lua_pushcclosure(L, jsCall, 1);
+        if (family.reply?.name === name) {
+          this.deliverReply = family.reply.deliver;
+          lua.lua_pushnil(L); // upvalue 2: the kept string
+          lua.lua_pushcclosure(L, replySend, 2);
+        } else {
+          lua.lua_pushcclosure(L, jsCall, 1);
+        }
         lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
       }
     });
@@ -257,6 +272,15 @@ export class LuaVM<out H = unknown> {
     this.runChunk(source, "@" + this.entry, 0, () => 0);
     this.loadedAt = this.watchedFiles();
     this.onLoad?.();
+  }
+
+  /** Sends the reply runtime.c kept, if it has one not yet delivered (see LuaFamily.reply); cheap when none. */
+  deliverKept(): void {
+    const seq = keptSequence();
+    if (seq === delivered) return;
+    delivered = seq;
+    const type = keptType();
+    this.deliverReply?.(this, keptId(), keptReplyData(type === 1), type);
   }
 
   /** Marks this VM as the one JS functions act on and applies its runaway budget. */

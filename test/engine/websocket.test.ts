@@ -87,6 +87,53 @@ describe("messages", () => {
   });
 });
 
+// A conn:send to the connection whose event runs is kept in C and sent after the callback (native/runtime.c's
+// reply_send): what the client sees and what conn:send returns must not differ from a send through JS.
+const REPLIES = `
+  results = {}
+  function on_message(msg, conn)
+    local d = msg.data
+    if d == "two" then conn:send("1") conn:send("2")
+    elseif d == "around-js" then conn:send("a") mix.json_encode({ 1 }) conn:send("b")
+    elseif d == "built" then
+      conn:send("built " .. string.rep(d, 2) .. "!") -- 17 bytes, referenced by nothing in Lua
+      collectgarbage("collect")
+      for i = 1, 1000 do local junk = ("%017d"):format(i) end -- would take its memory if it were freed
+    elseif d == "error" then conn:send("before the error") error("boom")
+    elseif d == "close" then conn:close() results.after_close = tostring(conn:send("late"))
+    elseif d == "results" then conn:send(tostring(results.first) .. "/" .. tostring(results.after_close))
+    elseif msg.type == "binary" then conn:send(d, "binary")
+    else results.first = tostring(conn:send(d)) end
+  end
+`;
+
+describe("replies", () => {
+  test("kept or sent through JS: same order, bytes and results (nil, or an error once closed)", async () => {
+    const s = await startServer(REPLIES);
+    const c = await Client.open(s.url);
+    c.send("plain");
+    c.send("two");
+    c.send("around-js");
+    c.send("built");
+    c.send("error");
+    c.send(new Uint8Array([0, 255, 10, 13]));
+    await until(() => c.received.length === 8);
+    expect(c.received).toEqual(["plain", "1", "2", "a", "b", "built builtbuilt!", "before the error", Buffer.from([0, 255, 10, 13])]);
+    expect(readLog()).toContain("boom");
+    const closing = await Client.open(s.url);
+    closing.send("close");
+    await until(() => closing.closed !== null);
+    const asker = await Client.open(s.url);
+    asker.send("results");
+    await until(() => asker.received.length === 1);
+    const [first, afterClose] = String(asker.received[0]).split("/");
+    expect(first).toBe("nil");
+    expect(afterClose).not.toBe("nil");
+    c.close();
+    asker.close();
+  });
+});
+
 describe("close", () => {
   test("client close codes reach on_close as err (nil for 1000/1001); conn:close() sends 1000", async () => {
     const s = await startServer(ECHO);

@@ -34,6 +34,11 @@ export const connection: LuaFamily<ConnectionHost> = {
   constants: EVENT_CONSTANTS,
   uses: ["entry"],
   hooks: [FAILED, FORGET, CONN_CALL, CONTEXT],
+  // A send to the connection whose event runs is usually kept in C and sent here (runtime.c's reply_send).
+  reply: {
+    name: "send",
+    deliver: (vm, id, data, type) => void vm.host.sendLocal(id, data, type as SendType, true),
+  },
   functions: {
     // P.send(id, data, type): the data is a view of Lua's string; the host copies or writes it at once.
     send(L, vm) {
