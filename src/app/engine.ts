@@ -17,9 +17,12 @@ import { startApiServer, type ApiServer } from "../api/server";
 import { predecessor } from "../handover/predecessor";
 import { WorkerRouter } from "../workers/router";
 import { PrimaryNode } from "../workers/primary";
-import { Workers } from "../workers/supervisor";
+import { WORKER_TIMINGS, Workers, type WorkerTimings } from "../workers/supervisor";
+import { MESH_TIMINGS, type MeshTimings } from "../mesh/protocol";
+import { LINK_TIMINGS, type LinkTimings } from "../center/protocol";
+import { SWEEP_MS } from "../engine/limits";
 import { checkFree } from "../handover/ports";
-import { drainEngine, type DrainTarget } from "../handover/drain";
+import { DRAIN_TIMINGS, drainEngine, type DrainTarget, type DrainTimings } from "../handover/drain";
 import type { ClusterSecurity } from "../net/security";
 
 /** A running engine, as a handover sees it (src/handover). */
@@ -29,8 +32,33 @@ export interface EngineService {
   drain(successor: string | null): Promise<void>;
 }
 
-/** How long a successor waits for its mesh links before it serves. */
-const SETTLE_MS = 5000;
+/**
+ * The engine's timings that the config file does not name, ms. Each part takes its own in its constructor,
+ * with the production value as the default; they are gathered here so the composition root passes them on.
+ */
+export interface EngineTimings {
+  /** Engine-to-engine links: pings, silence, request deadlines, redial backoff (src/mesh/protocol.ts). */
+  mesh: MeshTimings;
+  /** The link to the center: deadline checks, redial backoff, handshake (src/center/protocol.ts). */
+  registry: LinkTimings;
+  /** How long a successor waits for its mesh links before it serves. */
+  settleMs: number;
+  /** How often the Lua servers check readTimeout and writeTimeout (src/engine/limits.ts). */
+  sweepMs: number;
+  /** Closing what is left at a drain's deadline (src/handover/drain.ts). */
+  drain: DrainTimings;
+  /** -p N: worker start, restart backoff, stop (src/workers/supervisor.ts). */
+  workers: WorkerTimings;
+}
+
+export const ENGINE_TIMINGS: Readonly<EngineTimings> = {
+  mesh: MESH_TIMINGS,
+  registry: LINK_TIMINGS,
+  settleMs: 5000,
+  sweepMs: SWEEP_MS,
+  drain: DRAIN_TIMINGS,
+  workers: WORKER_TIMINGS,
+};
 
 /** A Lua server's port that is taken fails the start now, not once the center answers (which may be never). */
 function probeLuaPorts(config: Config): void {
@@ -47,7 +75,7 @@ function probeLuaPorts(config: Config): void {
  * Start-up order (and log lines): mesh point, API server, center registration, Lua servers. The Lua servers
  * come last because client ids carry the node index, which the center assigns at registration.
  */
-export async function startEngine(config: Config, opts: NodeOptions, security: ClusterSecurity): Promise<EngineService> {
+export async function startEngine(config: Config, opts: NodeOptions, security: ClusterSecurity, timings: EngineTimings = ENGINE_TIMINGS): Promise<EngineService> {
   const workers = workerCount(opts.cpus);
   const store = engineQueues(config);
   const queues = store.queues;
@@ -57,25 +85,25 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   onShutdown("queue report", () => queueStop.report());
   // Built in dependency order, each part handed what it needs: the mesh (links to other nodes), the node
   // over it (with workers: the router to them, and the pool), then the mesh point serving the node.
-  const { mesh, membership, links } = newMesh(config, security);
-  const parts = workers > 1 ? primaryParts(config, mesh, queues, workers) : engineParts(mesh, queues);
+  const { mesh, membership, links } = newMesh(config, security, timings.mesh);
+  const parts = workers > 1 ? primaryParts(config, mesh, queues, workers, timings.workers) : engineParts(mesh, queues);
   const node = parts.node;
   const point = new MeshPoint(parts.target, mesh, links, { queues });
-  const cluster = new Cluster(config, { node, mesh, membership, point }, security);
+  const cluster = new Cluster(config, { node, mesh, membership, point }, security, timings.registry);
   cluster.listen();
   // A successor opens its API only once it reaches every node: until then its predecessor answers on that port.
   let api = predecessor ? null : await startApi(config, node);
   probeLuaPorts(config);
   await cluster.register();
   if (predecessor) {
-    if (!(await cluster.mesh.settled(SETTLE_MS))) log.warn(`not every mesh link is up after ${SETTLE_MS / 1000}s; serving anyway`);
+    if (!(await cluster.mesh.settled(timings.settleMs))) log.warn(`not every mesh link is up after ${timings.settleMs / 1000}s; serving anyway`);
     api = await startApi(config, node);
   }
   // Runs after the Lua servers stopped (nothing new is pushed), before the API server closes the consumers.
   onShutdown("queues", () => queueStop.drain(), queueStop.ms);
   let clients: DrainTarget;
   if (parts.pool === null) {
-    const engine = await listenLuaServers(config, parts.node);
+    const engine = await listenLuaServers(config, parts.node, false, timings.sweepMs);
     onShutdown("lua servers", engine.stop);
     clients = {
       count: () => node.clientCount(),
@@ -91,7 +119,7 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   }
   return {
     nodeId: cluster.mesh.id,
-    drain: (successor) => drainEngine({ config: config.engine, cluster, api: api!, clients, queues, successor }),
+    drain: (successor) => drainEngine({ config: config.engine, cluster, api: api!, clients, queues, successor, timings: timings.drain }),
   };
 }
 
@@ -103,9 +131,9 @@ function engineParts(mesh: Mesh, queues: Queues): { node: EngineNode; target: Me
 }
 
 /** A multi-core engine's primary: its clients are its workers'; the API and other nodes reach them through the router. */
-function primaryParts(config: Config, mesh: Mesh, queues: Queues, workers: number): { node: PrimaryNode; target: MeshTarget; pool: Workers } {
+function primaryParts(config: Config, mesh: Mesh, queues: Queues, workers: number, timings: WorkerTimings): { node: PrimaryNode; target: MeshTarget; pool: Workers } {
   const router = new WorkerRouter(mesh, queues, workers);
-  const pool = new Workers(config, router, workers);
+  const pool = new Workers(config, router, workers, timings);
   return { node: new PrimaryNode({ name: mesh.id, queues, peers: router, workers: pool }), target: router, pool };
 }
 

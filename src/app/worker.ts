@@ -15,10 +15,17 @@ import { engineQueues } from "../queue/index";
 import { WORKER_ARG, linkUp, workerLinks, type FromWorker, type ToWorker } from "../workers/messages";
 import { Upstream } from "../workers/upstream";
 
-const LINK_MS = 10_000;
-const STATS_MS = 1000;
-/** While draining, the primary waits for the client count to reach 0: reported more often. */
-const DRAIN_STATS_MS = 100;
+/** A worker's timings, ms. */
+interface WorkerProcessTimings {
+  /** Longest its link to the primary may take to come up. */
+  linkMs: number;
+  /** How often it reports its stats to the primary... */
+  statsMs: number;
+  /** ...and while draining, when the primary waits for the client count to reach 0. */
+  drainStatsMs: number;
+}
+
+const TIMINGS: WorkerProcessTimings = { linkMs: 10_000, statsMs: 1000, drainStatsMs: 100 };
 
 class Worker {
   private config!: Config;
@@ -29,7 +36,7 @@ class Worker {
   private statsTimer: Timer | undefined;
   private stopping = false;
 
-  constructor(private readonly send: (msg: FromWorker) => void) {}
+  constructor(private readonly send: (msg: FromWorker) => void, private readonly t = TIMINGS) {}
 
   async handle(msg: ToWorker): Promise<void> {
     switch (msg.t) {
@@ -47,7 +54,7 @@ class Worker {
       case "drain":
         for (const s of this.engine?.servers ?? []) s.stopAccepting();
         clearInterval(this.statsTimer);
-        this.statsTimer = setInterval(() => this.report(), DRAIN_STATS_MS);
+        this.statsTimer = setInterval(() => this.report(), this.t.drainStatsMs);
         break;
       case "close":
         for (const s of this.engine?.servers ?? []) s.closeAll(1012, "service restart");
@@ -75,7 +82,7 @@ class Worker {
     this.point = new MeshPoint(this.node, { id: msg.id }, links, { name: "worker link" });
     this.point.listen("127.0.0.1", 0);
     try {
-      await linkUp(this.upstream.link, `worker ${msg.worker}`, LINK_MS);
+      await linkUp(this.upstream.link, `worker ${msg.worker}`, this.t.linkMs);
     } catch (e) {
       return this.fail(e as Error);
     }
@@ -90,7 +97,7 @@ class Worker {
     }
     this.send({ t: "ready" });
     this.report();
-    this.statsTimer = setInterval(() => this.report(), STATS_MS);
+    this.statsTimer = setInterval(() => this.report(), this.t.statsMs);
   }
 
   private report(): void {

@@ -29,21 +29,28 @@ export interface DrainParts {
   queues: Queues;
   /** The successor's node id, where queue items go. */
   successor: string | null;
+  timings?: DrainTimings;
 }
 
-/** How long the clients closed at the deadline get to go, and the queue items left to move. */
-const CLOSE_MS = 3000;
-const POLL_MS = 50;
+export interface DrainTimings {
+  /** How long the clients closed at the deadline get to go, and the queue items left to move. */
+  closeMs: number;
+  /** How often the client count is checked. */
+  pollMs: number;
+}
 
-async function until(done: () => boolean, deadline: number): Promise<boolean> {
+export const DRAIN_TIMINGS: Readonly<DrainTimings> = { closeMs: 3000, pollMs: 50 };
+
+async function until(done: () => boolean, deadline: number, pollMs: number): Promise<boolean> {
   while (!done()) {
     if (performance.now() >= deadline) return false;
-    await Bun.sleep(POLL_MS);
+    await Bun.sleep(pollMs);
   }
   return true;
 }
 
 export async function drainEngine(p: DrainParts): Promise<void> {
+  const { closeMs, pollMs } = p.timings ?? DRAIN_TIMINGS;
   const timeoutMs = p.config.drainTimeout * 1000;
   p.cluster.drain();
   const stopped = p.clients.stopAccepting();
@@ -53,13 +60,13 @@ export async function drainEngine(p: DrainParts): Promise<void> {
   const mover = p.queues.durable ? null : new QueueMover(p.queues, () => (p.successor ? p.cluster.mesh.link(p.successor) : undefined));
   await stopped;
   log.info(`drain: ${p.clients.count()} client connections left, closing them in ${p.config.drainTimeout}s at the latest`);
-  const gone = await until(() => p.clients.count() === 0, performance.now() + timeoutMs);
+  const gone = await until(() => p.clients.count() === 0, performance.now() + timeoutMs, pollMs);
   if (!gone) {
     log.info(`drain: drainTimeout reached, closing ${p.clients.count()} client connections (1012 service restart)`);
     p.clients.closeAll();
-    await until(() => p.clients.count() === 0, performance.now() + CLOSE_MS);
+    await until(() => p.clients.count() === 0, performance.now() + closeMs, pollMs);
   } else {
     log.info("drain: every client connection has closed");
   }
-  await mover?.finish(CLOSE_MS);
+  await mover?.finish(closeMs);
 }

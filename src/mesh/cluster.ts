@@ -6,14 +6,14 @@ import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
 import type { NodeView } from "../engine/node";
 import { RegistryClient } from "../center/client";
-import { LINK_TIMINGS, nodeProblem, timingsOf, type NodeInfo, type Timings } from "../center/protocol";
+import { LINK_TIMINGS, nodeProblem, timingsOf, type LinkTimings, type NodeInfo, type Timings } from "../center/protocol";
 import { escapeText } from "../log/escape";
 import { warnIfProtected, type ClusterSecurity } from "../net/security";
 import { Mesh } from "./index";
 import { Membership } from "./membership";
 import type { MeshPoint } from "./server";
 import type { LinkSecurity } from "./link";
-import { MESH_TIMINGS } from "./protocol";
+import { MESH_TIMINGS, type MeshTimings } from "./protocol";
 import { newNodeId } from "../net/node-id";
 import { checkFree } from "../handover/ports";
 import { predecessor } from "../handover/predecessor";
@@ -24,9 +24,9 @@ const wildcard = (bind: string) => bind === "" || bind === "0.0.0.0" || bind ===
 const RESYNC = { code: 1012, reason: "this node was dropped from the cluster, reconnect" };
 
 /** An engine's mesh (its links to other nodes), its view of the cluster, and how its links authenticate. */
-export function newMesh(config: Config, sec: ClusterSecurity): { mesh: Mesh; membership: Membership; links: LinkSecurity } {
+export function newMesh(config: Config, sec: ClusterSecurity, timings: MeshTimings = MESH_TIMINGS): { mesh: Mesh; membership: Membership; links: LinkSecurity } {
   const membership = new Membership(config.engine.centerRegistry, timingsOf(config.center.registry));
-  const links = { kind: "mesh" as const, keys: sec.keys, tls: sec.tls, timings: MESH_TIMINGS };
+  const links = { kind: "mesh" as const, keys: sec.keys, tls: sec.tls, timings };
   return { mesh: new Mesh(newNodeId(), membership, links), membership, links };
 }
 
@@ -50,7 +50,8 @@ export class Cluster {
   /** Node list entries found malformed, so each is logged once. */
   private readonly malformed = new Set<string>();
 
-  constructor(private readonly config: Config, parts: ClusterParts, private readonly sec: ClusterSecurity) {
+  /** `link`: the timings of the link to the center (its membership timings come from the config). */
+  constructor(private readonly config: Config, parts: ClusterParts, private readonly sec: ClusterSecurity, private readonly link: LinkTimings = LINK_TIMINGS) {
     this.node = parts.node;
     this.mesh = parts.mesh;
     this.membership = parts.membership;
@@ -103,7 +104,7 @@ export class Cluster {
         },
         confirmed: () => this.membership.confirmed(),
         clients: () => this.node.clientCount(),
-      }, { keys: this.sec.keys, tls: this.sec.tls, link: LINK_TIMINGS, timings: timingsOf(this.config.center.registry) });
+      }, { keys: this.sec.keys, tls: this.sec.tls, link: this.link, timings: timingsOf(this.config.center.registry) });
       this.registry = client;
       onShutdown("center registry", () => client.stop());
       client.start();

@@ -19,21 +19,27 @@ import type { WorkerRouter } from "./router";
 import type { WorkerPool } from "./primary";
 import type { DrainTarget } from "../handover/drain";
 
-/** Longest a worker may take to start (create its Lua VMs, link up, listen). */
-const START_MS = 15_000;
-/** A worker that dies soon after a restart is restarted after this delay, doubled for each further quick death
- * in a row (the first restart waits engine.workers.restartDelay)... */
-const RESTART_MIN_MS = 500;
-const RESTART_MAX_MS = 10_000;
-/** ...where soon means within this long of its start. */
-const STABLE_MS = 10_000;
+/** The pool's timings, ms (WORKER_TIMINGS in production; tests shorten them). */
+export interface WorkerTimings {
+  /** Longest a worker may take to start (create its Lua VMs, link up, listen). */
+  startMs: number;
+  /** A worker that dies soon after a restart is restarted after this delay, doubled for each further quick
+   * death in a row up to the max (the first restart waits engine.workers.restartDelay)... */
+  restartMinMs: number;
+  restartMaxMs: number;
+  /** ...where soon means within this long of its start. */
+  stableMs: number;
+  /** Longest the workers may take to say how many clients they closed (or list them for the console). */
+  closeMs: number;
+  /** A worker told to stop that is still running after this long is killed. */
+  stopMs: number;
+}
+
+export const WORKER_TIMINGS: Readonly<WorkerTimings> = { startMs: 15_000, restartMinMs: 500, restartMaxMs: 10_000, stableMs: 10_000, closeMs: 1000, stopMs: 1800 };
+
 /** A restarted worker's client ids continue this far past its predecessor's last reported one (stats come
  * every second), so an id of a lost client is not handed to a new one. */
 const SEQUENCE_GAP = 1_000_000;
-/** Longest the workers may take to say how many clients they closed. */
-const CLOSE_MS = 1000;
-/** A worker told to stop that is still running after this long is killed. */
-const STOP_MS = 1800;
 
 type WorkerProcess = Subprocess<"ignore", "inherit", "pipe">;
 
@@ -80,7 +86,7 @@ export class Workers implements DrainTarget, WorkerPool {
   private readonly viewsAsked = new Map<number, (view: ClientsView) => void>();
   private readonly balance: Rebalancer;
 
-  constructor(private readonly config: Config, private readonly router: WorkerRouter, count: number) {
+  constructor(private readonly config: Config, private readonly router: WorkerRouter, count: number, private readonly t: WorkerTimings = WORKER_TIMINGS) {
     this.slots = Array.from({ length: count }, (_, k) => {
       const point = new MeshPoint(router.targetFor(k), { id: router.id }, this.links, { name: `worker ${k} link` });
       point.listen("127.0.0.1", 0);
@@ -166,7 +172,7 @@ export class Workers implements DrainTarget, WorkerPool {
 
   /**
    * Sends `make(req, slot)` to each running worker it gives a message for; resolves with the answers that
-   * came within CLOSE_MS: worker index -> [clients closed, clients left].
+   * came within closeMs: worker index -> [clients closed, clients left].
    */
   private ask(make: (req: number, slot: Slot) => ToWorker | null): Promise<Map<number, [number, number]>> {
     const req = ++this.lastAsk;
@@ -182,7 +188,7 @@ export class Workers implements DrainTarget, WorkerPool {
         this.asked.delete(req);
         resolve(answers);
       };
-      const timer = setTimeout(done, CLOSE_MS);
+      const timer = setTimeout(done, this.t.closeMs);
       this.asked.set(req, (k, closed, clients) => {
         answers.set(k, [closed, clients]);
         if (answers.size === asked.length) done();
@@ -191,7 +197,7 @@ export class Workers implements DrainTarget, WorkerPool {
     });
   }
 
-  /** Each running worker's clients and channels (the console); those that answer within CLOSE_MS. */
+  /** Each running worker's clients and channels (the console); those that answer within closeMs. */
   introspect(): Promise<ClientsView[]> {
     const req = ++this.lastAsk;
     const running = this.slots.filter((s) => s.proc && !s.starting);
@@ -203,7 +209,7 @@ export class Workers implements DrainTarget, WorkerPool {
         this.viewsAsked.delete(req);
         resolve(views);
       };
-      const timer = setTimeout(done, CLOSE_MS);
+      const timer = setTimeout(done, this.t.closeMs);
       this.viewsAsked.set(req, (view) => {
         views.push(view);
         if (views.length === running.length) done();
@@ -242,7 +248,7 @@ export class Workers implements DrainTarget, WorkerPool {
     if (this.latest) this.tell({ t: "config", config: this.latest }, [slot]);
     void proc.exited.then(() => this.exited(slot, proc));
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`worker ${slot.k} did not start within ${START_MS / 1000}s`)), START_MS);
+      const timer = setTimeout(() => fail(new Error(`worker ${slot.k} did not start within ${this.t.startMs / 1000}s`)), this.t.startMs);
       const fail = (e: Error, kill = true) => {
         clearTimeout(timer);
         slot.starting = null;
@@ -269,7 +275,7 @@ export class Workers implements DrainTarget, WorkerPool {
         const link = new PeerLink(peer, this.router.mesh, this.links, `worker ${slot.k}`);
         slot.link = link;
         try {
-          await linkUp(link, `worker ${slot.k}`, START_MS);
+          await linkUp(link, `worker ${slot.k}`, this.t.startMs);
         } catch (e) {
           return slot.starting?.reject(e as Error);
         }
@@ -329,11 +335,11 @@ export class Workers implements DrainTarget, WorkerPool {
     const how = proc.signalCode ? `signal ${proc.signalCode}` : `code ${proc.exitCode}`;
     slot.starting?.reject(new Error(`worker ${slot.k} exited with ${how} while starting`));
     if (this.stopping || !this.started || this.draining) return;
-    if (performance.now() - slot.startedAt >= STABLE_MS) slot.quickDeaths = 0;
+    if (performance.now() - slot.startedAt >= this.t.stableMs) slot.quickDeaths = 0;
     // The first restart comes at once by default, before most of its clients are back (they would all land
     // on the other workers); one that keeps dying soon after its start backs off.
     const q = slot.quickDeaths++;
-    const delay = q === 0 ? this.config.engine.workers.restartDelay : Math.min(RESTART_MIN_MS * 2 ** (q - 1), RESTART_MAX_MS);
+    const delay = q === 0 ? this.config.engine.workers.restartDelay : Math.min(this.t.restartMinMs * 2 ** (q - 1), this.t.restartMaxMs);
     const what = slot.failure === null ? `exited with ${how}: its clients are disconnected` : `could not start (${slot.failure})`;
     log.error(`worker ${slot.k} (pid ${proc.pid}) ${what}, restarting it ${delay === 0 ? "now" : `in ${delay / 1000}s`}`);
     slot.restartTimer = setTimeout(() => {
@@ -359,7 +365,7 @@ export class Workers implements DrainTarget, WorkerPool {
     await Promise.all(
       running.map(async (s) => {
         const proc = s.proc!;
-        const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_MS);
+        const timer = setTimeout(() => proc.kill("SIGKILL"), this.t.stopMs);
         await proc.exited;
         clearTimeout(timer);
         await s.logged;
