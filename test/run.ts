@@ -75,6 +75,15 @@ function count(out: string, word: "pass" | "fail"): number {
   return m ? Number(m[1]) : 0;
 }
 
+/** The bun test processes running now: a signal to this runner is passed on to them. */
+const running = new Set<{ kill(signal?: number | NodeJS.Signals): void }>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const p of running) p.kill(signal);
+    process.exit(130);
+  });
+}
+
 /** Runs one file; `slot` (0..jobs-1, one file at a time each) gives it a port range of its own (test/helpers/ports.ts). */
 async function runFile(file: string, slot: number): Promise<Result> {
   const start = performance.now();
@@ -85,9 +94,11 @@ async function runFile(file: string, slot: number): Promise<Result> {
     stdout: "pipe",
     stderr: "pipe",
   });
+  running.add(proc);
   const killer = setTimeout(() => proc.kill("SIGKILL"), FILE_LIMIT_MS);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(killer);
+  running.delete(proc);
   const ms = performance.now() - start;
   const usage = proc.resourceUsage();
   const cpuMs = usage ? Number(usage.cpuTime.user + usage.cpuTime.system) / 1000 : 0;
