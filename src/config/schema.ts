@@ -12,7 +12,7 @@ export type Role = "read" | "write";
 export type Mode = "center" | "engine" | "dev" | "single";
 export const MODES: readonly Mode[] = ["center", "engine", "dev", "single"];
 
-/** Callback convention of a server's entry (src/lua/convention.ts); auto reads it from the script. */
+/** Callback convention of a server's entry (src/engine/convention.ts); auto reads it from the script. */
 export type ConventionSetting = "auto" | "1.0.1" | "1.0.3";
 export const CONVENTIONS: readonly ConventionSetting[] = ["auto", "1.0.1", "1.0.3"];
 export const ROLES: readonly Role[] = ["read", "write"];

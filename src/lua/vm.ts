@@ -4,15 +4,16 @@ import { JSCallback, type Pointer } from "bun:ffi";
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import {
-  lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT, LUA_TFUNCTION, LUA_TTABLE,
+  lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
 } from "../../native/lua";
 import {
-  guardHook, guardedPcall, jsCall, keptId, keptSequence, keptType, newLimitedState, replySend, setGuardBudget, type LimitedState,
+  guardHook, guardedPcall, keptId, keptSequence, keptType, newLimitedState, setGuardBudget, type LimitedState,
 } from "../../native/runtime";
 import { log } from "../log/logger";
 import { keptReplyData, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
 import { Scheduler, type Task } from "./scheduler";
-import { CHUNK_FIELDS, type Hook, type LuaFamily, type LuaFunction } from "./family";
+import type { Hook, LuaFamily, LuaFunction } from "./family";
+import { installOrder, keepHooks, pushChunkArgument, type RuntimeRefs } from "./install";
 import preludeSource from "./prelude.lua" with { type: "text" };
 
 export interface VMOptions<H> {
@@ -82,31 +83,6 @@ function callbackFor<H>(fn: LuaFunction<H>): Pointer {
   return cb.ptr!;
 }
 
-/** The families in installation order: each after the families it uses, otherwise in list order. */
-function installOrder<H>(families: LuaFamily<H>[]): LuaFamily<H>[] {
-  const byName = new Map<string, LuaFamily<H>>();
-  for (const f of families) {
-    if (byName.has(f.name)) throw new Error(`two Lua families are named ${f.name}`);
-    byName.set(f.name, f);
-  }
-  const order: LuaFamily<H>[] = [];
-  const state = new Map<string, "visiting" | "done">();
-  const visit = (f: LuaFamily<H>) => {
-    if (state.get(f.name) === "done") return;
-    if (state.get(f.name) === "visiting") throw new Error(`Lua families use each other in a cycle through ${f.name}`);
-    state.set(f.name, "visiting");
-    for (const name of f.uses ?? []) {
-      const used = byName.get(name);
-      if (!used) throw new Error(`Lua family ${f.name} uses ${name}, which is not installed`);
-      visit(used);
-    }
-    state.set(f.name, "done");
-    order.push(f);
-  };
-  for (const f of families) visit(f);
-  return order;
-}
-
 /** The sequence number of the last kept send delivered (runtime.c counts them). */
 let delivered = keptSequence();
 
@@ -152,12 +128,12 @@ export class LuaVM<out H = unknown> {
       lua.lua_pushnumber(L, opts.memoryLimit ?? 0);
       return 3;
     });
-    const [workerRef, tracebackRef, moduleFilesRef, ...runtimeRefs] = refs as [number, number, number, number, number, number, number];
+    const [workerRef, tracebackRef, moduleFilesRef, block, handlers, current, mix] = refs;
     this.tracebackRef = tracebackRef;
     this.moduleFilesRef = moduleFilesRef;
     this.scheduler = new Scheduler(this, workerRef);
-    this.install(installOrder(opts.families), runtimeRefs);
-    for (const ref of runtimeRefs) lua.luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    this.install(installOrder(opts.families), { block, handlers, state: current, mix });
+    for (const ref of [block, handlers, current, mix]) lua.luaL_unref(L, LUA_REGISTRYINDEX, ref);
     this.loadEntry();
     const seconds = opts.reloadSeconds ?? 0;
     if (seconds > 0) this.reloadTimer = setInterval(() => this.reloadIfChanged(), seconds * 1000);
@@ -167,81 +143,23 @@ export class LuaVM<out H = unknown> {
    * Runs each family's chunk with the table its declaration names (family.ts), keeps the hooks it returns
    * and hands its exports to the families that use it. `runtime` are the prelude's block, H, S and mix.
    */
-  private install(families: LuaFamily<H>[], runtime: number[]): void {
+  private install(families: LuaFamily<H>[], runtime: RuntimeRefs): void {
     const L = this.L;
     const exports = new Map<string, number>();
     for (const family of families) {
       for (const [name, op] of Object.entries(family.blocking ?? {})) {
         this.blocking.set(name, { run: (args, task) => op(args, this, task), binary: family.binaryArgs ?? false });
       }
+      if (family.reply) this.deliverReply = family.reply.deliver;
       if (!family.lua) continue;
       const [exportsRef, hooksRef] = this.runChunk(family.lua, `=connmix.${family.name}`, 2, () => {
-        this.pushChunkArgument(family, runtime, exports);
+        pushChunkArgument(L, family, runtime, exports, callbackFor);
         return 1;
       });
-      exports.set(family.name, exportsRef!);
-      this.keepHooks(family, hooksRef!);
+      exports.set(family.name, exportsRef);
+      keepHooks(L, family, hooksRef, this.hooks);
     }
     for (const ref of exports.values()) lua.luaL_unref(L, LUA_REGISTRYINDEX, ref);
-  }
-
-  /** Pushes the table `F` a family's chunk gets: exactly what its declaration names. */
-  private pushChunkArgument(family: LuaFamily<H>, [blockRef, handlersRef, stateRef, mixRef]: number[], exports: Map<string, number>): void {
-    const L = this.L;
-    const set = (name: string, push: () => void) => {
-      push();
-      lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
-    };
-    lua.lua_createtable(L, 0, 8);
-    set("host", () => {
-      lua.lua_createtable(L, 0, 8);
-      for (const [name, fn] of Object.entries(family.functions ?? {})) {
-        lua.lua_pushlightuserdata(L, callbackFor(fn));
-        if (family.reply?.name === name) {
-          this.deliverReply = family.reply.deliver;
-          lua.lua_pushnil(L); // upvalue 2: the kept string
-          lua.lua_pushcclosure(L, replySend, 2);
-        } else {
-          lua.lua_pushcclosure(L, jsCall, 1);
-        }
-        lua.lua_setfield(L, -2, Buffer.from(name + "\0"));
-      }
-    });
-    set("block", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, blockRef!));
-    set("H", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, handlersRef!));
-    set("S", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, stateRef!));
-    set("mix", () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, mixRef!));
-    const taken = new Set<string>(CHUNK_FIELDS);
-    const claim = (name: string) => {
-      if (taken.has(name)) throw new Error(`Lua family ${family.name}: ${name} names two things in its chunk's argument`);
-      taken.add(name);
-    };
-    for (const [name, value] of Object.entries(family.constants ?? {})) {
-      claim(name);
-      set(name, () => pushValue(L, value));
-    }
-    for (const name of family.uses ?? []) {
-      claim(name);
-      set(name, () => lua.lua_rawgeti(L, LUA_REGISTRYINDEX, exports.get(name)!));
-    }
-  }
-
-  /** Keeps a registry ref to each hook the family declared, from the table its chunk returned. */
-  private keepHooks(family: LuaFamily<H>, hooksRef: number): void {
-    const L = this.L;
-    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, hooksRef);
-    lua.luaL_unref(L, LUA_REGISTRYINDEX, hooksRef);
-    for (const { name } of family.hooks ?? []) {
-      if (this.hooks.has(name)) throw new Error(`Lua family ${family.name}: another family returned the hook ${name}`);
-      if (lua.lua_type(L, -1) === LUA_TTABLE) lua.lua_getfield(L, -1, Buffer.from(name + "\0"));
-      else lua.lua_pushnil(L);
-      if (lua.lua_type(L, -1) !== LUA_TFUNCTION) {
-        lua.lua_settop(L, 0);
-        throw new Error(`Lua family ${family.name} did not return its hook ${name}`);
-      }
-      this.hooks.set(name, lua.luaL_ref(L, LUA_REGISTRYINDEX));
-    }
-    lua.lua_settop(L, -2);
   }
 
   /** Compiles and runs a chunk on the main thread; returns registry refs to its first `nresults` results. */

@@ -1,0 +1,48 @@
+// A family's declaration is what its chunk gets (src/lua/family.ts): its own JS functions, its constants, the
+// exports of the families it uses (installed first, whatever the list order), and the hooks it must return.
+import { describe, expect, test } from "bun:test";
+import { hook, type LuaFamily } from "../../src/lua/family";
+import { makeVM, testFamily } from "../helpers/lua";
+
+const GREET = hook<[name: string], unknown>("greet");
+
+const base: LuaFamily = {
+  name: "base",
+  lua: `local F = ...
+    shown = { own = F.host.own ~= nil, test_record = F.host.record ~= nil, n = F.N }
+    return { value = "from base" }`,
+  functions: { own: () => 0 },
+  constants: { N: 42 },
+};
+const user: LuaFamily = {
+  name: "user",
+  uses: ["base"],
+  hooks: [GREET],
+  lua: `local F = ...
+    local value = F.base.value
+    return nil, { greet = function(name) return name .. " " .. value end }`,
+};
+
+describe("family declarations", () => {
+  test("a family's chunk sees its own functions and constants and the exports of the families it uses, listed before or after it", () => {
+    const vm = makeVM(`function shown_fields() return shown end`, { families: [user, base, testFamily] });
+    expect(vm.callGlobal("shown_fields", [])).toEqual({ own: true, test_record: false, n: 42 });
+    expect(vm.call(GREET, "hello")).toBe("hello from base");
+    vm.close();
+  });
+
+  test("a hook stays the family's when the script assigns a global of its name", () => {
+    const vm = makeVM(`greet = function() return "the script's" end`, { families: [base, user] });
+    expect(vm.call(GREET, "hi")).toBe("hi from base");
+    vm.close();
+  });
+
+  test("a family that uses one not installed, a cycle, a missing hook or a name given twice is refused when the VM is made", () => {
+    expect(() => makeVM("", { families: [user] })).toThrow("Lua family user uses base, which is not installed");
+    const a: LuaFamily = { name: "a", uses: ["b"], lua: "" };
+    const b: LuaFamily = { name: "b", uses: ["a"], lua: "" };
+    expect(() => makeVM("", { families: [a, b] })).toThrow("cycle");
+    expect(() => makeVM("", { families: [base, { ...user, lua: "return nil, {}" }] })).toThrow("Lua family user did not return its hook greet");
+    expect(() => makeVM("", { families: [{ ...base, constants: { mix: 1 } }] })).toThrow("base: mix names two things");
+  });
+});
