@@ -3,7 +3,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig, watchConfig, type Config } from "../src/config/index.ts";
+import { HotConfig, loadConfig, watchConfig, type Config } from "../src/config/index.ts";
 import { callerOf, log, systemClock } from "../src/log/logger.ts";
 import { cleanupAll, tempDir } from "./helpers/files.ts";
 import { until } from "./helpers/wait.ts";
@@ -104,10 +104,9 @@ describe("levels", () => {
       `logging: { level: ${level} }\nengine:\n  servers:\n    - { port: 6790, entry: ${entry}, protocol: ${protocol} }\n`;
     writeFileSync(conf, yaml("info"));
     const changes: [Config, Config][] = [];
-    const watcher = watchConfig(conf, loadConfig(conf), (next, prev) => changes.push([next, prev]), {
-      pollMs: 50,
-      debounceMs: 20,
-    });
+    const hot = new HotConfig();
+    hot.follow(["logging.level"], (next, prev) => changes.push([next, prev]));
+    const watcher = watchConfig(conf, loadConfig(conf), hot, { pollMs: 50, debounceMs: 20 });
     try {
       log.debug("hidden");
       writeFileSync(conf, yaml("debug"));

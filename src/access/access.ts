@@ -8,11 +8,11 @@
 //    password or host is one answer, 401, so the host rule reveals nothing about the password; failed logins
 //    are counted per IP (login-limit.ts) and answered 429 past the limit. `read` allows GET requests, `write`
 //    everything else (and the /ws/v1 upgrade); a missing role is 403.
-// Shared by the engine and center API servers; follow() keeps it in step with the config file.
+// Shared by the engine and center API servers; the process's HotConfig keeps it in step with the config file.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import type { AccessConfig, Role } from "../config/schema";
-import { onConfigChange } from "../config/watch";
+import type { HotConfig } from "../config/hot";
 import { log } from "../log/logger";
 import { escapeText } from "../log/escape";
 import { isLoopback, plainIp } from "../net/addr";
@@ -35,6 +35,8 @@ export interface AccessOptions {
   sameOrigin?: boolean;
   /** Bounds of the failed-login table (production defaults in login-limit.ts). */
   logins?: LoginLimitOptions;
+  /** The process's hot config: each new `access` section applies at once (none: the rules stay). */
+  hot?: HotConfig;
 }
 
 /** `*` matches any run of characters; everything else literally. */
@@ -76,12 +78,19 @@ export class Access {
   private readonly logins: LoginLimit;
   /** Set after the first update: a later change into protected mode warns again. */
   private loaded = false;
+  private readonly unfollow: () => void;
 
   constructor(config: AccessConfig, opts: AccessOptions = {}) {
     this.label = opts.label ?? "API";
     this.sameOrigin = opts.sameOrigin ?? false;
     this.logins = new LoginLimit({ label: this.label, ...opts.logins });
     this.update(config);
+    this.unfollow = opts.hot?.follow(["access.*"], (next) => this.update(next.access)) ?? (() => {});
+  }
+
+  /** Stops following config edits (its server stopped). */
+  stop(): void {
+    this.unfollow();
   }
 
   update(config: AccessConfig): void {
@@ -101,13 +110,6 @@ export class Access {
       );
     }
     this.loaded = true;
-  }
-
-  /** Applies each new `access` section of the config file at once; returns the unsubscribe function. */
-  follow(): () => void {
-    return onConfigChange((next) => {
-      this.update(next.access);
-    });
   }
 
   /** True in protected mode (no access.users): loopback clients only. */

@@ -5,7 +5,7 @@
 // consumers get flow control (consumer.ts).
 import type { Server } from "bun";
 import type { ApiServerConfig, Config } from "../config/schema";
-import { onConfigChange } from "../config/watch";
+import type { HotConfig } from "../config/hot";
 import type { NodeView } from "../engine/node";
 import { log } from "../log/logger";
 import { engineMetrics } from "../metrics/engine";
@@ -50,21 +50,23 @@ const httpIdle = (s: ApiServerConfig) => Math.min(Math.max(0, Math.round(s.readT
 export interface ApiServerOptions {
   /** Bounds of failed logins (production defaults in login-limit.ts; tests shrink them). */
   logins?: LoginLimitOptions;
+  /** The process's hot config: access and apiServer timeouts follow edits (none: they stay). */
+  hot?: HotConfig;
 }
 
 export async function startApiServer(config: Config, node: NodeView, opts: ApiServerOptions = {}): Promise<ApiServer> {
   let settings = config.engine.apiServer;
-  const access = new Access(config.access, { label: "engine API", logins: opts.logins });
-  const unfollowAccess = access.follow();
+  const access = new Access(config.access, { label: "engine API", logins: opts.logins, hot: opts.hot });
   let listeners: Listeners<Server<ApiSocket>> | undefined;
   let fetch: ReturnType<typeof httpHandler> | undefined;
-  const unfollowSettings = onConfigChange((next) => {
+  const applies = ["engine.apiServer.readTimeout", "engine.apiServer.writeTimeout"] as const;
+  const unfollowSettings = opts.hot?.follow(applies, (next) => {
     const reread = next.engine.apiServer.readTimeout !== settings.readTimeout;
     settings = next.engine.apiServer;
     // Bun applies new idle timeouts to the connections it accepts after a reload.
     if (!reread || !listeners || !fetch) return;
     for (const server of listeners.all) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
-  });
+  }) ?? (() => {});
   const metrics = engineMetrics(node, config.prometheus.summary, config.engine.servers[0]?.protocol);
   const dispatcher = new Dispatcher(node, metrics);
   const sockets = new ApiWebSockets(dispatcher, () => settings);
@@ -97,7 +99,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
       retire: (old) => old.stop(), // not forced: its requests and /ws/v1 connections go on
     });
   } catch (e) {
-    unfollowAccess();
+    access.stop();
     unfollowSettings();
     sockets.close();
     throw new Error(`cannot listen on ${settings.bind}:${settings.port} (${(e as Error).message})`);
@@ -123,7 +125,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
       setTimeout(() => all.forEach((server) => void server.stop()), DRAIN_GRACE_MS);
     },
     async stop() {
-      unfollowAccess();
+      access.stop();
       unfollowSettings();
       sockets.close();
       listeners!.close();

@@ -1,6 +1,7 @@
 // The center: the center API (GET /version, /v1/nodes, /metrics) and the registry engines register with.
 import type { Config } from "../config/schema.ts";
 import { log } from "../log/logger.ts";
+import type { HotConfig } from "../config/hot.ts";
 import { onShutdown } from "../lifecycle.ts";
 import { checkFree } from "../handover/ports.ts";
 import { startCenterApi } from "../center/http.ts";
@@ -25,17 +26,16 @@ export interface Center {
  * Starts the center API and the registry. A successor passes its predecessor's node table (`adopted`,
  * src/handover), so the engines that reconnect keep their entries and indexes.
  */
-export function startCenter(config: Config, security: ClusterSecurity, adopted: NodeState[] | null = null): Center {
+export function startCenter(config: Config, security: ClusterSecurity, hot: HotConfig, adopted: NodeState[] | null = null): Center {
   const { apiServer, registry: reg } = config.center;
   const registry = new RegistryServer({ keys: security.keys, tls: security.tls, timings: timingsOf(reg), link: LINK_TIMINGS });
   if (adopted) registry.adopt(adopted);
   const api = listening("center server", apiServer.bind, apiServer.port, () => {
     checkFree(apiServer.bind, apiServer.port);
-    return startCenterApi(config, registry);
+    return startCenterApi(config, registry, hot);
   });
   const stopApi = () => api.stop();
   onShutdown("center server", stopApi);
-  onShutdown("center access", api.access.follow());
   log.info(`start the center server ${apiServer.bind}:${apiServer.port}`);
   listening("registry server", reg.bind, reg.port, () => {
     checkFree(reg.bind, reg.port);

@@ -1,6 +1,7 @@
 // The engine service: Lua servers on their ports, the API server, and (through the mesh) the cluster.
 // With -p N > 1 the Lua servers run in N worker processes (src/workers, src/app/worker.ts, docs/multicore.md).
 import type { Config } from "../config/schema";
+import type { HotConfig } from "../config/hot";
 import type { NodeOptions } from "./modes";
 import { log } from "../log/logger";
 import { onShutdown } from "../lifecycle";
@@ -86,24 +87,24 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   // Built in dependency order, each part handed what it needs: the mesh (links to other nodes), the node
   // over it (with workers: the router to them, and the pool), then the mesh point serving the node.
   const { mesh, membership, links } = newMesh(config, security, timings.mesh);
-  const parts = workers > 1 ? primaryParts(config, mesh, queues, workers, timings.workers) : engineParts(mesh, queues);
+  const parts = workers > 1 ? primaryParts(config, mesh, queues, workers, timings.workers, opts.hot) : engineParts(mesh, queues);
   const node = parts.node;
   const point = new MeshPoint(parts.target, mesh, links, { queues });
   const cluster = new Cluster(config, { node, mesh, membership, point }, security, timings.registry);
   cluster.listen();
   // A successor opens its API only once it reaches every node: until then its predecessor answers on that port.
-  let api = predecessor ? null : await startApi(config, node);
+  let api = predecessor ? null : await startApi(config, node, opts.hot);
   probeLuaPorts(config);
   await cluster.register();
   if (predecessor) {
     if (!(await cluster.mesh.settled(timings.settleMs))) log.warn(`not every mesh link is up after ${timings.settleMs / 1000}s; serving anyway`);
-    api = await startApi(config, node);
+    api = await startApi(config, node, opts.hot);
   }
   // Runs after the Lua servers stopped (nothing new is pushed), before the API server closes the consumers.
   onShutdown("queues", () => queueStop.drain(), queueStop.ms);
   let clients: DrainTarget;
   if (parts.pool === null) {
-    const engine = await listenLuaServers(config, parts.node, false, timings.sweepMs);
+    const engine = await listenLuaServers(config, parts.node, { hot: opts.hot, sweepMs: timings.sweepMs });
     onShutdown("lua servers", engine.stop);
     clients = {
       count: () => node.clientCount(),
@@ -131,14 +132,14 @@ function engineParts(mesh: Mesh, queues: Queues): { node: EngineNode; target: Me
 }
 
 /** A multi-core engine's primary: its clients are its workers'; the API and other nodes reach them through the router. */
-function primaryParts(config: Config, mesh: Mesh, queues: Queues, workers: number, timings: WorkerTimings): { node: PrimaryNode; target: MeshTarget; pool: Workers } {
+function primaryParts(config: Config, mesh: Mesh, queues: Queues, workers: number, timings: WorkerTimings, hot: HotConfig): { node: PrimaryNode; target: MeshTarget; pool: Workers } {
   const router = new WorkerRouter(mesh, queues, workers);
-  const pool = new Workers(config, router, workers, timings);
+  const pool = new Workers(config, router, workers, hot, timings);
   return { node: new PrimaryNode({ name: mesh.id, queues, peers: router, workers: pool }), target: router, pool };
 }
 
-async function startApi(config: Config, node: NodeView): Promise<ApiServer> {
-  const api = await startApiServer(config, node);
+async function startApi(config: Config, node: NodeView, hot: HotConfig): Promise<ApiServer> {
+  const api = await startApiServer(config, node, { hot });
   onShutdown("api server", api.stop);
   return api;
 }

@@ -4,7 +4,7 @@
 // of a publish, queue items) goes to the primary over a mesh link; the primary's requests for its clients
 // arrive at its own mesh point. Its log lines go to stderr, which the primary writes into the node's log.
 import type { Config } from "../config/schema";
-import { applyConfigChange } from "../config/watch";
+import { HotConfig } from "../config/hot";
 import { listenLuaServers, type Engine } from "../engine/servers";
 import { ClientIds } from "../net/client-ids";
 import { EngineNode } from "../engine/node";
@@ -27,26 +27,37 @@ interface WorkerProcessTimings {
 
 const TIMINGS: WorkerProcessTimings = { linkMs: 10_000, statsMs: 1000, drainStatsMs: 100 };
 
+type Start = Extract<ToWorker, { t: "start" }>;
+
+/** A worker's parts, built from its primary's "start" message: its route to the primary, its node and its mesh point. */
 class Worker {
-  private config!: Config;
-  private node!: EngineNode;
-  private point: MeshPoint | null = null;
-  private upstream: Upstream | null = null;
+  private config: Config;
+  private readonly hot = new HotConfig();
+  private readonly upstream: Upstream;
+  private readonly node: EngineNode;
+  private readonly point: MeshPoint;
   private engine: Engine | null = null;
   private statsTimer: Timer | undefined;
   private stopping = false;
 
-  constructor(private readonly send: (msg: FromWorker) => void, private readonly t = TIMINGS) {}
+  constructor(msg: Start, private readonly send: (msg: FromWorker) => void, private readonly t = TIMINGS) {
+    this.config = msg.config;
+    log.configure({ filename: "", fd: 2, level: msg.config.logging.level });
+    const links = workerLinks(msg.secret);
+    const primary = { id: msg.primary.id, index: msg.index, ip: "127.0.0.1", meshPort: msg.primary.port };
+    this.upstream = new Upstream(primary, { id: msg.id, index: msg.index }, links);
+    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), engineQueues(msg.config).queues, { peers: this.upstream });
+    this.point = new MeshPoint(this.node, { id: msg.id }, links, { name: "worker link" });
+  }
 
   async handle(msg: ToWorker): Promise<void> {
     switch (msg.t) {
       case "start":
-        return this.start(msg);
+        return; // the one that made this worker
       case "listen":
         return this.listen();
       case "config":
-        log.setLevel(msg.config.logging.level);
-        applyConfigChange(msg.config, this.config);
+        this.hot.apply(msg.config, this.config);
         this.config = msg.config;
         break;
       case "index":
@@ -72,14 +83,8 @@ class Worker {
     this.send({ t: "closed", req, closed, clients: this.node.connections.size - closed });
   }
 
-  private async start(msg: Extract<ToWorker, { t: "start" }>): Promise<void> {
-    this.config = msg.config;
-    log.configure({ filename: "", fd: 2, level: msg.config.logging.level });
-    const links = workerLinks(msg.secret);
-    const primary = { id: msg.primary.id, index: msg.index, ip: "127.0.0.1", meshPort: msg.primary.port };
-    this.upstream = new Upstream(primary, { id: msg.id, index: msg.index }, links);
-    this.node = new EngineNode(new ClientIds(msg.index, msg.worker, msg.sequence), engineQueues(msg.config).queues, { peers: this.upstream });
-    this.point = new MeshPoint(this.node, { id: msg.id }, links, { name: "worker link" });
+  /** Listens for the primary's requests and links up to it; then tells the primary where it listens. */
+  async start(msg: Start): Promise<void> {
     this.point.listen("127.0.0.1", 0);
     try {
       await linkUp(this.upstream.link, `worker ${msg.worker}`, this.t.linkMs);
@@ -91,7 +96,7 @@ class Worker {
 
   private async listen(): Promise<void> {
     try {
-      this.engine = await listenLuaServers(this.config, this.node, true);
+      this.engine = await listenLuaServers(this.config, this.node, { worker: true, hot: this.hot });
     } catch (e) {
       return this.fail(e as Error);
     }
@@ -133,8 +138,8 @@ class Worker {
     } catch (e) {
       log.error(`stopping the lua servers: ${(e as Error).message}`);
     }
-    this.upstream?.stop();
-    this.point?.stop();
+    this.upstream.stop();
+    this.point.stop();
     await log.flush();
     process.exit(code);
   }
@@ -146,12 +151,18 @@ export function runWorker(): void {
     process.stderr.write(`connmix: ${WORKER_ARG} is how an engine started with -p N runs its workers, not a command\n`);
     process.exit(2);
   }
-  const worker = new Worker(send);
-  process.on("message", (msg: ToWorker) => void worker.handle(msg));
+  let worker: Worker | null = null;
+  process.on("message", (msg: ToWorker) => {
+    if (worker) return void worker.handle(msg);
+    if (msg.t !== "start") return; // the primary starts a worker before anything else
+    worker = new Worker(msg, send);
+    void worker.start(msg);
+  });
+  const stop = () => (worker ? void worker.stop(0) : process.exit(0));
   // Ctrl-C in a terminal signals the whole process group: the primary stops its workers in order.
   // A reload (SIGUSR2) is the primary's to handle.
   process.on("SIGINT", () => {});
   process.on("SIGUSR2", () => {});
-  process.on("SIGTERM", () => void worker.stop(0));
-  process.on("disconnect", () => void worker.stop(0)); // the primary is gone
+  process.on("SIGTERM", stop);
+  process.on("disconnect", stop); // the primary is gone
 }

@@ -4,6 +4,7 @@
 import type { Server } from "bun";
 import type { Config } from "../config/schema";
 import { Access } from "../access/access";
+import type { HotConfig } from "../config/hot";
 import { CONTENT_TYPE, Registry, unlabeled as one } from "../metrics/registry";
 import { addProcessMetrics } from "../metrics/process";
 import { hostPart } from "./protocol";
@@ -39,15 +40,15 @@ function nodesJson(registry: RegistryServer): string {
 }
 
 export interface CenterApi {
-  access: Access;
   port: number;
-  /** Closes the listeners and their connections. */
+  /** Closes the listeners and their connections, and stops following config edits. */
   stop(): Promise<void>;
 }
 
-export function startCenterApi(config: Config, registry: RegistryServer): CenterApi {
+/** `hot`: the process's hot config, which the access rules follow (none: they stay). */
+export function startCenterApi(config: Config, registry: RegistryServer, hot?: HotConfig): CenterApi {
   const { bind, port, tls } = config.center.apiServer;
-  const access = new Access(config.access, { label: "center API", sameOrigin: true });
+  const access = new Access(config.access, { label: "center API", sameOrigin: true, hot });
   const metrics = centerMetrics(registry);
   const consoleRoutes = new ConsoleRoutes(registry, access);
   const fetch = (req: Request, srv: Server<undefined>): Response | Promise<Response> => {
@@ -74,9 +75,9 @@ export function startCenterApi(config: Config, registry: RegistryServer): Center
   });
   bound = listeners.current.port!;
   return {
-    access,
     port: bound,
     async stop() {
+      access.stop();
       listeners.close();
       await Promise.all(listeners.all.map((s) => s.stop(true)));
     },

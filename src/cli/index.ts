@@ -4,7 +4,8 @@
 import { defineCommand, parseArgs, renderUsage, runCommand, type ArgDef, type ArgsDef, type CommandDef } from "citty";
 import { availableParallelism } from "node:os";
 import { ConfigError, loadConfig } from "../config/load.ts";
-import { applyConfigChange, watchConfig } from "../config/watch.ts";
+import { watchConfig } from "../config/watch.ts";
+import { HotConfig } from "../config/hot.ts";
 import { handleSignals, onRequest, onShutdown, shutdown } from "../lifecycle.ts";
 import { Handover } from "../handover/successor.ts";
 import { tellPredecessor } from "../handover/predecessor.ts";
@@ -192,10 +193,12 @@ async function startNode(mode: Mode, configPath: string, cpusArg: string | undef
   }
   printBanner();
   const cpus = chooseCpus(requested, availableParallelism());
-  const watcher = watchConfig(configPath, config, applyConfigChange, { mode });
+  // The process's hot config: the watcher feeds it, the parts that apply hot keys follow it.
+  const hot = new HotConfig();
+  const watcher = watchConfig(configPath, config, hot, { mode });
   onShutdown("config watcher", () => watcher.close());
   try {
-    const parts = await runMode(mode, config, { cpus, configPath });
+    const parts = await runMode(mode, config, { cpus, configPath, hot });
     const handover = new Handover(parts, SUCCESSOR_START_MS);
     onRequest((what, why) => (what === "reload" ? handover.request(why) : handover.drain(why)));
   } catch (e) {

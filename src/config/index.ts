@@ -1,10 +1,4 @@
 export * from "./schema.ts";
 export { ConfigError, loadConfig, parseConfig, readConfigText, type LoadOptions } from "./load.ts";
-export {
-  applyConfigChange,
-  onConfigChange,
-  watchConfig,
-  type ConfigListener,
-  type ConfigWatcher,
-  type WatchOptions,
-} from "./watch.ts";
+export { watchConfig, type ConfigWatcher, type WatchOptions } from "./watch.ts";
+export { HotConfig, type ConfigListener, type HotKey } from "./hot.ts";

@@ -1,14 +1,12 @@
-// Hot reload of the config file. A bad edit is logged and ignored (the last good config stays);
-// a good one applies logging.level here and is handed to onChange for everything else. Each edited key
-// is logged with what became of it (hot.ts): applied live, needs a restart, or has no effect.
+// Hot reload of the config file. A bad edit is logged and ignored (the last good config stays); a good one
+// is handed to the process's HotConfig (hot.ts), whose followers apply it. Each edited key is logged with
+// what became of it: applied live, needs a restart, or has no effect.
 import { watch, statSync, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { log } from "../log/logger.ts";
 import { parseConfig, readConfigText } from "./load.ts";
 import type { Config, Mode } from "./schema.ts";
-import { classifyKey } from "./hot.ts";
-
-export type ConfigListener = (next: Config, prev: Config) => void;
+import type { HotConfig } from "./hot.ts";
 
 export interface WatchOptions {
   mode?: Mode; // passed to parseConfig, as at start-up
@@ -18,28 +16,6 @@ export interface WatchOptions {
 
 export interface ConfigWatcher {
   close(): void;
-}
-
-const listeners: ConfigListener[] = [];
-
-// Modules that apply hot settings (access control, servers) register here.
-export function onConfigChange(fn: ConfigListener): () => void {
-  listeners.push(fn);
-  return () => {
-    const i = listeners.indexOf(fn);
-    if (i >= 0) listeners.splice(i, 1);
-  };
-}
-
-// The onChange the CLI passes to watchConfig: tells every registered module.
-export function applyConfigChange(next: Config, prev: Config): void {
-  for (const fn of [...listeners]) {
-    try {
-      fn(next, prev);
-    } catch (e) {
-      log.error(`applying config change: ${(e as Error).message}`);
-    }
-  }
 }
 
 function changedKeys(a: unknown, b: unknown, path: string, out: string[]): string[] {
@@ -58,7 +34,7 @@ function changedKeys(a: unknown, b: unknown, path: string, out: string[]): strin
 export function watchConfig(
   path: string,
   current: Config,
-  onChange: ConfigListener,
+  hot: HotConfig,
   opts: WatchOptions = {},
 ): ConfigWatcher {
   let good = current;
@@ -87,11 +63,11 @@ export function watchConfig(
     }
     const prev = good;
     good = next;
-    log.setLevel(next.logging.level);
+    log.setLevel(next.logging.level); // before this reload's own lines
     log.info(`config ${path} reloaded`);
-    onChange(next, prev);
+    hot.apply(next, prev);
     for (const key of changedKeys(prev, next, "", [])) {
-      const c = classifyKey(key);
+      const c = hot.classify(key);
       if (c.kind === "hot") log.info(`config ${path}: ${key} ${c.how}`);
       else if (c.kind === "inert") log.info(`config ${path}: ${key} has no effect (${c.why})`);
       else log.warn(`config ${path}: ${key} changed but needs a restart to apply; the running value stays`);

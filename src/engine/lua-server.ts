@@ -12,7 +12,7 @@ import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
 import { applyConvention, type Convention } from "./convention";
 import { DECODED, ENCODE, INIT, LuaEvents } from "./mix/contract";
-import { onConfigChange } from "../config/watch";
+import type { HotConfig } from "../config/hot";
 import type { RedisCommands } from "./host";
 
 export interface LuaServerOptions {
@@ -29,6 +29,8 @@ export interface LuaServerOptions {
   reusePort?: boolean;
   /** How often readTimeout and writeTimeout are checked, ms (SWEEP_MS by default; tests shorten it). */
   sweepMs?: number;
+  /** The process's hot config: readTimeout and writeTimeout follow edits (none: they stay). */
+  hot?: HotConfig;
 }
 
 export abstract class LuaServer {
@@ -54,6 +56,7 @@ export abstract class LuaServer {
   convention: Convention | undefined;
   /** readTimeout and writeTimeout (seconds) for new connections; a config edit changes them. */
   private timeouts: { read: number; write: number };
+  private readonly hot: HotConfig | undefined;
   private unfollow: (() => void) | undefined;
 
   constructor(opts: LuaServerOptions) {
@@ -65,6 +68,7 @@ export abstract class LuaServer {
     this.reusePort = opts.reusePort ?? false;
     this.sweepMs = opts.sweepMs ?? SWEEP_MS;
     this.ticksPerSecond = 1000 / this.sweepMs;
+    this.hot = opts.hot;
     this.timeouts = { read: opts.config.readTimeout, write: opts.config.writeTimeout };
     this.vm = new LuaVM({
       entry: this.entry,
@@ -159,7 +163,7 @@ export abstract class LuaServer {
       this.dropStalled();
       this.sweep(this.tick);
     }, this.sweepMs);
-    this.unfollow = onConfigChange((next) => {
+    this.unfollow = this.hot?.follow(["engine.servers[].readTimeout", "engine.servers[].writeTimeout"], (next) => {
       const sc = next.engine.servers.find((s) => s.port === this.config.port && s.bind === this.config.bind);
       if (sc) this.timeouts = { read: sc.readTimeout, write: sc.writeTimeout };
     });

@@ -2,7 +2,7 @@
 // the config changes: new links use them) and cluster.tls. Built once per process (src/app/modes.ts) and handed
 // to the registry, its client and the mesh.
 import type { Config } from "../config/schema";
-import { onConfigChange } from "../config/watch";
+import type { HotConfig } from "../config/hot";
 import { log } from "../log/logger";
 import { checkSecrets, readSecretFile } from "../config/cluster";
 import { Keys } from "./auth";
@@ -18,7 +18,8 @@ export interface ClusterSecurity {
   stop(): void;
 }
 
-export function clusterSecurity(config: Config): ClusterSecurity {
+/** `hot`: the process's hot config, which cluster.secret edits come from. */
+export function clusterSecurity(config: Config, hot: HotConfig): ClusterSecurity {
   const keys = new Keys(config.cluster.secret);
   let tls: TlsMaterial | null = null;
   if (config.cluster.tls) {
@@ -28,7 +29,7 @@ export function clusterSecurity(config: Config): ClusterSecurity {
       throw new Error(`cluster.tls: ${(e as Error).message}`);
     }
   }
-  const unfollow = onConfigChange((next) => keys.set(next.cluster.secret));
+  const unfollow = hot.follow(["cluster.secret[]", "cluster.secretFile"], (next) => keys.set(next.cluster.secret));
   const file = config.cluster.secretFile;
   const unwatch = file ? watchFiles([file], RELOAD_MS, () => reloadSecretFile(file, keys)) : () => {};
   return {

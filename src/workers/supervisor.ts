@@ -4,7 +4,7 @@
 // center), writes their log lines into this process's log, restarts one that dies, and stops them all.
 import type { Subprocess } from "bun";
 import type { Config } from "../config/schema";
-import { onConfigChange } from "../config/watch";
+import type { HotConfig } from "../config/hot";
 import { SEQUENCE_LIMIT } from "../net/client-ids";
 import { NodeStats, type LuaMemory, type Protocol } from "../engine/node";
 import type { ClientsView } from "../engine/introspect";
@@ -86,7 +86,7 @@ export class Workers implements DrainTarget, WorkerPool {
   private readonly viewsAsked = new Map<number, (view: ClientsView) => void>();
   private readonly balance: Rebalancer;
 
-  constructor(private readonly config: Config, private readonly router: WorkerRouter, count: number, private readonly t: WorkerTimings = WORKER_TIMINGS) {
+  constructor(private readonly config: Config, private readonly router: WorkerRouter, count: number, hot: HotConfig, private readonly t: WorkerTimings = WORKER_TIMINGS) {
     this.slots = Array.from({ length: count }, (_, k) => {
       const point = new MeshPoint(router.targetFor(k), { id: router.id }, this.links, { name: `worker ${k} link` });
       point.listen("127.0.0.1", 0);
@@ -109,7 +109,9 @@ export class Workers implements DrainTarget, WorkerPool {
       cpuSeconds: () => this.slots.reduce((sum, s) => sum + (s.stats?.cpuSeconds ?? 0), this.retired.cpuSeconds),
       residentBytes: () => this.slots.reduce((sum, s) => sum + (s.stats?.residentBytes ?? 0), 0),
     });
-    this.unfollow = onConfigChange((next) => {
+    // Each worker's HotConfig applies what its own parts follow (src/app/worker.ts).
+    const applied = ["logging.level", "engine.servers[].readTimeout", "engine.servers[].writeTimeout"] as const;
+    this.unfollow = hot.follow(applied, (next) => {
       this.latest = next;
       this.tell({ t: "config", config: next });
     });

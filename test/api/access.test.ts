@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { applyConfigChange, loadConfig, watchConfig } from "../../src/config/index.ts";
+import { HotConfig, loadConfig, watchConfig } from "../../src/config/index.ts";
 import { startLuaServers } from "../../src/engine/servers.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { hostPattern } from "../../src/access/access.ts";
@@ -126,9 +126,10 @@ engine:
   const file = join(dir, "connmix.yaml");
   writeFileSync(file, yaml("[]"));
   const config = loadConfig(file, { mode: "engine" });
-  const engine = await startLuaServers(config, 1);
-  const api = await startApiServer(config, engine.node);
-  const watcher = watchConfig(file, config, applyConfigChange, { pollMs: 50, debounceMs: 20 });
+  const hot = new HotConfig();
+  const engine = await startLuaServers(config, 1, 0, { hot });
+  const api = await startApiServer(config, engine.node, { hot });
+  const watcher = watchConfig(file, config, hot, { pollMs: 50, debounceMs: 20 });
   const metrics = (headers: Record<string, string> = {}) =>
     fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers }).then((r) => r.status);
   // The status the server settles on within 5 s.

@@ -2,7 +2,7 @@
 // client that can stop reading.
 import { afterAll, beforeAll } from "bun:test";
 import { connect, type Socket } from "node:net";
-import type { AccessUser, Config } from "../../src/config/index.ts";
+import type { AccessUser, Config, HotConfig } from "../../src/config/index.ts";
 import type { Engine } from "../../src/engine/servers.ts";
 import { startApiServer, type ApiServer } from "../../src/api/server.ts";
 import type { LoginLimitOptions } from "../../src/access/login-limit.ts";
@@ -14,6 +14,8 @@ export interface TestEngine {
   config: Config;
   engine: Engine;
   api: ApiServer;
+  /** The hot config the servers and the API follow: `hot.apply(next, config)` is a config edit. */
+  hot: HotConfig;
   /** ws://127.0.0.1:<lua port>/chat */
   chatUrl: string;
   /** http://127.0.0.1:<api port> */
@@ -41,11 +43,12 @@ export async function startTestEngine(entry: string, opts: EngineOptions = {}): 
       opts.edit?.(config);
     },
   });
-  const api = await startApiServer(e.config, e.engine.node, { logins: opts.logins });
+  const api = await startApiServer(e.config, e.engine.node, { logins: opts.logins, hot: e.hot });
   return {
     config: e.config,
     engine: e.engine,
     api,
+    hot: e.hot,
     chatUrl: e.url,
     apiUrl: `http://127.0.0.1:${api.port}`,
     apiWs: `ws://127.0.0.1:${api.port}/ws/v1`,

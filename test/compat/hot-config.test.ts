@@ -1,12 +1,17 @@
 // Config edits (src/config/hot.ts): every key of the file is, when edited, either applied live, logged as
-// having no effect, or logged as needing a restart, each line naming the key and the file. The Lua servers'
-// readTimeout/writeTimeout and the API's readTimeout apply to connections opened after the edit.
+// having no effect, or logged as needing a restart, each line naming the key and the file. Every declared
+// hot key is followed by the real part that applies it. The Lua servers' readTimeout/writeTimeout and the
+// API's readTimeout apply to connections opened after the edit.
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { applyConfigChange, defaultConfig, parseConfig, watchConfig, type Config, type TlsConfig } from "../../src/config/index.ts";
-import { HOT_KEYS } from "../../src/config/hot.ts";
+import { HotConfig, defaultConfig, parseConfig, watchConfig, type Config, type TlsConfig } from "../../src/config/index.ts";
+import { HOT_KEYS, type HotKey } from "../../src/config/hot.ts";
+import { clusterSecurity } from "../../src/net/security.ts";
+import { startLuaServers } from "../../src/engine/servers.ts";
+import { startApiServer } from "../../src/api/server.ts";
+import { freePort } from "../helpers/ports.ts";
 import { startTestEngine } from "../api/helpers.ts";
 import { flood, SWEEP_MS, TcpClient } from "../engine/helpers.ts";
 import { startEngine } from "../helpers/engine.ts";
@@ -47,7 +52,7 @@ function edited(path: string, v: unknown, otherEntry: string, otherSecretFile: s
   };
   if (name in special) return special[name];
   if (typeof v === "number") return /port$/i.test(path) ? v + 100 : v + 1;
-  if (typeof v === "string") return /bind$/.test(path) ? "127.0.0.1" : v + "x";
+  if (typeof v === "string") return /bind$/.test(path) ? (v === "127.0.0.1" ? "127.0.0.2" : "127.0.0.1") : v + "x";
   throw new Error(`no edit for ${path} (${typeof v}): teach this test`);
 }
 
@@ -69,6 +74,10 @@ describe("config edits", () => {
     writeFileSync(otherEntry, "");
     const base: Config = defaultConfig();
     base.engine.servers[0]!.entry = entry;
+    base.engine.servers[0]!.bind = "127.0.0.1";
+    base.engine.servers[0]!.port = freePort();
+    base.engine.apiServer.bind = "127.0.0.1";
+    base.engine.apiServer.port = freePort();
     base.access.users = [{ username: "u", password: "p", roles: ["read"], host: "*" }];
     // The secret from a file (its line becomes cluster.secret[0]); the edit points to another file.
     base.cluster.secretFile = join(dir, "secret-a");
@@ -85,12 +94,22 @@ describe("config edits", () => {
     const file = join(dir, "connmix.yaml");
     writeFileSync(file, stringify(base));
     const logText = captureLog();
-    const watcher = watchConfig(file, parseConfig(stringify(base), file), () => {}, { pollMs: 50, debounceMs: 20 });
+    // The parts of an engine that apply hot keys, following this process's HotConfig as src/app wires them.
+    const running = parseConfig(stringify(base), file);
+    const hot = new HotConfig();
+    const security = clusterSecurity(running, hot);
+    const engine = await startLuaServers(running, 1, 0, { hot });
+    const api = await startApiServer(running, engine.node, { hot });
+    expect((Object.keys(HOT_KEYS) as HotKey[]).filter((k) => !hot.follows(k))).toEqual([]);
+    const watcher = watchConfig(file, running, hot, { pollMs: 50, debounceMs: 20 });
     try {
       writeFileSync(file, stringify(changed));
       await until(() => logText().includes(`config ${file} reloaded`) || logText().includes("\tERROR\t"), 10_000, "the reload");
     } finally {
       watcher.close();
+      await api.stop();
+      await engine.stop();
+      security.stop();
     }
     const text = logText();
     expect(text).not.toContain("\tERROR\t");
@@ -109,13 +128,31 @@ describe("config edits", () => {
     }
   });
 
+  test("a hot key that nothing in the process follows is logged as having no effect here", async () => {
+    const dir = tempDir("hot-none");
+    const file = join(dir, "connmix.yaml");
+    const base = defaultConfig();
+    writeFileSync(file, stringify(base));
+    const logText = captureLog();
+    const watcher = watchConfig(file, parseConfig(stringify(base), file), new HotConfig(), { pollMs: 50, debounceMs: 20 });
+    try {
+      const changed = structuredClone(base);
+      changed.engine.apiServer.readTimeout += 1;
+      writeFileSync(file, stringify(changed));
+      await until(() => logText().includes(`config ${file}: engine.apiServer.readTimeout `), 10_000, "the reload");
+    } finally {
+      watcher.close();
+    }
+    expect(logText()).toContain(`config ${file}: engine.apiServer.readTimeout has no effect (nothing in this process applies it)`);
+  });
+
   test("a Lua server's readTimeout edit applies to connections opened after it; open ones keep theirs", async () => {
     const s = await startEngine("function on_message(msg, conn) end", { server: { protocol: "socket", readTimeout: 30 }, sweepMs: SWEEP_MS });
     const before = await TcpClient.connect(s.port);
     await until(() => s.engine.node.connections.size === 1);
     const next = structuredClone(s.config);
     next.engine.servers[0]!.readTimeout = 0.5;
-    applyConfigChange(next, s.config);
+    s.hot.apply(next, s.config);
     const after = await TcpClient.connect(s.port);
     const t0 = Date.now();
     await after.waitClosed(4000);
@@ -128,7 +165,7 @@ describe("config edits", () => {
     const s = await startEngine("function protocol_input(b) return b:length() end\nfunction on_message(msg, conn) end", { server: { protocol: "socket", writeTimeout: 30 }, sweepMs: SWEEP_MS });
     const next = structuredClone(s.config);
     next.engine.servers[0]!.writeTimeout = 0.5;
-    applyConfigChange(next, s.config);
+    s.hot.apply(next, s.config);
     const c = await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
     const id = [...s.engine.node.connections.keys()][0]!;
@@ -145,7 +182,7 @@ describe("config edits", () => {
     try {
       const next = structuredClone(e.config);
       next.engine.apiServer.readTimeout = 8; // Bun's WebSocket idle timeout has a floor of 8 s
-      applyConfigChange(next, e.config);
+      e.hot.apply(next, e.config);
       // A raw client that never answers Bun's pings: dropped once idle for readTimeout (it was 60 s).
       let closed = false;
       const raw = await new Promise<import("bun").Socket>((resolve) => {

@@ -3,7 +3,7 @@
 // `require("protocols.text")` works as in a real install. cleanupAll stops it.
 import { cpSync } from "node:fs";
 import { join } from "node:path";
-import { defaultConfig, defaultServer, type Config, type ServerConfig } from "../../src/config/index.ts";
+import { HotConfig, defaultConfig, defaultServer, type Config, type ServerConfig } from "../../src/config/index.ts";
 import { startLuaServers, type Engine } from "../../src/engine/servers.ts";
 import { onCleanup, tempDir, writeTree } from "./files.ts";
 import { freePort } from "./ports.ts";
@@ -23,6 +23,8 @@ export interface Started {
   port: number;
   /** ws://127.0.0.1:<port><path option, /chat by default> */
   url: string;
+  /** The hot config the servers follow: `hot.apply(next, config)` is a config edit. */
+  hot: HotConfig;
   /** Stops the engine (once, however often it is called). */
   stop(): Promise<void>;
 }
@@ -53,10 +55,11 @@ export async function startEngine(entry: string, opts: StartOptions = {}): Promi
   };
   config.engine.servers = [server];
   opts.edit?.(config);
-  const engine = await startLuaServers(config, 1, 0, opts.sweepMs);
+  const hot = new HotConfig();
+  const engine = await startLuaServers(config, 1, 0, { hot, sweepMs: opts.sweepMs });
   const path = server.options.find((o) => o.name === "path")?.value ?? "/chat";
   let stopped: Promise<void> | null = null;
   const stop = () => (stopped ??= engine.stop());
   onCleanup(stop);
-  return { config, engine, port, url: `ws://127.0.0.1:${port}${path}`, stop };
+  return { config, engine, port, url: `ws://127.0.0.1:${port}${path}`, hot, stop };
 }
