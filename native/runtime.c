@@ -149,27 +149,35 @@ int reply_send(lua_State *L) {
   return js_call(L);
 }
 
-/* Resumes coroutine `co` with (kind, id, payload, extra); `worker_ref` > 0 first pushes the worker function
- * (a fresh coroutine). len < 0 means a nil payload; `text` says the payload is the JS string JS staged
- * (only then is its address remembered in payload_address); `reply` is the client id whose first send may be
- * kept (0: none). Returns 0x100 when the callback finished (it yielded `true`), otherwise the lua_resume status
- * (LUA_YIELD: it waits on a blocking op; > 1: an error). */
-int dispatch_event(lua_State *co, int worker_ref, double kind, double id, const char *data, int len, int text, double extra, double reply) {
+/* Where JS stages event payloads (stack.ts's scratch area): dispatch_event reads them from here. */
+static const char *staged;
+void dispatch_staging(const char *area) { staged = area; }
+
+#define EVENT_KIND 0xff
+#define EVENT_TEXT 0x100  /* the payload is the JS string JS staged: its address is remembered in payload_address */
+#define EVENT_REPLY 0x200 /* the event's first send to `id` may be kept (reply_send) */
+
+/* Resumes coroutine `co` (its address, as a double: bun:ffi converts doubles and ints faster than pointers)
+ * with (kind, id, payload, extra), kind and the EVENT_ bits in `flags`. The payload is the first `len` staged
+ * bytes; len < 0 means nil. A fresh coroutine has its worker function pushed already. Returns 0x100 when the
+ * callback finished (it yielded `true`), otherwise the lua_resume status (LUA_YIELD: it waits on a blocking
+ * op; > 1: an error). */
+int dispatch_event(double co_address, int flags, double id, int len, double extra) {
+  lua_State *co = (lua_State *)(unsigned long)co_address;
   int status, on = limit_on;
   unsigned long n;
-  if (worker_ref > 0) lua_rawgeti(co, LUA_REGISTRYINDEX, worker_ref);
-  lua_pushnumber(co, kind);
+  lua_pushnumber(co, flags & EVENT_KIND);
   lua_pushnumber(co, id);
   if (len >= 0) {
-    lua_pushlstring(co, data, (unsigned long)len);
-    if (text) payload_address = lua_tolstring(co, -1, &n);
+    lua_pushlstring(co, staged, (unsigned long)len);
+    if (flags & EVENT_TEXT) payload_address = lua_tolstring(co, -1, &n);
   } else {
     lua_pushnil(co);
   }
   lua_pushnumber(co, extra);
   generation++;
   limit_on = 1;
-  reply_to = reply;
+  reply_to = flags & EVENT_REPLY ? id : 0;
   status = lua_resume(co, 4);
   reply_to = 0;
   limit_on = on;

@@ -27,7 +27,8 @@ const { symbols } = cc({
     guard_pcall: { args: ["ptr", "i32", "i32", "i32"], returns: "i32" },
     guard_hook: { args: ["ptr", "ptr"], returns: "void" },
     dispatch_payload_address: { args: [], returns: "ptr" },
-    dispatch_event: { args: ["ptr", "i32", "f64", "f64", "ptr", "i32", "i32", "f64", "f64"], returns: "i32" },
+    dispatch_staging: { args: ["ptr"], returns: "void" },
+    dispatch_event: { args: ["f64", "i32", "f64", "i32", "f64"], returns: "i32" },
     reply_slot: { args: [], returns: "ptr" },
     reply_send: { args: ["ptr"], returns: "i32" },
     memory_new: { args: ["f64"], returns: "ptr" },
@@ -54,8 +55,16 @@ export const guardHook = functionAddress(symbols.guard_hook);
 
 /** dispatch_event's result when the callback finished; otherwise it is lua_resume's status. */
 export const DISPATCH_DONE = 0x100;
-/** Pushes (kind, id, payload bytes or nil when len < 0, extra) and resumes, keeping a reply to `reply`; see runtime.c. */
+/**
+ * Pushes (kind, id, the first `len` staged bytes or nil when len < 0, extra) and resumes coroutine `co` (its
+ * address as a number); `flags` is the kind plus EVENT_TEXT and EVENT_REPLY. See runtime.c.
+ */
 export const dispatchEvent = symbols.dispatch_event;
+/** Where dispatchEvent reads payloads: a buffer JS keeps alive and writes each payload into first. */
+export const setDispatchStaging = symbols.dispatch_staging;
+/** dispatchEvent flags: the payload is the JS string staged last (stack.ts); the event's first reply may be kept. */
+export const EVENT_TEXT = 0x100;
+export const EVENT_REPLY = 0x200;
 
 // The send kept by reply_send (runtime.c's kept_reply: data pointer, client id, then ints len, type, seq, payload),
 // read with read.*, never through a typed array (see currentPayloadAddress).

@@ -9,11 +9,10 @@ import {
   lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING, LUA_TBOOLEAN, LUA_ERRMEM,
 } from "../../native/lua";
 import { log } from "../log/logger";
-import { pushBytes, pushString, pushValue, readValue, scratchAddress, stagePayload, toString, type PlainValue } from "./stack";
+import { pushBytes, pushString, pushValue, readValue, stageBytes, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
 import { FAILED } from "./family";
-import { DISPATCH_DONE, dispatchEvent, guardedResume, resumeSameSlice } from "../../native/runtime";
-import { ptr, type Pointer } from "bun:ffi";
+import { DISPATCH_DONE, EVENT_REPLY, EVENT_TEXT, dispatchEvent, guardedResume, resumeSameSlice } from "../../native/runtime";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
@@ -102,10 +101,7 @@ export class Scheduler {
   private start(owner: SerialOwner, kind: number, id: number, payload: Payload, extra: string | number | undefined): void {
     owner.busy = true;
     const task = this.take(owner);
-    if (typeof extra === "number" && (typeof payload === "string" || payload instanceof Uint8Array || payload === undefined)) {
-      this.startFast(task, kind, id, payload, extra);
-      return;
-    }
+    if (typeof extra === "number" && this.startFast(task, kind, id, payload, extra)) return;
     const co = task.co;
     if (task.fresh) lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.workerRef);
     lua.lua_pushnumber(co, kind);
@@ -120,35 +116,38 @@ export class Scheduler {
     this.resume(task, 4);
   }
 
-  /** The common case (frames): pushing the arguments and resuming is a single FFI call. */
-  private startFast(task: Task, kind: number, id: number, payload: string | Uint8Array | undefined, extra: number): void {
-    let address: Pointer | Uint8Array = scratchAddress;
+  /**
+   * The common case (frames): the payload is staged in the scratch area and pushing the arguments and resuming
+   * is a single FFI call. False (nothing done) for payloads it does not take: tables, and too long ones.
+   */
+  private startFast(task: Task, kind: number, id: number, payload: Payload, extra: number): boolean {
     let length = -1;
-    let text = 0;
+    let flags = kind;
     if (typeof payload === "string") {
       length = stagePayload(payload);
-      if (length >= 0) text = 1;
-      else {
-        address = Buffer.from(payload);
-        length = address.length;
-      }
-    } else if (payload !== undefined && payload.length > 0) {
-      address = payload;
-      length = payload.length;
+      if (length < 0) return false;
+      flags |= EVENT_TEXT;
+    } else if (payload instanceof Uint8Array) {
+      length = stageBytes(payload);
+      if (length < 0) return false;
     } else if (payload !== undefined) {
-      length = 0;
+      return false;
     }
-    const fresh = task.fresh ? this.workerRef : 0;
-    task.fresh = false;
+    if (task.owner.replies) flags |= EVENT_REPLY;
+    if (task.fresh) {
+      lua.lua_rawgeti(task.co, LUA_REGISTRYINDEX, this.workerRef);
+      task.fresh = false;
+    }
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
-    const status = dispatchEvent(task.co, fresh, kind, id, typeof address === "number" ? address : ptr(address), length, text, extra, task.owner.replies ? id : 0);
+    const status = dispatchEvent(task.co, flags, id, length, extra);
     this.vm.deliverKept();
     this.vm.leave(previous);
     this.running = outer;
     if (status === DISPATCH_DONE) this.finish(task, true);
     else this.settle(task, status);
+    return true;
   }
 
   private take(owner: SerialOwner): Task {

@@ -1,6 +1,6 @@
 // Moving strings and plain values across the Lua stack with as few FFI crossings and copies as possible.
 import { CString, ptr, read, toBuffer, type Pointer } from "bun:ffi";
-import { currentPayloadAddress, keptData, keptIsPayload, keptLength } from "../../native/runtime";
+import { currentPayloadAddress, keptData, keptIsPayload, keptLength, setDispatchStaging } from "../../native/runtime";
 import {
   lua, type LuaState, LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 } from "../../native/lua";
@@ -46,13 +46,22 @@ export function pushBytes(L: LuaState, b: Uint8Array): void {
 let payloadString = "";
 let payloadLength = -1;
 
-/** UTF-8-encodes an event payload into the scratch area and remembers it; returns its byte length. */
+// Event payloads are staged in the scratch area, where runtime.c's dispatch_event reads them.
+setDispatchStaging(scratchPtr);
+
+/** UTF-8-encodes an event payload into the scratch area and remembers it; its byte length, -1 when too long. */
 export function stagePayload(s: string): number {
   if (s.length * 3 > SCRATCH_SIZE) return -1;
   payloadString = s;
   return (payloadLength = scratch.utf8Write(s, 0));
 }
-export const scratchAddress = scratchPtr;
+
+/** Copies a bytes payload into the scratch area; its length, -1 when too long. */
+export function stageBytes(b: Uint8Array): number {
+  if (b.length > SCRATCH_SIZE) return -1;
+  scratch.set(b, 0);
+  return b.length;
+}
 
 /** The data of the send runtime.c kept (reply_send): text decoded as UTF-8 (the payload's own JS string when it
  * echoes the payload), or a view of binary bytes valid until the next kept send. */
