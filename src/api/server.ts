@@ -15,7 +15,7 @@ import { ApiSocket } from "./consumer";
 import { Dispatcher, HARD_LIMIT_BYTES } from "./dispatcher";
 import { httpHandler } from "./http";
 import { introspect } from "../engine/introspect";
-import { ApiWebSockets } from "./ws";
+import { ApiWebSockets, STALL_SWEEP_MS } from "./ws";
 import { checkFree } from "../handover/ports";
 import { steerToSuccessor } from "../handover/steer";
 import { Listeners } from "../net/listeners";
@@ -34,8 +34,15 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-/** How long a draining API server answers with `Connection: close` before it closes its listener. */
-const DRAIN_GRACE_MS = 1000;
+/** The API server's timings, ms (API_TIMINGS in production; tests shorten them). */
+export interface ApiTimings {
+  /** How long a draining API server answers with `Connection: close` before it closes its listener. */
+  drainGraceMs: number;
+  /** How often /ws/v1 connections whose writes back up are checked against writeTimeout. */
+  stallSweepMs: number;
+}
+
+export const API_TIMINGS: Readonly<ApiTimings> = { drainGraceMs: 1000, stallSweepMs: STALL_SWEEP_MS };
 
 const handingOver = () =>
   new Response("this engine is handing over to its successor: connect again\n", { status: 503, headers: { connection: "close", "retry-after": "0" } });
@@ -52,6 +59,7 @@ export interface ApiServerOptions {
   logins?: LoginLimitOptions;
   /** The process's hot config: access and apiServer timeouts follow edits (none: they stay). */
   hot?: HotConfig;
+  timings?: ApiTimings;
 }
 
 export async function startApiServer(config: Config, node: NodeView, opts: ApiServerOptions = {}): Promise<ApiServer> {
@@ -69,7 +77,8 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
   }) ?? (() => {});
   const metrics = engineMetrics(node, config.prometheus.summary, config.engine.servers[0]?.protocol);
   const dispatcher = new Dispatcher(node, metrics);
-  const sockets = new ApiWebSockets(dispatcher, () => settings);
+  const timings = opts.timings ?? API_TIMINGS;
+  const sockets = new ApiWebSockets(dispatcher, () => settings, timings.stallSweepMs);
   const nodeId = node.name;
 
   fetch = httpHandler({
@@ -112,7 +121,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
     drain() {
       sockets.close(1012, "service restart");
       // Closing the listener also closes idle kept-alive connections, and one whose next request is already on
-      // its way would be reset. So for DRAIN_GRACE_MS every request is answered with `Connection: close` (the
+      // its way would be reset. So for drainGraceMs every request is answered with `Connection: close` (the
       // client opens its next connection, which the kernel may give to either process), then the listener
       // closes, leaving only connections idle for that long. A /ws/v1 upgrade meanwhile gets 503: connect again.
       listeners!.close(); // no new certificate's listener from now on
@@ -122,7 +131,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
       for (const server of all) server.reload({ fetch: closing, websocket: sockets.handler } as Parameters<typeof server.reload>[0]);
       steerToSuccessor(port); // new connections go to the successor from now on (src/handover/steer.ts)
       // stop() resolves once the last connection closed; nothing waits for that.
-      setTimeout(() => all.forEach((server) => void server.stop()), DRAIN_GRACE_MS);
+      setTimeout(() => all.forEach((server) => void server.stop()), timings.drainGraceMs);
     },
     async stop() {
       access.stop();

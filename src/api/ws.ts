@@ -13,7 +13,8 @@ type WS = ServerWebSocket<ApiSocket>;
 
 /** Bun's WebSocket idle timeout is at most 960 s (and 0 turns it off). */
 const MAX_IDLE_SECONDS = 960;
-const STALL_SWEEP_MS = 1000;
+/** How often backed-up connections are checked against writeTimeout, ms (the default of the constructor's). */
+export const STALL_SWEEP_MS = 1000;
 
 // `id` is the JSON of the request id followed by `}`, or by `,"id":<same>}` when the request called it "id".
 const success = (r: string, id: string) => `{"E":null,"r":${r},"i":${id}`;
@@ -29,7 +30,7 @@ export class ApiWebSockets {
   private readonly sweeper: Timer;
   private readonly handlers: WebSocketHandler<ApiSocket>;
 
-  constructor(private readonly dispatcher: Dispatcher, private readonly settings: () => ApiServerConfig) {
+  constructor(private readonly dispatcher: Dispatcher, private readonly settings: () => ApiServerConfig, stallSweepMs = STALL_SWEEP_MS) {
     const self = this;
     this.handlers = {
       maxPayloadLength: HARD_LIMIT_BYTES,
@@ -52,7 +53,7 @@ export class ApiWebSockets {
         ws.data.closed();
       },
     };
-    this.sweeper = setInterval(() => this.dropStalled(), STALL_SWEEP_MS);
+    this.sweeper = setInterval(() => this.dropStalled(), stallSweepMs);
     this.sweeper.unref();
   }
 

@@ -14,7 +14,7 @@ import { Cluster, newMesh } from "../mesh/cluster";
 import type { Mesh } from "../mesh/index";
 import { MeshPoint, type MeshTarget } from "../mesh/server";
 import type { Queues } from "../queue/queues";
-import { startApiServer, type ApiServer } from "../api/server";
+import { API_TIMINGS, startApiServer, type ApiServer, type ApiTimings } from "../api/server";
 import { predecessor } from "../handover/predecessor";
 import { WorkerRouter } from "../workers/router";
 import { PrimaryNode } from "../workers/primary";
@@ -50,6 +50,8 @@ export interface EngineTimings {
   drain: DrainTimings;
   /** -p N: worker start, restart backoff, stop (src/workers/supervisor.ts). */
   workers: WorkerTimings;
+  /** The API server's drain grace and stall checks (src/api/server.ts). */
+  api: ApiTimings;
 }
 
 export const ENGINE_TIMINGS: Readonly<EngineTimings> = {
@@ -59,6 +61,7 @@ export const ENGINE_TIMINGS: Readonly<EngineTimings> = {
   sweepMs: SWEEP_MS,
   drain: DRAIN_TIMINGS,
   workers: WORKER_TIMINGS,
+  api: API_TIMINGS,
 };
 
 /** A Lua server's port that is taken fails the start now, not once the center answers (which may be never). */
@@ -93,12 +96,12 @@ export async function startEngine(config: Config, opts: NodeOptions, security: C
   const cluster = new Cluster(config, { node, mesh, membership, point }, security, timings.registry);
   cluster.listen();
   // A successor opens its API only once it reaches every node: until then its predecessor answers on that port.
-  let api = predecessor ? null : await startApi(config, node, opts.hot);
+  let api = predecessor ? null : await startApi(config, node, opts.hot, timings.api);
   probeLuaPorts(config);
   await cluster.register();
   if (predecessor) {
     if (!(await cluster.mesh.settled(timings.settleMs))) log.warn(`not every mesh link is up after ${timings.settleMs / 1000}s; serving anyway`);
-    api = await startApi(config, node, opts.hot);
+    api = await startApi(config, node, opts.hot, timings.api);
   }
   // Runs after the Lua servers stopped (nothing new is pushed), before the API server closes the consumers.
   onShutdown("queues", () => queueStop.drain(), queueStop.ms);
@@ -138,8 +141,8 @@ function primaryParts(config: Config, mesh: Mesh, queues: Queues, workers: numbe
   return { node: new PrimaryNode({ name: mesh.id, queues, peers: router, workers: pool }), target: router, pool };
 }
 
-async function startApi(config: Config, node: NodeView, hot: HotConfig): Promise<ApiServer> {
-  const api = await startApiServer(config, node, { hot });
+async function startApi(config: Config, node: NodeView, hot: HotConfig, timings: ApiTimings): Promise<ApiServer> {
+  const api = await startApiServer(config, node, { hot, timings });
   onShutdown("api server", api.stop);
   return api;
 }

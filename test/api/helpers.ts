@@ -4,7 +4,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { connect, type Socket } from "node:net";
 import type { AccessUser, Config, HotConfig } from "../../src/config/index.ts";
 import type { Engine } from "../../src/engine/servers.ts";
-import { startApiServer, type ApiServer } from "../../src/api/server.ts";
+import { API_TIMINGS, startApiServer, type ApiServer } from "../../src/api/server.ts";
 import type { LoginLimitOptions } from "../../src/access/login-limit.ts";
 import { startEngine } from "../helpers/engine.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -43,7 +43,8 @@ export async function startTestEngine(entry: string, opts: EngineOptions = {}): 
       opts.edit?.(config);
     },
   });
-  const api = await startApiServer(e.config, e.engine.node, { logins: opts.logins, hot: e.hot });
+  // writeTimeout checked every 100 ms instead of every second.
+  const api = await startApiServer(e.config, e.engine.node, { logins: opts.logins, hot: e.hot, timings: { ...API_TIMINGS, stallSweepMs: 100 } });
   return {
     config: e.config,
     engine: e.engine,

@@ -191,7 +191,7 @@ describe("a center and two engines", () => {
     expect(await b.stop("SIGTERM")).toBe(0);
     await center.node!.waitFor(new RegExp(`drop node 127.0.0.1 node_id ${id} \\(stopped\\)`), 3000, mc);
     await a.waitFor(new RegExp(`node_id ${id} left the mesh`), 3000, ma);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(Date.now() - t0).toBeLessThan(4000); // well before the 5 s drop timeout, with room for a loaded machine
   }, 10_000);
 });
 
