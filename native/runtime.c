@@ -37,6 +37,7 @@ typedef int (*lua_CFunction)(lua_State *L);
 typedef void *(*lua_Alloc)(void *ud, void *ptr, unsigned long osize, unsigned long nsize);
 lua_State *lua_newstate(lua_Alloc f, void *ud);
 lua_CFunction lua_atpanic(lua_State *L, lua_CFunction panicf);
+void *realloc(void *p, unsigned long n);
 void *calloc(unsigned long n, unsigned long size);
 void free(void *p);
 int dprintf(int fd, const char *fmt, ...);
@@ -187,17 +188,6 @@ int dispatch_event(double co_address, int flags, double id, int len, double extr
 
 /* ---- memory limit ---- */
 
-/* Lua's memory comes from libc's realloc and free (memory_allocator, set by runtime.ts), not the allocator this
- * file is linked against (Bun's mimalloc): mimalloc hands a freed block out again only after the rest of its
- * page, so the Lua heap's churn (a table per frame) kept touching cold memory, and its emptied pages were
- * purged and faulted back in; libc reuses the block just freed. */
-static void *(*heap_realloc)(void *p, unsigned long n);
-static void (*heap_free)(void *p);
-void memory_allocator(void *r, void *f) {
-  heap_realloc = (void *(*)(void *, unsigned long))r;
-  heap_free = (void (*)(void *))f;
-}
-
 /* Bytes a state holds and may hold (0: no limit); doubles, so JS reads them through a Float64Array. */
 typedef struct { double used; double limit; } lua_memory;
 
@@ -205,13 +195,13 @@ static void *limited_alloc(void *ud, void *ptr, unsigned long osize, unsigned lo
   lua_memory *m = (lua_memory *)ud;
   void *p;
   if (nsize == 0) {
-    heap_free(ptr);
+    free(ptr);
     m->used -= (double)osize;
     return 0;
   }
   /* Lua 5.1 passes osize 0 with a NULL ptr, and assumes a shrink never fails. */
   if (limit_on && nsize > osize && m->limit > 0 && m->used + (double)(nsize - osize) > m->limit) return 0;
-  p = heap_realloc(ptr, nsize);
+  p = realloc(ptr, nsize);
   if (p) m->used += (double)nsize - (double)osize;
   return p;
 }

@@ -1,5 +1,5 @@
 // Compiles the runtime's C side (runtime.c: runaway guard, event dispatch, memory limit) with bun:ffi's built-in TinyCC.
-import { cc, dlopen, read, type Pointer } from "bun:ffi";
+import { cc, read, type Pointer } from "bun:ffi";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,7 +31,6 @@ const { symbols } = cc({
     dispatch_event: { args: ["f64", "i32", "f64", "i32", "f64"], returns: "i32" },
     reply_slot: { args: [], returns: "ptr" },
     reply_send: { args: ["ptr"], returns: "i32" },
-    memory_allocator: { args: ["ptr", "ptr"], returns: "void" },
     memory_new: { args: ["f64"], returns: "ptr" },
     memory_free: { args: ["ptr"], returns: "void" },
     memory_newstate: { args: ["ptr"], returns: "ptr" },
@@ -40,13 +39,6 @@ const { symbols } = cc({
     js_call: { args: ["ptr"], returns: "i32" },
   } as const,
 });
-
-// Lua states allocate with libc's realloc and free (why: runtime.c, memory_allocator).
-const libc = dlopen("libc.so.6", {
-  realloc: { args: ["ptr", "u64"], returns: "ptr" },
-  free: { args: ["ptr"], returns: "void" },
-} as const);
-symbols.memory_allocator(functionAddress(libc.symbols.realloc), functionAddress(libc.symbols.free));
 
 let budget = -1;
 /** Sets the budget of the slices that follow, in ms (0 disables); cheap when unchanged. */
