@@ -6,7 +6,7 @@
 import { versionLine } from "../version";
 import type { Config } from "../config/schema";
 import { recentLines } from "../log/recent";
-import type { Connection } from "./connection";
+import { WsConnection, type Connection } from "./connection";
 import type { EngineNode, NodeView } from "./node";
 import { CONTEXT } from "./mix/contract";
 
@@ -24,7 +24,8 @@ export interface ClientView {
 }
 
 function channelsOf(conn: Connection): string[] {
-  return conn.ws ? conn.ws.subscriptions : [...(conn.channels ?? [])];
+  const ws = conn instanceof WsConnection ? conn.ws : null;
+  return ws ? ws.subscriptions : [...(conn.channels ?? [])];
 }
 
 function contextOf(conn: Connection): unknown {

@@ -7,7 +7,7 @@ import { log } from "../log/logger";
 import { SWEEP_MS } from "./limits";
 import type { LuaFamily } from "../lua/family";
 import type { ServerConfig } from "../config/schema";
-import { Connection } from "./connection";
+import type { Connection, Opening } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
 import { applyConvention, type Convention } from "./convention";
@@ -144,11 +144,13 @@ export abstract class LuaServer {
   /** Stops accepting and closes every connection (WebSocket close 1001). */
   abstract stop(): Promise<void>;
 
-  protected newConnection(remoteAddr: string): Connection {
-    const conn = new Connection(this.node.ids.next(), this, remoteAddr);
-    conn.readTick = this.tick;
-    conn.readTimeout = this.timeouts.read;
-    conn.writeTimeout = this.timeouts.write;
+  /** What a connection opened now starts with: a new id, this server's read tick and its timeouts. */
+  protected opening(remoteAddr: string): Opening {
+    return { id: this.node.ids.next(), server: this, remoteAddr, readTick: this.tick, readTimeout: this.timeouts.read, writeTimeout: this.timeouts.write };
+  }
+
+  /** Registers a new connection with the node. */
+  protected accept<C extends Connection>(conn: C): C {
     this.node.connections.set(conn.id, conn);
     return conn;
   }
@@ -198,7 +200,7 @@ export abstract class LuaServer {
     const tick = ++this.tick;
     for (const conn of this.node.connections.values()) {
       // A WebSocket still in on_handshake has nothing to close yet; its silence counts from the upgrade.
-      if (conn.server === this && conn.readTimeout > 0 && conn.readTick < tick - conn.readTimeout * this.ticksPerSecond && conn.open && conn.closeReason === null && (conn.ws || conn.tcp)) {
+      if (conn.server === this && conn.readTimeout > 0 && conn.readTick < tick - conn.readTimeout * this.ticksPerSecond && conn.open && conn.closeReason === null && conn.live) {
         conn.closeReason = "read timeout";
         this.closeConnection(conn, 1001, "read timeout");
       }

@@ -2,7 +2,7 @@
 // (other workers and nodes) goes through `peers`, which it is given at construction: the mesh, a multi-core
 // engine's worker router, or a worker's link to its primary.
 import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
-import type { Connection } from "./connection";
+import { WsConnection, type Connection } from "./connection";
 import type { SendType } from "./host";
 import type { LuaServer } from "./lua-server";
 import { CONN_CALL } from "./mix/contract";
@@ -210,8 +210,9 @@ export class EngineNode implements NodeView {
   subscribe(id: number, channels: string[]): string | null {
     const conn = this.connections.get(id);
     if (!conn) return "client not found";
-    if (conn.ws) {
-      for (const ch of channels) conn.ws.subscribe(ch);
+    const ws = conn instanceof WsConnection ? conn.ws : null;
+    if (ws) {
+      for (const ch of channels) ws.subscribe(ch);
       return null;
     }
     // Socket connections, and WebSocket ones still in on_handshake (subscribed natively once open).
@@ -229,7 +230,8 @@ export class EngineNode implements NodeView {
   unsubscribe(id: number, channels: string[]): string | null {
     const conn = this.connections.get(id);
     if (!conn) return "client not found";
-    if (conn.ws) for (const ch of channels) conn.ws.unsubscribe(ch);
+    const ws = conn instanceof WsConnection ? conn.ws : null;
+    if (ws) for (const ch of channels) ws.unsubscribe(ch);
     else for (const ch of channels) this.leave(conn, ch);
     return null;
   }

@@ -3,20 +3,20 @@
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { log } from "../log/logger";
 import { socketEvents } from "./mix/connection";
-import type { Connection } from "./connection";
+import { TcpConnection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, TLS_HANDSHAKE_SECONDS } from "./limits";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
 import { Listeners } from "../net/listeners";
 
-type TCP = Socket<Connection>;
+type TCP = Socket<TcpConnection>;
 const NOTHING_PUBLISHED = [0, 0] as const;
 
 export class SocketServer extends LuaServer {
   readonly protocol = "socket" as const;
   /** The listeners of the port: one, or during a certificate change also the old one (net/listeners.ts). */
-  private listeners: Listeners<TCPSocketListener<Connection>> | null = null;
+  private listeners: Listeners<TCPSocketListener<TcpConnection>> | null = null;
   /** TLS clients whose handshake is not done yet, with the tick they connected at (bounded by sweep()). */
   private readonly handshaking = new Map<TCP, number>();
 
@@ -27,18 +27,18 @@ export class SocketServer extends LuaServer {
   async listen(): Promise<void> {
     const handler = this.handler();
     let port = this.config.port;
-    this.listeners = new Listeners<TCPSocketListener<Connection>>({
+    this.listeners = new Listeners<TCPSocketListener<TcpConnection>>({
       tls: this.config.tls,
       label: `lua server ${this.config.bind}:${this.config.port}`,
       // bun-types 1.4.4 declares reusePort for Bun.connect only; Bun.listen takes it (SO_REUSEPORT) all the same.
-      start: (pem) => Bun.listen({ hostname: this.config.bind, port, reusePort: this.reusePort, socket: handler, ...(pem && { tls: pem }) } as TCPSocketListenOptions<Connection>),
+      start: (pem) => Bun.listen({ hostname: this.config.bind, port, reusePort: this.reusePort, socket: handler, ...(pem && { tls: pem }) } as TCPSocketListenOptions<TcpConnection>),
       retire: (old) => old.stop(false), // its connections go on; stop() ends them one by one
     });
     port = this.listeners.current.port;
     this.startSweeping();
   }
 
-  private handler(): SocketHandler<Connection> {
+  private handler(): SocketHandler<TcpConnection> {
     const self = this;
     const tls = this.config.tls !== null;
     return {
@@ -72,8 +72,7 @@ export class SocketServer extends LuaServer {
   }
 
   private opened(s: TCP): void {
-    const conn = this.newConnection(`${s.remoteAddress}:${s.remotePort}`);
-    conn.tcp = s;
+    const conn = this.accept(new TcpConnection(this.opening(`${s.remoteAddress}:${s.remotePort}`), s));
     s.data = conn;
     this.events.connect(conn);
   }
@@ -93,9 +92,9 @@ export class SocketServer extends LuaServer {
    * Writes raw bytes (`conn:send`) or, for data pushed by the mesh or the API, bytes shaped by the
    * script's protocol_encode. Bytes the kernel does not take now wait for `drain`, up to a bound.
    */
-  sendTo(conn: Connection, data: Uint8Array | string, type: SendType, raw: boolean): string | null {
+  sendTo(conn: TcpConnection, data: Uint8Array | string, type: SendType, raw: boolean): string | null {
     const s = conn.tcp;
-    if (!s || !conn.open) return "connection closed";
+    if (!conn.open) return "connection closed";
     let bytes: Uint8Array = typeof data === "string" ? Buffer.from(data) : data;
     if (!raw) {
       const out = this.encode(bytes, conn.id, type);
@@ -113,11 +112,11 @@ export class SocketServer extends LuaServer {
     return NOTHING_PUBLISHED;
   }
 
-  private enqueue(conn: Connection, bytes: Uint8Array): string | null {
+  private enqueue(conn: TcpConnection, bytes: Uint8Array): string | null {
     if (conn.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
       conn.closeReason = "too many unread bytes";
       log.warn(`client ${conn.id} has ${conn.pendingBytes} bytes unread, dropped`);
-      conn.tcp?.terminate();
+      conn.tcp.terminate();
       return "send failed: client too slow";
     }
     (conn.pending ??= []).push(Buffer.from(bytes));
@@ -126,9 +125,9 @@ export class SocketServer extends LuaServer {
     return null;
   }
 
-  private flush(conn: Connection): void {
+  private flush(conn: TcpConnection): void {
     const s = conn.tcp;
-    while (s && conn.pending?.length) {
+    while (conn.pending?.length) {
       const head = conn.pending[0];
       const written = s.write(head);
       if (written < head.length) {
@@ -141,17 +140,17 @@ export class SocketServer extends LuaServer {
     }
     conn.pending = null;
     this.unstall(conn);
-    if (conn.endWhenFlushed) s?.end();
+    if (conn.endWhenFlushed) s.end();
   }
 
-  protected terminate(conn: Connection): void {
-    conn.tcp?.terminate();
+  protected terminate(conn: TcpConnection): void {
+    conn.tcp.terminate();
   }
 
-  closeConnection(conn: Connection): void {
+  closeConnection(conn: TcpConnection): void {
     // Bun does not keep what a socket did not take: bytes still pending here would be lost by ending now.
     if (conn.pending) conn.endWhenFlushed = true;
-    else conn.tcp?.end();
+    else conn.tcp.end();
   }
 
   stopAccepting(): void {
@@ -165,7 +164,7 @@ export class SocketServer extends LuaServer {
     this.stopSweeping();
     this.listeners?.close();
     // A listener replaced for a new certificate no longer knows its connections: end them here.
-    for (const conn of this.node.connections.values()) if (conn.server === this) conn.tcp?.terminate();
+    for (const conn of this.node.connections.values()) if (conn.server === this && conn instanceof TcpConnection) conn.tcp.terminate();
     for (const s of this.handshaking.keys()) s.terminate();
     this.handshaking.clear();
     for (const l of this.listeners?.all ?? []) l.stop(true);

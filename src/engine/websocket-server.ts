@@ -3,20 +3,21 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { websocketEvents } from "./mix/connection";
 import { FORGET } from "./mix/contract";
-import { Connection } from "./connection";
+import { WsConnection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { Listeners } from "../net/listeners";
 import { MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
 
-type WS = ServerWebSocket<Connection>;
+type WS = ServerWebSocket<WsConnection>;
 const NOTHING = [0, 0] as const;
 
 interface PendingHandshake {
+  conn: WsConnection;
   req: Request;
   /** The listener the request came to, which must upgrade it. */
-  srv: Server<Connection>;
+  srv: Server<WsConnection>;
   resolve: (r: Response | undefined) => void;
 }
 
@@ -38,7 +39,7 @@ function refusal(message: string, status: number): Response {
 export class WebSocketServer extends LuaServer {
   readonly protocol = "websocket" as const;
   /** The Bun.serve listeners of the port: one, or during a certificate change also the old one (net/listeners.ts). */
-  private listeners: Listeners<Server<Connection>> | null = null;
+  private listeners: Listeners<Server<WsConnection>> | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
 
@@ -51,11 +52,11 @@ export class WebSocketServer extends LuaServer {
     const cfg = this.config;
     const websocket = this.handler();
     let port = cfg.port;
-    this.listeners = new Listeners<Server<Connection>>({
+    this.listeners = new Listeners<Server<WsConnection>>({
       tls: cfg.tls,
       label: `lua server ${cfg.bind}:${cfg.port}`,
       start: (pem) =>
-        Bun.serve<Connection>({
+        Bun.serve<WsConnection>({
           hostname: cfg.bind,
           port,
           reusePort: this.reusePort,
@@ -69,7 +70,7 @@ export class WebSocketServer extends LuaServer {
     this.startSweeping();
   }
 
-  private handler(): WebSocketHandler<Connection> {
+  private handler(): WebSocketHandler<WsConnection> {
     const self = this;
     return {
       idleTimeout: 0, // readTimeout is enforced by dropIdle
@@ -86,7 +87,7 @@ export class WebSocketServer extends LuaServer {
         conn.channels = null;
         const early = conn.early;
         conn.early = null;
-        conn.pendingBytes = 0;
+        conn.earlyBytes = 0;
         if (early) for (const [data, type] of early) self.sendTo(conn, data, type as SendType);
         // conn:close() during on_handshake: the messages it sent go out, then the connection closes.
         if (conn.closeOnOpen) ws.close(conn.closeOnOpen[0], conn.closeOnOpen[1]);
@@ -115,7 +116,7 @@ export class WebSocketServer extends LuaServer {
     };
   }
 
-  private upgrade(req: Request, srv: Server<Connection>): Response | Promise<Response | undefined> | undefined {
+  private upgrade(req: Request, srv: Server<WsConnection>): Response | Promise<Response | undefined> | undefined {
     const url = new URL(req.url);
     if (url.pathname !== this.path) return new Response("not found", { status: 404 });
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
@@ -123,7 +124,7 @@ export class WebSocketServer extends LuaServer {
     }
     const ip = srv.requestIP(req);
     const remoteAddr = ip ? `${ip.address}:${ip.port}` : "";
-    const conn = this.newConnection(remoteAddr);
+    const conn = this.accept(new WsConnection(this.opening(remoteAddr)));
     const headers: Record<string, string> = {};
     req.headers.forEach((value, name) => (headers[canonical(name)] = value));
     const info = {
@@ -138,7 +139,7 @@ export class WebSocketServer extends LuaServer {
       },
     };
     return new Promise<Response | undefined>((resolve) => {
-      this.handshakes.set(conn.id, { req, srv, resolve });
+      this.handshakes.set(conn.id, { conn, req, srv, resolve });
       // If on_handshake fails before answering, the upgrade is refused with 500.
       conn.settled = () => {
         conn.settled = undefined;
@@ -150,8 +151,8 @@ export class WebSocketServer extends LuaServer {
 
   protected override handshakeResult(id: number, accept: boolean, status: number, message: string): void {
     const pending = this.handshakes.get(id);
-    const conn = this.node.connections.get(id);
-    if (!pending || !conn) return;
+    if (!pending || !this.node.connections.has(id)) return;
+    const conn = pending.conn;
     this.handshakes.delete(id);
     if (accept && pending.srv.upgrade(pending.req, { data: conn })) {
       pending.resolve(undefined);
@@ -164,13 +165,13 @@ export class WebSocketServer extends LuaServer {
     pending.resolve(refusal(message || "Forbidden", accept ? 400 : status));
   }
 
-  sendTo(conn: Connection, data: Uint8Array | string, type: SendType, _raw?: boolean): string | null {
+  sendTo(conn: WsConnection, data: Uint8Array | string, type: SendType, _raw?: boolean): string | null {
     const ws = conn.ws;
     if (!ws) {
       if (!conn.open) return "connection closed";
       // Held until the upgrade completes, within a bound (sent at once on open, it must also fit the send buffer).
-      if (conn.pendingBytes + data.length > MAX_EARLY_BYTES) return "send failed: too much data before the upgrade completed";
-      conn.pendingBytes += data.length;
+      if (conn.earlyBytes + data.length > MAX_EARLY_BYTES) return "send failed: too much data before the upgrade completed";
+      conn.earlyBytes += data.length;
       (conn.early ??= []).push([typeof data === "string" ? data : Buffer.from(data), type]);
       return null;
     }
@@ -201,12 +202,12 @@ export class WebSocketServer extends LuaServer {
     return n === 0 ? NOTHING : [n, 0];
   }
 
-  closeConnection(conn: Connection, code: number, reason: string): void {
+  closeConnection(conn: WsConnection, code: number, reason: string): void {
     if (conn.ws) conn.ws.close(code, reason);
     else conn.closeOnOpen = [code, reason];
   }
 
-  protected terminate(conn: Connection): void {
+  protected terminate(conn: WsConnection): void {
     conn.ws?.terminate();
   }
 
@@ -220,7 +221,7 @@ export class WebSocketServer extends LuaServer {
    * (their clients see a reset): wait for them, within a bound. Not forced: open WebSockets stay, and
    * publish() and subscriberCount() keep working on them. Resolves once their last connection closed.
    */
-  private retire(servers: Server<Connection>[], delayMs: number): Promise<unknown> {
+  private retire(servers: Server<WsConnection>[], delayMs: number): Promise<unknown> {
     const end = performance.now() + delayMs + HANDSHAKE_WAIT_MS;
     return new Promise((resolve) => {
       const close = () => {
@@ -234,7 +235,7 @@ export class WebSocketServer extends LuaServer {
   async stop(): Promise<void> {
     this.stopSweeping();
     for (const conn of this.node.connections.values()) {
-      if (conn.server === this) conn.ws?.close(1001, "server shutting down");
+      if (conn.server === this && conn instanceof WsConnection) conn.ws?.close(1001, "server shutting down");
     }
     this.listeners?.close();
     await Promise.all((this.listeners?.all ?? []).map((server) => server.stop()));

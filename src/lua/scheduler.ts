@@ -20,8 +20,8 @@ export interface SerialOwner {
   id?: number;
   busy: boolean;
   backlog: (() => void)[] | null;
-  /** What the backlog costs: its payload bytes plus BACKLOG_EVENT_COST per event. */
-  backlogBytes?: number;
+  /** What the backlog costs: its payload bytes plus BACKLOG_EVENT_COST per event (start at 0). */
+  backlogBytes: number;
   /** Called after each of its callbacks finishes (or fails). */
   settled?: () => void;
   /**
@@ -85,7 +85,7 @@ export class Scheduler {
     const size = payload === undefined || payload === null
       ? 0
       : BACKLOG_EVENT_COST + (typeof payload === "string" || payload instanceof Uint8Array ? payload.length : 64);
-    const queued = owner.backlogBytes ?? 0;
+    const queued = owner.backlogBytes;
     if (size > 0 && (queued + size > MAX_BACKLOG_BYTES || (owner.backlog?.length ?? 0) >= MAX_BACKLOG_EVENTS)) {
       if (queued <= MAX_BACKLOG_BYTES) owner.overflow?.();
       owner.backlogBytes = MAX_BACKLOG_BYTES + 1; // overflowed: later payloads are dropped too
@@ -93,7 +93,7 @@ export class Scheduler {
     }
     owner.backlogBytes = queued + size;
     (owner.backlog ??= []).push(() => {
-      owner.backlogBytes! -= size;
+      owner.backlogBytes -= size;
       this.start(owner, kind, id, payload, extra);
     });
   }

@@ -8,7 +8,7 @@ import { FORGET } from "../engine/mix/contract";
 import { Queues, type QueueLimits } from "../queue/queues";
 import { ClientIds } from "../net/client-ids";
 import { EngineNode } from "../engine/node";
-import type { Connection } from "../engine/connection";
+import { Connection } from "../engine/connection";
 import type { SendType } from "../engine/host";
 import { LuaServer } from "../engine/lua-server";
 import { MAX_MESSAGE_BYTES } from "../engine/limits";
@@ -83,7 +83,7 @@ export class MemoryServer extends LuaServer {
 
   /** A client connects: on_handshake (websocket, with these headers) or on_connect (socket). */
   open(headers: { [name: string]: string }, path: string): Connection {
-    const conn = this.newConnection("127.0.0.1:40000");
+    const conn = this.accept(new Connection(this.opening("127.0.0.1:40000")));
     this.record.frames.set(conn.id, []);
     if (this.protocol === "socket") {
       this.events.connect(conn);

@@ -9,6 +9,7 @@ import { stringify } from "yaml";
 import { HotConfig, defaultConfig, parseConfig, watchConfig, type Config, type TlsConfig } from "../../src/config/index.ts";
 import { HOT_KEYS, type HotKey } from "../../src/config/hot.ts";
 import { clusterSecurity } from "../../src/net/security.ts";
+import { TcpConnection } from "../../src/engine/connection.ts";
 import { startLuaServers } from "../../src/engine/servers.ts";
 import { startApiServer } from "../../src/api/server.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -169,7 +170,8 @@ describe("config edits", () => {
     const c = await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
     const id = [...s.engine.node.connections.keys()][0]!;
-    const conn = s.engine.node.connections.get(id)!;
+    const conn = s.engine.node.connections.get(id) as TcpConnection;
+    expect(conn).toBeInstanceOf(TcpConnection);
     expect(conn.writeTimeout).toBe(0.5);
     const r = await flood(s, conn, () => conn.pendingBytes, 50);
     expect(r.open).toBe(false);

@@ -8,6 +8,7 @@ import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
 import { Client } from "../helpers/ws.ts";
 import { startServer, TcpClient } from "./helpers";
+import { TcpConnection } from "../../src/engine/connection";
 
 const readLog = captureLog();
 afterAll(cleanupAll);
@@ -238,7 +239,8 @@ describe("closing a socket connection with bytes queued", () => {
     const s = await startServer(`function protocol_input(buf) return buf:length() end`, { protocol: "socket" });
     const c = await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
-    const [id, conn] = [...s.engine.node.connections.entries()][0]!;
+    const [id, conn] = [...s.engine.node.connections.entries()][0] as [number, TcpConnection];
+    expect(conn).toBeInstanceOf(TcpConnection);
     const piece = Buffer.alloc(256 * 1024, 121);
     let sent = 0;
     while (conn.pendingBytes === 0 && sent < 64 * 1024 * 1024) {

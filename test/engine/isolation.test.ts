@@ -2,6 +2,7 @@
 // never reads, a callback blocked in wait_context_value. Real servers, real clients, the engine's log.
 import { afterAll, describe, expect, test } from "bun:test";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "../../src/engine/limits";
+import { TcpConnection, WsConnection } from "../../src/engine/connection";
 import type { Started } from "../helpers/engine.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { captureLog } from "../helpers/log.ts";
@@ -128,7 +129,8 @@ describe("slow readers", () => {
       { protocol: "socket", writeTimeout: 0.5 });
     const c = await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
-    const conn = [...s.engine.node.connections.values()][0]!;
+    const conn = [...s.engine.node.connections.values()][0] as TcpConnection;
+    expect(conn).toBeInstanceOf(TcpConnection);
     const before = rss();
     const r = await flood(s, conn, () => conn.pendingBytes, 50);
     expect(r.open).toBe(false);
@@ -146,7 +148,8 @@ describe("slow readers", () => {
       { protocol: "socket", writeTimeout: 30 });
     await TcpClient.connect(s.port, { read: false });
     await until(() => s.engine.node.connections.size === 1);
-    const conn = [...s.engine.node.connections.values()][0]!;
+    const conn = [...s.engine.node.connections.values()][0] as TcpConnection;
+    expect(conn).toBeInstanceOf(TcpConnection);
     const before = rss();
     const r = await flood(s, conn, () => conn.pendingBytes, 2);
     expect(r.open).toBe(false);
@@ -158,7 +161,8 @@ describe("slow readers", () => {
   test("websocket: a client that never reads is dropped after writeTimeout; others are served meanwhile", async () => {
     const s = await startServer(ENTRY, { writeTimeout: 0.5 });
     const c = await silentWebSocket(s.port);
-    const conn = [...s.engine.node.connections.values()][0]!;
+    const conn = [...s.engine.node.connections.values()][0] as WsConnection;
+    expect(conn).toBeInstanceOf(WsConnection);
     const b = await Client.open(s.url);
     const before = rss();
     const r = await flood(s, conn, () => conn.ws?.getBufferedAmount() ?? 0, 50);

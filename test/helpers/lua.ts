@@ -38,4 +38,4 @@ export function makeVM(entrySource: string, opts: Partial<VMOptions<unknown>> = 
   return new LuaVM({ entry: join(dir, "entry.lua"), families: [logging, testFamily], host: undefined, ...opts });
 }
 
-export const owner = () => ({ busy: false, backlog: null as (() => void)[] | null });
+export const owner = () => ({ busy: false, backlog: null as (() => void)[] | null, backlogBytes: 0 });
