@@ -72,7 +72,8 @@ export class Scheduler {
   /**
    * Delivers event `kind` to Lua handler H[kind](id, payload, extra) for `owner`, now if the owner is idle,
    * else after the owner's earlier events. `payload` strings go as UTF-8, Uint8Arrays as raw bytes, other
-   * values as tables.
+   * values as tables. The runtime gives kind, payload and extra no meaning: whoever defines the handlers fixes
+   * them per kind (the engine: LuaEvents in its contract.ts).
    */
   dispatch(owner: SerialOwner, kind: number, id: number, payload?: Payload, extra?: string | number): void {
     if (this.vm.closed) return;
