@@ -1,5 +1,5 @@
-// The Lua 5.1 C API as bun:ffi symbols, plus the constants of lua.h that the runtime uses.
-// Only what the runtime calls is bound; every binding is one FFI crossing, so callers count them.
+// The Lua 5.1 C API as bun:ffi symbols, plus the constants of lua.h that the code uses.
+// Only what the code calls is bound (and only the constants it reads are defined); every binding is one FFI crossing, so callers count them.
 import { dlopen, FFIType, type Pointer } from "bun:ffi";
 import { functionAddress, type NumberPointers } from "./ffi";
 import { loadLuaLibraries } from "./libs";
@@ -59,15 +59,9 @@ export type LuaState = Pointer;
 // lua.h constants (Lua 5.1)
 export const LUA_REGISTRYINDEX = -10000;
 export const LUA_GLOBALSINDEX = -10002;
-export const upvalueIndex = (i: number) => LUA_GLOBALSINDEX - i;
-export const LUA_MULTRET = -1;
 export const LUA_OK = 0;
 export const LUA_YIELD = 1;
-export const LUA_ERRRUN = 2;
-export const LUA_ERRSYNTAX = 3;
 export const LUA_ERRMEM = 4;
-export const LUA_ERRERR = 5;
-export const LUA_TNONE = -1;
 export const LUA_TNIL = 0;
 export const LUA_TBOOLEAN = 1;
 export const LUA_TLIGHTUSERDATA = 2;
@@ -75,10 +69,7 @@ export const LUA_TNUMBER = 3;
 export const LUA_TSTRING = 4;
 export const LUA_TTABLE = 5;
 export const LUA_TFUNCTION = 6;
-export const LUA_TUSERDATA = 7;
-export const LUA_TTHREAD = 8;
 export const LUA_MASKCOUNT = 8;
 export const LUA_GCCOUNT = 3;
 export const LUA_GCCOLLECT = 2;
-export const LUA_NOREF = -2;
 

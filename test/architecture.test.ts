@@ -107,3 +107,21 @@ describe("import directions", () => {
     expect(violations(below, ["src/app"])).toEqual([]);
   });
 });
+
+describe("native/lua.ts binds only what is used", () => {
+  const source = readFileSync(join(ROOT, "native/lua.ts"), "utf8");
+  const users = [...tsFiles("src"), ...tsFiles("native")].filter((f) => f !== "native/lua.ts").map((f) => readFileSync(join(ROOT, f), "utf8")).join("\n");
+  const used = (pattern: string) => new RegExp(pattern).test(users);
+
+  test("every bound C function is called as lua.NAME", () => {
+    const bound = [...source.matchAll(/^ {2}(lua[L_]?\w+): \{ args:/gm)].map((m) => m[1]!);
+    expect(bound.length).toBeGreaterThan(20);
+    expect(bound.filter((name) => !used(`\\blua\\.${name}\\b`))).toEqual([]);
+  });
+
+  test("every exported constant is read", () => {
+    const constants = [...source.matchAll(/^export const (\w+)/gm)].map((m) => m[1]!).filter((n) => n !== "lua");
+    expect(constants.length).toBeGreaterThan(10);
+    expect(constants.filter((name) => !used(`\\b${name}\\b`))).toEqual([]);
+  });
+});
