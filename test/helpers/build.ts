@@ -1,8 +1,9 @@
 // The compiled executable for tests: dist/ of this checkout, (re)built with `bun build.ts` when it is missing or
 // any source is newer (binary.test.ts and test/handover share it), and builds of a copy of the checkout with
 // another version string (an upgrade to a new executable).
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { alive } from "../../src/handover/pidfile.ts";
 import { tempDir } from "./files.ts";
 import { ROOT, runSync } from "./process.ts";
 
@@ -27,8 +28,39 @@ function newestSource(): number {
   return newest;
 }
 
+/**
+ * Runs `fn` while holding dist/.build-lock: test files that run at once (bin/test runs several) must not build
+ * dist/ together (tar read a staging file the other build was rewriting). A lock whose holder is gone is taken over.
+ */
+function withBuildLock<T>(fn: () => T): T {
+  const lock = join(ROOT, "dist/.build-lock");
+  mkdirSync(join(ROOT, "dist"), { recursive: true });
+  const end = Date.now() + BUILD_TIMEOUT_MS;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      const holder = Number(existsSync(join(lock, "pid")) ? readFileSync(join(lock, "pid"), "utf8") : 0);
+      if (holder > 0 && !alive(holder)) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() > end) throw new Error(`dist/.build-lock still held by pid ${holder} after ${BUILD_TIMEOUT_MS} ms`);
+      else Bun.sleepSync(200);
+    }
+  }
+  writeFileSync(join(lock, "pid"), String(process.pid));
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /** Builds dist/ (the executable, and the tarball unless `binaryOnly`) when stale; says what it did. */
 export function buildIfStale(binaryOnly = false): string {
+  return withBuildLock(() => build(binaryOnly));
+}
+
+function build(binaryOnly: boolean): string {
   const outputs = binaryOnly ? [BINARY] : [BINARY, TARBALL];
   const oldest = Math.min(...outputs.map((p) => (existsSync(p) ? statSync(p).mtimeMs : 0)));
   if (oldest > newestSource()) return "up to date";
