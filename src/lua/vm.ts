@@ -146,8 +146,13 @@ export class LuaVM<out H = unknown> {
   private install(families: LuaFamily<H>[], runtime: RuntimeRefs): void {
     const L = this.L;
     const exports = new Map<string, number>();
+    const opFamily = new Map<string, string>();
     for (const family of families) {
       for (const [name, op] of Object.entries(family.blocking ?? {})) {
+        // Only a family that uses another may replace its op (connmix test's canned http): never by list order.
+        const owner = opFamily.get(name);
+        if (owner && !family.uses?.includes(owner)) throw new Error(`Lua families ${owner} and ${family.name} both define the blocking op ${name}`);
+        opFamily.set(name, family.name);
         this.blocking.set(name, { run: (args, task) => op(args, this, task), binary: family.binaryArgs ?? false });
       }
       if (family.reply) this.deliverReply = family.reply.deliver;

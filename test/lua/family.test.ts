@@ -37,12 +37,15 @@ describe("family declarations", () => {
     vm.close();
   });
 
-  test("a family that uses one not installed, a cycle, a missing hook or a name given twice is refused when the VM is made", () => {
+  test("a family that uses one not installed, a cycle, a missing hook, a name given twice or another's op without using it is refused when the VM is made", () => {
     expect(() => makeVM("", { families: [user] })).toThrow("Lua family user uses base, which is not installed");
     const a: LuaFamily = { name: "a", uses: ["b"], lua: "" };
     const b: LuaFamily = { name: "b", uses: ["a"], lua: "" };
     expect(() => makeVM("", { families: [a, b] })).toThrow("cycle");
     expect(() => makeVM("", { families: [base, { ...user, lua: "return nil, {}" }] })).toThrow("Lua family user did not return its hook greet");
     expect(() => makeVM("", { families: [{ ...base, constants: { mix: 1 } }] })).toThrow("base: mix names two things");
+    const op = { "base.wait": async () => [] };
+    expect(() => makeVM("", { families: [{ ...base, blocking: op }, { name: "other", blocking: op }] })).toThrow("Lua families base and other both define the blocking op base.wait");
+    expect(() => makeVM("", { families: [{ ...base, blocking: op }, { name: "other", uses: ["base"], blocking: op }] })).not.toThrow();
   });
 });
