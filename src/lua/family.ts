@@ -19,17 +19,18 @@ export type BlockingOp<H = unknown> = (args: PlainValue[], vm: LuaVM<H>, task: T
 
 /**
  * A Lua function a family's chunk returns for JS to call (`LuaVM.call`), kept by reference: a script that
- * assigns a global of the same name changes nothing. `A` are its arguments, `R` its first result as JS.
+ * assigns a global of the same name changes nothing. `A` are its arguments; its first result comes back as
+ * a PlainValue, which the caller checks.
  */
-export interface Hook<A extends unknown[] = unknown[], R = unknown> {
+export interface Hook<A extends unknown[] = unknown[]> {
   readonly name: string;
   /** Its result's strings are read as bytes (Uint8Array), not UTF-8 text. */
   readonly binaryResult: boolean;
-  /** Never set: carries A and R for the type checker. */
-  readonly signature?: (...args: A) => R;
+  /** Never set: carries A for the type checker. */
+  readonly signature?: (...args: A) => void;
 }
 
-export function hook<A extends unknown[], R = void>(name: string, binaryResult = false): Hook<A, R> {
+export function hook<A extends unknown[]>(name: string, binaryResult = false): Hook<A> {
   return { name, binaryResult };
 }
 
@@ -67,7 +68,7 @@ export interface LuaFamily<H = unknown> {
   /** Families whose exports the chunk reads as `F.<name>`. */
   uses?: readonly string[];
   /** Lua functions the chunk must return for JS to call. */
-  hooks?: readonly Hook<never, unknown>[];
+  hooks?: readonly Hook<never>[];
   /**
    * The family's send function, `(id, data, type)`, when a send to the connection whose event runs can be kept
    * in C (runtime.c's reply_send) instead of calling `functions[name]`; `deliver` then sends it once the slice

@@ -218,20 +218,19 @@ export class LuaVM<out H = unknown> {
   }
 
   /** True when a family returned this hook. */
-  hasHook(hook: Hook<never, unknown>): boolean {
+  hasHook(hook: Hook<never>): boolean {
     return this.hooks.has(hook.name);
   }
 
   /**
-   * Calls a hook a family returned, on the main thread, and returns its first result as the hook declares.
+   * Calls a hook a family returned, on the main thread, and returns its first result as JS (the caller checks it).
    * For short, non-blocking work (protocol_encode, context updates from the API); a Lua error is thrown.
    */
-  call<A extends unknown[], R>(hook: Hook<A, R>, ...args: A): R {
+  call<A extends unknown[]>(hook: Hook<A>, ...args: A): PlainValue {
     const ref = this.hooks.get(hook.name);
     if (ref === undefined) throw new Error(`no Lua family returned the hook ${hook.name}`);
     lua.lua_rawgeti(this.L, LUA_REGISTRYINDEX, ref);
-    // The hook's declaration (the contract of the family that returns it) says what its result is.
-    return this.callTop(args, hook.binaryResult) as R;
+    return this.callTop(args, hook.binaryResult);
   }
 
   /** Calls global function `name` of the script (tests and benchmarks drive scripts this way). */

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { hook, type LuaFamily } from "../../src/lua/family";
 import { makeVM, testFamily } from "../helpers/lua";
 
-const GREET = hook<[name: string], unknown>("greet");
+const GREET = hook<[name: string]>("greet");
 
 const base: LuaFamily = {
   name: "base",

@@ -2,7 +2,6 @@
 // payloads and extra values), the constants the Lua side reads (handed to the chunks, never typed twice)
 // and the hooks the chunks return for JS to call. docs/internals.md describes it.
 import { FAILED, hook } from "../../lua/family";
-import type { PlainValue } from "../../lua/stack";
 import type { Scheduler } from "../../lua/scheduler";
 import type { Connection } from "../connection";
 import type { SendType } from "../host";
@@ -61,16 +60,16 @@ export { FAILED };
 /** Drops the connection object of a refused upgrade (no on_close will). */
 export const FORGET = hook<[id: number]>("forget");
 /** Runs set_context_value, set_context, subscribe or unsubscribe for the API's conn.call: an error text or nil. */
-export const CONN_CALL = hook<[id: number, method: string, args: unknown[]], PlainValue>("conn_call");
+export const CONN_CALL = hook<[id: number, method: string, args: unknown[]]>("conn_call");
 /** The context table of a connection (connmix test, the console); nil when unknown. */
-export const CONTEXT = hook<[id: number], PlainValue>("context");
+export const CONTEXT = hook<[id: number]>("context");
 /** The script's protocol_encode of pushed data (no id for a publish): the bytes to send, or nil. */
-export const ENCODE = hook<[data: Uint8Array, id: number | undefined, type: SendType], PlainValue>("encode", true);
+export const ENCODE = hook<[data: Uint8Array, id: number | undefined, type: SendType]>("encode", true);
 /** How many messages protocol_decode produced. */
-export const DECODED = hook<[], PlainValue>("decoded");
+export const DECODED = hook<[]>("decoded");
 /** The bytecode of on_connect, on_close and on_handshake, for the convention detection. */
-export const CALLBACK_DUMPS = hook<[], PlainValue>("callback_dumps", true);
+export const CALLBACK_DUMPS = hook<[]>("callback_dumps", true);
 /** Tells the Lua side the callback convention ("1.0.1" or "1.0.3"). */
 export const SET_CONVENTION = hook<[convention: string]>("set_convention");
 /** Runs the script's init() if it has one: whether it had. */
-export const INIT = hook<[], PlainValue>("init");
+export const INIT = hook<[]>("init");
