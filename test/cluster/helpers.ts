@@ -155,8 +155,11 @@ export class Node extends Proc {
     super(mode, [BUN, MAIN, mode, "-f", config, ...(cpus ? ["-p", cpus] : [])], { cwd });
   }
 
-  /** Waits for a log line matching `re` after `from`, 5 s by default. */
-  override waitFor(re: RegExp, ms = 5000, from = 0): Promise<RegExpMatchArray> {
+  /**
+   * Waits for a log line matching `re` after `from`, 15 s by default: a deadline for what should come, not a
+   * measure (bin/test runs files side by side, and a process start on a loaded machine takes seconds).
+   */
+  override waitFor(re: RegExp, ms = 15_000, from = 0): Promise<RegExpMatchArray> {
     return super.waitFor(re, ms, from);
   }
 
