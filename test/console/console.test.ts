@@ -177,7 +177,8 @@ describe("the console", () => {
     expect([await a1.next(), await b1.next()]).toEqual(["to everyone", "to everyone"]);
     const nodeB = cm.nodes().find((n) => n.api_server.endsWith(`:${cluster.engines[1]!.api}`))!;
     await page.locator(`#nodes tbody tr[data-node="${nodeB.id}"]`).click();
-    await page.locator(`#clients tbody tr[data-client="${testerId}"]`).waitFor({ timeout: 5000 });
+    // The table is redrawn by the click and by the 2 s poll: wait for a view that shows the subscription.
+    await page.locator(`#clients tbody tr[data-client="${testerId}"]`, { hasText: "room:1" }).waitFor({ timeout: 5000 });
     expect((await cellsOf(page, `#clients tbody tr[data-client="${testerId}"]`))[0]![4]).toBe("room:1");
     await page.screenshot({ path: join(ARTIFACTS, "console-actions.png"), fullPage: true });
     await page.click("#tester-connect"); // disconnect
