@@ -111,7 +111,7 @@ function hexNibble(c: number): number {
   return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : 0; // PHP warns and uses 0
 }
 
-/** P.php_pack(format, ...) -> bytes | nil, err */
+/** host.php_pack(format, ...) -> bytes | nil, err */
 function pack(L: LuaState): number {
   const top = lua.lua_gettop(L);
   const format = bytesArg(L, 1, "php_pack");
@@ -210,7 +210,7 @@ function readNumber(data: Buffer, at: number, code: string): number {
   }
 }
 
-/** P.php_unpack(format, data[, offset]) -> table | nil, err */
+/** host.php_unpack(format, data[, offset]) -> table | nil, err */
 function unpack(L: LuaState): number {
   const format = bytesArg(L, 1, "php_unpack");
   if (!format) return 2;

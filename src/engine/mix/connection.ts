@@ -40,7 +40,7 @@ export const connection: LuaFamily<ConnectionHost> = {
     deliver: (vm, id, data, type) => void vm.host.sendLocal(id, data, type as SendType, true),
   },
   functions: {
-    // P.send(id, data, type): the data is a view of Lua's string; the host copies or writes it at once.
+    // host.send(id, data, type): the data is a view of Lua's string; the host copies or writes it at once.
     send(L, vm) {
       const id = lua.lua_tonumber(L, 1);
       const type = lua.lua_tonumber(L, 3) as SendType;

@@ -260,7 +260,7 @@ function decodeNumber(): number {
   return value;
 }
 
-/** P.json_decode(s) -> value | nil, err */
+/** host.json_decode(s) -> value | nil, err */
 export function decode(L: LuaState): number {
   const type = lua.lua_type(L, 1);
   if (type !== LUA_TSTRING) return fail(L, `json_decode expects a string, got ${typeName(type)}`);
