@@ -26,8 +26,9 @@ describe("a center and two engines", () => {
     let conf: string;
     [conf, pa] = d.engine("a");
     a = new Node("engine", conf, d.dir);
-    // Two failed attempts, each logged; the engine keeps running.
-    await a.waitFor(/connect failed \(ECONNREFUSED\), retry in [\d.]+s\n[^]*connect failed \(ECONNREFUSED\), retry in/);
+    // Two failed attempts, each logged; the engine keeps running. A fresh process on a loaded machine may take
+    // seconds to print anything at all.
+    await a.waitFor(/connect failed \(ECONNREFUSED\), retry in [\d.]+s\n[^]*connect failed \(ECONNREFUSED\), retry in/, 15_000);
     center.node = new Node("center", d.center(), d.dir);
     await center.node.waitFor(/start the registry server/);
     // Engines start their workers (-p) after registering: seconds on a loaded machine.
