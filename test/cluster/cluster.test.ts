@@ -201,7 +201,7 @@ test("dev runs the center and an engine in one process; the engine registers wit
   const [conf, p] = d.dev();
   const dev = new Node("dev", conf, d.dir);
   try {
-    await dev.waitFor(/start the lua server/, 8000);
+    await dev.waitFor(/start the lua server/, 20_000);
     const id = (await dev.waitFor(new RegExp(`register engine node_id (${ID})`)))[1];
     expect(dev.messages().filter((m) => /^(start the (center|registry|mesh)|register)/.test(m))).toEqual([
       `start the center server 127.0.0.1:${d.centerApi}`,
@@ -220,7 +220,7 @@ test("dev runs the center and an engine in one process; the engine registers wit
     await dev.stop("SIGKILL");
     d.remove();
   }
-}, 15_000);
+}, 40_000);
 
 test("an engine whose index was taken while the center was away closes its clients and takes a new index", async () => {
   const d = new ClusterDir();
@@ -229,7 +229,7 @@ test("an engine whose index was taken while the center was away closes its clien
   const a = new Node("engine", conf, d.dir);
   let intruder: RawClient | null = null;
   try {
-    await a.waitFor(/start the lua server/, 8000);
+    await a.waitFor(/start the lua server/, 20_000);
     const client = await Client.open(`ws://127.0.0.1:${p.lua}/chat`);
     const closed = new Promise<number>((r) => client.ws.addEventListener("close", (e) => r(e.code)));
     const old = (await getJson(`http://127.0.0.1:${d.centerApi}/v1/nodes`)).nodes[0].index;
@@ -260,7 +260,7 @@ test("an engine whose index was taken while the center was away closes its clien
     await Promise.all([a.stop("SIGKILL"), center.stop("SIGKILL")]);
     d.remove();
   }
-}, 15_000);
+}, 40_000);
 
 test("an engine whose center accepts the connection but never answers gives up after the drop timeout and retries", async () => {
   const d = new ClusterDir(SHORT); // the engine's own file says 1 s (5 s by default)
@@ -274,7 +274,7 @@ test("an engine whose center accepts the connection but never answers gives up a
     // With cluster.tls the TLS handshake is part of the connect: it is the connect that times out.
     await a.waitFor(/center registry .* connect failed \((no answer for 1s|connect timed out after 1s)\)/, 8000);
     process.kill(center.pid, "SIGCONT");
-    await a.waitFor(/start the lua server/, 8000);
+    await a.waitFor(/start the lua server/, 20_000);
   } finally {
     process.kill(center.pid, "SIGCONT");
     await Promise.all([a?.stop("SIGKILL"), center.stop("SIGKILL")]);

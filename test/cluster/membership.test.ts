@@ -30,7 +30,7 @@ test("until it has the center's node list an engine answers mesh calls 'node not
     expect(a.out).not.toContain("start the lua server");
 
     center = new Node("center", d.center(), d.dir);
-    await a.waitFor(/start the lua server/, 8000);
+    await a.waitFor(/start the lua server/, 20_000);
     const c = await Client.open(url(p));
     await c.ask("sub room");
     expect(await post(api(p, "/v1/mesh/publish"), { c: "room", d: "now" })).toEqual({ E: null, r: { s: 1, f: 0 } });
@@ -41,7 +41,7 @@ test("until it has the center's node list an engine answers mesh calls 'node not
     await Promise.all([a.stop("SIGKILL"), center?.stop("SIGKILL")]);
     d.remove();
   }
-}, 20_000);
+}, 40_000);
 
 describe("a center and two engines with short timings", () => {
   const d = new ClusterDir(TIMINGS);
@@ -60,12 +60,12 @@ describe("a center and two engines with short timings", () => {
     a = new Node("engine", conf, d.dir);
     [conf, pb] = d.engine("b");
     b = new Node("engine", conf, d.dir);
-    idB = (await b.waitFor(new RegExp(`register engine node_id (${ID})`), 8000))[1]!;
-    await a.waitFor(new RegExp(`mesh link to node_id ${idB} .* up`), 8000);
-    await b.waitFor(/mesh link to node_id .* up/, 8000);
-    await a.waitFor(/start the lua server/, 8000);
-    await b.waitFor(/start the lua server/, 8000);
-  }, 20_000);
+    idB = (await b.waitFor(new RegExp(`register engine node_id (${ID})`), 15_000))[1]!;
+    await a.waitFor(new RegExp(`mesh link to node_id ${idB} .* up`), 15_000);
+    await b.waitFor(/mesh link to node_id .* up/, 15_000);
+    await a.waitFor(/start the lua server/, 20_000);
+    await b.waitFor(/start the lua server/, 20_000);
+  }, 45_000);
 
   test("center lost past the drop timeout: known peers still get publishes and sends; what it cannot see is failed or 'not ready'", async () => {
     const onB = await Client.open(url(pb));
