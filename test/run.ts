@@ -8,6 +8,7 @@
 import { readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
+import { claimPortSlices } from "./helpers/ports.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -47,9 +48,6 @@ const LONGEST = [
 /** The slow group's files mostly compute (tsc, bun build, Chromium): more than two at once only slows each down. */
 const SLOW_JOBS = 2;
 
-/** Port ranges test/helpers/ports.ts has room for below the ephemeral range. */
-const MAX_JOBS = 6;
-
 /** A file that runs longer than this is killed and counted as failed (a test itself times out after 30 s). */
 const FILE_LIMIT_MS = 10 * 60_000;
 
@@ -87,12 +85,12 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-/** Runs one file; `slot` (0..jobs-1, one file at a time each) gives it a port range of its own (test/helpers/ports.ts). */
-async function runFile(file: string, slot: number): Promise<Result> {
+/** Runs one file; `slice` (one file at a time each) is its range of ports (test/helpers/ports.ts), if any. */
+async function runFile(file: string, slice: number | undefined): Promise<Result> {
   const start = performance.now();
   const proc = Bun.spawn([BUN, "test", "--timeout", "30000", `./${file}`], {
     cwd: ROOT,
-    env: { ...process.env, CONNMIX_TEST_PORT_SLOT: String(slot) },
+    env: { ...process.env, ...(slice === undefined ? {} : { CONNMIX_TEST_PORT_SLOT: String(slice) }) },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -114,11 +112,11 @@ async function runFile(file: string, slot: number): Promise<Result> {
   return { file, passed, failed, ms, cpuMs };
 }
 
-async function runAll(files: string[], jobs: number): Promise<Result[]> {
+async function runAll(files: string[], jobs: number, slices: number[]): Promise<Result[]> {
   const queue = ordered(files);
   const results: Result[] = [];
   const worker = async (slot: number) => {
-    for (let f = queue.shift(); f !== undefined; f = queue.shift()) results.push(await runFile(f, slot));
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) results.push(await runFile(f, slices[slot]));
   };
   await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, (_, slot) => worker(slot)));
   return results;
@@ -137,20 +135,22 @@ function parseArgs(argv: string[]): { groups: ("fast" | "slow")[]; jobs: number 
       process.exit(2);
     }
   }
-  return { groups, jobs: Math.min(jobs, MAX_JOBS) };
+  return { groups, jobs };
 }
 
 const { groups, jobs } = parseArgs(process.argv.slice(2));
 const all = testFiles("test");
 const missing = SLOW.filter((f) => !all.includes(f));
 if (missing.length > 0) throw new Error(`test/run.ts: SLOW names files that do not exist: ${missing.join(", ")}`);
+// More jobs than free slices (other checkouts' runs hold some): the rest get ports the OS picks.
+const slices = claimPortSlices(jobs);
 const started = performance.now();
 const results: Result[] = [];
 for (const group of groups) {
   const files = all.filter((f) => SLOW.includes(f) === (group === "slow"));
   const n = group === "slow" ? Math.min(jobs, SLOW_JOBS) : jobs;
   console.log(`bin/test: the ${group} group, ${files.length} files, ${n} at a time`);
-  results.push(...(await runAll(files, n)));
+  results.push(...(await runAll(files, n, slices)));
 }
 const wall = (performance.now() - started) / 1000;
 const cpu = results.reduce((s, r) => s + r.cpuMs, 0) / 1000;

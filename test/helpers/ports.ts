@@ -1,18 +1,58 @@
 // Loopback ports for tests and benchmarks: free ones the OS picks, and waiting for a listener.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { alive } from "../../src/handover/pidfile.ts";
 
 const given = new Set<number>();
 
-// bin/test runs several test files at once (test/run.ts) and gives each a slot: its ports then come from a
-// range of its own below the ephemeral range (32768+), so neither another file nor an outgoing connection's
-// source port can take a port between freePort() and the listen of the server it is for.
-const SLOT = process.env.CONNMIX_TEST_PORT_SLOT;
-const SLOT_SIZE = 3000;
-const range = SLOT === undefined ? null : { base: 12_000 + Number(SLOT) * SLOT_SIZE, next: Math.floor(Math.random() * SLOT_SIZE) };
+// bin/test runs several test files at once (test/run.ts) and gives each a slice of ports of its own, below the
+// ephemeral range (32768+), so neither another file nor an outgoing connection's source port can take a port
+// between freePort() and the listen of the server it is for. Slices are claimed per machine (other checkouts'
+// bin/test runs may be going on), so two runs never share one.
+const FIRST_PORT = 10_000;
+const SLICE_SIZE = 1100;
+const SLICES = 20;
+const SLICE = process.env.CONNMIX_TEST_PORT_SLOT;
+const range = SLICE === undefined ? null : { base: FIRST_PORT + Number(SLICE) * SLICE_SIZE, next: Math.floor(Math.random() * SLICE_SIZE) };
 
 function candidate(): number {
   if (!range) return 0; // the OS picks
-  if (given.size >= SLOT_SIZE) throw new Error(`freePort: all ${SLOT_SIZE} ports of slot ${SLOT} are given`);
-  return range.base + (range.next++ % SLOT_SIZE);
+  if (given.size >= SLICE_SIZE) throw new Error(`freePort: all ${SLICE_SIZE} ports of slice ${SLICE} are given`);
+  return range.base + (range.next++ % SLICE_SIZE);
+}
+
+/** The pid in a slice's claim: 0 when unclaimed, -1 while the claimer has not written it yet. */
+function holderOf(lock: string): number {
+  try {
+    return Number(readFileSync(join(lock, "pid"), "utf8")) || -1;
+  } catch {
+    return existsSync(lock) ? -1 : 0;
+  }
+}
+
+/**
+ * Claims up to `n` port slices for this process until it exits (test/run.ts hands one to each file it runs):
+ * a directory per slice in the temp dir, holding the claimer's pid; one whose process is gone is taken over.
+ */
+export function claimPortSlices(n: number): number[] {
+  const dir = join(tmpdir(), "connmix-test-ports");
+  mkdirSync(dir, { recursive: true });
+  const claimed: number[] = [];
+  for (let k = 0; k < SLICES && claimed.length < n; k++) {
+    const lock = join(dir, String(k));
+    const holder = holderOf(lock);
+    if (holder > 0 && !alive(holder)) rmSync(lock, { recursive: true, force: true });
+    try {
+      mkdirSync(lock);
+    } catch {
+      continue; // held (or being claimed right now)
+    }
+    writeFileSync(join(lock, "pid"), String(process.pid));
+    claimed.push(k);
+  }
+  process.on("exit", () => claimed.forEach((k) => rmSync(join(dir, String(k)), { recursive: true, force: true })));
+  return claimed;
 }
 
 /** A port nobody listens on right now, never the same one twice in this process. */
