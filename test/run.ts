@@ -86,34 +86,50 @@ function count(out: string, word: "pass" | "fail"): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** The bun test processes running now: a signal to this runner is passed on to them. */
-const running = new Set<{ kill(signal?: number | NodeJS.Signals): void }>();
+/** The process groups of the bun test processes running now: a signal to this runner is passed on to them. */
+const running = new Set<number>();
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
-    for (const p of running) p.kill(signal);
+    for (const pgid of running) killGroup(pgid, signal);
     process.exit(130);
   });
+}
+
+/** Sends `signal` to process group `pgid`; false when no process of it is left. */
+function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs one file; `slice` (one file at a time each) is its range of ports (test/helpers/ports.ts), if any. */
 async function runFile(file: string, slice: number | undefined): Promise<Result> {
   const start = performance.now();
+  // A process group of its own: what the file started and left running (a failed test's servers) is killed with it.
   const proc = Bun.spawn([BUN, "test", "--timeout", "30000", `./${file}`], {
+    detached: true,
     cwd: ROOT,
     env: { ...process.env, ...(slice === undefined ? {} : { CONNMIX_TEST_PORT_SLOT: String(slice) }) },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
-  running.add(proc);
-  const killer = setTimeout(() => proc.kill("SIGKILL"), FILE_LIMIT_MS);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  running.add(proc.pid);
+  const killer = setTimeout(() => killGroup(proc.pid, "SIGKILL"), FILE_LIMIT_MS);
+  const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  const code = await proc.exited;
   clearTimeout(killer);
-  running.delete(proc);
+  running.delete(proc.pid);
+  // (before reading the output to its end: a leftover that inherited the pipes would hold it open)
+  const leftovers = killGroup(proc.pid, "SIGKILL");
+  const [stdout, stderr] = await output;
   const ms = performance.now() - start;
   const usage = proc.resourceUsage();
   const cpuMs = usage ? Number(usage.cpuTime.user + usage.cpuTime.system) / 1000 : 0;
-  const out = stdout + stderr;
+  const out = stdout + stderr + (leftovers ? "\n(test/run.ts: processes the file left running were killed)" : "");
   const passed = count(out, "pass");
   // A file that ends badly without a failed test (a crash, an error outside tests, the time limit) is one failure.
   const failed = Math.max(count(out, "fail"), code === 0 ? 0 : 1);
