@@ -82,7 +82,7 @@ export interface NodeOptions {
 
 export class EngineNode implements NodeView {
   readonly connections = new Map<number, Connection>();
-  readonly servers: LuaServer[] = [];
+  private readonly luaServers: LuaServer[] = [];
   /** Channel -> subscribed socket connections (WebSocket ones use Bun's native topics). */
   private readonly socketChannels = new Map<string, Set<Connection>>();
   readonly stats = new NodeStats();
@@ -93,6 +93,15 @@ export class EngineNode implements NodeView {
   constructor(public ids: ClientIds, readonly queues: Queues, o: NodeOptions = {}) {
     this.peers = o.peers ?? null;
     this.nodeId = o.name;
+  }
+
+  /** The Lua servers listening on this node; a server joins once it listens (src/engine/servers.ts). */
+  get servers(): readonly LuaServer[] {
+    return this.luaServers;
+  }
+
+  addServer(server: LuaServer): void {
+    this.luaServers.push(server);
   }
 
   /**

@@ -15,7 +15,7 @@ import { redisPools } from "../redis/client";
 
 export interface Engine {
   node: EngineNode;
-  servers: LuaServer[];
+  servers: readonly LuaServer[];
   stop(): Promise<void>;
 }
 
@@ -49,7 +49,7 @@ export async function listenLuaServers(config: Config, node: EngineNode, o: List
     } catch (e) {
       throw new Error(`cannot listen on ${sc.bind}:${sc.port} (${(e as Error).message})`);
     }
-    node.servers.push(server);
+    node.addServer(server);
     if (!o.worker) luaServerStarted(sc);
   }
   const stop = async () => {

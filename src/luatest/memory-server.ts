@@ -78,7 +78,7 @@ export class MemoryServer extends LuaServer {
     });
     this.protocol = file.server.protocol;
     this.record = record;
-    node.servers.push(this);
+    node.addServer(this);
   }
 
   /** A client connects: on_handshake (websocket, with these headers) or on_connect (socket). */

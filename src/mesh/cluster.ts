@@ -144,7 +144,7 @@ export class Cluster {
 
 
   private registered(index: number, listed: boolean, timings: Timings): void {
-    this.membership.timings = timings;
+    this.membership.adopt(timings);
     const again = this.registeredOnce;
     this.registeredOnce = true;
     if (this.setIndex(index) || listed || !again) return;
@@ -160,7 +160,7 @@ export class Cluster {
   private setIndex(index: number): boolean {
     const old = this.mesh.index;
     if (index === old) return false;
-    this.mesh.index = index;
+    this.mesh.assignIndex(index);
     // Another node took this node's index while the center was away: ids handed out so far would now
     // route to that node, so their connections are closed (clients reconnect and get new ids).
     const closed = this.node.renumber(index);

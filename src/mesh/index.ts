@@ -17,8 +17,7 @@ export type { PeerInfo };
 const TICK_MS = 250;
 
 export class Mesh implements Peers {
-  /** This node's index in client ids (0 until the center assigned one). */
-  index = 0;
+  private ownIndex = 0;
   private readonly byId = new Map<string, PeerLink>();
   private readonly byIndex = new Map<number, PeerLink>();
   /** Peers the center no longer lists but whose clients may be alive, with when that began. */
@@ -34,6 +33,16 @@ export class Mesh implements Peers {
     this.ticker = setInterval(() => {
       if (this.doubted.size > 0) this.settleDoubts(performance.now());
     }, TICK_MS);
+  }
+
+  /** This node's index in client ids (0 until the center assigned one). */
+  get index(): number {
+    return this.ownIndex;
+  }
+
+  /** The center assigned this node an index (at registration, or another one after it lost the node). */
+  assignIndex(index: number): void {
+    this.ownIndex = index;
   }
 
   /**
@@ -76,12 +85,12 @@ export class Mesh implements Peers {
     this.doubted.set(link, performance.now());
     log.warn(
       `node_id ${link.peer.id} was dropped by the center, but its clients may still be connected: ` +
-        `publishes count it as failed until it is gone or listed again (at most ${this.membership.timings.doubt / 1000}s)`,
+        `publishes count it as failed until it is gone or listed again (at most ${this.membership.doubtMs / 1000}s)`,
     );
   }
 
   private settleDoubts(now: number): void {
-    const limit = this.membership.timings.doubt;
+    const limit = this.membership.doubtMs;
     let changed = false;
     for (const [link, since] of this.doubted) {
       if (link.gone) this.drop(link, "dropped by the center; its mesh point refuses connections");

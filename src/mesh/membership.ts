@@ -13,7 +13,17 @@ export class Membership {
   private applied = false;
   private confirmedAt = 0;
   /** `center` names the registry in messages; `timings` apply until the center sends its own. */
-  constructor(private readonly center: string, public timings: Timings = { ...TIMINGS }) {}
+  constructor(private readonly center: string, private timings: Timings = { ...TIMINGS }) {}
+
+  /** The center's own timings, sent when this node registered: they decide when its silence makes a view unsure. */
+  adopt(timings: Timings): void {
+    this.timings = timings;
+  }
+
+  /** How long (ms) a peer that stopped answering is doubted before the center drops it. */
+  get doubtMs(): number {
+    return this.timings.doubt;
+  }
 
   /** The center's node list was applied (the first one makes the node ready). */
   listApplied(): void {

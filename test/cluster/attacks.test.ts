@@ -222,7 +222,7 @@ describe("the registry", () => {
 test("an engine skips a listed node it cannot dial (logged once) and keeps every other peer", async () => {
   // A center (speaking the registry protocol for real) that lists two nodes nobody can dial and one real peer.
   const peer = new MeshNode();
-  peer.index = 9;
+  peer.assignIndex(9);
   const good = { id: peer.id, index: 9, ip: "127.0.0.1", api_port: 1, mesh_port: peer.port };
   const bad = [
     { id: newNodeId(), index: 10, ip: "\u0000", api_port: 1, mesh_port: 2 },

@@ -5,7 +5,7 @@ import { Keys, checkAccept, respond, type LinkKind } from "../../src/net/auth";
 import { FrameReader, FrameWriter } from "../../src/net/frames";
 import type { LinkSecurity } from "../../src/mesh/link";
 import type { MeshTimings } from "../../src/mesh/protocol";
-import type { LinkTimings, Timings } from "../../src/center/protocol";
+import { TIMINGS, type LinkTimings, type Timings } from "../../src/center/protocol";
 import { Membership } from "../../src/mesh/membership";
 import { Mesh } from "../../src/mesh/index";
 import { MeshPoint, type MeshTarget } from "../../src/mesh/server";
@@ -35,8 +35,7 @@ export const FAST_REGISTRY: { timings: Timings; link: LinkTimings } = {
 
 /** A membership that has its node list and never hears of its center losing it. */
 export function settled(): Membership {
-  const m = new Membership("test");
-  m.timings = { ...m.timings, drop: Infinity };
+  const m = new Membership("test", { ...TIMINGS, drop: Infinity });
   m.listApplied();
   return m;
 }
