@@ -94,6 +94,16 @@ async function consumer(e: Engine, topic: string, w: number, ackWhile = () => tr
   return { c, received, acked, stop: () => clearInterval(timer) };
 }
 
+/** A consumer (window 50) that acknowledges `acks` items of `topic` on `e`, then holds what it gets unacknowledged. */
+async function ackThenHold(e: Engine, topic: string, acks: number) {
+  let ack = true;
+  const c = await consumer(e, topic, 50, () => ack);
+  await until(() => c.acked.length >= acks, 20_000, `${acks} acknowledged on ${topic}`);
+  ack = false;
+  await until(() => c.received.length >= c.acked.length + 40, 10_000, "items held unacknowledged");
+  return c;
+}
+
 const expected = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => prefix + String(i + 1).padStart(6, "0"));
 
 maybe("kill -9 of an engine mid-stream: another engine claims its unacknowledged items; all 3000 consumed, 0 lost", async () => {
@@ -105,11 +115,7 @@ maybe("kill -9 of an engine mid-stream: another engine claims its unacknowledged
   // Pushed through both engines into the same stream.
   await Promise.all([fill(a, "jobs", "A", 2000), fill(b, "jobs", "B", 1000)]);
   // A consumer on engine a acknowledges 600 items, then holds what it gets (w = 50), and engine a is killed.
-  let ack = true;
-  const first = await consumer(a, "jobs", 50, () => ack);
-  await until(() => first.acked.length >= 600, 20_000, "600 acknowledged on engine a");
-  ack = false;
-  await until(() => first.received.length >= first.acked.length + 40, 10_000, "items held unacknowledged");
+  const first = await ackThenHold(a, "jobs", 600);
   await a.node.stop("SIGKILL");
   first.stop();
   // A consumer on engine b gets the rest, and after claimIdle (2 s) engine a's unacknowledged items too.
@@ -137,11 +143,7 @@ maybe("kill -9, restart: the engine delivers what it left unacknowledged at once
   const a = k.engine("a");
   await a.node.waitFor(/start the lua server/, 20_000);
   await fill(a, "work", "W", 500);
-  let ack = true;
-  const first = await consumer(a, "work", 50, () => ack);
-  await until(() => first.acked.length >= 100, 20_000, "100 acknowledged");
-  ack = false;
-  await until(() => first.received.length >= first.acked.length + 40, 10_000, "items held unacknowledged");
+  const first = await ackThenHold(a, "work", 100);
   await a.node.stop("SIGKILL");
   first.stop();
   await k.restart(a);

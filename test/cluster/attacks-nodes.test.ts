@@ -19,14 +19,20 @@ function listeningPorts(pid: number): number[] {
   return out.split("\n").filter((l) => l.includes(`pid=${pid},`)).map((l) => Number(/:(\d+)\s/.exec(l.split(/\s+/)[3] + " ")![1]));
 }
 
-describe("a node under unauthenticated connections", () => {
+/** A dev node (center and engine) with `cpus` workers, killed and its directory removed after the block. */
+function devNode(cpus: string) {
   const d = new ClusterDir();
   const [conf, ports] = d.dev();
-  const dev = new Node("dev", conf, d.dir, "1");
+  const dev = new Node("dev", conf, d.dir, cpus);
   afterAll(async () => {
     await dev.stop("SIGKILL");
     d.remove();
   });
+  return { d, ports, dev };
+}
+
+describe("a node under unauthenticated connections", () => {
+  const { d, ports, dev } = devNode("1");
 
   test("40 connections announcing 16 MiB frames are closed at their length prefix; RSS stays flat", async () => {
     await dev.waitFor(/start the lua server/, 15_000);
@@ -55,13 +61,7 @@ describe("a node under unauthenticated connections", () => {
 });
 
 describe("worker links of an engine with -p 2", () => {
-  const d = new ClusterDir();
-  const [conf, ports] = d.dev();
-  const dev = new Node("dev", conf, d.dir, "2");
-  afterAll(async () => {
-    await dev.stop("SIGKILL");
-    d.remove();
-  });
+  const { d, ports, dev } = devNode("2");
 
   test("a local process cannot open them: forged HELLO and QUEUE frames, or the cluster secret, are refused", async () => {
     await dev.waitFor(/start the lua server/, 20_000);

@@ -8,7 +8,7 @@ import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { HANDOVER_ENTRY, eventually, migrates, nodes } from "./helpers.ts";
+import { HANDOVER_ENTRY, eventually, stopWithSuccessor, migrates, nodes } from "./helpers.ts";
 import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
@@ -81,9 +81,7 @@ test("a second reload while the first one drains is refused with a clear message
     expect(await eventually(() => !alive(old), 6000)).toBe(true);
     expect(c.client.closed?.code).toBe(1012);
   } finally {
-    if (successor && alive(successor)) process.kill(successor, "SIGTERM");
-    await Promise.all([c.a.stop("SIGKILL"), c.center.stop()]);
-    if (successor) await eventually(() => !alive(successor), 8000);
+    await stopWithSuccessor(successor, () => [c.a.stop("SIGKILL"), c.center.stop()]);
     c.d.remove();
   }
 }, 60_000);
@@ -105,9 +103,7 @@ test("reloading the center: engines keep their registration and index, the succe
     expect(await nodes(c.d)).toEqual(before);
     expect(await c.client.ask("id")).toMatch(/^id \d+$/);
   } finally {
-    if (successor && alive(successor)) process.kill(successor, "SIGTERM");
-    await Promise.all([c.a.stop(), c.center.stop("SIGKILL")]);
-    if (successor) await eventually(() => !alive(successor), 8000);
+    await stopWithSuccessor(successor, () => [c.a.stop(), c.center.stop("SIGKILL")]);
     c.d.remove();
   }
 }, 60_000);

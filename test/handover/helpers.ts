@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { ENTRY, type ClusterDir } from "../cluster/helpers.ts";
 import { Client } from "../helpers/ws.ts";
+import { alive } from "../../src/handover/pidfile.ts";
 
 const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 /** Whether this host hands a closing listener's queued connections to another listener (docs/deployment.md). */
@@ -196,4 +197,14 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms: nu
     await Bun.sleep(50);
   }
   return true;
+}
+
+/**
+ * Ends a handover test's processes: the successor (its pid, 0 when none started) is told to stop first, so it
+ * shuts down while `stopOthers` stops the rest, then it is waited for.
+ */
+export async function stopWithSuccessor(successor: number, stopOthers: () => (Promise<unknown> | undefined)[]): Promise<void> {
+  if (successor && alive(successor)) process.kill(successor, "SIGTERM");
+  await Promise.all(stopOthers());
+  if (successor) await eventually(() => !alive(successor), 8000);
 }

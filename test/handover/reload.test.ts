@@ -9,7 +9,7 @@ import { cleanupAll } from "../helpers/files.ts";
 import { BUN, MAIN, runSync } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { Connector, HANDOVER_ENTRY, Traffic, eventually, migrates, openFleet, openRetrying, nodes } from "./helpers.ts";
+import { Connector, HANDOVER_ENTRY, Traffic, eventually, stopWithSuccessor, migrates, openFleet, openRetrying, nodes } from "./helpers.ts";
 import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 afterAll(cleanupAll);
@@ -114,9 +114,7 @@ for (const cpus of ["1", "2"]) {
         const c = await Client.open(url);
         expect(await c.ask("id")).toMatch(/^id \d+$/);
       } finally {
-        if (successor && alive(successor)) process.kill(successor, "SIGTERM");
-        await Promise.all([a.stop("SIGKILL"), b.stop(), center.stop()]);
-        if (successor) await eventually(() => !alive(successor), 8000);
+        await stopWithSuccessor(successor, () => [a.stop("SIGKILL"), b.stop(), center.stop()]);
         d.remove();
       }
     }, 90_000);

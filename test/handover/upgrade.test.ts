@@ -10,7 +10,7 @@ import { BUILD_TIMEOUT_MS, BINARY, buildIfStale, buildVersion } from "../helpers
 import { Proc } from "../helpers/process.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node } from "../cluster/helpers.ts";
-import { HANDOVER_ENTRY, Traffic, eventually, openFleet, nodes } from "./helpers.ts";
+import { HANDOVER_ENTRY, Traffic, eventually, stopWithSuccessor, openFleet, nodes } from "./helpers.ts";
 import { alive, readPid } from "../../src/handover/pidfile.ts";
 
 const NEW_VERSION = "1.0.2-upgrade";
@@ -82,9 +82,7 @@ for (const cpus of ["1", "2"]) {
         const c = await Client.open(`ws://127.0.0.1:${devPorts.lua}/chat`);
         expect(await c.ask("id")).toMatch(/^id \d+$/);
       } finally {
-        if (successor && alive(successor)) process.kill(successor, "SIGTERM");
-        await Promise.all([dev.stop("SIGKILL"), b?.stop()]);
-        if (successor) await eventually(() => !alive(successor), 8000);
+        await stopWithSuccessor(successor, () => [dev.stop("SIGKILL"), b?.stop()]);
         d.remove();
       }
     }, 90_000);
