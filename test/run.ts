@@ -1,8 +1,9 @@
 // bin/test's runner. The suite has two groups: the fast one (everything but SLOW) and the slow one, end-to-end
 // tests that build, type-check, drive a browser or reload a loaded cluster, and spend seconds of CPU doing it. Each test file runs in a
 // `bun test` process of its own, `jobs` files at a time (most tests wait on sockets and child processes, not on
-// the CPU), longest first. A file's output is printed in one block when it ends; the last line sums up all
-// files: "bun test: N passed, M failed". The exit status is non-zero when any test or file failed.
+// the CPU), longest first. A file's output is printed in one block when it ends. The run closes on bun test's own
+// summary (" N pass", " M fail", "K expect() calls", "Ran N tests across F files.") summed over all files, so
+// whatever reads bun test's output reads ours. The exit status is non-zero when any test or file failed.
 //
 //   bun test/run.ts [--all | --slow] [-j N]     (bin/test passes its arguments here)
 import { readdirSync } from "node:fs";
@@ -65,6 +66,7 @@ interface Result {
   file: string;
   passed: number;
   failed: number;
+  expects: number;
   ms: number;
   cpuMs: number;
 }
@@ -81,8 +83,9 @@ function ordered(files: string[]): string[] {
   return [...files].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
-function count(out: string, word: "pass" | "fail"): number {
-  const m = [...out.matchAll(new RegExp(`^ *(\\d+) ${word}$`, "gm"))].at(-1);
+/** The number in bun test's last " N pass", " N fail" or " N expect() calls" line of a file's output. */
+function count(out: string, word: "pass" | "fail" | "expect() calls"): number {
+  const m = [...out.matchAll(new RegExp(`^ *(\\d+) ${word.replace(/[()]/g, "\\$&")}$`, "gm"))].at(-1);
   return m ? Number(m[1]) : 0;
 }
 
@@ -135,7 +138,7 @@ async function runFile(file: string, slice: number | undefined): Promise<Result>
   const failed = Math.max(count(out, "fail"), code === 0 ? 0 : 1);
   const took = `${(ms / 1000).toFixed(1)} s, ${(cpuMs / 1000).toFixed(1)} s CPU`;
   console.log(`\n=== ${file} (${passed} passed, ${failed} failed, ${took}${code === 0 ? "" : `, exit ${code ?? proc.signalCode}`})\n${out.trimEnd()}`);
-  return { file, passed, failed, ms, cpuMs };
+  return { file, passed, failed, expects: count(out, "expect() calls"), ms, cpuMs };
 }
 
 async function runAll(files: string[], jobs: number, slices: number[]): Promise<Result[]> {
@@ -187,7 +190,8 @@ console.log(`\nslowest files: ${slowest.map((r) => `${r.file} ${(r.ms / 1000).to
 const failedFiles = results.filter((r) => r.failed > 0).map((r) => r.file);
 if (failedFiles.length > 0) console.log(`files with failures: ${failedFiles.join(", ")}`);
 console.log(`${results.length} files in ${wall.toFixed(1)} s (${cpu.toFixed(1)} s CPU)`);
-const passed = results.reduce((s, r) => s + r.passed, 0);
-const failed = results.reduce((s, r) => s + r.failed, 0);
-console.log(`bun test: ${passed} passed, ${failed} failed`);
+const sum = (key: "passed" | "failed" | "expects") => results.reduce((s, r) => s + r[key], 0);
+const [passed, failed] = [sum("passed"), sum("failed")];
+console.log(`\n ${passed} pass\n ${failed} fail\n ${sum("expects")} expect() calls`);
+console.log(`Ran ${passed + failed} tests across ${results.length} files. [${wall.toFixed(2)}s]`);
 process.exit(failed > 0 ? 1 : 0);
