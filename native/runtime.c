@@ -27,11 +27,9 @@ void lua_pushnil(lua_State *L);
 void lua_pushlstring(lua_State *L, const char *s, unsigned long len);
 const char *lua_tolstring(lua_State *L, int idx, unsigned long *len);
 void *lua_touserdata(lua_State *L, int idx);
-void lua_rawgeti(lua_State *L, int idx, int n);
 double lua_tonumber(lua_State *L, int idx);
 void lua_pushvalue(lua_State *L, int idx);
 void lua_replace(lua_State *L, int idx);
-int lua_gettop(lua_State *L);
 int lua_type(lua_State *L, int idx);
 typedef int (*lua_CFunction)(lua_State *L);
 typedef void *(*lua_Alloc)(void *ud, void *ptr, unsigned long osize, unsigned long nsize);
@@ -41,9 +39,6 @@ void *realloc(void *p, unsigned long n);
 void *calloc(unsigned long n, unsigned long size);
 void free(void *p);
 int dprintf(int fd, const char *fmt, ...);
-#define LUA_REGISTRYINDEX (-10000)
-#define LUA_YIELD 1
-#define LUA_TBOOLEAN 1
 #define LUA_TSTRING 4
 #define lua_upvalueindex(i) (-10002 - (i))
 
@@ -76,6 +71,17 @@ static long long now_ns(void) {
   struct timespec_ t;
   clock_gettime(1 /* CLOCK_MONOTONIC */, &t);
   return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* The runtime's own short Lua code in a coroutine (Scheduler.take's adopt): a new slice, the limit off, so
+ * bookkeeping never fails for want of memory (like JS pushing values). */
+int runtime_resume(lua_State *L, int narg) {
+  int on = limit_on, status;
+  generation++;
+  limit_on = 0;
+  status = lua_resume(L, narg);
+  limit_on = on;
+  return status;
 }
 
 /* A script's own coroutine.yield answered with nothing: same slice (no generation bump), limit on. */
@@ -157,15 +163,16 @@ void dispatch_staging(const char *area) { staged = area; }
 #define EVENT_TEXT 0x100  /* the payload is the JS string JS staged: its address is remembered in payload_address */
 #define EVENT_REPLY 0x200 /* the event's first send to `id` may be kept (reply_send) */
 
-/* Resumes coroutine `co` (its address, as a double: bun:ffi converts doubles and ints faster than pointers)
- * with (kind, id, payload, extra), kind and the EVENT_ bits in `flags`. The payload is the first `len` staged
- * bytes; len < 0 means nil. A fresh coroutine has its worker function pushed already. Returns 0x100 when the
- * callback finished (it yielded `true`), otherwise the lua_resume status (LUA_YIELD: it waits on a blocking
- * op; > 1: an error). */
+/* Starts coroutine `co` (its address, as a double: bun:ffi converts doubles and ints faster than pointers) on
+ * the worker function it holds at stack index 1 (its only value between events, see Scheduler.take), with
+ * (kind, id, payload, extra), kind and the EVENT_ bits in `flags`. The payload is the first `len` staged bytes;
+ * len < 0 means nil. Returns lua_resume's status: 0 when the callback finished, LUA_YIELD when it waits on a
+ * blocking op (or the script yielded), > 1 on an error. */
 int dispatch_event(double co_address, int flags, double id, int len, double extra) {
   lua_State *co = (lua_State *)(unsigned long)co_address;
   int status, on = limit_on;
   unsigned long n;
+  lua_pushvalue(co, 1);
   lua_pushnumber(co, flags & EVENT_KIND);
   lua_pushnumber(co, id);
   if (len >= 0) {
@@ -182,7 +189,6 @@ int dispatch_event(double co_address, int flags, double id, int len, double extr
   reply_to = 0;
   limit_on = on;
   payload_address = 0;
-  if (status == LUA_YIELD && lua_gettop(co) == 1 && lua_type(co, 1) == LUA_TBOOLEAN) return 0x100;
   return status;
 }
 

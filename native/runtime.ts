@@ -36,6 +36,7 @@ const { symbols } = cc({
     memory_newstate: { args: ["ptr"], returns: "ptr" },
     memory_set_limit: { args: ["ptr", "f64"], returns: "void" },
     guard_resume_same_slice: { args: ["ptr", "i32"], returns: "i32" },
+    runtime_resume: { args: ["ptr", "i32"], returns: "i32" },
     js_call: { args: ["ptr"], returns: "i32" },
   } as const,
 });
@@ -49,15 +50,16 @@ export function setGuardBudget(ms: number): void {
 export const guardedResume = symbols.guard_resume;
 /** lua_resume continuing the current slice (a script's own yield answered at once). */
 export const resumeSameSlice = symbols.guard_resume_same_slice;
+/** lua_resume of the runtime's own short Lua code, with the memory limit off. */
+export const runtimeResume = symbols.runtime_resume;
 export const guardedPcall = symbols.guard_pcall;
 /** The C hook's address, for lua_sethook(L, hook, LUA_MASKCOUNT, count). */
 export const guardHook = functionAddress(symbols.guard_hook);
 
-/** dispatch_event's result when the callback finished; otherwise it is lua_resume's status. */
-export const DISPATCH_DONE = 0x100;
 /**
- * Pushes (kind, id, the first `len` staged bytes or nil when len < 0, extra) and resumes coroutine `co` (its
- * address as a number); `flags` is the kind plus EVENT_TEXT and EVENT_REPLY. See runtime.c.
+ * Starts coroutine `co` (its address as a number) on the worker at its stack index 1 with (kind, id, the first
+ * `len` staged bytes or nil when len < 0, extra); `flags` is the kind plus EVENT_TEXT and EVENT_REPLY. Returns
+ * lua_resume's status (0: the callback finished). See runtime.c.
  */
 export const dispatchEvent = symbols.dispatch_event;
 /** Where dispatchEvent reads payloads: a buffer JS keeps alive and writes each payload into first. */

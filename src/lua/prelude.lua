@@ -1,7 +1,7 @@
 -- The runtime's own Lua, run once when a VM is created, before any family and the user's entry.
 -- Arguments: root (the lua/ folder of the entry file), bitop (luaopen_bit, a C function), memory_limit
--- (bytes the state may hold, 0: none). It returns what the VM keeps (the worker body, traceback, module
--- files) and what it hands to the families' chunks (block, H, S, mix; see src/lua/family.ts).
+-- (bytes the state may hold, 0: none). It returns what the VM keeps (the worker body and adopt, traceback,
+-- module files) and what it hands to the families' chunks (block, H, S, mix; see src/lua/family.ts).
 local root, bitop, memory_limit = ...
 
 package.preload.bit = bitop
@@ -51,15 +51,18 @@ local S = {}
 local ours = setmetatable({}, { __mode = "k" })
 local running = coroutine.running
 
--- The body of every pooled coroutine: runs one event per resume, then yields `true` (= "done").
+-- The body of every pooled coroutine, started anew for each event (runtime.c dispatch_event): it returns when
+-- the callback is done, which costs less than a loop that yields between events. It leaves S.conn as it found
+-- it, for the callback it may have interrupted.
 local function worker(kind, id, p, x)
+  local outer = S.conn
+  H[kind](id, p, x)
+  S.conn = outer
+end
+
+-- Run once in each new pooled coroutine (Scheduler.take): its yields reach the scheduler.
+local function adopt()
   ours[running()] = true
-  while true do
-    local outer = S.conn
-    H[kind](id, p, x)
-    S.conn = outer
-    kind, id, p, x = yield(true)
-  end
 end
 
 local function resumed(conn, ...)
@@ -67,7 +70,7 @@ local function resumed(conn, ...)
   return ...
 end
 
--- Waits for a JS blocking operation; yielding the op name (a string) tells JS this is not "done".
+-- Waits for a JS blocking operation: yields its op name (a string) and arguments, and JS resumes with the results.
 -- In a coroutine of the script's own, the yield would reach the script's coroutine.resume instead.
 local function block(op, ...)
   local co = running()
@@ -96,7 +99,7 @@ function pcall(f, ...)
 end
 
 -- A script's own coroutine.yield that would reach the scheduler yields nothing (and gets nil back): a yielded
--- `true` would read as "callback done" and the connection's next event would be taken as the yield's result.
+-- string would read as one of block's op names.
 function coroutine.yield(...)
   if ours[running()] then return yield() end
   return yield(...)
@@ -107,4 +110,4 @@ local function traceback(co, msg)
 end
 
 mix = {}
-return worker, traceback, module_files, block, H, S, mix
+return worker, adopt, traceback, module_files, block, H, S, mix

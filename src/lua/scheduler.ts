@@ -1,18 +1,16 @@
 // Runs callbacks in pooled Lua coroutines, one at a time per connection, in arrival order.
 //
-// A callback is a resume of an idle coroutine with (kind, id, payload, extra). It ends in one of three ways:
-//  - it yields `true`: done, the coroutine goes back to the pool and the connection's next event runs;
+// A callback is a start of an idle coroutine's worker with (kind, id, payload, extra). It ends in one of three ways:
+//  - the worker returns: done, the coroutine goes back to the pool and the connection's next event runs;
 //  - it yields an op name (prelude `block`): a blocking op starts, and its results resume the coroutine later;
 //    meanwhile the connection's later events wait in its backlog and other connections run;
 //  - it fails: the error and traceback are logged, the dead coroutine is dropped, the connection goes on.
-import {
-  lua, type LuaState, LUA_REGISTRYINDEX, LUA_YIELD, LUA_TSTRING, LUA_TBOOLEAN, LUA_ERRMEM,
-} from "../../native/lua";
+import { lua, type LuaState, LUA_REGISTRYINDEX, LUA_OK, LUA_YIELD, LUA_TSTRING, LUA_ERRMEM } from "../../native/lua";
 import { log } from "../log/logger";
 import { pushBytes, pushString, pushValue, readValue, stageBytes, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
 import { FAILED } from "./family";
-import { DISPATCH_DONE, EVENT_REPLY, EVENT_TEXT, dispatchEvent, guardedResume, resumeSameSlice } from "../../native/runtime";
+import { EVENT_REPLY, EVENT_TEXT, dispatchEvent, guardedResume, resumeSameSlice, runtimeResume } from "../../native/runtime";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
@@ -48,9 +46,9 @@ export const BACKLOG_EVENT_COST = 64;
 export const MAX_BACKLOG_EVENTS = 16384;
 
 export interface Task {
+  /** A coroutine whose stack holds only its worker function (index 1) between events. */
   co: LuaState;
   ref: number;
-  fresh: boolean;
   owner: SerialOwner;
 }
 
@@ -67,7 +65,8 @@ export class Scheduler {
   errors = 0;
   timeouts = 0;
 
-  constructor(private readonly vm: LuaVM, private readonly workerRef: number) {}
+  /** workerRef, adoptRef: the prelude's worker and adopt functions (registry references). */
+  constructor(private readonly vm: LuaVM, private readonly workerRef: number, private readonly adoptRef: number) {}
 
   /**
    * Delivers event `kind` to Lua handler H[kind](id, payload, extra) for `owner`, now if the owner is idle,
@@ -104,7 +103,7 @@ export class Scheduler {
     const task = this.take(owner);
     if (typeof extra === "number" && this.startFast(task, kind, id, payload, extra)) return;
     const co = task.co;
-    if (task.fresh) lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.workerRef);
+    lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.workerRef);
     lua.lua_pushnumber(co, kind);
     lua.lua_pushnumber(co, id);
     if (payload === undefined || payload === null) lua.lua_pushnil(co);
@@ -135,10 +134,6 @@ export class Scheduler {
       return false;
     }
     if (task.owner.replies) flags |= EVENT_REPLY;
-    if (task.fresh) {
-      lua.lua_rawgeti(task.co, LUA_REGISTRYINDEX, this.workerRef);
-      task.fresh = false;
-    }
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
@@ -146,7 +141,7 @@ export class Scheduler {
     this.vm.deliverKept();
     this.vm.leave(previous);
     this.running = outer;
-    if (status === DISPATCH_DONE) this.finish(task, true);
+    if (status === LUA_OK) this.finish(task, true);
     else this.settle(task, status);
     return true;
   }
@@ -160,11 +155,14 @@ export class Scheduler {
     const L = this.vm.L;
     const co = lua.lua_newthread(L)!; // never NULL: out of memory raises a Lua error instead
     const ref = lua.luaL_ref(L, LUA_REGISTRYINDEX);
-    return { co, ref, fresh: true, owner };
+    // Index 1 keeps the worker, which each event starts a copy of; adopt runs once, at index 2, and leaves nothing.
+    lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.workerRef);
+    lua.lua_rawgeti(co, LUA_REGISTRYINDEX, this.adoptRef);
+    runtimeResume(co, 0);
+    return { co, ref, owner };
   }
 
   private resume(task: Task, nargs: number): void {
-    task.fresh = false;
     const outer = this.running;
     this.running = task;
     const previous = this.vm.enter();
@@ -177,15 +175,12 @@ export class Scheduler {
   /** Acts on how a resume ended: done, waiting on a blocking op, or failed. */
   private settle(task: Task, status: number): void {
     while (status === LUA_YIELD) {
-      const top = lua.lua_gettop(task.co);
-      if (top === 1 && lua.lua_type(task.co, 1) === LUA_TBOOLEAN) return this.finish(task, true);
-      if (this.block(task, top)) return;
+      if (this.block(task, lua.lua_gettop(task.co))) return;
       status = this.answerNil(task);
     }
-    if (status !== DISPATCH_DONE) {
-      // 0 cannot happen (the worker loops forever) unless a handler misbehaved; treat it like an error.
+    if (status !== LUA_OK) {
       this.errors++;
-      let text = status === 0 ? "coroutine ended" : this.vm.traceback(task.co, task.ref);
+      let text = this.vm.traceback(task.co, task.ref);
       if (status === LUA_ERRMEM) text = text.replace(/\n|$/, ` (this Lua state reached its memoryLimit of ${this.vm.memoryLimit} bytes)$&`);
       if (text.includes(RUNAWAY_MESSAGE)) this.timeouts++;
       log.error("lua callback error: " + text);

@@ -122,16 +122,16 @@ export class LuaVM<out H = unknown> {
     // Coroutines inherit the hook from the state that creates them, so set it before any exist.
     lua.lua_sethook(L, guardHook, LUA_MASKCOUNT, GUARD_EVERY);
 
-    const refs = this.runChunk(preludeSource, "=connmix.prelude", 7, () => {
+    const refs = this.runChunk(preludeSource, "=connmix.prelude", 8, () => {
       pushString(L, dirname(opts.entry));
       lua.lua_pushcclosure(L, luaopenBit, 0);
       lua.lua_pushnumber(L, opts.memoryLimit ?? 0);
       return 3;
     });
-    const [workerRef, tracebackRef, moduleFilesRef, block, handlers, current, mix] = refs;
+    const [workerRef, adoptRef, tracebackRef, moduleFilesRef, block, handlers, current, mix] = refs;
     this.tracebackRef = tracebackRef;
     this.moduleFilesRef = moduleFilesRef;
-    this.scheduler = new Scheduler(this, workerRef);
+    this.scheduler = new Scheduler(this, workerRef, adoptRef);
     this.install(installOrder(opts.families), { block, handlers, state: current, mix });
     for (const ref of [block, handlers, current, mix]) lua.luaL_unref(L, LUA_REGISTRYINDEX, ref);
     this.loadEntry();
