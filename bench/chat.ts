@@ -4,19 +4,14 @@
 // room deliveries are counted beside them. Rounds alternate between the servers; prints medians and ratios.
 //   bun bench/chat.ts [--rounds 3] [--seconds 5] [--cpus 1] [--pin 1] [--baseline /other/checkout] [--no-nginx]
 // --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
-import { availableParallelism } from "node:os";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn, type Subprocess } from "bun";
 import { freePort, waitForPort } from "../test/helpers/ports.ts";
-import { arg, benchDir, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
+import { arg, loadPin, option, benchDir, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
 
 const [rounds, seconds, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("cpus", 1)];
-const option = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
-const pin = process.argv.includes("--pin") ? option("pin") || undefined : String(availableParallelism() - 1);
+const pin = loadPin();
 const baseline = option("baseline");
 const load = ["--conns", "100", "--window", "16", "--seconds", String(seconds), "--first", '{"op":"join"}', "--reply-prefix", '{"status"'];
 const script = readFileSync(join(import.meta.dir, "chat/connmix.lua"), "utf8");

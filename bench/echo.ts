@@ -1,22 +1,25 @@
 // Echo throughput: connmix (entry: on_message -> conn:send(msg.data)) against the raw-Bun server, measured
 // alternately in the same run. Prints each run and the ratio of medians.
-//   bun bench/echo.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16] [--cpus 1] [--pin 1]
+//   bun bench/echo.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16] [--cpus 1] [--pin 1] [--baseline DIR]
 // --cpus is connmix's -p (its worker processes); the raw-Bun server is always one process. --pin takes
 // taskset's CPU list for the load generator ("" = not pinned); the default is the machine's last CPU.
-import { availableParallelism } from "node:os";
-import { arg, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
+// --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
+import type { Subprocess } from "bun";
+import { arg, loadPin, option, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
 
 const [rounds, seconds, conns, window, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("conns", 100), arg("window", 16), arg("cpus", 1)];
-const pinAt = process.argv.indexOf("--pin");
-const pin = pinAt > 0 ? process.argv[pinAt + 1] || undefined : String(availableParallelism() - 1);
+const pin = loadPin();
+const baseline = option("baseline");
 const load = ["--conns", String(conns), "--window", String(window), "--seconds", String(seconds)];
 
-const connmix = await startConnmix("function on_message(msg, conn) conn:send(msg.data) end\n", "", "127.0.0.1", cpus);
-const raw = await startRawBun();
-const results = { raw: [] as number[], connmix: [] as number[] };
+const ENTRY = "function on_message(msg, conn) conn:send(msg.data) end\n";
+type Name = "raw" | "connmix" | "baseline";
+const servers: [Name, { proc: Subprocess; url: string }][] = [["raw", await startRawBun()], ["connmix", await startConnmix(ENTRY, "", "127.0.0.1", cpus)]];
+if (baseline) servers.push(["baseline", await startConnmix(ENTRY, "", "127.0.0.1", cpus, baseline)]);
+const results: Record<Name, number[]> = { raw: [], connmix: [], baseline: [] };
 // Messages per CPU-second the server used over the whole wsload run (steadier on a shared machine).
-const perCpu = { raw: [] as number[], connmix: [] as number[] };
-async function measure(name: "raw" | "connmix", server: { proc: { pid: number }; url: string }): Promise<void> {
+const perCpu: Record<Name, number[]> = { raw: [], connmix: [], baseline: [] };
+async function measure(name: Name, server: { proc: { pid: number }; url: string }): Promise<void> {
   const cpu0 = cpuSeconds(server.proc.pid);
   const msgs = (await wsload(["echo", server.url, ...load], pin)).msgs_per_s as number;
   results[name].push(msgs);
@@ -24,15 +27,19 @@ async function measure(name: "raw" | "connmix", server: { proc: { pid: number };
 }
 try {
   for (let round = 0; round < rounds; round++) {
-    await measure("raw", raw);
-    await measure("connmix", connmix);
-    console.error(`round ${round + 1}: raw ${results.raw.at(-1)} msg/s (${perCpu.raw.at(-1)} per CPU-s), connmix ${results.connmix.at(-1)} msg/s (${perCpu.connmix.at(-1)} per CPU-s)`);
+    for (const [name, server] of servers) await measure(name, server);
+    console.error(`round ${round + 1}: ${servers.map(([n]) => `${n} ${results[n].at(-1)} msg/s (${perCpu[n].at(-1)} per CPU-s)`).join(", ")}`);
   }
 } finally {
-  stop(connmix.proc, raw.proc);
+  stop(...servers.map(([, s]) => s.proc));
 }
-const r = median(results.raw), c = median(results.connmix);
-console.log(JSON.stringify({
-  bench: "echo", conns, window, connmix_cpus: cpus, load_pinned_to: pin ?? null, raw_msgs_per_s: r, connmix_msgs_per_s: c, ratio: Number((c / r).toFixed(3)),
-  raw_msgs_per_cpu_s: median(perCpu.raw), connmix_msgs_per_cpu_s: median(perCpu.connmix), cpu_ratio: Number((median(perCpu.connmix) / median(perCpu.raw)).toFixed(3)),
-}));
+const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+const summary: Record<string, unknown> = { bench: "echo", conns, window, connmix_cpus: cpus, load_pinned_to: pin ?? null };
+for (const [name] of servers) {
+  summary[`${name}_msgs_per_s`] = median(results[name]);
+  summary[`${name}_msgs_per_cpu_s`] = median(perCpu[name]);
+  if (name === "raw") continue;
+  summary[name === "connmix" ? "ratio" : `${name}_ratio`] = ratio(median(results[name]), median(results.raw));
+  summary[name === "connmix" ? "cpu_ratio" : `${name}_cpu_ratio`] = ratio(median(perCpu[name]), median(perCpu.raw));
+}
+console.log(JSON.stringify(summary));

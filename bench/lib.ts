@@ -3,7 +3,7 @@
 // and medians. Results are ratios measured in one run.
 import { spawn, type Subprocess } from "bun";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitForPort } from "../test/helpers/ports.ts";
 import { ROOT } from "../test/helpers/process.ts";
@@ -16,6 +16,17 @@ export const BUN = process.execPath;
 export function arg(name: string, d: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : d;
+}
+
+/** The CPUs (taskset's list) the load generator runs on: `--pin LIST` ("" = not pinned), else the machine's last CPU. */
+export function loadPin(): string | undefined {
+  return process.argv.includes("--pin") ? option("pin") || undefined : String(availableParallelism() - 1);
+}
+
+/** The text after `--name` on the command line, or undefined. */
+export function option(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
 }
 
 const TICKS = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these

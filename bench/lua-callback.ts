@@ -6,13 +6,13 @@
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { arg, median } from "./lib";
+import { arg, median, option } from "./lib";
 import { ROOT } from "../test/helpers/process.ts";
 
 const count = arg("count", 200_000);
 const rounds = arg("rounds", 9);
-const at = process.argv.indexOf("--baseline");
-const roots = at > 0 ? [ROOT, process.argv[at + 1]!] : [ROOT];
+const baseline = option("baseline");
+const roots = baseline ? [ROOT, baseline] : [ROOT];
 const payload = '{"op":"send","msg":"hello world","room_id":1002}';
 const steps = {
   "dispatch and resume, no on_message": "",

@@ -5,10 +5,9 @@
 //   bun bench/multicore.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16] [--pin 1]
 // --pin takes taskset's CPU list for wsload ("" = not pinned); the default pins it to the machine's last CPU.
 import { availableParallelism } from "node:os";
-import { arg, cpuSeconds, median, startConnmix, wsload } from "./lib";
+import { arg, loadPin, cpuSeconds, median, startConnmix, wsload } from "./lib";
 
-const pinAt = process.argv.indexOf("--pin");
-const pin = pinAt > 0 ? process.argv[pinAt + 1] || undefined : String(availableParallelism() - 1);
+const pin = loadPin();
 const load = ["--conns", String(arg("conns", 100)), "--window", String(arg("window", 16)), "--seconds", String(arg("seconds", 5))];
 const ENTRY = "function on_message(msg, conn) conn:send(msg.data) end\n";
 /** Waits until a WebSocket echo works (all workers listen, not just the port probe). */
