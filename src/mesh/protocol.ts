@@ -57,8 +57,7 @@ export const enum T {
   COUNTS = 21, // u32 delivered, u32 failed (QUEUE: u32 items waiting, 0)
 }
 
-export const HEADER = 5; // type + request id
-
+/** Every frame starts with its type (u8) and request id (u32): readers find the body at offset 5. */
 function head(w: FrameWriter, type: T, req: number): void {
   w.begin();
   w.u8(type);
