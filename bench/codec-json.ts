@@ -1,4 +1,4 @@
-// mix.json_decode/json_encode (JS over the C API) against a pure-Lua codec (codec-json.lua), both called from
+// mix.json_decode/json_encode (C functions, native/json.c) against a pure-Lua codec (codec-json.lua), both called from
 // a Lua loop, on a typical chat frame and a ~2 KB nested document. Prints ns per call (CPU time, best of 5).
 //   bun bench/codec-json.ts
 import { copyFileSync, writeFileSync } from "node:fs";
@@ -27,8 +27,8 @@ copyFileSync(join(import.meta.dir, "codec-json.lua"), join(dir, "purejson.lua"))
 writeFileSync(join(dir, "entry.lua"), `
 local pure = require("purejson")
 function bench(impl, op, s, n)
-  local decode = impl == "js" and mix.json_decode or pure.decode
-  local encode = impl == "js" and mix.json_encode or pure.encode
+  local decode = impl == "c" and mix.json_decode or pure.decode
+  local encode = impl == "c" and mix.json_encode or pure.encode
   local t = assert(decode(s))
   local t0 = os.clock()
   if op == "decode" then for i = 1, n do decode(s) end else for i = 1, n do encode(t) end end
@@ -41,7 +41,7 @@ console.log(`frame ${Buffer.byteLength(frame)} bytes, document ${Buffer.byteLeng
 const results: Record<string, number> = {};
 for (const [name, s, n] of [["frame", frame, 200_000], ["2KB", doc, 10_000]] as const) {
   for (const op of ["decode", "encode"]) {
-    for (const impl of ["js", "lua"]) {
+    for (const impl of ["c", "lua"]) {
       const ns = Math.min(...[0, 1, 2, 3, 4].map(() => vm.callGlobal("bench", [impl, op, s, n]) as number));
       results[`${name}_${op}_${impl}_ns`] = Math.round(ns);
       console.log(`${name.padEnd(6)} ${op} ${impl.padEnd(4)} ${Math.round(ns).toLocaleString("en-US").padStart(8)} ns`);

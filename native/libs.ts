@@ -43,8 +43,12 @@ export function loadLuaLibraries(): LuaLibraries {
 
 let privateDir: string | undefined;
 
-/** Returns a real filesystem path for `path`, copying it out of the executable when it is embedded. */
-function materialize(path: string, name: string): string {
+/**
+ * Returns a real filesystem path for `path`, copying it out of the executable when it is embedded (libc and
+ * TinyCC read only the real filesystem). Every copied file shares one directory, so a C source's `#include
+ * "x.c"` finds x.c once both are copied out.
+ */
+export function materialize(path: string, name: string): string {
   if (!path.startsWith("/$bunfs/") && existsSync(path)) return path;
   if (!privateDir) {
     privateDir = mkdtempSync(join(tmpdir(), "connmix-lua-"));

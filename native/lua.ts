@@ -30,15 +30,11 @@ const api = dlopen(libs.lua, {
   lua_pushlightuserdata: { args: [L, ptr], returns: none },
   lua_tonumber: { args: [L, i32], returns: f64 },
   lua_toboolean: { args: [L, i32], returns: i32 },
-  lua_touserdata: { args: [L, i32], returns: ptr },
   lua_tolstring: { args: [L, i32, ptr], returns: ptr },
   lua_createtable: { args: [L, i32, i32], returns: none },
   lua_getfield: { args: [L, i32, cstring], returns: none },
   lua_setfield: { args: [L, i32, cstring], returns: none },
   lua_rawset: { args: [L, i32], returns: none },
-  lua_rawequal: { args: [L, i32, i32], returns: i32 },
-  lua_getmetatable: { args: [L, i32], returns: i32 },
-  lua_setmetatable: { args: [L, i32], returns: i32 },
   lua_rawgeti: { args: [L, i32, i32], returns: none },
   lua_rawseti: { args: [L, i32, i32], returns: none },
   lua_next: { args: [L, i32], returns: i32 },
@@ -64,7 +60,6 @@ export const LUA_YIELD = 1;
 export const LUA_ERRMEM = 4;
 export const LUA_TNIL = 0;
 export const LUA_TBOOLEAN = 1;
-export const LUA_TLIGHTUSERDATA = 2;
 export const LUA_TNUMBER = 3;
 export const LUA_TSTRING = 4;
 export const LUA_TTABLE = 5;

@@ -1,26 +1,13 @@
 // Compiles the runtime's C side (runtime.c: runaway guard, event dispatch, memory limit) with bun:ffi's built-in TinyCC.
 import { cc, read, type Pointer } from "bun:ffi";
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import runtimeSource from "./runtime.c" with { type: "file" };
 import { functionAddress } from "./ffi";
-import { loadLuaLibraries } from "./libs";
+import { loadLuaLibraries, materialize } from "./libs";
 
 loadLuaLibraries(); // the Lua API must already be visible globally when TinyCC links runtime.c
 
-// TinyCC reads sources from the real filesystem; an embedded (compiled-binary) source is copied out first.
-function sourcePath(): string {
-  if (!runtimeSource.startsWith("/$bunfs/")) return runtimeSource;
-  const dir = mkdtempSync(join(tmpdir(), "connmix-native-"));
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-  const out = join(dir, "runtime.c");
-  writeFileSync(out, readFileSync(runtimeSource));
-  return out;
-}
-
 const { symbols } = cc({
-  source: sourcePath(),
+  source: materialize(runtimeSource, "runtime.c"),
   symbols: {
     guard_budget: { args: ["i32"], returns: "void" },
     guard_resume: { args: ["ptr", "i32"], returns: "i32" },

@@ -2,6 +2,7 @@
 // functions that glue calls, installed into every VM. Its declaration says everything the chunk gets, in
 // the spirit of lua-resty-core's ffi.cdef: the JS functions it calls (typed by the slice of the VM's host
 // they need), the constants it reads, the families whose exports it uses and the hooks it gives back.
+import type { Pointer } from "bun:ffi";
 import type { LuaState } from "../../native/lua";
 import type { PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
@@ -45,7 +46,7 @@ export const CHUNK_FIELDS = ["host", "mix", "block", "H", "S"] as const;
 
 /**
  * One family. Its `lua` chunk runs once per VM with one table `F` holding exactly what this declaration names:
- *   F.host   this family's `functions` (no other family's);
+ *   F.host   this family's `functions` and `native` functions (no other family's);
  *   F.mix    the global library table scripts see;
  *   F.block  `block(op, ...)` waits for one of the family's `blocking` ops;
  *   F.H      the event handlers by event number (H[kind] = function(id, payload, extra));
@@ -60,6 +61,13 @@ export interface LuaFamily<H = unknown> {
   name: string;
   lua?: string;
   functions?: Record<string, LuaFunction<H>>;
+  /**
+   * C functions (lua_CFunction addresses, from native/) the chunk calls as `F.host.<name>`, as it calls
+   * `functions`, but without entering JS. Unlike a JS function, one runs with the state's memory limit on:
+   * any Lua allocation in it may raise "not enough memory" (a longjmp out of it), so it must hold only
+   * Lua-managed memory (or its C stack) and return `nil, err` for bad input rather than raise.
+   */
+  native?: Record<string, Pointer>;
   blocking?: Record<string, BlockingOp<H>>;
   /** Blocking ops whose arguments are raw bytes rather than UTF-8 text. */
   binaryArgs?: boolean;

@@ -70,6 +70,11 @@ export function pushChunkArgument<H>(
       }
       lua.lua_setfield(L, -2, cString(name));
     }
+    for (const [name, address] of Object.entries(family.native ?? {})) {
+      if (family.functions?.[name]) throw new Error(`Lua family ${family.name}: host.${name} is both a JS and a native function`);
+      lua.lua_pushcclosure(L, address, 0);
+      lua.lua_setfield(L, -2, cString(name));
+    }
   });
   set("block", ref(runtime.block));
   set("H", ref(runtime.handlers));

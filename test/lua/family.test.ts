@@ -2,6 +2,7 @@
 // exports of the families it uses (installed first, whatever the list order), and the hooks it must return.
 import { describe, expect, test } from "bun:test";
 import { hook, type LuaFamily } from "../../src/lua/family";
+import { jsonFunctions } from "../../native/json";
 import { makeVM, testFamily } from "../helpers/lua";
 
 const GREET = hook<[name: string]>("greet");
@@ -29,6 +30,20 @@ describe("family declarations", () => {
     expect(vm.callGlobal("shown_fields", [])).toEqual({ own: true, test_record: false, n: 42 });
     expect(vm.call(GREET, "hello")).toBe("hello from base");
     vm.close();
+  });
+
+  test("a family's native (C) functions are in its chunk's F.host beside its JS ones; one name cannot be both", () => {
+    const withNative: LuaFamily = {
+      ...base,
+      lua: `local F = ...
+        shown = { encoded = F.host.encode({ 1, "a" }), own = F.host.own ~= nil, kind = debug.getinfo(F.host.encode).what }`,
+      native: { encode: jsonFunctions.json_encode },
+    };
+    const vm = makeVM(`function shown_fields() return shown end`, { families: [withNative] });
+    expect(vm.callGlobal("shown_fields", [])).toEqual({ encoded: '[1,"a"]', own: true, kind: "C" });
+    vm.close();
+    expect(() => makeVM("", { families: [{ ...withNative, native: { own: jsonFunctions.json_encode } }] }))
+      .toThrow("Lua family base: host.own is both a JS and a native function");
   });
 
   test("a hook stays the family's when the script assigns a global of its name", () => {

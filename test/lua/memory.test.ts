@@ -34,6 +34,13 @@ function on_message(msg, conn)
     for i = 1, 1e8 do t[i] = { i, i, i, i, i, i, i, i, i % 256 == 0 and mix.json_encode({ i }) } end
     return conn:send("never")
   end
+  -- the limit is hit inside the C functions json_encode (64 MiB of output) and json_decode (500,000 tables)
+  if d == "json_encode" then
+    local t, s = {}, string.rep("z", 1024 * 1024)
+    for i = 1, 64 do t[i] = s end
+    return conn:send(#mix.json_encode(t))
+  end
+  if d == "json_decode" then return conn:send(#mix.json_decode("[" .. string.rep("[1,2,3],", 5e5) .. "[]]")) end
   conn:send("echo " .. d)
 end
 `;
@@ -91,6 +98,22 @@ test("data kept in a global stops at the limit; the process grows by no more tha
   expect(vm().memoryBytes()).toBeLessThan(4 * MIB);
   c.close();
 });
+
+test("out of memory inside json_encode and json_decode (C functions running with the limit on) ends only that callback", async () => {
+  const c = await Client.open(e.chatUrl);
+  const errorsBefore = vm().scheduler.errors;
+  for (const op of ["json_encode", "json_decode", "json_encode", "json_decode"]) {
+    c.send(op);
+    expect(await c.ask(`after ${op}`, 20000)).toBe(`echo after ${op}`);
+  }
+  expect(vm().scheduler.errors - errorsBefore).toBe(4);
+  for (const f of ["json_encode", "json_decode"]) {
+    expect(readLog()).toContain(`lua callback error: not enough memory (this Lua state reached its memoryLimit of 33554432 bytes)\nstack traceback:\n\t[C]: in function '${f}'`);
+  }
+  expect(vm().memoryBytes()).toBeLessThan(4 * MIB);
+  expect(await c.ask("still")).toBe("echo still");
+  c.close();
+}, 60_000);
 
 test("120 callbacks out of memory, hit inside the VM and around JS calls: the server keeps working", async () => {
   const clients = await Promise.all(Array.from({ length: 4 }, () => Client.open(e.chatUrl)));

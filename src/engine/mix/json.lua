@@ -1,4 +1,4 @@
--- mix.json_encode / mix.json_decode (json.ts), mix.null and mix.json_object.
+-- mix.json_encode / mix.json_decode / mix.null (C functions: native/json.c) and mix.json_object.
 local F = ...
 local host, mix = F.host, F.mix
 
