@@ -20,27 +20,45 @@ static int decode_error(decoder *d, const char *what) {
   return 0;
 }
 
-/* One pass counting commas per container into sizes (when given); returns the number of containers. Only a
- * size hint: the parse validates. */
+/* What count_elements stops at: 1 a quote, 2 a comma, 3 an opening and 4 a closing bracket, 5 a NUL. */
+static const unsigned char structure[256] = { [0] = 5, ['"'] = 1, [','] = 2, ['['] = 3, ['{'] = 3, [']'] = 4, ['}'] = 4 };
+
+/* Past the string whose contents start at p, to its closing quote (or end): escaped bytes are skipped. */
+static const unsigned char *skip_string(const unsigned char *p, const unsigned char *end) {
+  for (;;) {
+    while (!string_stop[*p]) p++;
+    if (p >= end || *p == '"') return p;
+    if (*p == '\\' && ++p >= end) return p;
+    p++;
+  }
+}
+
+/* One pass counting commas per container into sizes (as far as room goes); returns the number of
+ * containers. Only a size hint: the parse validates. */
 static int count_elements(decoder *d, int *sizes, int room) {
-  const unsigned char *s = d->s;
+  const unsigned char *p = d->s, *end = d->s + d->end;
   int open[MAX_DEPTH], count = 0, depth = 0;
-  unsigned long i;
-  for (i = 0; i < d->end; i++) {
-    unsigned char c = s[i];
-    if (c == '"') {
-      for (i++; i < d->end && s[i] != '"'; i++) if (s[i] == '\\') i++;
-    } else if (c == ',') {
-      if (depth > 0 && open[depth - 1] < room) sizes[open[depth - 1]]++;
-    } else if (c == '[' || c == '{') {
-      if (depth == MAX_DEPTH) break; /* the parse fails before it gets here */
-      if (count < room) sizes[count] = 1;
-      open[depth++] = count++;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      depth--;
+  for (;; p++) {
+    while (!structure[*p]) p++;
+    if (p >= end) return count;
+    switch (structure[*p]) {
+      case 1:
+        p = skip_string(p + 1, end);
+        if (p >= end) return count;
+        break;
+      case 2:
+        if (depth > 0 && open[depth - 1] < room) sizes[open[depth - 1]]++;
+        break;
+      case 3:
+        if (depth == MAX_DEPTH) return count; /* the parse fails before it gets here */
+        if (count < room) sizes[count] = 1;
+        open[depth++] = count++;
+        break;
+      case 4:
+        if (depth > 0) depth--;
+        break;
     }
   }
-  return count;
 }
 
 static unsigned char skip_space(decoder *d) {
@@ -135,14 +153,12 @@ static int decode_escaped(decoder *d, unsigned long start) {
 }
 
 static int decode_string(decoder *d) {
-  const unsigned char *s = d->s;
-  unsigned long start = ++d->at;
-  unsigned char c;
-  for (c = s[d->at]; c != '"'; c = s[++d->at]) {
-    if (c == '\\') return decode_escaped(d, start);
-    if (c < 0x20) return decode_error(d, "unescaped control character in string");
-  }
-  lua_pushlstring(d->L, (const char *)s + start, d->at - start);
+  const unsigned char *start = d->s + d->at + 1, *p = start;
+  while (!string_stop[*p]) p++;
+  d->at = p - d->s;
+  if (*p == '\\') return decode_escaped(d, start - d->s);
+  if (*p != '"') return decode_error(d, "unescaped control character in string");
+  lua_pushlstring(d->L, (const char *)start, p - start);
   d->at++;
   return 1;
 }

@@ -167,7 +167,7 @@ static void write_string(encoder *s, int idx) {
   s->out.n++;
   for (i = 0; i < n; i = run + 1) {
     unsigned char c;
-    for (run = i; run < n && p[run] >= 0x20 && p[run] != '"' && p[run] != '\\'; run++) {}
+    for (run = i; !string_stop[p[run]]; run++) {}
     put(&s->out, (const char *)p + i, run - i);
     if (run == n) break;
     c = p[run];
