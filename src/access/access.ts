@@ -70,6 +70,24 @@ const NOBODY: User[] = [{ digest: sha256("\u0000nobody"), roles: new Set(), host
 
 const text = (status: number, body: string, headers?: Record<string, string>) => new Response(body + "\n", { status, headers });
 
+/** Requests an API server refused since start, by reason (the `reason` label of its refused-requests metric). */
+export class RequestRefusals {
+  /** 403: an Origin not in access.origins. */
+  origin = 0;
+  /** 403: protected mode, and not a loopback client naming the server by IP or localhost. */
+  protected_mode = 0;
+  /** 429: too many failed logins from the address. */
+  login_locked = 0;
+  /** 401: missing or wrong credentials. */
+  unauthorized = 0;
+  /** 403: the user lacks the role. */
+  role = 0;
+  /** 413: a body over the server's limit (counted by the server, which reads the body). */
+  too_large = 0;
+}
+
+export const REQUEST_REFUSAL_REASONS = Object.keys(new RequestRefusals()) as (keyof RequestRefusals)[];
+
 export class Access {
   private users = new Map<string, User[]>();
   private origins: RegExp[] = [];
@@ -79,6 +97,8 @@ export class Access {
   /** Set after the first update: a later change into protected mode warns again. */
   private loaded = false;
   private readonly unfollow: () => void;
+  /** What it refused (and what its server refused as too large). */
+  readonly refused = new RequestRefusals();
 
   constructor(config: AccessConfig, opts: AccessOptions = {}) {
     this.label = opts.label ?? "API";
@@ -118,29 +138,41 @@ export class Access {
   }
 
   /**
-   * Null when `req` from `ip` may go on; otherwise the 403/401/429 response to send. `role` defaults to
-   * what the request method needs (read for GET/HEAD, write otherwise).
+   * Null when `req` from `ip` may go on; otherwise the 403/401/429 response to send, counted in `refused`.
+   * `role` defaults to what the request method needs (read for GET/HEAD, write otherwise).
    */
   check(req: Request, ip: string, role: Role = roleFor(req.method)): Response | null {
+    const no = this.judge(req, ip, role);
+    if (!no) return null;
+    this.refused[no[0]]++;
+    return no[1];
+  }
+
+  /** Whether `req` from `ip` has `role`: a question (the console asks what to show), not a refusal. */
+  allows(req: Request, ip: string, role: Role): boolean {
+    return this.judge(req, ip, role) === null;
+  }
+
+  private judge(req: Request, ip: string, role: Role): [keyof RequestRefusals, Response] | null {
     const origin = req.headers.get("origin");
     if (origin !== null && !this.origins.some((o) => o.test(origin)) && !(this.sameOrigin && ownOrigin(origin, req.headers.get("host")))) {
-      return text(403, `forbidden: origin ${escapeText(origin)} is not listed in access.origins`);
+      return ["origin", text(403, `forbidden: origin ${escapeText(origin)} is not listed in access.origins`)];
     }
     if (this.users.size === 0) {
       if (isLoopback(ip) && hostIsLiteral(req.headers.get("host"))) return null;
-      return text(403, `forbidden: the ${this.label} answers loopback clients naming it by IP or localhost only, until access.users lists a user`);
+      return ["protected_mode", text(403, `forbidden: the ${this.label} answers loopback clients naming it by IP or localhost only, until access.users lists a user`)];
     }
     const wait = this.logins.lockedFor(ip);
-    if (wait > 0) return text(429, "too many failed logins from this address", { "retry-after": String(wait) });
+    if (wait > 0) return ["login_locked", text(429, "too many failed logins from this address", { "retry-after": String(wait) })];
     const header = req.headers.get("authorization");
     const creds = basicCredentials(header);
     const user = creds ? this.login(creds[0], creds[1], plainIp(ip)) : null;
     if (!user) {
       if (header !== null) this.logins.failed(ip, creds?.[0] ?? null);
-      return text(401, "unauthorized: missing or wrong username, password or host", { "www-authenticate": 'Basic realm="connmix", charset="UTF-8"' });
+      return ["unauthorized", text(401, "unauthorized: missing or wrong username, password or host", { "www-authenticate": 'Basic realm="connmix", charset="UTF-8"' })];
     }
     if (user.some((u) => u.roles.has(role))) return null;
-    return text(403, `forbidden: user ${creds![0]} does not have the ${role} role`);
+    return ["role", text(403, `forbidden: user ${creds![0]} does not have the ${role} role`)];
   }
 
   /** The entries of `name` whose password is `password` and whose host glob matches `host`; null if none. */

@@ -41,13 +41,18 @@ function failure(e: unknown, method: string): Response {
   return json(`{"E":${errorJson(e, method)}}`, status);
 }
 
+function tooLarge(routes: HttpRoutes, bytes: number, method: string): Response {
+  routes.access.refused.too_large++;
+  return failure(new TooLarge(bytes), method);
+}
+
 async function call(routes: HttpRoutes, req: Request, method: string): Promise<Response> {
   const declared = Number(req.headers.get("content-length") ?? 0);
-  if (declared > MAX_REQUEST_BYTES) return failure(new TooLarge(declared), method);
+  if (declared > MAX_REQUEST_BYTES) return tooLarge(routes, declared, method);
   let p: unknown;
   try {
     const body = await req.text();
-    if (body.length > MAX_REQUEST_BYTES / 3 && Buffer.byteLength(body) > MAX_REQUEST_BYTES) return failure(new TooLarge(Buffer.byteLength(body)), method);
+    if (body.length > MAX_REQUEST_BYTES / 3 && Buffer.byteLength(body) > MAX_REQUEST_BYTES) return tooLarge(routes, Buffer.byteLength(body), method);
     p = JSON.parse(body);
   } catch (e) {
     return failure(new ApiError(CODE.invalidArgument, `malformed JSON: ${(e as Error).message}`), method);

@@ -75,7 +75,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
     if (!reread || !listeners || !fetch) return;
     for (const server of listeners.all) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
   }) ?? (() => {});
-  const metrics = engineMetrics(node, config.prometheus.summary, config.engine.servers[0]?.protocol);
+  const metrics = engineMetrics(node, config.prometheus.summary, { forwardProtocol: config.engine.servers[0]?.protocol, apiRefusals: access.refused });
   const dispatcher = new Dispatcher(node, metrics);
   const timings = opts.timings ?? API_TIMINGS;
   const sockets = new ApiWebSockets(dispatcher, () => settings, timings.stallSweepMs);

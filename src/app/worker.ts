@@ -116,6 +116,8 @@ class Worker {
       sent,
       sendErrors,
       lua: this.node.luaFailures(),
+      droppedMessages: this.node.droppedMessages(),
+      droppedClients: this.node.stats.droppedClients,
       sequence: this.node.ids.last,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       residentBytes: process.memoryUsage.rss(),

@@ -49,7 +49,7 @@ export class ConsoleRoutes {
       return new Response("not found\n", { status: 404 });
     }
     if (req.method !== "GET") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, POST" } });
-    if (route === "overview") return this.overview(auth, this.access.check(req, ip, "write") === null);
+    if (route === "overview") return this.overview(auth, this.access.allows(req, ip, "write"));
     if (route.startsWith("nodes/")) return this.node(decodeURIComponent(route.slice(6)), auth);
     return new Response("not found\n", { status: 404 });
   }
@@ -130,7 +130,10 @@ export class ConsoleRoutes {
    */
   private async act(req: Request, route: "send" | "publish", auth: string | null): Promise<Response> {
     const body = await req.text();
-    if (Buffer.byteLength(body) > MAX_ACTION_BYTES) return json({ E: { c: 101, m: "request too large" } }, 413);
+    if (Buffer.byteLength(body) > MAX_ACTION_BYTES) {
+      this.access.refused.too_large++;
+      return json({ E: { c: 101, m: "request too large" } }, 413);
+    }
     let c: unknown;
     try {
       c = (JSON.parse(body) as { c?: unknown }).c;

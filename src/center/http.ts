@@ -3,7 +3,8 @@
 // Access control as on the engines (spec §8): these are reads.
 import type { Server } from "bun";
 import type { Config } from "../config/schema";
-import { Access } from "../access/access";
+import { Access, REQUEST_REFUSAL_REASONS, type RequestRefusals } from "../access/access";
+import { refusalSamples } from "../net/refusals";
 import type { HotConfig } from "../config/hot";
 import { CONTENT_TYPE, Registry, unlabeled as one } from "../metrics/registry";
 import { addProcessMetrics } from "../metrics/process";
@@ -15,11 +16,15 @@ import type { NodeInfo, NodesReply } from "../api/protocol";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
-function centerMetrics(registry: RegistryServer): Registry {
+function centerMetrics(registry: RegistryServer, apiRefusals: RequestRefusals): Registry {
   const m = new Registry();
   m.counter("connmix_center_registry_channels_total", "Registry connections engines opened to this center.", [], one(() => registry.connectionsTotal));
   m.gauge("connmix_center_registry_clients", "Client connections on all registered engines, as of their last heartbeat.", [], one(() => registry.clients()));
   m.gauge("connmix_center_registry_engine_nodes", "Engine nodes registered with this center.", [], one(() => registry.nodes.size));
+  m.counter("connmix_center_refused_connections_total", "Connections the registry port refused before authentication.", ["listener", "reason"], () => refusalSamples(["registry"]));
+  m.counter("connmix_center_api_refused_requests_total", "API requests refused by access control (401, 403, 429) or as too large (413).", ["reason"], () =>
+    REQUEST_REFUSAL_REASONS.map((r) => [[r], apiRefusals[r]]),
+  );
   addProcessMetrics(m);
   return m;
 }
@@ -49,7 +54,7 @@ export interface CenterApi {
 export function startCenterApi(config: Config, registry: RegistryServer, hot?: HotConfig): CenterApi {
   const { bind, port, tls } = config.center.apiServer;
   const access = new Access(config.access, { label: "center API", sameOrigin: true, hot });
-  const metrics = centerMetrics(registry);
+  const metrics = centerMetrics(registry, access.refused);
   const consoleRoutes = new ConsoleRoutes(registry, access);
   const fetch = (req: Request, srv: Server<undefined>): Response | Promise<Response> => {
     const ip = srv.requestIP(req)?.address ?? "";

@@ -214,6 +214,7 @@ export abstract class LuaServer {
       if (conn.stalledSince < now - conn.writeTimeout * 1000) {
         this.unstall(conn);
         conn.closeReason = "write timeout";
+        this.node.stats.droppedClients.write_timeout[this.protocol]++;
         log.warn(`client ${conn.id} did not read for ${conn.writeTimeout}s, dropped`);
         this.terminate(conn);
       }
@@ -224,6 +225,7 @@ export abstract class LuaServer {
   dropOverflowing(conn: Connection): void {
     if (!conn.open || conn.closeReason !== null) return;
     conn.closeReason = "too many unprocessed messages";
+    this.node.stats.droppedClients.backlog_full[this.protocol]++;
     log.warn(`client ${conn.id} sent more than ${MAX_BACKLOG_BYTES} bytes or ${MAX_BACKLOG_EVENTS} messages while its callback waited, closed`);
     this.closeConnection(conn, 1008, conn.closeReason);
   }

@@ -34,13 +34,37 @@ export interface LuaMemory {
   limit: number;
 }
 
+const zero = (): Record<Protocol, number> => ({ websocket: 0, socket: 0 });
+
+/** Messages from clients lost before their script saw them, by reason, then protocol (see docs/api.md, Metrics). */
+export type DroppedMessages = {
+  /** Sent while the connection's backlog was full (the connection is closed). */
+  backlog_full: Record<Protocol, number>;
+  /** A WebSocket message over MAX_MESSAGE_BYTES (Bun closes the connection). */
+  too_large: Record<Protocol, number>;
+};
+
 /** Counters read by /metrics; plain numbers so the hot path pays one increment. */
 export class NodeStats {
-  read = { websocket: 0, socket: 0 };
-  sent = { websocket: 0, socket: 0 };
-  sendErrors = { websocket: 0, socket: 0 };
+  read = zero();
+  sent = zero();
+  sendErrors = zero();
   /** Lua callback failures and runaway aborts of processes this node sums (a multi-core engine's workers). */
   lua = { errors: 0, timeouts: 0 };
+  /** Dropped messages this node counted itself; a node adds its Lua servers' (see NodeView.droppedMessages). */
+  droppedMessages: DroppedMessages = { backlog_full: zero(), too_large: zero() };
+  /** Clients the engine cut off, by reason: what they had not read, or sent and was not processed, is lost. */
+  droppedClients = { write_timeout: zero(), backlog_full: zero(), unread_bytes: zero() };
+}
+
+/** Adds every counter of `from` to the same field of `into` (numbers, or records of them, as in NodeStats). */
+export function addCounters(into: object, from: object): void {
+  const a = into as Record<string, unknown>;
+  const b = from as Record<string, unknown>;
+  for (const k of Object.keys(a)) {
+    if (typeof a[k] === "number") a[k] += (b[k] as number | undefined) ?? 0;
+    else if (b[k]) addCounters(a[k] as object, b[k] as object);
+  }
 }
 
 /**
@@ -67,6 +91,7 @@ export interface NodeView {
   clientCount(): number;
   readCounts(): Record<Protocol, number>;
   luaFailures(): { errors: number; timeouts: number };
+  droppedMessages(): DroppedMessages;
   luaMemory(): LuaMemory[];
   clientViews(): Promise<ClientsView[]>;
   renumber(index: number): number | Promise<number>;
@@ -144,6 +169,14 @@ export class EngineNode implements NodeView {
       timeouts += s.vm.scheduler.timeouts;
     }
     return { errors, timeouts };
+  }
+
+  /** Messages dropped: what this node counted plus the messages its Lua servers' full backlogs refused. */
+  droppedMessages(): DroppedMessages {
+    const { backlog_full, too_large } = this.stats.droppedMessages;
+    const full = { ...backlog_full };
+    for (const s of this.servers) full[s.protocol] += s.vm.scheduler.dropped;
+    return { backlog_full: full, too_large: { ...too_large } };
   }
 
   /** Clients and channels for the console (a multi-core engine's primary asks its workers). */

@@ -115,6 +115,7 @@ export class SocketServer extends LuaServer {
   private enqueue(conn: TcpConnection, bytes: Uint8Array): string | null {
     if (conn.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
       conn.closeReason = "too many unread bytes";
+      this.node.stats.droppedClients.unread_bytes.socket++;
       log.warn(`client ${conn.id} has ${conn.pendingBytes} bytes unread, dropped`);
       conn.tcp.terminate();
       return "send failed: client too slow";

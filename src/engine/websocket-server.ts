@@ -4,6 +4,7 @@ import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { websocketEvents } from "./mix/connection";
 import { FORGET } from "./mix/contract";
 import { WsConnection } from "./connection";
+import { log } from "../log/logger";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { Listeners } from "../net/listeners";
@@ -20,6 +21,9 @@ interface PendingHandshake {
   srv: Server<WsConnection>;
   resolve: (r: Response | undefined) => void;
 }
+
+/** The reason Bun (uWebSockets) closes with after refusing a message over maxPayloadLength (the client sees 1009). */
+const TOO_BIG = "Received too big message";
 
 /** Longest a closing listener waits for upgrades in on_handshake (a handover, src/handover). */
 const HANDSHAKE_WAIT_MS = 1000;
@@ -110,10 +114,17 @@ export class WebSocketServer extends LuaServer {
       },
       close(ws: WS, code: number, reason: string) {
         const conn = ws.data;
+        if (reason === TOO_BIG && conn.closeReason === null) self.droppedTooLarge(conn);
         const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
         self.closed(conn, err);
       },
     };
+  }
+
+  /** Bun refused a message over MAX_MESSAGE_BYTES and closed the connection: counted and logged, as other drops. */
+  private droppedTooLarge(conn: WsConnection): void {
+    this.node.stats.droppedMessages.too_large.websocket++;
+    log.warn(`client ${conn.id} sent a message over ${MAX_MESSAGE_BYTES} bytes, closed (1009)`);
   }
 
   private upgrade(req: Request, srv: Server<WsConnection>): Response | Promise<Response | undefined> | undefined {

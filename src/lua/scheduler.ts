@@ -29,7 +29,7 @@ export interface SerialOwner {
   readonly replies?: boolean;
   /**
    * Called once when its backlog passes MAX_BACKLOG_BYTES or MAX_BACKLOG_EVENTS (a client that keeps sending
-   * while its callback waits): the owner should close. Further payloads are not queued; events without one
+   * while its callback waits): the owner should close. Further payloads are not queued (counted in `dropped`); events without one
    * (close) still are.
    */
   overflow?: () => void;
@@ -64,6 +64,8 @@ export class Scheduler {
   /** Callbacks that failed (timeouts included), and those the runaway guard aborted; for metrics. */
   errors = 0;
   timeouts = 0;
+  /** Payloads refused because their owner's backlog was full (overflow); for metrics. */
+  dropped = 0;
 
   /** workerRef, adoptRef: the prelude's worker and adopt functions (registry references). */
   constructor(private readonly vm: LuaVM, private readonly workerRef: number, private readonly adoptRef: number) {}
@@ -89,6 +91,7 @@ export class Scheduler {
     if (size > 0 && (queued + size > MAX_BACKLOG_BYTES || (owner.backlog?.length ?? 0) >= MAX_BACKLOG_EVENTS)) {
       if (queued <= MAX_BACKLOG_BYTES) owner.overflow?.();
       owner.backlogBytes = MAX_BACKLOG_BYTES + 1; // overflowed: later payloads are dropped too
+      this.dropped++;
       return;
     }
     owner.backlogBytes = queued + size;

@@ -6,6 +6,8 @@ import type { NodeView, Protocol } from "../engine/node";
 import type { SummaryConfig } from "../config/schema";
 import { Registry, unlabeled, type Sample } from "./registry";
 import { addProcessMetrics } from "./process";
+import { REQUEST_REFUSAL_REASONS, type RequestRefusals } from "../access/access";
+import { refusalSamples } from "../net/refusals";
 import type { Summary, SummaryChild } from "./summary";
 
 const PROTOCOLS: Protocol[] = ["websocket", "socket"];
@@ -22,7 +24,8 @@ export interface EngineMetrics {
  * `forwardProtocol`: the label of forwarded sends. The node that forwards cannot see the protocol of a client
  * on another node; engines of a cluster run the same servers, so it is that of this engine's (first) server.
  */
-export function engineMetrics(node: NodeView, window: SummaryConfig, forwardProtocol: Protocol = "websocket"): EngineMetrics {
+export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwardProtocol?: Protocol; apiRefusals: RequestRefusals }): EngineMetrics {
+  const forwardProtocol = o.forwardProtocol ?? "websocket";
   const registry = new Registry();
   const perProtocol = (counts: Record<Protocol, number>) => (): Sample[] => PROTOCOLS.map((p) => [[p], counts[p]]);
   registry.gauge("connmix_engine_servers_clients", "Client connections held by this engine's Lua servers.", [], unlabeled(() => node.clientCount()));
@@ -37,6 +40,29 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, forwardProt
     "Time to hand one API send to a client (local) or to the node that holds it (forward).",
     ["protocol", "scenario"],
     window,
+  );
+  const byReason = (read: () => Record<string, Record<Protocol, number>>) => (): Sample[] =>
+    Object.entries(read()).flatMap(([reason, counts]) => PROTOCOLS.map((p): Sample => [[p, reason], counts[p]]));
+  registry.counter(
+    "connmix_engine_servers_dropped_messages_total",
+    "Messages from clients dropped before their script saw them (backlog_full: sent while the connection's backlog was full; too_large: a WebSocket message over 1 MiB).",
+    ["protocol", "reason"],
+    byReason(() => node.droppedMessages()),
+  );
+  registry.counter(
+    "connmix_engine_servers_dropped_clients_total",
+    "Clients the engine cut off, losing what they had not read or sent unprocessed (write_timeout, backlog_full, unread_bytes).",
+    ["protocol", "reason"],
+    byReason(() => node.stats.droppedClients),
+  );
+  registry.counter(
+    "connmix_engine_refused_connections_total",
+    "Connections the mesh point (mesh) and a multi-core engine's worker links (worker) refused before authentication.",
+    ["listener", "reason"],
+    () => refusalSamples(["mesh", "worker"]),
+  );
+  registry.counter("connmix_engine_api_refused_requests_total", "API requests refused by access control (401, 403, 429) or as too large (413).", ["reason"], () =>
+    REQUEST_REFUSAL_REASONS.map((r) => [[r], o.apiRefusals[r]]),
   );
   registry.counter("connmix_engine_lua_errors_total", "Lua callbacks that failed with an error (callback timeouts included).", [], unlabeled(() => node.luaFailures().errors));
   registry.counter("connmix_engine_lua_callback_timeouts_total", "Lua callbacks aborted for running longer than engine.luavm.callbackTimeout.", [], unlabeled(() => node.luaFailures().timeouts));

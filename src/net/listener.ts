@@ -7,7 +7,7 @@ import { log } from "../log/logger";
 import { FrameReader, Outbox } from "./frames";
 import { accept, challenge, checkResponse, deny, nonce, type Keys, type LinkKind } from "./auth";
 import { verifyPeer, type TlsMaterial } from "./tls";
-import { RefusalLog } from "./refusals";
+import { RefusalLog, type RefusalReason } from "./refusals";
 import { isLoopback } from "./addr";
 import { shared } from "../handover/ports";
 
@@ -93,7 +93,7 @@ export class Listener<S> {
   private bind = "";
 
   constructor(private readonly o: ListenerOptions, private readonly ev: ListenerEvents<S>) {
-    this.refusals = new RefusalLog(o.name);
+    this.refusals = new RefusalLog(o.name, o.kind);
   }
 
   listen(bind: string, port: number): void {
@@ -126,24 +126,24 @@ export class Listener<S> {
           const c = new Conn<S>(s, (c, f) => this.onFrame(c, f));
           s.data = c;
           if (this.o.keys.open && !isLoopback(s.remoteAddress)) {
-            return this.refuse(c, "not a loopback address, and no cluster.secret is set (protected mode)");
+            return this.refuse(c, "not_loopback", "not a loopback address, and no cluster.secret is set (protected mode)");
           }
           if (this.unauthed.size >= this.o.maxUnauthenticated) {
-            return this.refuse(c, `too many unauthenticated connections (${this.o.maxUnauthenticated})`);
+            return this.refuse(c, "too_many", `too many unauthenticated connections (${this.o.maxUnauthenticated})`);
           }
           this.unauthed.add(c);
           if (!tls) this.challenge(c);
         },
         handshake: (s, _ok, err) => {
           const bad = verifyPeer(s, err);
-          if (bad) return this.refuse(s.data, bad);
+          if (bad) return this.refuse(s.data, "tls", bad);
           this.challenge(s.data);
         },
         data: (s, chunk) => {
           const c = s.data;
           c.lastHeard = performance.now();
           const err = c.reader.push(chunk);
-          if (err) this.refuse(c, c.out ? err : `${err} before authentication`);
+          if (err) this.refuse(c, "bad_frame", c.out ? err : `${err} before authentication`);
         },
         drain: (s) => s.data.out?.drain(),
         close: (s) => this.closed(s.data),
@@ -170,9 +170,9 @@ export class Listener<S> {
 
   private onFrame(c: Conn<S>, f: Uint8Array): void {
     if (c.out) return this.ev.frame(c, f);
-    if (!c.ln) return this.refuse(c, "spoke before the TLS handshake ended");
+    if (!c.ln) return this.refuse(c, "early", "spoke before the TLS handshake ended");
     const dn = checkResponse(f, this.o.kind, this.o.keys, c.ln);
-    if (!dn) return this.refuse(c, "authentication failed (wrong or missing cluster.secret)");
+    if (!dn) return this.refuse(c, "auth_failed", "authentication failed (wrong or missing cluster.secret)");
     writeRaw(c.socket, accept(this.o.kind, this.o.keys, c.ln, dn));
     c.ln = null;
     c.reader.limit(this.o.maxFrame);
@@ -183,9 +183,9 @@ export class Listener<S> {
   }
 
   /** Closes a connection that did not authenticate, saying why to the peer and in this node's log. */
-  private refuse(c: Conn<S>, reason: string): void {
+  private refuse(c: Conn<S>, why: RefusalReason, reason: string): void {
     if (c.out) return this.ev.refuse(c, reason);
-    this.refusals.note(c.remote, reason);
+    this.refusals.note(c.remote, why, reason);
     this.unauthed.delete(c);
     writeRaw(c.socket, deny(reason));
     c.end();
@@ -207,7 +207,7 @@ export class Listener<S> {
     const now = performance.now();
     const t = this.o.timings;
     for (const c of this.unauthed) {
-      if (now - c.openedAt > t.handshakeMs) this.refuse(c, `no authentication within ${t.handshakeMs / 1000}s`);
+      if (now - c.openedAt > t.handshakeMs) this.refuse(c, "timeout", `no authentication within ${t.handshakeMs / 1000}s`);
     }
     if (!t.idleMs) return;
     for (const c of this.authed) {

@@ -1,19 +1,41 @@
-// Log lines for connections a listener refuses before authentication. Each one names the peer, but a flood
-// (a scanner, an attacker) must not flood the log: past `perSecond` lines in a second the rest are counted
-// and the count is logged with the next line that gets through.
+// Connections a listener refuses before authentication. Each is counted by the listener's kind and a short
+// reason (for /metrics), and logged with the peer; but a flood (a scanner, an attacker) must not flood the
+// log: past `perSecond` lines in a second the rest are only counted, and the number not logged is logged
+// with the next line that gets through.
 import { log } from "../log/logger";
+import type { LinkKind } from "./auth";
+
+/** Why a connection was refused before authentication: the `reason` label of the refused-connections metrics. */
+export const REFUSAL_REASONS = ["not_loopback", "too_many", "tls", "bad_frame", "early", "auth_failed", "timeout"] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+type Counts = Record<RefusalReason, number>;
+const zero = (): Counts => Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Counts;
+
+/**
+ * Refusals of this process's listeners since start, by kind of listener and reason. One per process, like
+ * its CPU time: every listener of a kind (a mesh point, its replacement for a new certificate, a multi-core
+ * engine's worker links) adds to the same counts, which the engine's and the center's /metrics read.
+ */
+export const refusedConnections: Record<LinkKind, Counts> = { registry: zero(), mesh: zero(), worker: zero() };
+
+/** [[kind, reason], count] of the given kinds, every reason included (0 until one happens). */
+export function refusalSamples(kinds: readonly LinkKind[]): [string[], number][] {
+  return kinds.flatMap((k) => REFUSAL_REASONS.map((r): [string[], number] => [[k, r], refusedConnections[k][r]]));
+}
 
 export class RefusalLog {
   private second = 0;
   private lines = 0;
   private skipped = 0;
-  /** Refusals since start, logged or not. */
-  total = 0;
+  private readonly counts: Counts;
 
-  constructor(private readonly name: string, private readonly perSecond = 10) {}
+  constructor(private readonly name: string, kind: LinkKind, private readonly perSecond = 10) {
+    this.counts = refusedConnections[kind];
+  }
 
-  note(peer: string, reason: string): void {
-    this.total++;
+  note(peer: string, reason: RefusalReason, text: string): void {
+    this.counts[reason]++;
     const now = Math.floor(performance.now() / 1000);
     if (now !== this.second) {
       this.second = now;
@@ -22,6 +44,6 @@ export class RefusalLog {
     if (++this.lines > this.perSecond) return void this.skipped++;
     const more = this.skipped ? ` (${this.skipped} more refused connections were not logged)` : "";
     this.skipped = 0;
-    log.warn(`${this.name}: closing the connection from ${peer} before authentication: ${reason}${more}`);
+    log.warn(`${this.name}: closing the connection from ${peer} before authentication: ${text}${more}`);
   }
 }

@@ -2,7 +2,7 @@
 // rare messages (start-up, config, stats, stop). Data (send, publish, conn.call, queue items) travels over
 // mesh links instead (src/mesh/requests.ts), see docs/multicore.md.
 import type { Config } from "../config/schema";
-import type { LuaMemory, Protocol } from "../engine/node";
+import type { DroppedMessages, LuaMemory, NodeStats, Protocol } from "../engine/node";
 import type { LinkSecurity, PeerLink } from "../mesh/link";
 import { MESH_TIMINGS } from "../mesh/protocol";
 import { Keys } from "../net/auth";
@@ -40,6 +40,8 @@ export interface WorkerStats {
   sendErrors: Record<Protocol, number>;
   /** Lua callbacks that failed, and those aborted by the runaway guard. */
   lua: { errors: number; timeouts: number };
+  droppedMessages: DroppedMessages;
+  droppedClients: NodeStats["droppedClients"];
   /** The sequence of the last client id handed out. */
   sequence: number;
   cpuSeconds: number;

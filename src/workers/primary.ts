@@ -1,7 +1,7 @@
 // The node of a multi-core engine's primary: it holds no connection, its clients (their count, views and
 // Lua memory) are its workers' (src/workers/supervisor.ts), and every client is reached through the worker
 // router. It is what the API server, the metrics, the console and the cluster see of this engine.
-import type { LuaMemory, NodeStats, NodeView, Protocol } from "../engine/node";
+import type { DroppedMessages, LuaMemory, NodeStats, NodeView, Protocol } from "../engine/node";
 import type { ClientsView } from "../engine/introspect";
 import type { Queues } from "../queue/queues";
 import type { WorkerRouter } from "./router";
@@ -79,6 +79,10 @@ export class PrimaryNode implements NodeView {
 
   luaFailures(): { errors: number; timeouts: number } {
     return { ...this.stats.lua };
+  }
+
+  droppedMessages(): DroppedMessages {
+    return this.stats.droppedMessages;
   }
 
   luaMemory(): LuaMemory[] {

@@ -6,7 +6,7 @@ import type { Subprocess } from "bun";
 import type { Config } from "../config/schema";
 import type { HotConfig } from "../config/hot";
 import { SEQUENCE_LIMIT } from "../net/client-ids";
-import { NodeStats, type LuaMemory, type Protocol } from "../engine/node";
+import { NodeStats, addCounters, type LuaMemory } from "../engine/node";
 import type { ClientsView } from "../engine/introspect";
 import { log } from "../log/logger";
 import { PeerLink } from "../mesh/link";
@@ -62,8 +62,6 @@ interface Slot {
   logged: Promise<void>;
 }
 
-const zero = (): Record<Protocol, number> => ({ websocket: 0, socket: 0 });
-
 export class Workers implements DrainTarget, WorkerPool {
   /** What exited workers counted plus what the running ones last reported (the primary node's counters). */
   readonly stats = new NodeStats();
@@ -75,7 +73,8 @@ export class Workers implements DrainTarget, WorkerPool {
   /** The last hot config change, handed to restarted workers too. */
   private latest: Config | null = null;
   /** Totals of workers that exited, so summed counters never go down. */
-  private readonly retired = { read: zero(), sent: zero(), sendErrors: zero(), lua: { errors: 0, timeouts: 0 }, cpuSeconds: 0 };
+  private readonly retired = new NodeStats();
+  private retiredCpuSeconds = 0;
   /** This engine's secret for its worker links: any other local process (a sidecar) cannot open one. */
   private readonly secret = randomBytes(32).toString("base64");
   private readonly links = workerLinks(this.secret);
@@ -106,7 +105,7 @@ export class Workers implements DrainTarget, WorkerPool {
       config.engine.workers.rebalanceDelay,
     );
     countOtherProcesses({
-      cpuSeconds: () => this.slots.reduce((sum, s) => sum + (s.stats?.cpuSeconds ?? 0), this.retired.cpuSeconds),
+      cpuSeconds: () => this.slots.reduce((sum, s) => sum + (s.stats?.cpuSeconds ?? 0), this.retiredCpuSeconds),
       residentBytes: () => this.slots.reduce((sum, s) => sum + (s.stats?.residentBytes ?? 0), 0),
     });
     // Each worker's HotConfig applies what its own parts follow (src/app/worker.ts).
@@ -307,15 +306,10 @@ export class Workers implements DrainTarget, WorkerPool {
 
   /** The node's counters: what exited workers counted plus what the running ones report. */
   private sum(): void {
-    const stats = this.stats;
-    for (const key of ["read", "sent", "sendErrors"] as const) {
-      for (const p of ["websocket", "socket"] as const) {
-        stats[key][p] = this.slots.reduce((sum, s) => sum + (s.stats?.[key][p] ?? 0), this.retired[key][p]);
-      }
-    }
-    for (const k of ["errors", "timeouts"] as const) {
-      stats.lua[k] = this.slots.reduce((sum, s) => sum + (s.stats?.lua[k] ?? 0), this.retired.lua[k]);
-    }
+    const total = new NodeStats();
+    addCounters(total, this.retired);
+    for (const s of this.slots) if (s.stats) addCounters(total, s.stats);
+    Object.assign(this.stats, total);
   }
 
   private async exited(slot: Slot, proc: WorkerProcess): Promise<void> {
@@ -326,10 +320,8 @@ export class Workers implements DrainTarget, WorkerPool {
     slot.link = null;
     const last = slot.stats;
     if (last) {
-      for (const key of ["read", "sent", "sendErrors"] as const) for (const p of ["websocket", "socket"] as const) this.retired[key][p] += last[key][p];
-      this.retired.lua.errors += last.lua.errors;
-      this.retired.lua.timeouts += last.lua.timeouts;
-      this.retired.cpuSeconds += last.cpuSeconds;
+      addCounters(this.retired, last);
+      this.retiredCpuSeconds += last.cpuSeconds;
       slot.stats = null;
     }
     slot.sequence = (slot.sequence + SEQUENCE_GAP) % SEQUENCE_LIMIT;

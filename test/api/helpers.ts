@@ -31,11 +31,14 @@ export interface EngineOptions {
   logins?: LoginLimitOptions;
   queue?: { topicSize: number; maxTopics: number };
   edit?: (config: Config) => void;
+  /** How often the Lua servers check readTimeout and writeTimeout, ms (production: 1000). */
+  sweepMs?: number;
 }
 
 /** startEngine (a websocket server on /chat running `entry`) plus startApiServer. */
 export async function startTestEngine(entry: string, opts: EngineOptions = {}): Promise<TestEngine> {
   const e = await startEngine(entry, {
+    sweepMs: opts.sweepMs,
     edit: (config) => {
       config.engine.apiServer = { ...config.engine.apiServer, bind: "127.0.0.1", port: freePort() };
       if (opts.users) config.access.users = opts.users;
