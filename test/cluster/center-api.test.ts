@@ -59,3 +59,20 @@ test("an Origin not in access.origins is 403 even with credentials; a wrong host
     await far.stop();
   }
 });
+
+test("/metrics counts the requests it refused, by reason; the console asking what a reader may do is not one", async () => {
+  const ops = auth("ops", "s3cret");
+  const reasons = ["origin", "unauthorized", "role", "too_large"];
+  const counts = async () => {
+    const text = await (await fetch(`${base}/metrics`, { headers: ops })).text();
+    return reasons.map((r) => Number(text.match(new RegExp(`^connmix_center_api_refused_requests_total\\{reason="${r}"\\} (\\d+)$`, "m"))?.[1]));
+  };
+  const before = await counts();
+  expect((await fetch(`${base}/v1/nodes`, { headers: { ...ops, origin: "https://evil.example" } })).status).toBe(403);
+  expect((await fetch(`${base}/v1/nodes`, { headers: auth("ops", "wrong") })).status).toBe(401);
+  expect((await fetch(`${base}/v1/nodes`, { headers: auth("pusher", "p") })).status).toBe(403);
+  const big = JSON.stringify({ c: "1", d: "x".repeat(1 << 20) });
+  expect((await fetch(`${base}/v1/console/send`, { method: "POST", body: big, headers: auth("pusher", "p") })).status).toBe(413);
+  expect((await fetch(`${base}/v1/console/overview`, { headers: ops })).status).toBe(200); // ops lacks write: asked, not refused
+  expect((await counts()).map((n, i) => n - before[i]!)).toEqual([1, 1, 1, 1]);
+});

@@ -12,6 +12,7 @@ import { Client } from "../helpers/ws";
 import { Node } from "../cluster/helpers";
 import { getJson } from "../helpers/http";
 import { TcpClient } from "../engine/helpers";
+import { MAX_MESSAGE_BYTES } from "../../src/engine/limits";
 
 const ENTRY = (version: string) => `
 function on_message(msg)
@@ -209,6 +210,28 @@ describe.skipIf(!multicore)("dev -p 2", () => {
     expect(await settle(clients, (n) => n === open.length)).toBe(open.length);
   });
 
+  test("/metrics counts what either worker dropped, and the mesh and registry ports count outsiders they refused", async () => {
+    // A message over 1 MiB from a client on each worker (not one the other tests use): both closed with 1009.
+    const tooLarge = 'connmix_engine_servers_dropped_messages_total{protocol="websocket",reason="too_large"}';
+    const start = metric(await scrape(), tooLarge);
+    const spare = [0, 1].map((k) => open.find((o) => workerOf(o.id) === k && ![w0, w1, other0].includes(o))!);
+    for (const o of spare) o.c.send("x".repeat(MAX_MESSAGE_BYTES + 1));
+    for (const o of spare) expect((await o.c.waitClosed()).code).toBe(1009);
+    open.splice(0, open.length, ...open.filter((o) => !spare.includes(o)));
+    expect(metric(await settle(scrape, (t) => metric(t, tooLarge) === start + 2), tooLarge)).toBe(start + 2);
+    // A peer that answers the challenge with anything but the secret's proof, on the mesh point and the registry.
+    for (const port of [mesh!, registry!]) {
+      const c = await TcpClient.connect(port);
+      c.write(new Uint8Array([0, 0, 0, 4, 1, 2, 3, 4]));
+      await c.waitClosed();
+    }
+    const refused = (kind: string, listener: string) => `connmix_${kind}_refused_connections_total{listener="${listener}",reason="auth_failed"}`;
+    expect(metric(await scrape(), refused("engine", "mesh"))).toBe(1);
+    const center = await fetch(`http://127.0.0.1:${centerApi}/metrics`).then((r) => r.text());
+    expect(metric(center, refused("center", "registry"))).toBe(1);
+    expect(center).not.toContain('listener="mesh"'); // one process, but each API shows its own ports
+  });
+
   test("an edited entry reaches the Lua VMs of both workers", async () => {
     writeFileSync(join(dir, "lua/entry.lua"), ENTRY("v2"));
     for (const o of [w0, w1]) {
@@ -252,6 +275,9 @@ describe.skipIf(!multicore)("dev -p 2", () => {
     expect(await w0.c.ask(`send ${fresh!.id} welcome back`)).toBe("sent nil");
     expect(await fresh!.c.next()).toBe("welcome back");
     open.splice(0, open.length, ...open.filter((o) => !lost.includes(o)));
+    // What the killed worker had counted (its too-large message) stays in the node's counters.
+    const tooLarge = 'connmix_engine_servers_dropped_messages_total{protocol="websocket",reason="too_large"}';
+    expect(metric(await scrape(), tooLarge)).toBe(2);
   }, 20_000);
 
   test("SIGTERM closes every client with 1001, stops the workers and exits 0", async () => {
