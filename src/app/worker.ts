@@ -11,6 +11,7 @@ import { EngineNode } from "../engine/node";
 import { localClients } from "../engine/introspect";
 import { log } from "../log/logger";
 import { MeshPoint } from "../mesh/server";
+import { refusedConnections } from "../net/refusals";
 import { engineQueues } from "../queue/index";
 import { WORKER_ARG, linkUp, workerLinks, type FromWorker, type ToWorker } from "../workers/messages";
 import { Upstream } from "../workers/upstream";
@@ -118,6 +119,7 @@ class Worker {
       lua: this.node.luaFailures(),
       droppedMessages: this.node.droppedMessages(),
       droppedClients: this.node.stats.droppedClients,
+      refusedWorkerLinks: refusedConnections.worker,
       sequence: this.node.ids.last,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       residentBytes: process.memoryUsage.rss(),

@@ -2,6 +2,7 @@
 // (other workers and nodes) goes through `peers`, which it is given at construction: the mesh, a multi-core
 // engine's worker router, or a worker's link to its primary.
 import { ClientIds, nodeOf, workerOf } from "../net/client-ids";
+import { noRefusals, type RefusalCounts } from "../net/refusals";
 import { WsConnection, type Connection } from "./connection";
 import type { SendType } from "./host";
 import type { LuaServer } from "./lua-server";
@@ -55,6 +56,8 @@ export class NodeStats {
   droppedMessages: DroppedMessages = { backlog_full: zero(), too_large: zero() };
   /** Clients the engine cut off, by reason: what they had not read, or sent and was not processed, is lost. */
   droppedClients = { write_timeout: zero(), backlog_full: zero(), unread_bytes: zero() };
+  /** Connections refused at the worker link ports of processes this node sums (a multi-core engine's workers). */
+  refusedWorkerLinks: RefusalCounts = noRefusals();
 }
 
 /** Adds every counter of `from` to the same field of `into` (numbers, or records of them, as in NodeStats). */

@@ -59,7 +59,7 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwar
     "connmix_engine_refused_connections_total",
     "Connections the mesh point (mesh) and a multi-core engine's worker links (worker) refused before authentication.",
     ["listener", "reason"],
-    () => refusalSamples(["mesh", "worker"]),
+    () => refusalSamples(["mesh", "worker"], { worker: node.stats.refusedWorkerLinks }),
   );
   registry.counter("connmix_engine_api_refused_requests_total", "API requests refused by access control (401, 403, 429) or as too large (413).", ["reason"], () =>
     REQUEST_REFUSAL_REASONS.map((r) => [[r], o.apiRefusals[r]]),

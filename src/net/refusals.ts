@@ -9,26 +9,29 @@ import type { LinkKind } from "./auth";
 export const REFUSAL_REASONS = ["not_loopback", "too_many", "tls", "bad_frame", "early", "auth_failed", "timeout"] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
-type Counts = Record<RefusalReason, number>;
-const zero = (): Counts => Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Counts;
+export type RefusalCounts = Record<RefusalReason, number>;
+export const noRefusals = (): RefusalCounts => Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as RefusalCounts;
 
 /**
  * Refusals of this process's listeners since start, by kind of listener and reason. One per process, like
  * its CPU time: every listener of a kind (a mesh point, its replacement for a new certificate, a multi-core
  * engine's worker links) adds to the same counts, which the engine's and the center's /metrics read.
  */
-export const refusedConnections: Record<LinkKind, Counts> = { registry: zero(), mesh: zero(), worker: zero() };
+export const refusedConnections: Record<LinkKind, RefusalCounts> = { registry: noRefusals(), mesh: noRefusals(), worker: noRefusals() };
 
-/** [[kind, reason], count] of the given kinds, every reason included (0 until one happens). */
-export function refusalSamples(kinds: readonly LinkKind[]): [string[], number][] {
-  return kinds.flatMap((k) => REFUSAL_REASONS.map((r): [string[], number] => [[k, r], refusedConnections[k][r]]));
+/**
+ * [[kind, reason], count] of the given kinds, every reason included (0 until one happens), plus what other
+ * processes counted (`more`: a multi-core engine's workers, at their own link ports).
+ */
+export function refusalSamples(kinds: readonly LinkKind[], more: Partial<Record<LinkKind, RefusalCounts>> = {}): [string[], number][] {
+  return kinds.flatMap((k) => REFUSAL_REASONS.map((r): [string[], number] => [[k, r], refusedConnections[k][r] + (more[k]?.[r] ?? 0)]));
 }
 
 export class RefusalLog {
   private second = 0;
   private lines = 0;
   private skipped = 0;
-  private readonly counts: Counts;
+  private readonly counts: RefusalCounts;
 
   constructor(private readonly name: string, kind: LinkKind, private readonly perSecond = 10) {
     this.counts = refusedConnections[kind];

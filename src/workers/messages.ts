@@ -6,6 +6,7 @@ import type { DroppedMessages, LuaMemory, NodeStats, Protocol } from "../engine/
 import type { LinkSecurity, PeerLink } from "../mesh/link";
 import { MESH_TIMINGS } from "../mesh/protocol";
 import { Keys } from "../net/auth";
+import type { RefusalCounts } from "../net/refusals";
 import type { ClientsView } from "../engine/introspect";
 
 /** argv[2] of a worker process (`connmix __worker`); never typed by hand. */
@@ -42,6 +43,8 @@ export interface WorkerStats {
   lua: { errors: number; timeouts: number };
   droppedMessages: DroppedMessages;
   droppedClients: NodeStats["droppedClients"];
+  /** Connections refused at the worker's own link port. */
+  refusedWorkerLinks: RefusalCounts;
   /** The sequence of the last client id handed out. */
   sequence: number;
   cpuSeconds: number;

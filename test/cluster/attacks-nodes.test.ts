@@ -7,17 +7,12 @@ import { textOf } from "../../src/mesh/protocol";
 import { T, writeHello, writeQueuePush } from "../../src/mesh/protocol";
 import { newNodeId } from "../../src/net/node-id";
 import { until } from "../helpers/wait.ts";
+import { listeningPorts } from "../helpers/ports.ts";
 import { ClusterDir, Node } from "./helpers";
 import { rawClient } from "./links.ts";
 
 /** Resident memory of a process, in MiB. */
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
-
-/** TCP ports `pid` listens on (ss, as root sees every process's sockets). */
-function listeningPorts(pid: number): number[] {
-  const out = Bun.spawnSync(["ss", "-Hltnp"], { stdout: "pipe" }).stdout.toString();
-  return out.split("\n").filter((l) => l.includes(`pid=${pid},`)).map((l) => Number(/:(\d+)\s/.exec(l.split(/\s+/)[3] + " ")![1]));
-}
 
 /** A dev node (center and engine) with `cpus` workers, killed and its directory removed after the block. */
 function devNode(cpus: string) {

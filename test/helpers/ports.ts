@@ -106,3 +106,9 @@ export async function waitForPortClosed(port: number, ms = 3_000): Promise<void>
     await Bun.sleep(20);
   }
 }
+
+/** TCP ports `pid` listens on (ss, as root sees every process's sockets). */
+export function listeningPorts(pid: number): number[] {
+  const out = Bun.spawnSync(["ss", "-Hltnp"], { stdout: "pipe" }).stdout.toString();
+  return out.split("\n").filter((l) => l.includes(`pid=${pid},`)).map((l) => Number(/:(\d+)\s/.exec(l.split(/\s+/)[3] + " ")![1]));
+}

@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { workerOf } from "../../src/net/client-ids";
 import { cleanupAll, writeTree } from "../helpers/files";
-import { freePorts, waitForPortClosed } from "../helpers/ports";
+import { freePorts, listeningPorts, waitForPortClosed } from "../helpers/ports";
 import { Client } from "../helpers/ws";
 import { Node } from "../cluster/helpers";
 import { getJson } from "../helpers/http";
@@ -225,8 +225,17 @@ describe.skipIf(!multicore)("dev -p 2", () => {
       c.write(new Uint8Array([0, 0, 0, 4, 1, 2, 3, 4]));
       await c.waitClosed();
     }
+    // The same at both workers' own link ports (which only their primary dials): counted in the worker, summed.
+    const linkPorts = workerPids.map((pid) => listeningPorts(pid).find((p) => p !== lua && p !== tcp)!);
+    expect(linkPorts.every(Boolean)).toBe(true);
+    for (const port of linkPorts) {
+      const c = await TcpClient.connect(port);
+      c.write(new Uint8Array([0, 0, 0, 4, 1, 2, 3, 4]));
+      await c.waitClosed();
+    }
     const refused = (kind: string, listener: string) => `connmix_${kind}_refused_connections_total{listener="${listener}",reason="auth_failed"}`;
     expect(metric(await scrape(), refused("engine", "mesh"))).toBe(1);
+    expect(metric(await settle(scrape, (t) => metric(t, refused("engine", "worker")) === 2), refused("engine", "worker"))).toBe(2);
     const center = await fetch(`http://127.0.0.1:${centerApi}/metrics`).then((r) => r.text());
     expect(metric(center, refused("center", "registry"))).toBe(1);
     expect(center).not.toContain('listener="mesh"'); // one process, but each API shows its own ports
