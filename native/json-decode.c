@@ -242,10 +242,18 @@ static int enter(decoder *d, int depth) {
   return 1;
 }
 
+/* After a member or an element: passes the container's end (1) or a comma (2); 0 on an error. */
+static int after_element(decoder *d, unsigned char close, const char *expected) {
+  unsigned char c = skip_space(d);
+  if (c != close && c != ',') return decode_error(d, expected);
+  d->at++;
+  return c == close ? 1 : 2;
+}
+
 static int decode_object(decoder *d, int depth) {
   lua_State *L = d->L;
   unsigned char c;
-  int pushed;
+  int pushed, more;
   if (!enter(d, depth)) return 0;
   lua_createtable(L, 0, d->sizes[d->opened++]);
   c = skip_space(d);
@@ -264,21 +272,14 @@ static int decode_object(decoder *d, int depth) {
     if (!pushed) return 0;
     if (pushed == 1) lua_rawset(L, -3);
     else lua_settop(L, -2); /* null: the key stays absent */
-    c = skip_space(d);
-    if (c == '}') {
-      d->at++;
-      return 1;
-    }
-    if (c != ',') return decode_error(d, "expected ',' or '}'");
-    d->at++;
+    if ((more = after_element(d, '}', "expected ',' or '}'")) != 2) return more;
     c = skip_space(d);
   }
 }
 
 static int decode_array(decoder *d, int depth) {
   lua_State *L = d->L;
-  unsigned char c;
-  int i, pushed;
+  int i, pushed, more;
   if (!enter(d, depth)) return 0;
   lua_createtable(L, d->sizes[d->opened++], 0);
   if (skip_space(d) == ']') {
@@ -290,13 +291,7 @@ static int decode_array(decoder *d, int depth) {
     if (!pushed) return 0;
     if (pushed == 2) lua_pushlightuserdata(L, 0); /* mix.null keeps the array without holes */
     lua_rawseti(L, -2, i);
-    c = skip_space(d);
-    if (c == ']') {
-      d->at++;
-      return 1;
-    }
-    if (c != ',') return decode_error(d, "expected ',' or ']'");
-    d->at++;
+    if ((more = after_element(d, ']', "expected ',' or ']'")) != 2) return more;
   }
 }
 

@@ -157,21 +157,28 @@ static int write_number(encoder *s, double v) {
   return 1;
 }
 
-/* Quotes the string at idx; only '"', '\' and bytes below 0x20 are escaped. */
+/* Quotes the string at idx; only '"', '\\' and bytes below 0x20 are escaped. */
 static void write_string(encoder *s, int idx) {
   static const char hex[] = "0123456789abcdef";
   unsigned long n, i, run;
   const unsigned char *p = (const unsigned char *)lua_tolstring(s->out.L, idx, &n);
   char *o = reserve(&s->out, n + 2);
-  *o = '"';
-  s->out.n++;
-  for (i = 0; i < n; i = run + 1) {
+  for (run = 0; !string_stop[p[run]]; run++) {}
+  if (run == n) { /* nothing to escape: the common case, in one copy */
+    o[0] = '"';
+    memcpy(o + 1, p, n);
+    o[n + 1] = '"';
+    s->out.n += n + 2;
+    return;
+  }
+  PUT1(&s->out, '"');
+  for (i = 0;; i = run + 1) {
     unsigned char c;
     for (run = i; !string_stop[p[run]]; run++) {}
     put(&s->out, (const char *)p + i, run - i);
     if (run == n) break;
     c = p[run];
-    o = reserve(&s->out, 6 + n - run);
+    o = reserve(&s->out, 6);
     o[0] = '\\';
     switch (c) {
       case '"': case '\\': o[1] = c; break;
@@ -188,7 +195,7 @@ static void write_string(encoder *s, int idx) {
     }
     s->out.n += 2;
   }
-  put(&s->out, "\"", 1);
+  PUT1(&s->out, '"');
 }
 
 static int write_key(encoder *s, int idx) {
@@ -198,9 +205,9 @@ static int write_key(encoder *s, int idx) {
     return 1;
   }
   if (type != LUA_TNUMBER) return encode_error(s, "cannot encode a table key of type ", type_name(type));
-  put(&s->out, "\"", 1);
+  PUT1(&s->out, '"');
   if (!write_number(s, lua_tonumber(s->out.L, idx))) return 0;
-  put(&s->out, "\"", 1);
+  PUT1(&s->out, '"');
   return 1;
 }
 
@@ -243,18 +250,18 @@ static int is_object(lua_State *L, int idx) {
 static int encode_members(encoder *s, int idx, int depth, int started) {
   lua_State *L = s->out.L;
   int first = 1;
-  put(&s->out, "{", 1);
+  PUT1(&s->out, '{');
   if (!started) lua_pushnil(L);
   while (started || lua_next(L, idx)) {
     started = 0;
-    if (!first) put(&s->out, ",", 1);
+    if (!first) PUT1(&s->out, ',');
     first = 0;
     if (!write_key(s, idx + 1)) return 0;
-    put(&s->out, ":", 1);
+    PUT1(&s->out, ':');
     if (!encode_value(s, idx + 2, depth)) return 0;
     lua_settop(L, idx + 1);
   }
-  put(&s->out, "}", 1);
+  PUT1(&s->out, '}');
   return 1;
 }
 
@@ -277,14 +284,14 @@ static int encode_mixed(encoder *s, int idx, int depth) {
     lua_settop(L, idx + 1);
   }
   if (!array || (max > 10 && max > 2 * count)) return encode_members(s, idx, depth, 0);
-  put(&s->out, "[", 1);
+  PUT1(&s->out, '[');
   for (i = 1; i <= (int)max; i++) {
-    if (i > 1) put(&s->out, ",", 1);
+    if (i > 1) PUT1(&s->out, ',');
     lua_rawgeti(L, idx, i);
     if (!encode_value(s, idx + 1, depth)) return 0;
     lua_settop(L, idx);
   }
-  put(&s->out, "]", 1);
+  PUT1(&s->out, ']');
   return 1;
 }
 
@@ -306,7 +313,7 @@ static int encode_table(encoder *s, int idx, int depth) {
   }
   first_type = lua_type(L, idx + 1);
   if (!object && first_type == LUA_TNUMBER && lua_tonumber(L, idx + 1) == 1) {
-    put(&s->out, "[", 1);
+    PUT1(&s->out, '[');
     do {
       if (expected > 1) {
         if (lua_type(L, idx + 1) != LUA_TNUMBER || lua_tonumber(L, idx + 1) != expected) {
@@ -314,13 +321,13 @@ static int encode_table(encoder *s, int idx, int depth) {
           s->out.n = start;
           return encode_mixed(s, idx, depth);
         }
-        put(&s->out, ",", 1);
+        PUT1(&s->out, ',');
       }
       if (!encode_value(s, idx + 2, depth)) return 0;
       lua_settop(L, idx + 1);
       expected++;
     } while (lua_next(L, idx));
-    put(&s->out, "]", 1);
+    PUT1(&s->out, ']');
     return 1;
   }
   if (!object && first_type != LUA_TSTRING) {

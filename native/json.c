@@ -87,5 +87,13 @@ static void put(buffer *b, const char *s, unsigned long n) {
   b->n += n;
 }
 
+static void put_byte(buffer *b, char c) {
+  *reserve(b, 1) = c;
+  b->n++;
+}
+
+/* One byte, without a call while there is room (TinyCC inlines nothing). */
+#define PUT1(b, c) ((b)->n < (b)->cap ? (void)((b)->p[(b)->n++] = (c)) : put_byte(b, c))
+
 #include "json-encode.c"
 #include "json-decode.c"
