@@ -18,6 +18,10 @@ const steps = {
   "dispatch and resume, no on_message": "",
   "+ the msg table and on_message": "function on_message(msg, conn) end\n",
   "+ conn:send(msg.data)": "function on_message(msg, conn) conn:send(msg.data) end\n",
+  // the Lua-heavy benchmark's JSON work (bench/chat/connmix.lua), without its publish
+  "json_decode, json_encode, conn:send": "function on_message(msg, conn)\n" +
+    "  local t = mix.json_decode(msg.data)\n" +
+    "  conn:send(mix.json_encode({ status = 'success', op = t.op, room = t.room_id }))\nend\n",
 };
 
 let sent = 0;
@@ -54,7 +58,10 @@ const rows = runs.map((r) => ({ root: r.root, step: r.step, ns: Math.round(media
 for (const row of rows) {
   console.error(`${row.root === ROOT ? "this" : "baseline"}  ${row.step.padEnd(36)} ${String(row.ns).padStart(5)} ns  ${Math.round(1e9 / row.ns).toLocaleString("en-US")} /s`);
 }
-const full = (root: string) => Math.round(1e9 / rows.find((r) => r.root === root && r.step.startsWith("+ conn:send"))!.ns);
+const perS = (root: string, step: string) => Math.round(1e9 / rows.find((r) => r.root === root && r.step.startsWith(step))!.ns);
+const full = (root: string) => perS(root, "+ conn:send");
+const json = (root: string) => perS(root, "json_decode");
 console.log(JSON.stringify({
-  bench: "lua-callback", count, rounds, lua_callbacks_per_s: full(ROOT), ...(roots[1] ? { baseline_callbacks_per_s: full(roots[1]) } : {}), sent_bytes: sent,
+  bench: "lua-callback", count, rounds, lua_callbacks_per_s: full(ROOT), json_callbacks_per_s: json(ROOT),
+  ...(roots[1] ? { baseline_callbacks_per_s: full(roots[1]), baseline_json_callbacks_per_s: json(roots[1]) } : {}), sent_bytes: sent,
 }));
