@@ -2,7 +2,7 @@
 //   1.0.3: on_connect(client_id, conn), on_close(client_id, err, conn), on_handshake(client_id, headers, server, conn)
 //   1.0.1: on_connect(conn),            on_close(err, conn),            on_handshake(headers, conn)
 // The other callbacks get the same arguments in both. `auto` reads the parameter names of those three
-// callbacks from their bytecode (string.dump keeps them): see docs/compatibility.md for the rule.
+// callbacks from their bytecode (string.dump keeps them): see docs/lua-api.md for the rule.
 import type { ConventionSetting } from "../config/schema";
 import type { LuaVM } from "../lua/vm";
 import { CALLBACK_DUMPS, SET_CONVENTION } from "./mix/contract";
