@@ -21,6 +21,8 @@ export interface Peers {
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null>;
   publishRemote(channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]>;
   callRemote(id: number, method: string, args: unknown[]): Promise<string | null>;
+  /** Requests to other nodes that got no answer from them (absent: a route with no such count). */
+  forwardFailures?(): number;
   /** When set, queue items go there rather than to this process's queues (a worker hands them to its primary). */
   queuePush?(topic: string, json: string, clientId: number): Promise<[number, string | null]>;
 }

@@ -23,6 +23,8 @@ export class Mesh implements Peers {
   /** Peers the center no longer lists but whose clients may be alive, with when that began. */
   private readonly doubted = new Map<PeerLink, number>();
   private links: PeerLink[] = [];
+  /** Failed requests (PeerLink.failed) of links dropped since. */
+  private failedBefore = 0;
   /** True once a node list from the center was applied. */
   private listed = false;
   private readonly ticker: Timer;
@@ -106,6 +108,7 @@ export class Mesh implements Peers {
     this.doubted.delete(link);
     if (this.byIndex.get(link.peer.index) === link) this.byIndex.delete(link.peer.index);
     link.close();
+    this.failedBefore += link.failed;
     log.info(`node_id ${link.peer.id} left the mesh (${why})`);
   }
 
@@ -132,6 +135,13 @@ export class Mesh implements Peers {
   /** The link to the node with this id, if the center lists it. */
   link(id: string): PeerLink | undefined {
     return this.byId.get(id);
+  }
+
+  /** Requests to other nodes that got no answer (unreachable, congested, too large, timed out, cut off). */
+  forwardFailures(): number {
+    let n = this.failedBefore;
+    for (const link of this.byId.values()) n += link.failed;
+    return n;
   }
 
   hasPeers(): boolean {

@@ -46,6 +46,8 @@ export class PeerLink {
   private warned = false;
   /** Dials in a row answered by another node id; the next one goes at once while below QUICK_REDIALS. */
   private wrongNode = 0;
+  /** Requests over this link that got no answer from the peer: not sent (see fail), timed out or cut by the link going down. */
+  failed = 0;
 
   /**
    * `label` names an engine's internal link (between a primary and one of its workers) in the log, where its
@@ -53,7 +55,10 @@ export class PeerLink {
    */
   constructor(readonly peer: PeerInfo, self: { id: string; index: number }, private readonly sec: LinkSecurity, private readonly label?: string) {
     const t = sec.timings;
-    this.pending = new Pending(t.requestMs, (done, err) => done(err, 0, 0));
+    this.pending = new Pending(t.requestMs, (done, err) => {
+      this.failed++;
+      done(err, 0, 0);
+    });
     this.link = new Link(
       {
         host: peer.ip,
@@ -90,6 +95,12 @@ export class PeerLink {
     if (!this.up) return `node ${this.peer.id} unreachable`;
     if (this.link.out.full) return `node ${this.peer.id} congested (${MAX_UNSENT >> 20} MiB unsent)`;
     return null;
+  }
+
+  /** A request that cannot be sent (not ready, too large): counted as failed; returns `err`. */
+  fail(err: string): string {
+    this.failed++;
+    return err;
   }
 
   /** Waits for the reply to request `req`, which the caller just wrote to `out`. */

@@ -18,7 +18,7 @@ function nextReq(): number {
 function reply(link: PeerLink, req: number): Promise<string | null> {
   if (link.out.frameSize() > MAX_FRAME) {
     link.out.cancel();
-    return Promise.resolve("message too large for the mesh");
+    return Promise.resolve(link.fail("message too large for the mesh"));
   }
   return new Promise((resolve) => link.track(req, (err) => resolve(err)));
 }
@@ -27,7 +27,7 @@ function reply(link: PeerLink, req: number): Promise<string | null> {
 export function sendOver(link: PeerLink | undefined, id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
   if (!link) return Promise.resolve("client not found");
   const busy = link.ready();
-  if (busy) return Promise.resolve(busy);
+  if (busy) return Promise.resolve(link.fail(busy));
   const req = nextReq();
   writeSend(link.out, req, id, data, type);
   return reply(link, req);
@@ -37,7 +37,7 @@ export function sendOver(link: PeerLink | undefined, id: number, data: Uint8Arra
 export function callOver(link: PeerLink | undefined, id: number, method: string, args: unknown[]): Promise<string | null> {
   if (!link) return Promise.resolve("client not found");
   const busy = link.ready();
-  if (busy) return Promise.resolve(busy);
+  if (busy) return Promise.resolve(link.fail(busy));
   const req = nextReq();
   writeCall(link.out, req, id, method, args);
   return reply(link, req);
@@ -46,22 +46,28 @@ export function callOver(link: PeerLink | undefined, id: number, method: string,
 /** QUEUE over `link` (a worker hands a queue item to its primary): [items waiting, null] or [0, error]. */
 export function queueOver(link: PeerLink, topic: string, json: string, clientId: number): Promise<[number, string | null]> {
   const busy = link.ready();
-  if (busy) return Promise.resolve([0, busy]);
+  if (busy) return Promise.resolve([0, link.fail(busy)]);
   const req = nextReq();
   try {
     writeQueuePush(link.out, req, topic, json, clientId);
   } catch (e) {
     link.out.cancel();
-    return Promise.resolve([0, `queue topic: ${(e as Error).message}`]);
+    return Promise.resolve([0, link.fail(`queue topic: ${(e as Error).message}`)]);
   }
   if (link.out.frameSize() > MAX_FRAME) {
     link.out.cancel();
-    return Promise.resolve([0, "message too large for the mesh"]);
+    return Promise.resolve([0, link.fail("message too large for the mesh")]);
   }
   return new Promise((resolve) => link.track(req, (err, waiting) => resolve([waiting, err])));
 }
 
 const scratch = new FrameWriter();
+
+/** A publish no link can carry: one failure each. */
+function unsent(links: readonly PeerLink[]): Promise<[number, number]> {
+  for (const link of links) link.fail("");
+  return Promise.resolve([0, links.length]);
+}
 
 /** PUBLISH to every link, one frame built once: [delivered, failed]; a link that cannot answer is one failure. */
 export function publishTo(links: readonly PeerLink[], channel: string, data: Uint8Array | string, type: SendType): Promise<[number, number]> {
@@ -71,9 +77,9 @@ export function publishTo(links: readonly PeerLink[], channel: string, data: Uin
   try {
     writePublish(scratch, req, channel, data, type);
   } catch {
-    return Promise.resolve([0, links.length]); // a channel name over 65535 bytes
+    return unsent(links); // a channel name over 65535 bytes
   }
-  if (scratch.frameSize() > MAX_FRAME) return Promise.resolve([0, links.length]);
+  if (scratch.frameSize() > MAX_FRAME) return unsent(links);
   const frame = scratch.frame();
   return new Promise((resolve) => {
     let ok = 0;
@@ -86,7 +92,7 @@ export function publishTo(links: readonly PeerLink[], channel: string, data: Uin
     };
     for (const link of links) {
       if (link.ready() !== null) {
-        done("unreachable", 0, 0);
+        done(link.fail("unreachable"), 0, 0);
         continue;
       }
       link.out.append(frame);

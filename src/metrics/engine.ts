@@ -64,6 +64,12 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwar
   registry.counter("connmix_engine_api_refused_requests_total", "API requests refused by access control (401, 403, 429) or as too large (413).", ["reason"], () =>
     REQUEST_REFUSAL_REASONS.map((r) => [[r], o.apiRefusals[r]]),
   );
+  registry.counter(
+    "connmix_engine_mesh_forward_failures_total",
+    "Sends, publishes and conn.calls for other nodes that got no answer from them (unreachable, congested, too large, timed out).",
+    [],
+    unlabeled(() => node.peers?.forwardFailures?.() ?? 0),
+  );
   registry.counter("connmix_engine_lua_errors_total", "Lua callbacks that failed with an error (callback timeouts included).", [], unlabeled(() => node.luaFailures().errors));
   registry.counter("connmix_engine_lua_callback_timeouts_total", "Lua callbacks aborted for running longer than engine.luavm.callbackTimeout.", [], unlabeled(() => node.luaFailures().timeouts));
   registry.gauge("connmix_engine_queue_items", "Items waiting in a queue topic.", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.items]));

@@ -53,6 +53,10 @@ export class WorkerRouter implements Peers, MeshTarget {
     return true;
   }
 
+  forwardFailures(): number {
+    return this.mesh.forwardFailures();
+  }
+
   sendRemote(id: number, data: Uint8Array | string, type: SendType): Promise<string | null> {
     return this.own(id) ? sendOver(this.links[workerOf(id)], id, data, type) : this.mesh.sendRemote(id, data, type);
   }

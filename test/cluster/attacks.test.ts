@@ -91,6 +91,8 @@ test("a mesh link to a peer with another secret is never up; both sides log it w
     await until(() => logText().includes(`mesh link to node_id ${peerId} (127.0.0.1:${point.port}) down: refused by the peer: authentication failed`), 5000);
     expect(logText()).toContain("mesh point: closing the connection from 127.0.0.1 before authentication: authentication failed");
     expect(await mesh.sendRemote(5 * NODE + 1, "x", 1)).toStartWith(`node ${peerId} unreachable`);
+    expect(await mesh.publishRemote("room", "x", 1)).toEqual([0, 1]);
+    expect(mesh.forwardFailures()).toBe(2); // what /metrics shows as connmix_engine_mesh_forward_failures_total
     expect(served).toEqual([]);
   } finally {
     mesh.stop();

@@ -9,6 +9,8 @@ import { ClusterDir, Node, SHORT as TIMINGS, type EnginePorts } from "./helpers"
 const ID = "[0-9a-v]{20}";
 const url = (p: EnginePorts) => `ws://127.0.0.1:${p.lua}/chat`;
 const api = (p: EnginePorts, path: string) => `http://127.0.0.1:${p.api}${path}`;
+const forwardFailures = async (p: EnginePorts) =>
+  Number(/^connmix_engine_mesh_forward_failures_total (\d+)$/m.exec(await (await fetch(api(p, "/metrics"))).text())![1]);
 
 test("until it has the center's node list an engine answers mesh calls 'node not ready' (501), then serves them", async () => {
   const d = new ClusterDir(TIMINGS);
@@ -120,6 +122,7 @@ describe("a center and two engines with short timings", () => {
       closeCode = e.code;
     });
     const [ma, mb, mc] = [a.mark(), b.mark(), center.mark()];
+    const failures0 = await forwardFailures(pa);
     type Sent = { seq: number; at: number; answeredAt: number; s: number; f: number };
     const sent: Promise<Sent>[] = [];
     let seq = 0;
@@ -156,6 +159,11 @@ describe("a center and two engines with short timings", () => {
     const delivered = judged.filter((r) => got.has(`m${r.seq}`)).length;
     console.log(`frozen-node stream: ${results.length} publishes, ${judged.length} answered while the client was connected: ${delivered} delivered, ${failed} reported failed and not delivered, 0 lost`);
     expect(failed).toBeGreaterThan(0); // the gap was exercised
+    // Each publish B did not answer is one failure on A's /metrics (B is A's only peer); those B answered
+    // with a refusal (not ready, just after it woke) or that A failed as unsure of its view are not.
+    const unanswered = (await forwardFailures(pa)) - failures0;
+    expect(unanswered).toBeGreaterThan(0);
+    expect(unanswered).toBeLessThanOrEqual(results.filter((r) => r.f > 0).length);
     expect(delivered).toBeGreaterThan(0);
     // B is listed again and delivery is exact.
     await a.waitFor(new RegExp(`node_id ${idB} is listed again`), 3000, ma);
