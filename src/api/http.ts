@@ -5,7 +5,6 @@
 // 413 for a body over MAX_REQUEST_BYTES (also 101), 503 when the node is not ready (501: retry later),
 // 401/403 from access control, 404 and 405 for routing.
 import type { Server } from "bun";
-import type { Registry } from "../metrics/registry";
 import { CONTENT_TYPE } from "../metrics/registry";
 import type { Access } from "../access/access";
 import type { ApiSocket } from "./consumer";
@@ -14,7 +13,8 @@ import { ApiError, CODE, MAX_REQUEST_BYTES, TooLarge, errorJson, type Dispatcher
 export interface HttpRoutes {
   dispatcher: Dispatcher;
   access: Access;
-  metrics: Registry;
+  /** The /metrics page. */
+  metrics(): Promise<string>;
   /** The data of a new /ws/v1 connection. */
   newSocket(): ApiSocket;
   /** GET /v1/introspect: what the console shows of this engine (JSON); `summary` without clients and log. */
@@ -87,7 +87,7 @@ export function httpHandler(routes: HttpRoutes) {
     }
     if (path === "/metrics") {
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
-      return new Response(routes.metrics.text(), { headers: METRICS_HEADERS });
+      return routes.metrics().then((text) => new Response(text, { headers: METRICS_HEADERS }));
     }
     return new Response("not found\n", { status: 404 });
   };

@@ -40,9 +40,11 @@ export interface ApiTimings {
   drainGraceMs: number;
   /** How often /ws/v1 connections whose writes back up are checked against writeTimeout. */
   stallSweepMs: number;
+  /** How long /metrics waits for Redis's queue stream lengths (the Redis queue backend). */
+  metricsRedisMs: number;
 }
 
-export const API_TIMINGS: Readonly<ApiTimings> = { drainGraceMs: 1000, stallSweepMs: STALL_SWEEP_MS };
+export const API_TIMINGS: Readonly<ApiTimings> = { drainGraceMs: 1000, stallSweepMs: STALL_SWEEP_MS, metricsRedisMs: 1000 };
 
 const handingOver = () =>
   new Response("this engine is handing over to its successor: connect again\n", { status: 503, headers: { connection: "close", "retry-after": "0" } });
@@ -84,7 +86,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
   fetch = httpHandler({
     dispatcher,
     access,
-    metrics: metrics.registry,
+    metrics: () => metrics.page(timings.metricsRedisMs),
     newSocket: () => new ApiSocket(node.queues, nodeId),
     introspect: (summary) => introspect(node, config, summary),
   });

@@ -6,6 +6,7 @@ import type { NodeView, Protocol } from "../engine/node";
 import type { SummaryConfig } from "../config/schema";
 import { Registry, unlabeled, type Sample } from "./registry";
 import { addProcessMetrics } from "./process";
+import { log } from "../log/logger";
 import { REQUEST_REFUSAL_REASONS, type RequestRefusals } from "../access/access";
 import { refusalSamples } from "../net/refusals";
 import type { Summary, SummaryChild } from "./summary";
@@ -18,6 +19,8 @@ export interface EngineMetrics {
   /** Children of sendDuration, looked up once. */
   sendLocal: Record<Protocol, SummaryChild>;
   sendForward: SummaryChild;
+  /** The page: with the Redis queue backend, the streams' lengths are read first, waiting at most `redisMs`. */
+  page(redisMs: number): Promise<string>;
 }
 
 /**
@@ -77,6 +80,14 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwar
   registry.gauge("connmix_engine_queue_unacked", "Items of a queue topic handed to consumers and not yet acknowledged (or confirmed read).", ["topic"], () => node.queues.list().map((q) => [[q.topic], q.inflight]));
   registry.counter("connmix_engine_queue_dropped_total", "Queue items lost, by topic and reason (consumer_gone, write_timeout, shutdown).", ["topic", "reason"], () => node.queues.drops.all().map(([t, r, n]) => [[t, r], n]));
   registry.counter("connmix_engine_queue_redelivered_total", "Unacknowledged queue items returned to the head of their topic when their consumer went away.", [], unlabeled(() => node.queues.redelivered));
+  // Read when scraped (XLEN of each topic with items; the Redis backend only): Redis holds them, not this process.
+  let streams: Sample[] = [];
+  registry.gauge(
+    "connmix_engine_queue_stream_length",
+    "Items of a Redis queue stream not yet acknowledged (XLEN when scraped; topics with items; none while Redis does not answer).",
+    ["topic"],
+    () => streams,
+  );
   registry.gauge("connmix_engine_queue_topic_size", "engine.luavm.queue.topicSize: the items a topic may hold.", [], unlabeled(() => node.queues.topicSize));
   const lua = (field: "used" | "limit") => (): Sample[] => node.luaMemory().map((m) => [[m.server, String(m.worker)], m[field]]);
   registry.gauge("connmix_engine_lua_memory_bytes", "Bytes held by each Lua state (garbage not yet collected included).", ["server", "worker"], lua("used"));
@@ -84,5 +95,23 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwar
   addProcessMetrics(registry);
   const sendLocal = { websocket: sendDuration.child("websocket", "local"), socket: sendDuration.child("socket", "local") };
   const sendForward = { websocket: sendDuration.child("websocket", "forward"), socket: sendDuration.child("socket", "forward") };
-  return { registry, sendDuration, sendLocal, sendForward: sendForward[forwardProtocol] };
+  const page = async (redisMs: number) => {
+    if (node.queues.durable) streams = (await streamLengths(node, redisMs)).map(([t, n]) => [[t], n]);
+    return registry.text();
+  };
+  return { registry, sendDuration, sendLocal, sendForward: sendForward[forwardProtocol], page };
+}
+
+/** [topic, XLEN] of the Redis queue streams with items; none when Redis does not answer within `ms`. */
+async function streamLengths(node: NodeView, ms: number): Promise<[string, number][]> {
+  let timer: Timer | undefined;
+  const late = new Promise<[string, number][]>((resolve) => (timer = setTimeout(() => resolve([]), ms)));
+  try {
+    return await Promise.race([node.queues.durableBacklog(), late]);
+  } catch (e) {
+    log.debug(`metrics: cannot read the queue streams' lengths (${(e as Error).message})`);
+    return [];
+  } finally {
+    clearTimeout(timer);
+  }
 }

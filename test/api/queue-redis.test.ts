@@ -72,6 +72,11 @@ function cluster(claimIdle: number): { dir: ClusterDir; center: Node; engine(nam
   };
 }
 
+const scrape = (e: Engine) => fetch(`http://127.0.0.1:${e.api}/metrics`).then((r) => r.text());
+/** The Redis stream length of `topic` on a /metrics page; NaN when the page has no such series. */
+const streamLength = (page: string, topic: string) =>
+  Number(new RegExp(`^connmix_engine_queue_stream_length\\{topic="${topic}"\\} (\\d+)$`, "m").exec(page)?.[1]);
+
 async function fill(e: Engine, topic: string, prefix: string, count: number): Promise<void> {
   const c = await Client.open(`ws://127.0.0.1:${e.lua}/chat`);
   expect(await c.ask(`fill ${topic} ${prefix} ${count}`, 30_000)).toBe("ok");
@@ -176,10 +181,17 @@ maybe("a Redis restart: pushes fail with an error while it is down; the items it
   const a = k.engine("a");
   await a.node.waitFor(/start the lua server/, 20_000);
   await fill(a, "kept", "K", 200);
+  expect(streamLength(await scrape(a), "kept")).toBe(200);
   redis!.kill("SIGKILL");
   await redis!.exited;
   const c = await Client.open(`ws://127.0.0.1:${a.lua}/chat`);
   expect(await c.ask("fill kept L 1", 10_000)).toMatch(/^err queue push failed: redis: /);
+  // /metrics still answers, within its wait for Redis, without the streams it cannot read.
+  const t0 = performance.now();
+  const page = await scrape(a);
+  expect(performance.now() - t0).toBeLessThan(3000);
+  expect(page).toContain("\n# TYPE connmix_engine_queue_stream_length gauge\n");
+  expect(streamLength(page, "kept")).toBeNaN();
   await startRedis(aof, true);
   // Until Redis has loaded its file it answers LOADING (the push fails at its first item, so nothing is pushed).
   const end = Date.now() + 10_000;
@@ -194,6 +206,7 @@ maybe("a Redis restart: pushes fail with an error while it is down; the items it
   await until(() => new Set(consumer1.acked).size === 300, 20_000, "the 200 from before the restart and the 100 after");
   consumer1.stop();
   expect([...new Set(consumer1.acked)].sort()).toEqual([...expected("K", 200), ...expected("M", 100)].sort());
+  expect(streamLength(await scrape(a), "kept")).toBeNaN(); // every item acknowledged: the stream is empty, no series
   consumer1.c.close();
   await a.node.stop("SIGTERM", 15_000);
   await k.center.stop();
