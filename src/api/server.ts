@@ -80,7 +80,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
   const metrics = engineMetrics(node, config.prometheus.summary, { forwardProtocol: config.engine.servers[0]?.protocol, apiRefusals: access.refused });
   const dispatcher = new Dispatcher(node, metrics);
   const timings = opts.timings ?? API_TIMINGS;
-  const sockets = new ApiWebSockets(dispatcher, () => settings, timings.stallSweepMs);
+  const sockets = new ApiWebSockets(dispatcher, () => settings, access.refused, timings.stallSweepMs);
   const nodeId = node.name;
 
   fetch = httpHandler({

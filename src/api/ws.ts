@@ -8,6 +8,8 @@ import type { ApiServerConfig } from "../config/schema";
 import { log } from "../log/logger";
 import type { ApiSocket } from "./consumer";
 import { ApiError, CODE, Dispatcher, HARD_LIMIT_BYTES, MAX_REQUEST_BYTES, TooLarge, errorJson } from "./dispatcher";
+import type { RequestRefusals } from "../access/access";
+import { BUN_TOO_BIG } from "../engine/limits";
 
 type WS = ServerWebSocket<ApiSocket>;
 
@@ -30,7 +32,13 @@ export class ApiWebSockets {
   private readonly sweeper: Timer;
   private readonly handlers: WebSocketHandler<ApiSocket>;
 
-  constructor(private readonly dispatcher: Dispatcher, private readonly settings: () => ApiServerConfig, stallSweepMs = STALL_SWEEP_MS) {
+  /** `refused`: the API's refused requests, where requests too large are counted. */
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly settings: () => ApiServerConfig,
+    private readonly refused: RequestRefusals,
+    stallSweepMs = STALL_SWEEP_MS,
+  ) {
     const self = this;
     this.handlers = {
       maxPayloadLength: HARD_LIMIT_BYTES,
@@ -48,7 +56,12 @@ export class ApiWebSockets {
       pong(ws: WS, data: Buffer) {
         ws.data.pong(data);
       },
-      close(ws: WS) {
+      close(ws: WS, _code: number, reason: string) {
+        // Over HARD_LIMIT_BYTES Bun stops reading and closes (1009): the request is lost, the backend sees why.
+        if (reason === BUN_TOO_BIG) {
+          self.refused.too_large++;
+          log.warn(`api connection ${ws.remoteAddress} sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`);
+        }
         self.sockets.delete(ws.data);
         ws.data.closed();
       },
@@ -64,7 +77,10 @@ export class ApiWebSockets {
 
   private request(socket: ApiSocket, raw: string | Buffer): void {
     if (raw === "ping") return socket.reply("pong");
-    if (tooBig(raw)) return socket.reply(failure(new TooLarge(Buffer.byteLength(raw)), undefined, NO_ID));
+    if (tooBig(raw)) {
+      this.refused.too_large++;
+      return socket.reply(failure(new TooLarge(Buffer.byteLength(raw)), undefined, NO_ID));
+    }
     let req: { m?: unknown; p?: unknown; i?: unknown; id?: unknown };
     try {
       req = JSON.parse(typeof raw === "string" ? raw : raw.toString());

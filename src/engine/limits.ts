@@ -2,6 +2,8 @@
 
 /** Largest WebSocket message, and largest unframed backlog of a socket connection: bigger closes it (1009). */
 export const MAX_MESSAGE_BYTES = 1 << 20;
+/** The reason Bun (uWebSockets) closes with after refusing a message over maxPayloadLength (the peer sees 1009). */
+export const BUN_TOO_BIG = "Received too big message";
 /** Bytes queued for a client that does not read before it is dropped, whatever writeTimeout says. */
 export const MAX_PENDING_BYTES = 4 << 20;
 /** How often idle readers and stalled writers are checked against readTimeout and writeTimeout. */

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { MAX_BACKLOG_BYTES, BACKLOG_EVENT_COST } from "../../src/lua/scheduler";
 import { MAX_MESSAGE_BYTES } from "../../src/engine/limits";
+import { HARD_LIMIT_BYTES, MAX_REQUEST_BYTES } from "../../src/api/dispatcher";
 import { postJson } from "../helpers/http.ts";
 import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
@@ -141,5 +142,16 @@ describe("refused API requests", () => {
     while ((await fetch(`${e.apiUrl}/metrics`, { headers: basic("reader", "r") })).status === 429 && Date.now() < end) locked++, await Bun.sleep(100);
     const after = await Promise.all(reasons.map(refused));
     expect(after.map((n, i) => n - before[i]!)).toEqual([1, 3, 1, 1, locked, 0]);
+  });
+
+  test("/ws/v1: a request over 1 MiB is answered with an error, one over 16 MiB closes the connection (1009); both counted", async () => {
+    const before = await refused("too_large");
+    const c = await Client.open(e.apiWs, { headers: basic("writer", "w") });
+    c.send("x".repeat(MAX_REQUEST_BYTES + 1));
+    expect((await c.json()).E.c).toBe(101);
+    c.send("x".repeat(HARD_LIMIT_BYTES + 1));
+    expect((await c.waitClosed()).code).toBe(1009);
+    await until(() => readLog().includes(`sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`), 3000, "the log line");
+    expect((await refused("too_large")) - before).toBe(2);
   });
 });
