@@ -11,7 +11,7 @@ import type { Connection, Opening } from "./connection";
 import type { EngineHost, SendType } from "./host";
 import type { EngineNode, Protocol } from "./node";
 import { applyConvention, type Convention } from "./convention";
-import { DECODED, ENCODE, INIT, LuaEvents } from "./mix/contract";
+import { DECODED, ENCODE, INIT, LuaEvents, OVERSIZED } from "./mix/contract";
 import type { HotConfig } from "../config/hot";
 import type { RedisCommands } from "./host";
 
@@ -102,11 +102,21 @@ export abstract class LuaServer {
 
   /** Messages protocol_decode produced on a socket server (its Lua side counts them); 0 for WebSocket. */
   decodedMessages(): number {
-    if (this.protocol !== "socket") return 0;
-    if (!this.vm.closed) this.decoded = Number(this.vm.call(DECODED)) || 0;
-    return this.decoded;
+    return (this.decoded = this.socketCount(DECODED, this.decoded));
   }
   private decoded = 0;
+
+  /** Socket connections closed for buffering more than MAX_MESSAGE_BYTES without a whole package; 0 for WebSocket. */
+  oversizedBacklogs(): number {
+    return (this.oversized = this.socketCount(OVERSIZED, this.oversized));
+  }
+  private oversized = 0;
+
+  /** A count the socket family's Lua side keeps (the last one read once the VM closed); 0 for WebSocket. */
+  private socketCount(hook: typeof DECODED, last: number): number {
+    if (this.protocol !== "socket") return 0;
+    return this.vm.closed ? last : Number(this.vm.call(hook)) || 0;
+  }
 
   option(name: string): string | undefined {
     return this.options.get(name);

@@ -43,7 +43,7 @@ const zero = (): Record<Protocol, number> => ({ websocket: 0, socket: 0 });
 export type DroppedMessages = {
   /** Sent while the connection's backlog was full (the connection is closed). */
   backlog_full: Record<Protocol, number>;
-  /** A WebSocket message over MAX_MESSAGE_BYTES (Bun closes the connection). */
+  /** A WebSocket message over MAX_MESSAGE_BYTES (Bun closes the connection), or a socket connection that buffered that much without a package. */
   too_large: Record<Protocol, number>;
 };
 
@@ -176,12 +176,16 @@ export class EngineNode implements NodeView {
     return { errors, timeouts };
   }
 
-  /** Messages dropped: what this node counted plus the messages its Lua servers' full backlogs refused. */
+  /** Messages dropped: what this node counted plus what its Lua servers did (full backlogs, oversized socket buffers). */
   droppedMessages(): DroppedMessages {
     const { backlog_full, too_large } = this.stats.droppedMessages;
     const full = { ...backlog_full };
-    for (const s of this.servers) full[s.protocol] += s.vm.scheduler.dropped;
-    return { backlog_full: full, too_large: { ...too_large } };
+    const large = { ...too_large };
+    for (const s of this.servers) {
+      full[s.protocol] += s.vm.scheduler.dropped;
+      large.socket += s.oversizedBacklogs();
+    }
+    return { backlog_full: full, too_large: large };
   }
 
   /** Clients and channels for the console (a multi-core engine's primary asks its workers). */

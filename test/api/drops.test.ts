@@ -103,8 +103,9 @@ describe("dropped messages and clients", () => {
     expect((await metric(e, series)) - before).toBe(1);
   });
 
-  test("a socket client pushed more than it reads is cut off at the pending-bytes bound and counted", async () => {
-    const s = await startTestEngine("function protocol_input(b) return b:length() end", {
+  test("socket: a client pushed more than it reads is cut off and counted; so is one that sends 1 MiB without a package", async () => {
+    // A package is whatever arrived, unless it starts with "w": then the script waits for more, forever.
+    const s = await startTestEngine('function protocol_input(b) if b:tostring():sub(1, 1) == "w" then return 0 end return b:length() end', {
       edit: (c) => Object.assign(c.engine.servers[0]!, { protocol: "socket", writeTimeout: 30 }),
     });
     try {
@@ -113,6 +114,10 @@ describe("dropped messages and clients", () => {
       expect(s.engine.node.connections.size).toBe(0);
       expect(await metric(s, 'connmix_engine_servers_dropped_clients_total{protocol="socket",reason="unread_bytes"}')).toBe(1);
       c.end();
+      const w = await TcpClient.connect(s.engine.servers[0]!.config.port);
+      w.write("w" + "x".repeat(MAX_MESSAGE_BYTES));
+      await w.waitClosed(5000);
+      expect(await metric(s, 'connmix_engine_servers_dropped_messages_total{protocol="socket",reason="too_large"}')).toBe(1);
     } finally {
       await s.stop();
     }

@@ -3,7 +3,7 @@ import { lua, type LuaState, LUA_TSTRING } from "../../../native/lua";
 import type { EngineHost, SendType } from "../host";
 import { pushString, toString, viewBytes } from "../../lua/stack";
 import type { LuaFamily } from "../../lua/family";
-import { CONN_CALL, CONTEXT, DECODED, ENCODE, EVENT_CONSTANTS, FAILED, FORGET } from "./contract";
+import { CONN_CALL, CONTEXT, DECODED, ENCODE, EVENT_CONSTANTS, FAILED, FORGET, OVERSIZED } from "./contract";
 import connectionLua from "./connection.lua" with { type: "text" };
 import websocketLua from "./websocket.lua" with { type: "text" };
 import socketLua from "./socket.lua" with { type: "text" };
@@ -88,5 +88,5 @@ export const socketEvents: LuaFamily = {
   lua: socketLua,
   constants: EVENT_CONSTANTS,
   uses: ["connection", "entry", "log"],
-  hooks: [ENCODE, DECODED],
+  hooks: [ENCODE, DECODED, OVERSIZED],
 };

@@ -67,6 +67,8 @@ export const CONTEXT = hook<[id: number]>("context");
 export const ENCODE = hook<[data: Uint8Array, id: number | undefined, type: SendType]>("encode", true);
 /** How many messages protocol_decode produced. */
 export const DECODED = hook<[]>("decoded");
+/** How many connections buffered more than the limit without a complete package (and were closed). */
+export const OVERSIZED = hook<[]>("oversized");
 /** The bytecode of on_connect, on_close and on_handshake, for the convention detection. */
 export const CALLBACK_DUMPS = hook<[]>("callback_dumps", true);
 /** Tells the Lua side the callback convention ("1.0.1" or "1.0.3"). */

@@ -10,6 +10,8 @@ local sub = string.sub
 local hooks = {}
 local decoded = 0 -- packages protocol_decode turned into a message (connmix_engine_servers_read_messages_total)
 function hooks.decoded() return decoded end
+local oversized = 0 -- connections closed by too_much (connmix_engine_servers_dropped_messages_total, too_large)
+function hooks.oversized() return oversized end
 
 -- Read-only view of a connection's unconsumed bytes, as passed to protocol_input.
 local Buffer = {}
@@ -40,6 +42,7 @@ H[EV.connect] = function(id, info)
 end
 
 local function too_much(c, id, n)
+  oversized = oversized + 1
   log("error", "connection " .. id .. " buffered " .. n .. " bytes without a complete package; closing")
   c:close() c.buf = ""
 end
