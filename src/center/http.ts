@@ -21,6 +21,12 @@ function centerMetrics(registry: RegistryServer, apiRefusals: RequestRefusals): 
   m.counter("connmix_center_registry_channels_total", "Registry connections engines opened to this center.", [], one(() => registry.connectionsTotal));
   m.gauge("connmix_center_registry_clients", "Client connections on all registered engines, as of their last heartbeat.", [], one(() => registry.clients()));
   m.gauge("connmix_center_registry_engine_nodes", "Engine nodes registered with this center.", [], one(() => registry.nodes.size));
+  m.counter(
+    "connmix_center_registry_refused_total",
+    "Registry connections of authenticated engines closed with an error (protocol, invalid, address_taken, no_index, not_reading, no_register).",
+    ["reason"],
+    () => Object.entries(registry.refused).map(([r, n]) => [[r], n]),
+  );
   m.counter("connmix_center_refused_connections_total", "Connections the registry port refused before authentication.", ["listener", "reason"], () => refusalSamples(["registry"]));
   m.counter("connmix_center_api_refused_requests_total", "API requests refused by access control (401, 403, 429) or as too large (413).", ["reason"], () =>
     REQUEST_REFUSAL_REASONS.map((r) => [[r], apiRefusals[r]]),

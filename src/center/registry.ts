@@ -52,6 +52,8 @@ export class RegistryServer {
   private settled = false;
   /** Registry connections accepted since start (connmix_center_registry_channels_total). */
   connectionsTotal = 0;
+  /** Authenticated engines' registry connections closed with an error, by reason (connmix_center_registry_refused_total). */
+  readonly refused = { protocol: 0, invalid: 0, address_taken: 0, no_index: 0, not_reading: 0, no_register: 0 };
   /** Authenticated connections that have not registered yet; closed when they take longer than `timings.drop`. */
   private readonly unregistered = new Set<S>();
   private readonly listener: Listener<Session>;
@@ -80,7 +82,7 @@ export class RegistryServer {
           return { node: null };
         },
         frame: (c, f) => this.onFrame(c, f),
-        refuse: (c, reason) => this.refuse(c, reason),
+        refuse: (c, reason) => this.refuse(c, "protocol", reason),
         close: (c) => this.closed(c),
       },
     );
@@ -103,10 +105,10 @@ export class RegistryServer {
 
   private onFrame(s: S, f: Uint8Array): void {
     const msg = readMsg<EngineMsg>(f);
-    if (!msg) return this.refuse(s, "malformed registry message");
+    if (!msg) return this.refuse(s, "protocol", "malformed registry message");
     const entry = s.data.node;
     if (msg.t === "register") return this.register(s, msg);
-    if (!entry) return this.refuse(s, "register first");
+    if (!entry) return this.refuse(s, "protocol", "register first");
     if (msg.t === "hb") {
       entry.lastBeat = performance.now();
       if (Number.isInteger(msg.clients) && msg.clients >= 0) entry.clients = msg.clients;
@@ -141,7 +143,7 @@ export class RegistryServer {
 
   private register(s: S, m: RegisterMsg): void {
     const bad = this.problem(s, m);
-    if (bad) return this.refuse(s, bad);
+    if (bad) return this.refuse(s, "invalid", bad);
     const now = performance.now();
     const ip = m.ip || plainIp(s.remote);
     let entry = this.nodes.get(m.id);
@@ -159,11 +161,11 @@ export class RegistryServer {
       // shares its ports while it drains (src/handover).
       for (const e of this.nodes.values()) {
         if (e.ip !== ip || e.mesh_port !== m.mesh_port || e.id === m.after) continue;
-        if (this.live(e)) return this.refuse(s, `mesh address ${ip}:${m.mesh_port} belongs to live node_id ${e.id}`);
+        if (this.live(e)) return this.refuse(s, "address_taken", `mesh address ${ip}:${m.mesh_port} belongs to live node_id ${e.id}`);
         this.drop(e, `its address now belongs to node_id ${m.id}`);
       }
       const index = this.pickIndex(m.id, m.index);
-      if (!index) return this.refuse(s, "no free node index");
+      if (!index) return this.refuse(s, "no_index", "no free node index");
       entry = { id: m.id, index, ip, api_port: m.api_port, mesh_port: m.mesh_port, clients: 0, lastBeat: now, registeredAt: Date.now(), draining: false, session: null };
       this.nodes.set(m.id, entry);
       this.indexes.set(index, m.id);
@@ -204,7 +206,7 @@ export class RegistryServer {
   }
 
   private send(s: S, msg: CenterMsg): void {
-    if (!sendMsg(s.out!, msg)) this.refuse(s, "engine does not read");
+    if (!sendMsg(s.out!, msg)) this.refuse(s, "not_reading", "engine does not read");
   }
 
   /** Sends the node list to every engine; `gone`: the node whose certain end (not a silence) changed it. */
@@ -224,7 +226,7 @@ export class RegistryServer {
     for (const s of this.unregistered) {
       if (now - s.openedAt > drop) {
         this.unregistered.delete(s);
-        this.refuse(s, `no register within ${drop / 1000}s`);
+        this.refuse(s, "no_register", `no register within ${drop / 1000}s`);
       }
     }
     if (!this.settled && now - this.startedAt >= drop) {
@@ -253,7 +255,8 @@ export class RegistryServer {
     s.end();
   }
 
-  private refuse(s: S, reason: string): void {
+  private refuse(s: S, why: keyof RegistryServer["refused"], reason: string): void {
+    this.refused[why]++;
     log.warn(`registry: ${s.label}: ${reason}`);
     sendMsg(s.out!, { t: "error", m: reason });
     s.end();

@@ -7,6 +7,8 @@ import { Listener } from "../../src/net/listener";
 import { T, writeHello, writeText, writeSend, writePublish, readU32, textOf } from "../../src/mesh/protocol";
 import { newNodeId } from "../../src/net/node-id";
 import { RegistryServer } from "../../src/center/registry";
+import { startCenterApi } from "../../src/center/http";
+import { defaultConfig } from "../../src/config/schema";
 import { freePort } from "../helpers/ports.ts";
 import { until } from "../helpers/wait.ts";
 import { FAST_MESH, FAST_REGISTRY, newNode, meshSecurity, rawClient, registrySecurity, settled } from "./links.ts";
@@ -14,6 +16,19 @@ import { MeshPoint } from "../../src/mesh/server";
 
 const NODE = 2 ** 36;
 
+
+/** connmix_center_registry_refused_total by reason, from the /metrics of a center API over `registry`. */
+async function refusals(registry: RegistryServer): Promise<Record<string, number>> {
+  const config = defaultConfig();
+  config.center.apiServer = { bind: "127.0.0.1", port: freePort(), tls: null };
+  const api = startCenterApi(config, registry);
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${config.center.apiServer.port}/metrics`)).text();
+    return Object.fromEntries([...text.matchAll(/^connmix_center_registry_refused_total\{reason="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  } finally {
+    await api.stop();
+  }
+}
 
 /** A mesh frame as [type, request id, body as text]. */
 const meshFrame = (f: Uint8Array): [number, number, string] => [f[0]!, readU32(f, 1), textOf(f.subarray(5))];
@@ -203,6 +218,11 @@ describe("registry", () => {
     await until(() => d.closed(), 2000);
     expect(d.frames.map(msg)).toEqual([{ t: "error", m: "invalid node id" }]);
     expect(registry.nodes.size).toBe(0);
+    // Both are counted on the center API's /metrics, and so is one that speaks before registering.
+    const e = await rawClient(port, "registry");
+    e.send((w) => (w.begin(), w.text(JSON.stringify({ t: "hb", clients: 1 })), w.end()));
+    await until(() => e.closed(), 2000);
+    expect(await refusals(registry)).toEqual({ protocol: 1, invalid: 2, address_taken: 0, no_index: 0, not_reading: 0, no_register: 0 });
   });
 
   test("assigns distinct indexes, gives a node its previous index when free, and lists the nodes", async () => {
@@ -298,6 +318,7 @@ describe("registry", () => {
     thief.send(register({ ip: "10.9.9.9", mesh_port: 4242 }));
     await until(() => thief.closed(), 2000);
     expect(thief.frames.map(msg)).toEqual([{ t: "error", m: `mesh address 10.9.9.9:4242 belongs to live node_id ${old}` }]);
+    expect((await refusals(registry)).address_taken).toBe(1);
     expect(registry.nodes.has(old)).toBe(true);
     a.end(); // the old process is gone: its connection closed
     await until(() => registry.nodes.get(old)?.session === null, 2000);
@@ -327,6 +348,7 @@ describe("registry with short timings", () => {
     const c = await rawClient(port, "registry");
     await until(() => c.closed(), 2000);
     expect(c.frames.map(msg)).toEqual([{ t: "error", m: "no register within 0.4s" }]);
+    expect((await refusals(registry)).no_register).toBe(1);
   });
 
   test("a node dropped for silence is told on its return that it was not listed; a listed one is told it was", async () => {
