@@ -171,46 +171,41 @@ static int decode_number(decoder *d, double *out) {
   /* Powers of ten that are exact doubles: an integer below 2^53 divided by one is correctly rounded. */
   static const double pow10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
                                   1e14, 1e15, 1e16 };
-  const unsigned char *s = d->s;
-  unsigned long start = d->at;
-  double digits = 0; /* the number without its point, while exact */
+  const unsigned char *start = d->s + d->at, *p = start;
+  unsigned long long digits = 0; /* the number without its point (exact up to 19 digits; used up to 16) */
   int scale = 0;
-  unsigned char c;
-  if (s[d->at] == '-') d->at++;
-  c = s[d->at];
-  if (c == '0') {
-    c = s[++d->at];
-  } else if (c >= '1' && c <= '9') {
-    do {
-      digits = digits * 10 + (c - '0');
-      c = s[++d->at];
-    } while (c >= '0' && c <= '9');
+  if (*p == '-') p++;
+  if (*p == '0') {
+    p++;
+  } else if (*p >= '1' && *p <= '9') {
+    for (; *p >= '0' && *p <= '9'; p++) digits = digits * 10 + (*p - '0');
   } else {
+    d->at = p - d->s;
     return decode_error(d, "invalid number");
   }
-  if (c == '.') {
-    c = s[++d->at];
-    if (c < '0' || c > '9') return decode_error(d, "expected a digit after '.'");
-    do {
-      digits = digits * 10 + (c - '0');
-      scale++;
-      c = s[++d->at];
-    } while (c >= '0' && c <= '9');
+  if (*p == '.') {
+    if (*++p < '0' || *p > '9') {
+      d->at = p - d->s;
+      return decode_error(d, "expected a digit after '.'");
+    }
+    for (; *p >= '0' && *p <= '9'; p++, scale++) digits = digits * 10 + (*p - '0');
   }
-  if (c != 'e' && c != 'E' && digits <= SAFE_INTEGER && d->at - start <= 16) {
-    *out = (s[start] == '-' ? -digits : digits) / pow10[scale];
+  d->at = p - d->s;
+  if (*p != 'e' && *p != 'E' && p - start <= 16 && digits <= 9007199254740991ULL) {
+    *out = (*start == '-' ? -(double)digits : (double)digits) / pow10[scale];
     return 1;
   }
-  if (c == 'e' || c == 'E') {
-    c = s[++d->at];
-    if (c == '+' || c == '-') c = s[++d->at];
-    if (c < '0' || c > '9') return decode_error(d, "expected a digit in the exponent");
-    while (c >= '0' && c <= '9') c = s[++d->at];
+  if (*p == 'e' || *p == 'E') {
+    if (*++p == '+' || *p == '-') p++;
+    d->at = p - d->s;
+    if (*p < '0' || *p > '9') return decode_error(d, "expected a digit in the exponent");
+    while (*p >= '0' && *p <= '9') p++;
+    d->at = p - d->s;
   }
   /* strtod reads exactly the number just validated: JSON's number syntax is a part of its own */
-  *out = strtod((const char *)s + start, 0);
+  *out = strtod((const char *)start, 0);
   if (*out - *out != 0) {
-    d->at = start;
+    d->at = start - d->s;
     return decode_error(d, "number out of range");
   }
   return 1;
