@@ -1,4 +1,4 @@
-// The shape of one Lua family (codec, connection, mesh, queue, http, redis, ...): Lua glue plus the JS
+// The shape of one Lua family (codec, connection, mesh, queue, http, redis, ...): Lua glue plus the JS (or C)
 // functions that glue calls, installed into every VM. Its declaration says everything the chunk gets, in
 // the spirit of lua-resty-core's ffi.cdef: the JS functions it calls (typed by the slice of the VM's host
 // they need), the constants it reads, the families whose exports it uses and the hooks it gives back.
