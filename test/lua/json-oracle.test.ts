@@ -186,6 +186,7 @@ describe("json against JavaScript", () => {
     expect(call("round_trip_each", [deep])[0]).toBe(deep);
     const long = "x\"\n".repeat(300_000);
     expect(call("encode_each", [long])[0]).toBe(JSON.stringify(long));
+    expect(call("decode_each", [JSON.stringify(long)])[0]).toBe(long); // unescaped into a growing buffer
     expect(call("results", `
       local t = {}
       for i = 1, 20000, 2 do t[i] = i end

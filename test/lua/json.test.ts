@@ -230,4 +230,29 @@ describe("json_encode", () => {
       if t["1"] ~= s or t["2"] ~= i or t[s .. "k"] ~= i then error("round trip " .. i .. ": " .. hex(s) .. " " .. doc) end
     end
   `));
+
+  // A collection step inside json_decode or json_encode (any allocation may run one) can run a finalizer that
+  // calls them again: each call keeps its state to itself (the JS codec shared its buffers and broke here).
+  test("finalizers that call json_encode / json_decode while a call is under way disturb nothing", () => check(String.raw`
+    local seen, made = 0, 0
+    local big = {}
+    for i = 1, 3000 do big[i] = { id = i, name = "user \"" .. i .. "\"\n", tags = { "a", "b" }, score = i / 8 } end
+    local doc = assert(mix.json_encode(big))
+    for round = 1, 20 do
+      for i = 1, 300 do
+        local p = newproxy(true)
+        made = made + 1
+        getmetatable(p).__gc = function()
+          seen = seen + 1
+          local s = mix.json_encode({ round, "finalizer \"" .. i .. "\"", { x = i } })
+          assert(mix.json_decode(s)[3].x == i)
+        end
+      end
+      local t = assert(mix.json_decode(doc))
+      for i = 1, #big, 97 do eq(t[i], big[i]) end
+      eq(#assert(mix.json_encode(t)), #doc)
+    end
+    collectgarbage()
+    eq(seen, made)
+  `));
 });
