@@ -295,14 +295,30 @@ static int encode_mixed(encoder *s, int idx, int depth) {
   return 1;
 }
 
+/* Whether the keys after the one at idx + 1 (which is `key`) come as key + 1, key + 2, ... to the end of the
+ * table at idx. Leaves the stack as it found it (key and value at idx + 1, idx + 2). */
+static int rest_is_sequence(lua_State *L, int idx, double key) {
+  lua_pushvalue(L, idx + 1);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, idx + 3) != LUA_TNUMBER || lua_tonumber(L, idx + 3) != ++key) {
+      lua_settop(L, idx + 2);
+      return 0;
+    }
+    lua_settop(L, idx + 3);
+  }
+  return 1;
+}
+
 /* One pass over the table with lua_next, guessing its kind from the first key: keys coming as 1, 2, 3, ...
  * make an array; a first key that is a string (or the object marker) an object. Anything else (a hole, keys
- * out of order, a first key that is another number) is rewound and handled by encode_mixed. */
+ * out of order, a first key that is another number) is rewound and handled by encode_mixed. The rest of the
+ * keys are checked before the first table element is written: rewinding after tables would write them again,
+ * at every level of nesting (2^depth). */
 static int encode_table(encoder *s, int idx, int depth) {
   lua_State *L = s->out.L;
   unsigned long start = s->out.n;
   double expected = 1;
-  int object, first_type;
+  int object, first_type, checked = 0;
   if (depth > MAX_DEPTH) return encode_error(s, "tables nested more than 1000 deep (a cycle?)", "");
   if (!lua_checkstack(L, 4)) return encode_error(s, "Lua stack exhausted", "");
   object = is_object(L, idx);
@@ -315,14 +331,14 @@ static int encode_table(encoder *s, int idx, int depth) {
   if (!object && first_type == LUA_TNUMBER && lua_tonumber(L, idx + 1) == 1) {
     PUT1(&s->out, '[');
     do {
-      if (expected > 1) {
-        if (lua_type(L, idx + 1) != LUA_TNUMBER || lua_tonumber(L, idx + 1) != expected) {
-          lua_settop(L, idx);
-          s->out.n = start;
-          return encode_mixed(s, idx, depth);
-        }
-        PUT1(&s->out, ',');
+      int fits = expected == 1 || (lua_type(L, idx + 1) == LUA_TNUMBER && lua_tonumber(L, idx + 1) == expected);
+      if (fits && !checked && lua_type(L, idx + 2) == LUA_TTABLE) fits = checked = rest_is_sequence(L, idx, expected);
+      if (!fits) {
+        lua_settop(L, idx);
+        s->out.n = start;
+        return encode_mixed(s, idx, depth);
       }
+      if (expected > 1) PUT1(&s->out, ',');
       if (!encode_value(s, idx + 2, depth)) return 0;
       lua_settop(L, idx + 1);
       expected++;

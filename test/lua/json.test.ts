@@ -231,6 +231,36 @@ describe("json_encode", () => {
     end
   `));
 
+  // A table that starts like an array but is not one (a hole, a string key after 1..n) is encoded again from its
+  // start; were its elements tables already written, every level would double the work (2^depth, in C where the
+  // runaway guard cannot stop it). The time per table must not grow with the depth.
+  test("nested tables that turn out not to be arrays cost no more per level as they get deeper", () => check(String.raw`
+    local function tree(depth, leaf)
+      local t = {}
+      for i = 1, depth do
+        if leaf == "holes" then t = { t, nil, i } else t = { t, tag = "div" } end
+      end
+      return t
+    end
+    eq(mix.json_encode(tree(2, "holes")), "[[[],null,1],null,2]")
+    eq(mix.json_decode(mix.json_encode(tree(2))), { ["1"] = { ["1"] = {}, tag = "div" }, tag = "div" })
+    -- CPU time per encode, repeated for at least 20 ms: the best of three
+    local function per_call(t)
+      local best = math.huge
+      for _ = 1, 3 do
+        local n, start = 0, os.clock()
+        repeat mix.json_encode(t) n = n + 1 until os.clock() - start >= 0.02
+        best = math.min(best, (os.clock() - start) / n)
+      end
+      return best
+    end
+    for _, leaf in ipairs({ "holes", "string key" }) do
+      local shallow, deep = per_call(tree(10, leaf)), per_call(tree(20, leaf))
+      -- twice the tables: about twice the time (it was 2^10 times)
+      if deep > 8 * shallow then error(leaf .. ": depth 10 " .. shallow .. " s, depth 20 " .. deep .. " s") end
+    end
+  `));
+
   // A collection step inside json_decode or json_encode (any allocation may run one) can run a finalizer that
   // calls them again: each call keeps its state to itself (the JS codec shared its buffers and broke here).
   test("finalizers that call json_encode / json_decode while a call is under way disturb nothing", () => check(String.raw`
