@@ -95,22 +95,33 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwar
   addProcessMetrics(registry);
   const sendLocal = { websocket: sendDuration.child("websocket", "local"), socket: sendDuration.child("socket", "local") };
   const sendForward = { websocket: sendDuration.child("websocket", "forward"), socket: sendDuration.child("socket", "forward") };
+  // One read at a time: scrapes made while Redis is slow share it rather than pile up commands there.
+  let reading: Promise<Sample[]> | null = null;
   const page = async (redisMs: number) => {
-    if (node.queues.durable) streams = (await streamLengths(node, redisMs)).map(([t, n]) => [[t], n]);
+    if (node.queues.durable) {
+      reading ??= streamLengths(node).finally(() => (reading = null));
+      streams = await within(reading, redisMs, []);
+    }
     return registry.text();
   };
   return { registry, sendDuration, sendLocal, sendForward: sendForward[forwardProtocol], page };
 }
 
-/** [topic, XLEN] of the Redis queue streams with items; none when Redis does not answer within `ms`. */
-async function streamLengths(node: NodeView, ms: number): Promise<[string, number][]> {
-  let timer: Timer | undefined;
-  const late = new Promise<[string, number][]>((resolve) => (timer = setTimeout(() => resolve([]), ms)));
+/** The XLEN of each Redis queue stream with items, by topic; none when Redis fails. */
+async function streamLengths(node: NodeView): Promise<Sample[]> {
   try {
-    return await Promise.race([node.queues.durableBacklog(), late]);
+    return (await node.queues.durableBacklog()).map(([t, n]) => [[t], n]);
   } catch (e) {
     log.debug(`metrics: cannot read the queue streams' lengths (${(e as Error).message})`);
     return [];
+  }
+}
+
+/** What `p` gives, or `late` when that takes more than `ms`. */
+async function within<T>(p: Promise<T>, ms: number, late: T): Promise<T> {
+  let timer: Timer | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(late), ms)))]);
   } finally {
     clearTimeout(timer);
   }
