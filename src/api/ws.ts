@@ -9,7 +9,7 @@ import { log } from "../log/logger";
 import type { ApiSocket } from "./consumer";
 import { ApiError, CODE, Dispatcher, HARD_LIMIT_BYTES, MAX_REQUEST_BYTES, TooLarge, errorJson } from "./dispatcher";
 import type { RequestRefusals } from "../access/access";
-import { BUN_TOO_BIG } from "../engine/limits";
+import { closedTooBig } from "../engine/limits";
 
 type WS = ServerWebSocket<ApiSocket>;
 
@@ -56,9 +56,9 @@ export class ApiWebSockets {
       pong(ws: WS, data: Buffer) {
         ws.data.pong(data);
       },
-      close(ws: WS, _code: number, reason: string) {
+      close(ws: WS, code: number, reason: string) {
         // Over HARD_LIMIT_BYTES Bun stops reading and closes (1009): the request is lost, the backend sees why.
-        if (reason === BUN_TOO_BIG) {
+        if (closedTooBig(code, reason)) {
           self.refused.too_large++;
           log.warn(`api connection ${ws.remoteAddress} sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`);
         }

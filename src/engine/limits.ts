@@ -4,6 +4,12 @@
 export const MAX_MESSAGE_BYTES = 1 << 20;
 /** The reason Bun (uWebSockets) closes with after refusing a message over maxPayloadLength (the peer sees 1009). */
 export const BUN_TOO_BIG = "Received too big message";
+/**
+ * Whether a WebSocket close handler's (code, reason) is Bun refusing a message over maxPayloadLength. The close
+ * handler then gets 1006: a peer can send any reason, but not code 1006 (Bun turns it into "Received invalid
+ * close code"), so a client cannot pass its own close for one.
+ */
+export const closedTooBig = (code: number, reason: string) => code === 1006 && reason === BUN_TOO_BIG;
 /** Bytes queued for a client that does not read before it is dropped, whatever writeTimeout says. */
 export const MAX_PENDING_BYTES = 4 << 20;
 /** How often idle readers and stalled writers are checked against readTimeout and writeTimeout. */

@@ -8,7 +8,7 @@ import { log } from "../log/logger";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { Listeners } from "../net/listeners";
-import { BUN_TOO_BIG, MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
+import { closedTooBig, MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
 
 type WS = ServerWebSocket<WsConnection>;
@@ -111,7 +111,7 @@ export class WebSocketServer extends LuaServer {
       },
       close(ws: WS, code: number, reason: string) {
         const conn = ws.data;
-        if (reason === BUN_TOO_BIG && conn.closeReason === null) self.droppedTooLarge(conn);
+        if (closedTooBig(code, reason) && conn.closeReason === null) self.droppedTooLarge(conn);
         const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
         self.closed(conn, err);
       },

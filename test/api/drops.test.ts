@@ -2,7 +2,7 @@
 // GET /metrics on the engine's API. Each loss is a counter (docs/api.md, Metrics) besides its log line.
 import { describe, expect, test } from "bun:test";
 import { MAX_BACKLOG_BYTES, BACKLOG_EVENT_COST } from "../../src/lua/scheduler";
-import { MAX_MESSAGE_BYTES } from "../../src/engine/limits";
+import { BUN_TOO_BIG, MAX_MESSAGE_BYTES } from "../../src/engine/limits";
 import { HARD_LIMIT_BYTES, MAX_REQUEST_BYTES } from "../../src/api/dispatcher";
 import { postJson } from "../helpers/http.ts";
 import { captureLog } from "../helpers/log.ts";
@@ -82,6 +82,17 @@ describe("dropped messages and clients", () => {
     expect((await c.waitClosed(5000)).code).toBe(1009);
     await until(() => readLog().includes(`sent a message over ${MAX_MESSAGE_BYTES} bytes, closed (1009)`), 3000, "the log line");
     expect((await dropped("too_large")) - before).toBe(1);
+  });
+
+  test("a client closing with the reason Bun gives a message over 1 MiB is not counted as one", async () => {
+    const before = await dropped("too_large");
+    for (const code of [1009, 4000]) {
+      const c = await Client.open(e.chatUrl);
+      await onlyClient(e);
+      c.close(code, BUN_TOO_BIG);
+      await until(() => e.engine.node.connections.size === 0);
+    }
+    expect(await dropped("too_large")).toBe(before);
   });
 
   test("a client that stops reading is cut off at writeTimeout and counted", async () => {
