@@ -241,6 +241,15 @@ static int enter(decoder *d, int depth) {
   return 1;
 }
 
+/* The size of the container just entered: what count_elements counted, but no more than the rest of the
+ * document could hold at `least` bytes per element (5 for a member, `"":0,`; 2 for an element, `0,`). Commas
+ * alone (`{,,,`) would otherwise size a table for a document that is rejected at its second byte. */
+static int size_hint(decoder *d, unsigned long least) {
+  int n = d->sizes[d->opened++];
+  unsigned long most = (d->end - d->at) / least;
+  return (unsigned long)n > most ? (int)most : n;
+}
+
 /* After a member or an element: passes the container's end (1) or a comma (2); 0 on an error. */
 static int after_element(decoder *d, unsigned char close, const char *expected) {
   unsigned char c = NEXT_BYTE(d);
@@ -254,7 +263,7 @@ static int decode_object(decoder *d, int depth) {
   unsigned char c;
   int pushed, more;
   if (!enter(d, depth)) return 0;
-  lua_createtable(L, 0, d->sizes[d->opened++]);
+  lua_createtable(L, 0, size_hint(d, 5));
   c = NEXT_BYTE(d);
   if (c == '}') {
     d->at++;
@@ -280,7 +289,7 @@ static int decode_array(decoder *d, int depth) {
   lua_State *L = d->L;
   int i, pushed, more;
   if (!enter(d, depth)) return 0;
-  lua_createtable(L, d->sizes[d->opened++], 0);
+  lua_createtable(L, size_hint(d, 2), 0);
   if (NEXT_BYTE(d) == ']') {
     d->at++;
     return 1;

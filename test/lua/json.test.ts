@@ -114,6 +114,28 @@ describe("json_decode", () => {
     v, err = mix.json_decode(string.rep('{"a":', 5000) .. "1" .. string.rep("}", 5000))
     fails(v, err, "nested")
   `));
+
+  // Tables are created at the size a first pass counted (commas), before the parse validates: a document of
+  // commas must not make json_decode allocate more than a valid document of its size would (it was 4x, 40 MB
+  // for 1 MB, in the state's memory, so other callbacks could fail for want of it).
+  test("a rejected document allocates no more than a valid one of its size", () => check(String.raw`
+    local function allocated(doc)
+      collectgarbage()
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      mix.json_decode(doc)
+      local kb = collectgarbage("count") - before
+      collectgarbage("restart")
+      return kb
+    end
+    local n = 200000
+    local valid = allocated("{" .. string.rep('"":0,', n - 1) .. '"":0}')
+    local commas = allocated("{" .. string.rep(",", 5 * n))
+    if commas > 1.5 * valid then error("object: " .. commas .. " KB for commas, " .. valid .. " KB for a valid one") end
+    valid = allocated("[" .. string.rep("0,", n - 1) .. "0]")
+    commas = allocated("[" .. string.rep(",", 2 * n))
+    if commas > 1.5 * valid then error("array: " .. commas .. " KB for commas, " .. valid .. " KB for a valid one") end
+  `));
 });
 
 describe("json_encode", () => {
