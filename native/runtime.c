@@ -50,14 +50,17 @@ static int seen_generation = -1;
 static long long slice_started;
 
 void guard_budget(int ms) { budget_ms = ms; }
-int guard_resume(lua_State *L, int narg) {
+
+/* lua_resume in a new slice of the runaway guard, with the memory limit on or off. */
+static int resume_slice(lua_State *L, int narg, int limit) {
   int on = limit_on, status;
   generation++;
-  limit_on = 1;
+  limit_on = limit;
   status = lua_resume(L, narg);
   limit_on = on;
   return status;
 }
+int guard_resume(lua_State *L, int narg) { return resume_slice(L, narg, 1); }
 int guard_pcall(lua_State *L, int nargs, int nresults, int errfunc) {
   int on = limit_on, status;
   generation++;
@@ -75,14 +78,7 @@ static long long now_ns(void) {
 
 /* The runtime's own short Lua code in a coroutine (Scheduler.take's adopt): a new slice, the limit off, so
  * bookkeeping never fails for want of memory (like JS pushing values). */
-int runtime_resume(lua_State *L, int narg) {
-  int on = limit_on, status;
-  generation++;
-  limit_on = 0;
-  status = lua_resume(L, narg);
-  limit_on = on;
-  return status;
-}
+int runtime_resume(lua_State *L, int narg) { return resume_slice(L, narg, 0); }
 
 /* A script's own coroutine.yield answered with nothing: same slice (no generation bump), limit on. */
 int guard_resume_same_slice(lua_State *L, int narg) {
