@@ -105,6 +105,14 @@ function coroutine.yield(...)
   return yield(...)
 end
 
+-- A coroutine of ours answers to the scheduler only. A script that kept one (coroutine.running()) and resumed
+-- it would run a pooled worker with its own arguments and leave it without its worker for the next event (see
+-- worker), or hand a waiting `block` its values.
+function coroutine.resume(co, ...)
+  if ours[co] then return false, "cannot resume a coroutine that runs connmix callbacks" end
+  return resume(co, ...)
+end
+
 local function traceback(co, msg)
   return debug.traceback(co, tostring(msg))
 end

@@ -98,6 +98,29 @@ describe("callbacks", () => {
     expect(recorded).toEqual(["x nil nil true 7", "y nil nil true 7"]);
   });
 
+  // A pooled coroutine holds only its worker between events, which each event starts: a script that kept one
+  // (coroutine.running()) and resumed it later would run the worker itself and leave the coroutine without it,
+  // so the next event given that coroutine (another client's) would be lost. Such a resume is refused.
+  test("a script cannot resume a coroutine callbacks run in; the events after it are delivered", async () => {
+    const vm = makeVM(`function on_event(id, p)
+      if p == "save" then saved = coroutine.running() return end
+      if p == "hold" then
+        sleep_ms(20)
+        local ok, err = coroutine.resume(saved, ${TEST_EVENT}, 99, "bogus", 0)
+        record(tostring(ok) .. " " .. tostring(err))
+        sleep_ms(100) -- keeps this coroutine busy: the next event gets the saved one
+        return
+      end
+      record(p)
+    end`);
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 1, "hold", 0); // numbers as extra: the fast path, dispatch_event
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 2, "save", 0);
+    await until(() => recorded.some((r) => /^(true|false) /.test(r)), 3000, "the resume");
+    vm.scheduler.dispatch(owner(), TEST_EVENT, 3, "after", 0);
+    expect(recorded).toEqual(["false cannot resume a coroutine that runs connmix callbacks", "after"]);
+    expect(vm.scheduler.errors).toBe(0);
+  });
+
   test("a blocking call inside a coroutine the script made is a clear error, not a garbage result", () => {
     const vm = makeVM(`function on_event(id, p)
       local ok, err = pcall(coroutine.wrap(function() return sleep_ms(1, "v") end))
