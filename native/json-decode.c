@@ -258,17 +258,28 @@ static int after_element(decoder *d, unsigned char close, const char *expected) 
   return c == close ? 1 : 2;
 }
 
+/* An object that decoded to an empty table (`{}`, or members that were all null) gets the object marker, so
+ * that it encodes again as `{}`, not `[]`. */
+static void mark_if_empty(lua_State *L) {
+  lua_pushnil(L);
+  if (lua_next(L, -2)) {
+    lua_settop(L, -3);
+    return;
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, OBJECT_KEY);
+  lua_setmetatable(L, -2);
+}
+
 static int decode_object(decoder *d, int depth) {
   lua_State *L = d->L;
   unsigned char c;
-  int pushed, more;
+  int pushed, more, nulls = 0;
   if (!enter(d, depth)) return 0;
   lua_createtable(L, 0, size_hint(d, 5));
   c = NEXT_BYTE(d);
   if (c == '}') {
     d->at++;
-    lua_getfield(L, LUA_REGISTRYINDEX, OBJECT_KEY); /* `{}` stays an object when encoded again */
-    lua_setmetatable(L, -2);
+    mark_if_empty(L);
     return 1;
   }
   for (;;) {
@@ -278,9 +289,25 @@ static int decode_object(decoder *d, int depth) {
     d->at++;
     pushed = decode_value(d, depth);
     if (!pushed) return 0;
-    if (pushed == 1) lua_rawset(L, -3);
-    else lua_settop(L, -2); /* null: the key stays absent */
-    if ((more = after_element(d, '}', "expected ',' or '}'")) != 2) return more;
+    if (pushed == 1) {
+      lua_rawset(L, -3);
+    } else {
+      /* null: the key is absent, also when an earlier duplicate gave it a value (the last one wins) */
+      nulls = 1;
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_type(L, -1) == LUA_TNIL) {
+        lua_settop(L, -3);
+      } else {
+        lua_settop(L, -2);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+      }
+    }
+    if ((more = after_element(d, '}', "expected ',' or '}'")) != 2) {
+      if (more == 1 && nulls) mark_if_empty(L);
+      return more;
+    }
     c = NEXT_BYTE(d);
   }
 }

@@ -24,6 +24,7 @@ void lua_replace(lua_State *L, int idx);
 void *lua_newuserdata(lua_State *L, unsigned long size);
 void lua_createtable(lua_State *L, int narr, int nrec);
 void lua_getfield(lua_State *L, int idx, const char *k);
+void lua_rawget(lua_State *L, int idx);
 void lua_rawset(lua_State *L, int idx);
 void lua_rawgeti(lua_State *L, int idx, int n);
 void lua_rawseti(lua_State *L, int idx, int n);

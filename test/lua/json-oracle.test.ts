@@ -98,9 +98,8 @@ function kept(v: unknown): unknown {
   if (typeof v === "string") return v.toWellFormed();
   if (Array.isArray(v)) return v.map(kept);
   if (v === null || typeof v !== "object") return v;
+  // an object whose every member was null decodes to an empty table with the object marker: {}
   const entries = Object.entries(v).filter(([, x]) => x !== null);
-  // an object whose every member was null decodes to an empty table without the object marker: []
-  if (entries.length === 0 && Object.keys(v).length > 0) return [];
   return Object.fromEntries(entries.map(([k, x]) => [k.toWellFormed(), kept(x)]));
 }
 

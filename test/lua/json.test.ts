@@ -36,6 +36,16 @@ describe("json_decode", () => {
     eq(mix.json_encode(t.c), "[1,null,3,null]")
   `));
 
+  test("an object whose members are all null stays an object; a null member removes an earlier duplicate", () => check(String.raw`
+    eq(mix.json_encode(mix.json_decode('{"a":{"b":null},"c":[{"d":null}]}')), '{"a":{},"c":[{}]}')
+    local t = mix.json_decode('{"a":1,"b":2,"a":null}')
+    eq(t.a, nil)
+    eq(t.b, 2)
+    eq(count(t), 1)
+    eq(mix.json_encode(mix.json_decode('{"a":1,"a":null}')), "{}")
+    eq(mix.json_decode('{"a":null,"a":2}').a, 2)
+  `));
+
   test("objects and arrays; keys are always strings; the last duplicate key wins", () => check(String.raw`
     local t = mix.json_decode('{"1":"a","list":[{"x":[]}],"k":1,"k":2}')
     eq(t["1"], "a")
