@@ -77,10 +77,10 @@ ${extraYaml}`, cpus, root);
   return { proc, lua, api, url: `ws://127.0.0.1:${lua}/chat` };
 }
 
-/** Starts raw-bun-echo.ts (or another server of this folder that takes PORT), the ceiling for this stack. */
-export async function startRawBun(script = "raw-bun-echo.ts") {
+/** Starts raw-bun-echo.ts (or another server of this folder that takes PORT, and `env`), the ceiling for this stack. */
+export async function startRawBun(script = "raw-bun-echo.ts", env: Record<string, string> = {}) {
   const port = freePort();
-  const proc = spawn([BUN, join(BENCH, script)], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
+  const proc = spawn([BUN, join(BENCH, script)], { env: { ...process.env, ...env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
   await waitForPort(port, 15_000);
   return { proc, port, url: `ws://127.0.0.1:${port}/` };
 }

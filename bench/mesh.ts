@@ -1,7 +1,8 @@
 // Cluster benchmark: one center and two engines (A, B) as separate `connmix` processes on loopback.
 //  1. Cross-node send latency: a client on A, and `mesh.send` requests to it over B's API (/ws/v1) at a
 //     fixed RATE for SECONDS; latency = from the request leaving this process to the frame arriving
-//     on A's client (same process, same clock): p50, p99, max.
+//     on A's client (same process, same clock): p50, p99, max. Then the same through bench/raw-bun-relay.ts
+//     (the same hops and processes with Bun alone): what this machine gives any relay of the same shape.
 //  2. Cross-node publish throughput: CONNS subscribers on A; MESSAGES publishes over HTTP (bench/publisher.ts,
 //     4 in flight) to B's API (cross-node) and, in the same run, to A's API (single node).
 //     Prints deliveries/s of both and their ratio (median of ROUNDS).
@@ -13,7 +14,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/ports.ts";
 import { makeCerts } from "../test/helpers/certs.ts";
-import { arg, benchDir, fanout, median, open, runConnmix } from "./lib";
+import { arg, benchDir, fanout, median, open, runConnmix, startRawBun } from "./lib";
 
 const RATE = arg("rate", 10_000);
 const SECONDS = arg("seconds", 5);
@@ -68,8 +69,8 @@ async function retry<T>(what: string, fn: () => Promise<T>, ms = 15_000): Promis
 const pct = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-/** Sends RATE msg/s for SECONDS from B's API to one client on A; returns latency percentiles in ms. */
-async function sendLatency(a: { url: string }, b: { api: number }) {
+/** Sends RATE msg/s for SECONDS from B's API (`api`: its /ws/v1) to one client on A; returns latency percentiles in ms. */
+async function sendLatency(a: { url: string }, api: string) {
   const total = RATE * SECONDS;
   const lat = new Float64Array(total);
   let received = 0;
@@ -87,7 +88,7 @@ async function sendLatency(a: { url: string }, b: { api: number }) {
     if (!clientId) throw new Error("no id yet");
   });
   let errors = 0;
-  const api = await open(`ws://127.0.0.1:${b.api}/ws/v1`, (d) => {
+  const apiSocket = await open(api, (d) => {
     if (!d.startsWith('{"E":null')) errors++;
   });
   // Paced: every turn sends what the schedule says is due by now.
@@ -96,14 +97,14 @@ async function sendLatency(a: { url: string }, b: { api: number }) {
   while (sent < total) {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * RATE));
     for (; sent < due; sent++) {
-      api.send(`{"m":"mesh.send","p":{"c":"${clientId}","d":"${sent} ${performance.now()}"},"i":${sent}}`);
+      apiSocket.send(`{"m":"mesh.send","p":{"c":"${clientId}","d":"${sent} ${performance.now()}"},"i":${sent}}`);
     }
     await Bun.sleep(1);
   }
   await Promise.race([finished, Bun.sleep(10_000)]);
   const elapsed = (performance.now() - t0) / 1000;
   client.close();
-  api.close();
+  apiSocket.close();
   const sorted = lat.subarray(0, total).sort();
   return {
     rate: RATE,
@@ -136,8 +137,14 @@ try {
     const j = (await r.json()) as { E: unknown };
     if (j.E) throw new Error(JSON.stringify(j.E));
   });
-  const latency = await sendLatency(a, b);
+  const latency = await sendLatency(a, `ws://127.0.0.1:${b.api}/ws/v1`);
   console.error(`send latency: ${JSON.stringify(latency)}`);
+  const link = String(freePort());
+  const rawA = await startRawBun("raw-bun-relay.ts", { ROLE: "a", LINK: link });
+  const rawB = await startRawBun("raw-bun-relay.ts", { ROLE: "b", LINK: link });
+  procs.push(rawA.proc, rawB.proc);
+  const raw = await sendLatency(rawA, `ws://127.0.0.1:${rawB.port}/`);
+  console.error(`raw Bun relay: ${JSON.stringify(raw)}`);
   const cross: number[] = [];
   const local: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -148,6 +155,7 @@ try {
   console.log(JSON.stringify({
     secure: SECURE,
     send: latency,
+    send_raw_bun: raw,
     publish: {
       conns: CONNS,
       messages: MESSAGES,
