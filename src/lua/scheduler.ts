@@ -144,8 +144,7 @@ export class Scheduler {
     this.vm.deliverKept();
     this.vm.leave(previous);
     this.running = outer;
-    if (status === LUA_OK) this.finish(task, true);
-    else this.settle(task, status);
+    this.settle(task, status);
     return true;
   }
 
