@@ -115,14 +115,24 @@ const char **dispatch_payload_address(void) { return &payload_address; }
 
 /* A send kept for JS: the first conn:send of a dispatched event to that event's own connection (an echo, a
  * reply), made before the event called any JS function. reply_send keeps it here instead of calling into JS;
- * JS delivers it as soon as the slice returns, or before the next JS function Lua calls runs, so sends keep
- * their order. JS allows it (dispatch_event's `reply_to`) only while that connection takes data at once, so the
- * send's result (success) is known here. `seq` changes with each kept send; `payload` says its string is the
- * event's payload. */
-typedef struct { const char *data; double id; int len; int type; int seq; int payload; } kept_reply;
+ * JS delivers it as soon as the slice returns (dispatch_event's status says so), or before the next JS function
+ * Lua calls runs (js_call's `kept_for_js` says so), so sends keep their order. JS allows it (dispatch_event's
+ * `reply_to`) only while that connection takes data at once, so the send's result (success) is known here. */
+typedef struct { const char *data; double id; int len; } kept_reply;
 static kept_reply kept;
 /* The client id a send may be kept for; 0: none (between events, once one was kept, once JS was called). */
 static double reply_to;
+/* What JS must know of a kept send not yet handed to JS: KEPT_REPLY plus KEPT_PAYLOAD (its string is the
+ * event's payload: JS has it already) and KEPT_BINARY; 0 when there is none. These bits sit above lua_resume's
+ * statuses (0-5), so that dispatch_event returns them with the status and the common echo needs no read. */
+#define KEPT_REPLY 0x100
+#define KEPT_PAYLOAD 0x200
+#define KEPT_BINARY 0x400
+static int kept_flags;
+/* kept_flags as the JS function Lua is calling finds it (js_call): read by that function's JS wrapper on entry. */
+static int kept_for_js;
+
+int *kept_for_js_slot(void) { return &kept_for_js; }
 
 kept_reply *reply_slot(void) { return &kept; }
 
@@ -139,9 +149,7 @@ int reply_send(lua_State *L) {
       kept.data = data;
       kept.id = reply_to;
       kept.len = (int)n;
-      kept.type = (int)lua_tonumber(L, 3);
-      kept.payload = data == payload_address;
-      kept.seq++;
+      kept_flags = KEPT_REPLY | (data == payload_address ? KEPT_PAYLOAD : 0) | (lua_tonumber(L, 3) == 2 ? KEPT_BINARY : 0);
       reply_to = 0;
       lua_pushvalue(L, 2);
       lua_replace(L, lua_upvalueindex(2));
@@ -162,8 +170,8 @@ void dispatch_staging(const char *area) { staged = area; }
 /* Starts coroutine `co` (its address, as a double: bun:ffi converts doubles and ints faster than pointers) on
  * the worker function it holds at stack index 1 (its only value between events, see Scheduler.take), with
  * (kind, id, payload, extra), kind and the EVENT_ bits in `flags`. The payload is the first `len` staged bytes;
- * len < 0 means nil. Returns lua_resume's status: 0 when the callback finished, LUA_YIELD when it waits on a
- * blocking op (or the script yielded), > 1 on an error. */
+ * len < 0 means nil. Returns lua_resume's status (0 when the callback finished, LUA_YIELD when it waits on a
+ * blocking op or the script yielded, > 1 on an error) plus the kept_flags of a send JS must deliver now. */
 int dispatch_event(double co_address, int flags, double id, int len, double extra) {
   lua_State *co = (lua_State *)(unsigned long)co_address;
   int status, on = limit_on;
@@ -181,7 +189,8 @@ int dispatch_event(double co_address, int flags, double id, int len, double extr
   generation++;
   limit_on = 1;
   reply_to = flags & EVENT_REPLY ? id : 0;
-  status = lua_resume(co, 4);
+  status = lua_resume(co, 4) | kept_flags;
+  kept_flags = 0;
   reply_to = 0;
   limit_on = on;
   payload_address = 0;
@@ -231,14 +240,18 @@ lua_State *memory_newstate(lua_memory *m) {
 void memory_set_limit(lua_memory *m, double limit) { m->limit = limit; }
 
 /* Every JS function Lua calls is this C closure, with the JSCallback's address as upvalue 1: the JS function
- * runs with the limit off, and what it returns (results, or lua_yield's -1) goes back to Lua unchanged. Once JS
- * ran, the event's later sends are not kept (JS may have changed what the connection can take). */
+ * runs with the limit off, and what it returns (results, or lua_yield's -1) goes back to Lua unchanged. A kept
+ * send is handed to it (kept_for_js, valid on its entry only) to deliver first. Once JS ran, the event's later
+ * sends are not kept (JS may have changed what the connection can take). */
 int js_call(lua_State *L) {
   lua_CFunction f = (lua_CFunction)lua_touserdata(L, lua_upvalueindex(1));
   int on = limit_on, n;
   reply_to = 0;
   limit_on = 0;
+  kept_for_js = kept_flags;
+  kept_flags = 0;
   n = f(L);
+  kept_for_js = 0;
   limit_on = on;
   return n;
 }

@@ -17,6 +17,7 @@ const { symbols } = cc({
     dispatch_staging: { args: ["ptr"], returns: "void" },
     dispatch_event: { args: ["f64", "i32", "f64", "i32", "f64"], returns: "i32" },
     reply_slot: { args: [], returns: "ptr" },
+    kept_for_js_slot: { args: [], returns: "ptr" },
     reply_send: { args: ["ptr"], returns: "i32" },
     memory_new: { args: ["f64"], returns: "ptr" },
     memory_free: { args: ["ptr"], returns: "void" },
@@ -46,7 +47,7 @@ export const guardHook = functionAddress(symbols.guard_hook);
 /**
  * Starts coroutine `co` (its address as a number) on the worker at its stack index 1 with (kind, id, the first
  * `len` staged bytes or nil when len < 0, extra); `flags` is the kind plus EVENT_TEXT and EVENT_REPLY. Returns
- * lua_resume's status (0: the callback finished). See runtime.c.
+ * lua_resume's status (0: the callback finished) plus the KEPT_ bits of a kept send to deliver. See runtime.c.
  */
 export const dispatchEvent = symbols.dispatch_event;
 /** Where dispatchEvent reads payloads: a buffer JS keeps alive and writes each payload into first. */
@@ -55,17 +56,23 @@ export const setDispatchStaging = symbols.dispatch_staging;
 export const EVENT_TEXT = 0x100;
 export const EVENT_REPLY = 0x200;
 
-// The send kept by reply_send (runtime.c's kept_reply: data pointer, client id, then ints len, type, seq, payload),
-// read with read.*, never through a typed array (see currentPayloadAddress).
+// The send kept by reply_send (runtime.c's kept_reply: data pointer, client id, byte length), read with read.*,
+// never through a typed array (see currentPayloadAddress).
 const kept = symbols.reply_slot() as Pointer;
-/** Changes with each kept send: compare with the last one delivered. */
-export const keptSequence = () => read.i32(kept, 24);
-/** The kept send's data pointer, client id, byte length, type (1 text, 2 binary), and whether it is the event's payload. */
+/** dispatchEvent's status bits (above lua_resume's status) about a send runtime.c kept that JS must deliver now:
+ * there is one; its string is the event's payload (JS has it); it is binary. */
+export const KEPT_REPLY = 0x100;
+export const KEPT_PAYLOAD = 0x200;
+export const KEPT_BINARY = 0x400;
+/** The status bits without the kept send's. */
+export const STATUS_MASK = 0xff;
+/** The kept send's data pointer, client id and byte length. */
 export const keptData = () => read.ptr(kept, 0) as Pointer;
 export const keptId = () => read.f64(kept, 8);
 export const keptLength = () => read.i32(kept, 16);
-export const keptType = () => read.i32(kept, 20);
-export const keptIsPayload = () => read.i32(kept, 28) !== 0;
+const keptForJsSlot = symbols.kept_for_js_slot() as Pointer;
+/** In a JS function Lua called, on entry: the KEPT_ bits of a send it must deliver first, 0 when none. */
+export const keptForJs = () => read.i32(keptForJsSlot, 0);
 /** conn:send's C function: keeps a reply for JS, or calls its JS function (upvalue 1) like js_call. */
 export const replySend = functionAddress(symbols.reply_send);
 const payloadAddress = symbols.dispatch_payload_address() as Pointer;

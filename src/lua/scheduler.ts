@@ -10,7 +10,9 @@ import { log } from "../log/logger";
 import { pushBytes, pushString, pushValue, readValue, stageBytes, stagePayload, toString, type PlainValue } from "./stack";
 import type { LuaVM } from "./vm";
 import { FAILED } from "./family";
-import { EVENT_REPLY, EVENT_TEXT, dispatchEvent, guardedResume, resumeSameSlice, runtimeResume } from "../../native/runtime";
+import {
+  EVENT_REPLY, EVENT_TEXT, KEPT_REPLY, STATUS_MASK, dispatchEvent, guardedResume, resumeSameSlice, runtimeResume,
+} from "../../native/runtime";
 
 /** Whatever serializes callbacks: usually a connection. */
 export interface SerialOwner {
@@ -141,10 +143,10 @@ export class Scheduler {
     this.running = task;
     const previous = this.vm.enter();
     const status = dispatchEvent(task.co, flags, id, length, extra);
-    this.vm.deliverKept();
+    if (status & KEPT_REPLY) this.vm.deliverKept(id, status);
     this.vm.leave(previous);
     this.running = outer;
-    this.settle(task, status);
+    this.settle(task, status & STATUS_MASK);
     return true;
   }
 

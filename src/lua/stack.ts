@@ -1,6 +1,6 @@
 // Moving strings and plain values across the Lua stack with as few FFI crossings and copies as possible.
 import { CString, ptr, read, toBuffer, type Pointer } from "bun:ffi";
-import { currentPayloadAddress, keptData, keptIsPayload, keptLength, setDispatchStaging } from "../../native/runtime";
+import { currentPayloadAddress, keptData, keptLength, KEPT_BINARY, KEPT_PAYLOAD, setDispatchStaging } from "../../native/runtime";
 import {
   lua, type LuaState, LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 } from "../../native/lua";
@@ -63,10 +63,11 @@ export function stageBytes(b: Uint8Array): number {
   return b.length;
 }
 
-/** The data of the send runtime.c kept (reply_send): text decoded as UTF-8 (the payload's own JS string when it
- * echoes the payload), or a view of binary bytes valid until the next kept send. */
-export function keptReplyData(text: boolean): string | Buffer {
-  if (text && keptIsPayload()) return payloadString;
+/** The data of the send runtime.c kept (reply_send), given its KEPT_ bits: text decoded as UTF-8 (the payload's
+ * own JS string when it echoes the payload), or a view of binary bytes valid until the next kept send. */
+export function keptReplyData(kept: number): string | Buffer {
+  const text = (kept & KEPT_BINARY) === 0;
+  if (text && kept & KEPT_PAYLOAD) return payloadString;
   const n = keptLength();
   if (n === 0) return text ? "" : EMPTY;
   return text ? new CString(keptData(), 0, n).toString() : toBuffer(keptData(), 0, n);

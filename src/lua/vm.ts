@@ -7,7 +7,7 @@ import {
   lua, luaopenBit, type LuaState, LUA_REGISTRYINDEX, LUA_GLOBALSINDEX, LUA_MASKCOUNT,
 } from "../../native/lua";
 import {
-  guardHook, guardedPcall, keptId, keptSequence, keptType, newLimitedState, setGuardBudget, type LimitedState,
+  guardHook, guardedPcall, keptForJs, keptId, KEPT_BINARY, newLimitedState, setGuardBudget, type LimitedState,
 } from "../../native/runtime";
 import { log } from "../log/logger";
 import { keptReplyData, pushString, pushValue, readValue, toString, type PlainValue } from "./stack";
@@ -64,7 +64,8 @@ let active: LuaVM<any>;
 // A send runtime.c kept (reply_send) is delivered before any JS function runs, so sends keep their order.
 function guard<H>(fn: LuaFunction<H>): (L: LuaState) => number {
   return (L) => {
-    if (keptSequence() !== delivered) active.deliverKept();
+    const kept = keptForJs();
+    if (kept) active.deliverKept(keptId(), kept);
     try {
       return fn(L, active);
     } catch (e) {
@@ -82,9 +83,6 @@ function callbackFor<H>(fn: LuaFunction<H>): Pointer {
   }
   return cb.ptr!;
 }
-
-/** The sequence number of the last kept send delivered (runtime.c counts them). */
-let delivered = keptSequence();
 
 export class LuaVM<out H = unknown> {
   readonly L: LuaState;
@@ -197,13 +195,9 @@ export class LuaVM<out H = unknown> {
     this.onLoad?.();
   }
 
-  /** Sends the reply runtime.c kept, if it has one not yet delivered (see LuaFamily.reply); cheap when none. */
-  deliverKept(): void {
-    const seq = keptSequence();
-    if (seq === delivered) return;
-    delivered = seq;
-    const type = keptType();
-    this.deliverReply?.(this, keptId(), keptReplyData(type === 1), type);
+  /** Sends the reply runtime.c kept for client `id` (see LuaFamily.reply); `kept` is its KEPT_ bits. */
+  deliverKept(id: number, kept: number): void {
+    this.deliverReply?.(this, id, keptReplyData(kept), kept & KEPT_BINARY ? 2 : 1);
   }
 
   /** Marks this VM as the one JS functions act on and applies its runaway budget. */

@@ -95,6 +95,8 @@ const REPLIES = `
     local d = msg.data
     if d == "two" then conn:send("1") conn:send("2")
     elseif d == "around-js" then conn:send("a") mix.json_encode({ 1 }) conn:send("b")
+    elseif d == "then-js" then conn:send("c") conn:subscribe("room") conn:send("d")
+    elseif d == "binary-then-js" then conn:send("e", "binary") conn:unsubscribe("room") conn:send("f")
     elseif d == "built" then
       conn:send("built " .. string.rep(d, 2) .. "!") -- 17 bytes, referenced by nothing in Lua
       collectgarbage("collect")
@@ -114,11 +116,15 @@ describe("replies", () => {
     c.send("plain");
     c.send("two");
     c.send("around-js");
+    c.send("then-js");
+    c.send("binary-then-js");
     c.send("built");
     c.send("error");
     c.send(new Uint8Array([0, 255, 10, 13]));
-    await until(() => c.received.length === 8);
-    expect(c.received).toEqual(["plain", "1", "2", "a", "b", "built builtbuilt!", "before the error", Buffer.from([0, 255, 10, 13])]);
+    await until(() => c.received.length === 12);
+    expect(c.received).toEqual([
+      "plain", "1", "2", "a", "b", "c", "d", Buffer.from("e"), "f", "built builtbuilt!", "before the error", Buffer.from([0, 255, 10, 13]),
+    ]);
     expect(readLog()).toContain("boom");
     const closing = await Client.open(s.url);
     closing.send("close");
