@@ -33,6 +33,7 @@ const binaryOnly = process.argv.includes("--binary-only");
 /** Files imported `with { type: "file" }` that must end up inside the executable. */
 const embedded = [
   join(root, "native/runtime.c"),
+  join(root, "native/allocator.c"),
   "/usr/lib/x86_64-linux-gnu/liblua5.1.so.0",
   "/usr/lib/x86_64-linux-gnu/liblua5.1-bitop.so.0",
 ];

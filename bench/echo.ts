@@ -1,16 +1,19 @@
 // Echo throughput: connmix (entry: on_message -> conn:send(msg.data)) against the raw-Bun server, measured
 // alternately in the same run. Prints each run and the ratio of medians.
 //   bun bench/echo.ts [--rounds 3] [--seconds 5] [--conns 100] [--window 16] [--cpus 1] [--pin 1] [--baseline DIR]
+//                     [--wait spin|sleep]
 // --cpus is connmix's -p (its worker processes); the raw-Bun server is always one process. --pin takes
 // taskset's CPU list for the load generator ("" = not pinned); the default is the machine's last CPU.
 // --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
+// --wait is wsload's: how the load generator waits for replies (spin, the default, or sleep; see wsload.ts).
 import type { Subprocess } from "bun";
 import { arg, loadPin, option, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
 
 const [rounds, seconds, conns, window, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("conns", 100), arg("window", 16), arg("cpus", 1)];
 const pin = loadPin();
 const baseline = option("baseline");
-const load = ["--conns", String(conns), "--window", String(window), "--seconds", String(seconds)];
+const wait = option("wait") ?? "spin";
+const load = ["--conns", String(conns), "--window", String(window), "--seconds", String(seconds), "--wait", wait];
 
 const ENTRY = "function on_message(msg, conn) conn:send(msg.data) end\n";
 type Name = "raw" | "connmix" | "baseline";
@@ -34,7 +37,7 @@ try {
   stop(...servers.map(([, s]) => s.proc));
 }
 const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
-const summary: Record<string, unknown> = { bench: "echo", conns, window, connmix_cpus: cpus, load_pinned_to: pin ?? null };
+const summary: Record<string, unknown> = { bench: "echo", conns, window, connmix_cpus: cpus, load_pinned_to: pin ?? null, load_wait: wait };
 for (const [name] of servers) {
   summary[`${name}_msgs_per_s`] = median(results[name]);
   summary[`${name}_msgs_per_cpu_s`] = median(perCpu[name]);

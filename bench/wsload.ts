@@ -1,8 +1,13 @@
 // WebSocket load generator over raw TCP sockets (bun). One process, cheap per frame, so the server,
 // not the client, is what gets measured. Prints one JSON line.
 //
-//   bun wsload.ts echo   URL [--conns 100] [--window 16] [--seconds 5] [--payload STR] [--first STR]
+//   bun wsload.ts echo   URL [--conns 100] [--window 16] [--seconds 5] [--payload STR] [--first STR] [--wait spin|sleep]
 //       closed loop: every connection keeps WINDOW text frames in flight; counts replies per second.
+//       --wait spin (the default) keeps this process polling its sockets while it measures instead of sleeping
+//       in the kernel when no reply is due: on a shared machine a sleeping load generator charges the server
+//       for waking it up (an inter-processor interrupt per wake-up, about 30 K/s against a connmix echo on
+//       the 2-CPU development VM, docs/runtime.md "What the load generator costs the server"). A server on
+//       another machine never pays that. --wait sleep measures the old way.
 //       --first sends one frame before the window (e.g. a protocol's connect packet).
 //       --reply-prefix STR: only frames whose payload starts with STR are replies (each is answered with a new
 //       frame); the others (e.g. room messages) are counted as deliveries_per_s.
@@ -112,6 +117,14 @@ function rssKiB(pid: string): number {
   } catch { return NaN; }
 }
 
+/** Returns after `ms`; "spin" keeps the event loop turning (setImmediate polls the sockets without blocking). */
+async function measuring(ms: number, wait: string): Promise<void> {
+  if (wait === "sleep") return Bun.sleep(ms);
+  if (wait !== "spin") throw new Error(`--wait takes spin or sleep, not ${wait}`);
+  const end = performance.now() + ms;
+  while (performance.now() < end) await new Promise((resolve) => setImmediate(resolve));
+}
+
 const seconds = num("seconds", 5);
 const replyPrefix = opt["reply-prefix"] ? Buffer.from(opt["reply-prefix"]) : null;
 let others = 0;
@@ -133,7 +146,7 @@ if (mode === "echo") {
   for (const s of socks) s.write(batches[window]);
   await Bun.sleep(500);
   const n0 = total, o0 = others, t0 = performance.now();
-  await Bun.sleep(seconds * 1000);
+  await measuring(seconds * 1000, opt.wait ?? "spin");
   const dt = (performance.now() - t0) / 1000;
   console.log(JSON.stringify({ mode, url, conns, window, bytes: payload.length, msgs_per_s: Math.round((total - n0) / dt),
     ...(replyPrefix ? { deliveries_per_s: Math.round((others - o0) / dt) } : {}), failed }));

@@ -202,17 +202,30 @@ int dispatch_event(double co_address, int flags, double id, int len, double extr
 /* Bytes a state holds and may hold (0: no limit); doubles, so JS reads them through a Float64Array. */
 typedef struct { double used; double limit; } lua_memory;
 
+/* The allocator Lua's memory comes from: libc's, unless memory_allocator installs another. JS installs Bun's
+ * own (mimalloc, which bun:ffi's TinyCC links C against; native/allocator.c): it is faster than glibc's for
+ * Lua's many small blocks, and code built by another compiler would otherwise get glibc's. */
+typedef void *(*realloc_fn)(void *p, unsigned long n);
+typedef void (*free_fn)(void *p);
+static realloc_fn lua_realloc = realloc;
+static free_fn lua_free = free;
+
+void memory_allocator(realloc_fn r, free_fn f) {
+  lua_realloc = r;
+  lua_free = f;
+}
+
 static void *limited_alloc(void *ud, void *ptr, unsigned long osize, unsigned long nsize) {
   lua_memory *m = (lua_memory *)ud;
   void *p;
   if (nsize == 0) {
-    free(ptr);
+    lua_free(ptr);
     m->used -= (double)osize;
     return 0;
   }
   /* Lua 5.1 passes osize 0 with a NULL ptr, and assumes a shrink never fails. */
   if (limit_on && nsize > osize && m->limit > 0 && m->used + (double)(nsize - osize) > m->limit) return 0;
-  p = realloc(ptr, nsize);
+  p = lua_realloc(ptr, nsize);
   if (p) m->used += (double)nsize - (double)osize;
   return p;
 }

@@ -1,6 +1,7 @@
 // Compiles the runtime's C side (runtime.c: runaway guard, event dispatch, memory limit) with bun:ffi's built-in TinyCC.
 import { cc, read, type Pointer } from "bun:ffi";
 import runtimeSource from "./runtime.c" with { type: "file" };
+import allocatorSource from "./allocator.c" with { type: "file" };
 import { functionAddress } from "./ffi";
 import { loadLuaLibraries, materialize } from "./libs";
 
@@ -23,11 +24,19 @@ const { symbols } = cc({
     memory_free: { args: ["ptr"], returns: "void" },
     memory_newstate: { args: ["ptr"], returns: "ptr" },
     memory_set_limit: { args: ["ptr", "f64"], returns: "void" },
+    memory_allocator: { args: ["ptr", "ptr"], returns: "void" },
     guard_resume_same_slice: { args: ["ptr", "i32"], returns: "i32" },
     runtime_resume: { args: ["ptr", "i32"], returns: "i32" },
     js_call: { args: ["ptr"], returns: "i32" },
   } as const,
 });
+
+// Lua states allocate from Bun's allocator (see allocator.c); set once, before any state exists.
+const bunAllocator = cc({
+  source: materialize(allocatorSource, "allocator.c"),
+  symbols: { bun_realloc: { args: [], returns: "ptr" }, bun_free: { args: [], returns: "ptr" } } as const,
+}).symbols;
+symbols.memory_allocator(bunAllocator.bun_realloc(), bunAllocator.bun_free());
 
 let budget = -1;
 /** Sets the budget of the slices that follow, in ms (0 disables); cheap when unchanged. */
