@@ -3,17 +3,20 @@
 // lua-cjson). 100 clients join 10 rooms, then each keeps 16 frames in flight; replies/s drive the loop and
 // room deliveries are counted beside them. Rounds alternate between the servers; prints medians and ratios.
 //   bun bench/chat.ts [--rounds 3] [--seconds 5] [--cpus 1] [--pin 1] [--baseline /other/checkout] [--no-nginx]
+//                     [--wait spin|sleep]
+// --wait: how the load generator waits for replies (bench/lib.ts loadWait, wsload.ts).
 // --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn, type Subprocess } from "bun";
 import { freePort, waitForPort } from "../test/helpers/ports.ts";
-import { arg, loadPin, option, benchDir, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
+import { arg, loadPin, loadWait, option, benchDir, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
 
 const [rounds, seconds, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("cpus", 1)];
 const pin = loadPin();
 const baseline = option("baseline");
-const load = ["--conns", "100", "--window", "16", "--seconds", String(seconds), "--first", '{"op":"join"}', "--reply-prefix", '{"status"'];
+const wait = loadWait(pin, cpus);
+const load = ["--conns", "100", "--window", "16", "--seconds", String(seconds), "--first", '{"op":"join"}', "--reply-prefix", '{"status"', "--wait", wait];
 const script = readFileSync(join(import.meta.dir, "chat/connmix.lua"), "utf8");
 
 /** nginx with one worker running chat/nginx.lua (needs libnginx-mod-http-lua and lua-cjson: bin/setup --bench). */
@@ -74,7 +77,7 @@ try {
     console.error(`round ${round + 1}: ` + servers.map((s, i) => `${s.name} ${replies[i]!.at(-1)} replies/s + ${deliveries[i]!.at(-1)} deliveries/s (${perCpu[i]!.at(-1)} per CPU-s)`).join(", "));
   }
   const raw0 = median(replies[0]!);
-  const result: Record<string, unknown> = { bench: "chat", conns: 100, window: 16, room_size: 10, connmix_cpus: cpus, load_pinned_to: pin ?? null };
+  const result: Record<string, unknown> = { bench: "chat", conns: 100, window: 16, room_size: 10, connmix_cpus: cpus, load_pinned_to: pin ?? null, load_wait: wait };
   for (const [i, s] of servers.entries()) {
     result[`${s.name}_replies_per_s`] = median(replies[i]!);
     result[`${s.name}_deliveries_per_s`] = median(deliveries[i]!);

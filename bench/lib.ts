@@ -23,6 +23,15 @@ export function loadPin(): string | undefined {
   return process.argv.includes("--pin") ? option("pin") || undefined : String(availableParallelism() - 1);
 }
 
+/**
+ * How wsload waits for replies (its --wait): `--wait spin|sleep`, else spin when it is pinned to CPUs the server's
+ * `serverCpus` workers leave free (it then never sleeps, so the server is not charged for waking it: wsload.ts),
+ * sleep when it would take CPU from the server.
+ */
+export function loadWait(pin: string | undefined, serverCpus: number): string {
+  return option("wait") ?? (pin !== undefined && serverCpus < availableParallelism() ? "spin" : "sleep");
+}
+
 /** The text after `--name` on the command line, or undefined. */
 export function option(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -3,11 +3,11 @@
 //
 //   bun wsload.ts echo   URL [--conns 100] [--window 16] [--seconds 5] [--payload STR] [--first STR] [--wait spin|sleep]
 //       closed loop: every connection keeps WINDOW text frames in flight; counts replies per second.
-//       --wait spin (the default) keeps this process polling its sockets while it measures instead of sleeping
-//       in the kernel when no reply is due: on a shared machine a sleeping load generator charges the server
-//       for waking it up (an inter-processor interrupt per wake-up, about 30 K/s against a connmix echo on
-//       the 2-CPU development VM, docs/runtime.md "What the load generator costs the server"). A server on
-//       another machine never pays that. --wait sleep measures the old way.
+//       --wait spin keeps this process polling its sockets while it measures instead of sleeping in the
+//       kernel when no reply is due (sleep, the default). A sleeping load generator on the server's machine
+//       charges the server for waking it up: an inter-processor interrupt per wake-up, some 20-30 K/s against
+//       a one-worker connmix echo on the 2-CPU development VM, where a server on another machine pays none
+//       (docs/runtime.md, "What the load generator costs the server"). Spin only on a CPU of its own.
 //       --first sends one frame before the window (e.g. a protocol's connect packet).
 //       --reply-prefix STR: only frames whose payload starts with STR are replies (each is answered with a new
 //       frame); the others (e.g. room messages) are counted as deliveries_per_s.
@@ -146,7 +146,7 @@ if (mode === "echo") {
   for (const s of socks) s.write(batches[window]);
   await Bun.sleep(500);
   const n0 = total, o0 = others, t0 = performance.now();
-  await measuring(seconds * 1000, opt.wait ?? "spin");
+  await measuring(seconds * 1000, opt.wait ?? "sleep");
   const dt = (performance.now() - t0) / 1000;
   console.log(JSON.stringify({ mode, url, conns, window, bytes: payload.length, msgs_per_s: Math.round((total - n0) / dt),
     ...(replyPrefix ? { deliveries_per_s: Math.round((others - o0) / dt) } : {}), failed }));
