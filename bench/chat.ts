@@ -4,7 +4,7 @@
 // room deliveries are counted beside them. Rounds alternate between the servers; prints medians and ratios.
 //   bun bench/chat.ts [--rounds 3] [--seconds 5] [--cpus 1] [--pin 1] [--baseline /other/checkout] [--no-nginx]
 //                     [--wait spin|sleep]
-// --wait: how the load generator waits for replies (bench/lib.ts loadWait, wsload.ts).
+// --wait: how the load generator waits for replies (sleep, the default, or spin; see wsload.ts).
 // --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import { arg, loadPin, loadWait, option, benchDir, cpuSeconds, median, startConn
 const [rounds, seconds, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("cpus", 1)];
 const pin = loadPin();
 const baseline = option("baseline");
-const wait = loadWait(pin, cpus);
+const wait = loadWait();
 const load = ["--conns", "100", "--window", "16", "--seconds", String(seconds), "--first", '{"op":"join"}', "--reply-prefix", '{"status"', "--wait", wait];
 const script = readFileSync(join(import.meta.dir, "chat/connmix.lua"), "utf8");
 

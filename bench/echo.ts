@@ -5,15 +5,14 @@
 // --cpus is connmix's -p (its worker processes); the raw-Bun server is always one process. --pin takes
 // taskset's CPU list for the load generator ("" = not pinned); the default is the machine's last CPU.
 // --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
-// --wait is wsload's: how the load generator waits for replies; the default spins when the load generator is
-// pinned to a CPU connmix's workers leave free (bench/lib.ts loadWait).
+// --wait is wsload's: how the load generator waits for replies (sleep, the default, or spin; see wsload.ts).
 import type { Subprocess } from "bun";
 import { arg, loadPin, loadWait, option, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
 
 const [rounds, seconds, conns, window, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("conns", 100), arg("window", 16), arg("cpus", 1)];
 const pin = loadPin();
 const baseline = option("baseline");
-const wait = loadWait(pin, cpus);
+const wait = loadWait();
 const load = ["--conns", String(conns), "--window", String(window), "--seconds", String(seconds), "--wait", wait];
 
 const ENTRY = "function on_message(msg, conn) conn:send(msg.data) end\n";

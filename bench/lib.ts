@@ -24,12 +24,11 @@ export function loadPin(): string | undefined {
 }
 
 /**
- * How wsload waits for replies (its --wait): `--wait spin|sleep`, else spin when it is pinned to CPUs the server's
- * `serverCpus` workers leave free (it then never sleeps, so the server is not charged for waking it: wsload.ts),
- * sleep when it would take CPU from the server.
+ * How wsload waits for replies (its --wait): sleep, unless `--wait spin` (only on a quiet machine where the load
+ * generator has a CPU of its own; see wsload.ts).
  */
-export function loadWait(pin: string | undefined, serverCpus: number): string {
-  return option("wait") ?? (pin !== undefined && serverCpus < availableParallelism() ? "spin" : "sleep");
+export function loadWait(): string {
+  return option("wait") ?? "sleep";
 }
 
 /** The text after `--name` on the command line, or undefined. */

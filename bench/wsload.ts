@@ -7,7 +7,9 @@
 //       kernel when no reply is due (sleep, the default). A sleeping load generator on the server's machine
 //       charges the server for waking it up: an inter-processor interrupt per wake-up, some 20-30 K/s against
 //       a one-worker connmix echo on the 2-CPU development VM, where a server on another machine pays none
-//       (docs/runtime.md, "What the load generator costs the server"). Spin only on a CPU of its own.
+//       (docs/runtime.md, "What the load generator costs the server"). Spinning changes the load too (the
+//       replies are answered in smaller groups), and on a busy machine it takes CPU from everything else:
+//       use it only on a quiet machine, pinned to a CPU of its own, as a second measure beside sleep.
 //       --first sends one frame before the window (e.g. a protocol's connect packet).
 //       --reply-prefix STR: only frames whose payload starts with STR are replies (each is answered with a new
 //       frame); the others (e.g. room messages) are counted as deliveries_per_s.
