@@ -5,10 +5,15 @@
 //
 // The executable is `bun build --compile` of src/main.ts for bun-linux-x64. Everything imported
 // `with { type: "file" }` is embedded in it: liblua5.1 and LuaBitOp (imported by absolute system path in
-// native/libs.ts, so the build machine needs the Debian packages liblua5.1-0 and lua-bitop) and
-// native/runtime.c (compiled by TinyCC when the program starts). The result needs neither Bun, nor Lua,
-// nor a C compiler or headers on the machine that runs it. After building, this script checks that the
-// embedded pieces are really inside the executable.
+// native/libs.ts, so the build machine needs the Debian packages liblua5.1-0 and lua-bitop) and the C
+// sources (native/runtime.c, json.c, json-encode.c, json-decode.c, allocator.c). So are the optimized
+// builds of runtime.c and json.c: this script compiles them first with the C compiler on PATH
+// (native/compile.ts: `cc -O2 -fPIC -shared -nostdlib`, so the build machine needs Debian's gcc) and hands
+// them to `bun build --compile` as extra entry points, which it embeds as files (Bun.embeddedFiles); the
+// executable opens them, and compiles their sources with TinyCC only when CONNMIX_NATIVE=tinycc or they
+// cannot be opened (allocator.c, always: it hands Lua Bun's own allocator). The result needs neither
+// Bun, nor Lua, nor a C compiler or headers on the machine that runs it. After building, this script
+// checks that the embedded pieces are really inside the executable.
 //
 // The tarball holds connmix-<version>/bin/connmix (the executable, where connmix's install page has it),
 // the same file as connmix-<version>/connmix, conf/ and lua/, so that after unpacking
@@ -30,13 +35,8 @@ const releaseName = `connmix-${version}`;
 const tarball = join(dist, `${releaseName}-linux-x64.tar.gz`);
 const binaryOnly = process.argv.includes("--binary-only");
 
-/** Files imported `with { type: "file" }` that must end up inside the executable. */
-const embedded = [
-  join(root, "native/runtime.c"),
-  join(root, "native/allocator.c"),
-  "/usr/lib/x86_64-linux-gnu/liblua5.1.so.0",
-  "/usr/lib/x86_64-linux-gnu/liblua5.1-bitop.so.0",
-];
+/** Files imported `with { type: "file" }` that must end up inside the executable (the C sources are added below). */
+const embedded = ["/usr/lib/x86_64-linux-gnu/liblua5.1.so.0", "/usr/lib/x86_64-linux-gnu/liblua5.1-bitop.so.0"];
 
 function fail(message: string): never {
   console.error(`build: ${message}`);
@@ -61,12 +61,13 @@ async function compile(): Promise<void> {
       fail(`${path} is missing; it gets embedded${path.startsWith("/usr/") ? " (run bin/setup to install it)" : ""}`);
     }
   }
+  const objects = await compileC();
   mkdirSync(dist, { recursive: true });
   const tmp = `${binary}.${process.pid}.tmp`;
   const started = performance.now();
   try {
     // --sourcemap embeds a source map, so stack traces (and the log's caller field) name src/... files.
-    await run([process.execPath, "build", "--compile", `--target=${target}`, "--sourcemap", entry, "--outfile", tmp]);
+    await run([process.execPath, "build", "--compile", `--target=${target}`, "--sourcemap", entry, ...objects, "--outfile", tmp]);
     verifyEmbedded(tmp);
     renameSync(tmp, binary);
   } finally {
@@ -75,6 +76,24 @@ async function compile(): Promise<void> {
   }
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`build: ${basename(binary)} ${mb(statSync(binary).size)} (${target}, ${secs}s)`);
+}
+
+/** The optimized builds of the C libraries (native/out/), which the executable embeds; adds them and their sources to `embedded`. */
+async function compileC(): Promise<string[]> {
+  // Imported only now: the checks above explain a missing Lua library better than a failed import would.
+  const { C_LIBRARIES, TINYCC_SOURCES, buildObject, findCompiler } = await import("./native/compile.ts");
+  const compiler = findCompiler() ?? fail("no C compiler (cc or gcc) on PATH: the executable embeds native/*.c built with -O2 (Debian: apt-get install gcc)");
+  const objects: string[] = [];
+  for (const [name, sources] of Object.entries(C_LIBRARIES)) {
+    try {
+      objects.push(buildObject(name as keyof typeof C_LIBRARIES, compiler));
+    } catch (e) {
+      fail((e as Error).message);
+    }
+    embedded.push(...Object.values(sources));
+  }
+  embedded.push(...objects, ...Object.values(TINYCC_SOURCES));
+  return objects;
 }
 
 /** Checks that each embedded file's bytes (a 512-byte slice from its middle, or all of it) are in `file`. */

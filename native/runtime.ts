@@ -1,14 +1,10 @@
-// Compiles the runtime's C side (runtime.c: runaway guard, event dispatch, memory limit) with bun:ffi's built-in TinyCC.
-import { cc, read, type Pointer } from "bun:ffi";
-import runtimeSource from "./runtime.c" with { type: "file" };
-import allocatorSource from "./allocator.c" with { type: "file" };
+// The runtime's C side (runtime.c: runaway guard, event dispatch, memory limit), loaded by compile.ts.
+import { read, type Pointer } from "bun:ffi";
+import { bunAllocator, loadC } from "./compile";
 import { functionAddress } from "./ffi";
-import { loadLuaLibraries, materialize } from "./libs";
 
-loadLuaLibraries(); // the Lua API must already be visible globally when TinyCC links runtime.c
-
-const { symbols } = cc({
-  source: materialize(runtimeSource, "runtime.c"),
+const { symbols } = loadC({
+  library: "runtime",
   symbols: {
     guard_budget: { args: ["i32"], returns: "void" },
     guard_resume: { args: ["ptr", "i32"], returns: "i32" },
@@ -32,11 +28,8 @@ const { symbols } = cc({
 });
 
 // Lua states allocate from Bun's allocator (see allocator.c); set once, before any state exists.
-const bunAllocator = cc({
-  source: materialize(allocatorSource, "allocator.c"),
-  symbols: { bun_realloc: { args: [], returns: "ptr" }, bun_free: { args: [], returns: "ptr" } } as const,
-}).symbols;
-symbols.memory_allocator(bunAllocator.bun_realloc(), bunAllocator.bun_free());
+const bun = bunAllocator();
+symbols.memory_allocator(bun.realloc, bun.free);
 
 let budget = -1;
 /** Sets the budget of the slices that follow, in ms (0 disables); cheap when unchanged. */

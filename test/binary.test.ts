@@ -3,9 +3,9 @@
 //
 // "A machine without Lua" is simulated inside a private mount namespace (`unshare -m`, root only): the
 // system's liblua5.1 / LuaBitOp / Lua C modules are covered by bind mounts of /dev/null, the C headers,
-// compiler directories and libc development files are covered by empty tmpfs mounts (proving that the
-// TinyCC-compiled guard needs none of them), and so is this whole checkout (so neither native/runtime.c
-// nor node_modules/.bin/bun can be used). The mounts exist only inside that namespace; the machine and
+// compiler directories and libc development files are covered by empty tmpfs mounts (proving that neither
+// the embedded -O2 build of the native C nor its TinyCC fallback needs them), and so is this whole checkout
+// (so neither native/runtime.c, native/out/ nor node_modules/.bin/bun can be used). The mounts exist only inside that namespace; the machine and
 // other processes do not see them.
 //
 // The binary is (re)built with `bun build.ts` when dist/ is missing it or any source is newer.
@@ -67,16 +67,19 @@ function isolationScript(): string {
   return lines.join("\n");
 }
 
-/** Runs `cmd` (relative to `cwd`) with the system Lua, headers and checkout hidden. */
-function runIsolated(cmd: string[], cwd: string, timeoutMs = 30_000) {
+/** Runs `cmd` (relative to `cwd`) with the system Lua, headers and checkout hidden, `env` added. */
+function runIsolated(cmd: string[], cwd: string, env: Record<string, string> = {}) {
   return Bun.spawnSync(["unshare", "-m", "sh", "-c", isolationScript(), "isolated", ...cmd], {
     cwd,
     stdout: "pipe",
     stderr: "pipe",
-    timeout: timeoutMs,
-    env: { ...process.env, CONNMIX_TEST_CWD: cwd },
+    timeout: 30_000,
+    env: { ...process.env, CONNMIX_NATIVE: "", ...env, CONNMIX_TEST_CWD: cwd },
   });
 }
+
+/** The line `connmix version` ends with: which compiler built the native C. */
+const OPTIMIZED = /^native C: gcc \d+\.\d+\.\d+ -O2 \(runtime\.c, json\.c\)$/m;
 
 const isolationUnavailable = (() => {
   if (process.getuid?.() !== 0) return "not running as root";
@@ -140,6 +143,7 @@ describe("release tarball", () => {
       expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
       expect(r.out).toContain(version);
       expect(r.out).toContain("Lua 5.1 bit=000000ff");
+      expect(r.out).toMatch(OPTIMIZED);
     }
   });
 
@@ -173,8 +177,17 @@ describe("self-contained executable (system Lua, C headers and the checkout hidd
     expect({ code: r.exitCode, err }).toEqual({ code: 0, err: "" });
     expect(out).toContain(version);
     // _VERSION .. " bit=" .. require("bit").tohex(255), evaluated by the embedded liblua5.1 + LuaBitOp,
-    // after the TinyCC guard (embedded runtime.c, no headers) stopped a runaway loop: see src/cli/selfcheck.ts
+    // after the runaway guard stopped a runaway loop (src/cli/selfcheck.ts), in the embedded -O2 build of
+    // runtime.c: no compiler, no headers, no checkout
     expect(out).toContain("Lua 5.1 bit=000000ff");
+    expect(out).toMatch(OPTIMIZED);
+  });
+
+  testIsolated("CONNMIX_NATIVE=tinycc: the executable compiles its embedded C sources with TinyCC, without headers", () => {
+    const r = runIsolated(["./connmix", "version"], unpacked, { CONNMIX_NATIVE: "tinycc" });
+    expect({ code: r.exitCode, err: r.stderr.toString() }).toEqual({ code: 0, err: "" });
+    expect(r.stdout.toString()).toContain("Lua 5.1 bit=000000ff");
+    expect(r.stdout.toString()).toMatch(/^native C: TinyCC \(bun:ffi\), unoptimized \(runtime\.c, json\.c\)$/m);
   });
 
   // Runs once the shipped configuration and the Lua entry files it names exist in the checkout.

@@ -25,6 +25,7 @@ import { SWEEP_MS } from "../engine/limits";
 import { checkFree } from "../handover/ports";
 import { DRAIN_TIMINGS, drainEngine, type DrainTarget, type DrainTimings } from "../handover/drain";
 import type { ClusterSecurity } from "../net/security";
+import { nativeBuild, nativeNotes } from "../../native/compile";
 
 /** A running engine, as a handover sees it (src/handover). */
 export interface EngineService {
@@ -75,11 +76,18 @@ function probeLuaPorts(config: Config): void {
   }
 }
 
+/** Which compiler built the native C (loaded with the imports, before the log was set up), and any trouble it had. */
+function logNativeBuild(): void {
+  for (const n of nativeNotes()) log[n.level](n.message);
+  log.info(`native C: ${nativeBuild()}`);
+}
+
 /**
  * Start-up order (and log lines): mesh point, API server, center registration, Lua servers. The Lua servers
  * come last because client ids carry the node index, which the center assigns at registration.
  */
 export async function startEngine(config: Config, opts: NodeOptions, security: ClusterSecurity, timings: EngineTimings = ENGINE_TIMINGS): Promise<EngineService> {
+  logNativeBuild();
   const workers = workerCount(opts.cpus);
   const store = engineQueues(config);
   const queues = store.queues;

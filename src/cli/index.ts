@@ -16,6 +16,7 @@ import { runMode } from "../app/modes.ts";
 import { MODES, type Mode } from "../config/schema.ts";
 import { printBanner } from "./banner.ts";
 import { versionLine } from "../version.ts";
+import { nativeBuild } from "../../native/compile.ts";
 
 const nodeArgs = {
   file: { type: "string", alias: "f", valueHint: "FILE", description: "config file", default: "conf/connmix.yaml" },
@@ -39,8 +40,9 @@ const nodeCommand = (mode: Mode) =>
 const versionCommand = defineCommand({
   meta: { name: "version", description: "print the version line and check the embedded Lua" },
   run: async () => {
-    // Second line: a result computed by Lua 5.1 + LuaBitOp, after the TinyCC guard stopped a runaway
-    // loop (src/cli/selfcheck.ts). Loaded lazily so the node commands do not pay for it.
+    // Second line: a result computed by Lua 5.1 + LuaBitOp, after the runaway guard stopped a runaway
+    // loop (src/cli/selfcheck.ts; loaded lazily so the node commands do not pay for it). Third: which
+    // compiler built the native C (native/compile.ts).
     const { luaSelfCheck } = await import("./selfcheck.ts");
     let check: string;
     try {
@@ -48,7 +50,7 @@ const versionCommand = defineCommand({
     } catch (err) {
       fatal(`connmix: ${err instanceof Error ? err.message : String(err)}`);
     }
-    process.stdout.write(`${versionLine()}\n${check}\n`);
+    process.stdout.write(`${versionLine()}\n${check}\nnative C: ${nativeBuild()}\n`);
   },
 });
 
