@@ -1,5 +1,5 @@
-/* mix.json_encode / mix.json_decode / mix.null as lua_CFunctions (docs/lua-codec.md "JSON"), compiled at
- * start-up by bun:ffi's TinyCC like runtime.c (no headers: the few declarations needed are written out).
+/* mix.json_encode / mix.json_decode / mix.null as lua_CFunctions (docs/lua-codec.md "JSON"), built by
+ * native/compile.ts like runtime.c (no headers: the few declarations needed are written out).
  * A call never enters JS. They run inside Lua with the state's memory limit on, so any Lua allocation may
  * raise "not enough memory" (a longjmp): every byte they hold is the C stack or Lua-managed (a userdata kept
  * on the Lua stack), never malloc'd. Bad input returns nil, err; errors travel up as a 0 return, with the

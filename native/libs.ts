@@ -44,8 +44,8 @@ export function loadLuaLibraries(): LuaLibraries {
 let privateDir: string | undefined;
 
 /**
- * Returns a real filesystem path for `path`, copying it out of the executable when it is embedded (libc and
- * TinyCC read only the real filesystem). Every copied file shares one directory, so a C source's `#include
+ * Returns a real filesystem path for `path`, copying it out of the executable when it is embedded (libc's
+ * dlopen and TinyCC read only the real filesystem). Every copied file shares one directory, so a C source's `#include
  * "x.c"` finds x.c once both are copied out.
  */
 export function materialize(path: string, name: string): string {

@@ -1,8 +1,8 @@
-/* The runtime's C side, compiled at start-up by bun:ffi's TinyCC. No headers: this must compile on
- * machines without libc development files, so the few declarations needed are written out here.
+/* The runtime's C side, built by native/compile.ts (-O2 by the C compiler, or bun:ffi's TinyCC). No headers:
+ * this must compile without libc development files, so the few declarations needed are written out here.
  *
  * 1. Runaway guard: a Lua count hook that aborts a callback slice running longer than its budget.
- * It is C (compiled at start-up by bun:ffi's TinyCC) because raising a Lua error longjmps, which must
+ * It is C because raising a Lua error longjmps, which must
  * never cross a JavaScript frame. Every slice starts through guard_resume/guard_pcall, which bump the
  * slice generation (here, not from JS: the JIT may reorder JS stores around FFI calls it believes pure);
  * the hook stamps the time the first time it sees a new slice and errors once the slice is older than

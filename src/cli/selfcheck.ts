@@ -2,8 +2,8 @@
 //
 // It proves, in whatever process runs it (source checkout or compiled binary), that liblua5.1 was found
 // and opened (from the system or from the copy embedded in the executable), that LuaBitOp's `bit` module
-// loads through package.preload, and that the runaway guard (native/guard.c, compiled at start-up by
-// TinyCC) compiles, links against the Lua library and really stops a runaway loop.
+// loads through package.preload, and that the runaway guard (native/runtime.c, loaded by native/compile.ts)
+// links against the Lua library and really stops a runaway loop.
 import { ptr, toArrayBuffer } from "bun:ffi";
 import { lua, luaopenBit, LUA_GLOBALSINDEX, LUA_MASKCOUNT, LUA_OK, type LuaState } from "../../native/lua";
 import { guardHook, guardedPcall, setGuardBudget } from "../../native/runtime";
