@@ -171,7 +171,7 @@ export function bunAllocator(): { realloc: Pointer; free: Pointer } {
     source: materialize(TINYCC_SOURCES["allocator.c"], "allocator.c"),
     symbols: { bun_realloc: { args: [], returns: "ptr" }, bun_free: { args: [], returns: "ptr" } },
   });
-  return { realloc: symbols.bun_realloc()!, free: symbols.bun_free()! };
+  return { realloc: symbols.bun_realloc() as Pointer, free: symbols.bun_free() as Pointer };
 }
 
 /** Which compiler built the C loaded so far, e.g. "gcc 12.2.0 -O2 (runtime.c, json.c)". */
