@@ -40,6 +40,8 @@ export const TINYCC_SOURCES = { "allocator.c": allocatorSource };
 
 /** The optimized build: any x86-64 (no -march=native), no libc start files or libraries (none needed). */
 export const CC_FLAGS = ["-O2", "-fPIC", "-shared", "-nostdlib"];
+/** Longest a compile may take (it takes under a second): a compiler that hangs must not hang the start. */
+const COMPILE_TIMEOUT_MS = 60_000;
 /** The compilers looked for on PATH, in order. */
 const COMPILERS = ["cc", "gcc"];
 const TINYCC = "TinyCC (bun:ffi), unoptimized";
@@ -92,9 +94,10 @@ export function buildObject(name: CLibrary, compiler: string): string {
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   try {
-    const r = Bun.spawnSync([compiler, ...CC_FLAGS, "-o", tmp, main], { stdout: "pipe", stderr: "pipe" });
+    const r = Bun.spawnSync([compiler, ...CC_FLAGS, "-o", tmp, main], { stdout: "pipe", stderr: "pipe", timeout: COMPILE_TIMEOUT_MS });
     if (r.exitCode !== 0) {
-      throw new Error(`${compiler} ${CC_FLAGS.join(" ")} failed on ${main}: ${(r.stderr.toString() || r.stdout.toString()).trim()}`);
+      const said = (r.stderr.toString() || r.stdout.toString()).trim() || (r.signalCode ? `stopped by ${r.signalCode}` : `exit code ${r.exitCode}`);
+      throw new Error(`${compiler} ${CC_FLAGS.join(" ")} failed on ${main}: ${said}`);
     }
     renameSync(tmp, out);
   } finally {
