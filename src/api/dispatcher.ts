@@ -35,6 +35,7 @@ const FAILURE: Record<string, number> = {
   "conn.call": CODE.callFailed,
   "queue.pop": CODE.consumeFailed,
   "queue.unpop": CODE.cancelFailed,
+  "queue.consume": CODE.consumeFailed,
 };
 
 /** queue.pop's parameters: topics, whether items wait for queue.ack, and the window of items in flight. */
@@ -124,6 +125,7 @@ export class Dispatcher {
       case "conn.call":
         return this.ready(), this.connCall(params(p));
       case "queue.pop":
+      case "queue.consume": // the PHP client's AsyncNode names queue.pop so (docs/compatibility.md)
         return this.pop(p, socket);
       case "queue.unpop":
         return this.unpop(socket);

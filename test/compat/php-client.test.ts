@@ -1,0 +1,48 @@
+// The wire of the PHP client (connmix/connmix-php, src/V1/AsyncNode.php): `consume()` sends
+// {"m":"queue.consume","p":["topic"],"i":n}, and meshSend/connCall send the client id back as a JSON
+// number (PHP int). A backend written with it consumes, answers and subscribes unchanged.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startTestEngine, type TestEngine } from "../api/helpers.ts";
+import { cleanupAll } from "../helpers/files.ts";
+import { Client } from "../helpers/ws.ts";
+
+// connmix's docs entry: every text frame goes to queue "foo" with the connection's context.
+const ENTRY = `
+function on_message(msg, conn)
+  if msg.type ~= "text" then return end
+  local n, err = mix.queue.push("foo", { frame = msg, ctx = conn:context() })
+  if err then conn:send("push failed: " .. err) end
+end`;
+
+let e: TestEngine;
+beforeAll(async () => void (e = await startTestEngine(ENTRY)));
+afterAll(async () => {
+  await e?.stop();
+  await cleanupAll();
+});
+
+describe("the PHP client's requests", () => {
+  test("queue.consume with a bare list of topics consumes like queue.pop; ids go back as numbers", async () => {
+    const php = await Client.open(e.apiWs);
+    expect(await php.call("queue.consume", ["foo"], 1)).toEqual({ E: null, r: { s: true }, i: 1 });
+    expect(await php.call("queue.consume", ["foo"], 2)).toEqual({ E: { c: 202, m: expect.any(String) }, i: 2 });
+
+    const user = await Client.open(e.chatUrl);
+    user.send("hello");
+    const event = await php.until((m) => m.e === "queue.pop");
+    expect(event.p).toMatchObject({ t: "foo", d: { frame: { type: "text", data: "hello", finish: true }, ctx: {} } });
+    expect(event.p.c).toMatch(/^\d+$/); // Message::clientID(): int takes the decimal string
+    const id = Number(event.p.c); // ... and the backend sends it back as a PHP int
+
+    expect(await php.call("conn.call", { c: id, f: "subscribe", a: ["user_10001"] }, 3)).toEqual({ E: null, r: { s: true }, i: 3 });
+    expect(await php.call("mesh.send", { c: id, d: "received: hello" }, 4)).toEqual({ E: null, r: { s: true }, i: 4 });
+    expect(await user.next()).toBe("received: hello");
+    expect(await php.call("mesh.publish", { c: "user_10001", d: '{"broadcast":"ok"}' }, 5)).toEqual({ E: null, r: { s: 1, f: 0 }, i: 5 });
+    expect(await user.next()).toBe('{"broadcast":"ok"}');
+
+    expect(await php.call("conn.call", { c: id, f: "set_context_value", a: ["user_id", 1000] }, 6)).toEqual({ E: null, r: { s: true }, i: 6 });
+    user.send("again");
+    const second = await php.until((m) => m.e === "queue.pop");
+    expect(second.p.d).toEqual({ frame: { type: "text", data: "again", finish: true }, ctx: { user_id: 1000 } });
+  });
+});
