@@ -291,6 +291,12 @@ describe("parse_url", () => {
     eq(p("").path, "")
   `));
 
+  test("mix.url_parse, as some connmix docs name it, is parse_url", () => check(String.raw`
+    eq(mix.url_parse("/chat?foo=bar&x=1").query, { foo = "bar", x = "1" })
+    local v, err = mix.url_parse("http://[::1")
+    fails(v, err, "missing ']' in host")
+  `));
+
   test("query: first value of each key, + and %-decoding, malformed pairs skipped", () => check(String.raw`
     eq(mix.parse_url("/p?a=1&a=2&b=%20x+y&c&;d=1&e=%zz&%41=z").query, { a = "1", b = " x y", c = "", A = "z" })
   `));

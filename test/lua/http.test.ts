@@ -106,6 +106,12 @@ describe("requests", () => {
     expect(seen.headers.cookie).toBe("a=1; b=2");
   });
 
+  test("auth = {user, pass}, as older connmix docs wrote it", async () => {
+    const [body] = await run(`
+      return mix.http.request("GET", "BASE/echo", { auth = { user = "carl", pass = "pw2" } }).body`);
+    expect(JSON.parse(body as string).headers.authorization).toBe("Basic " + Buffer.from("carl:pw2").toString("base64"));
+  });
+
   test("the body is sent and received byte for byte; every response field is filled", async () => {
     const [r] = await run(`
       return mix.http.request("POST", "BASE/bytes", { body = "\\0\\255\\128 bin\\r\\n\\0", timeout = "2s" })`);

@@ -330,3 +330,6 @@ function mix.parse_url(url)
   u.query = parse_query(u.raw_query)
   return u
 end
+
+-- The name some connmix docs gave it (docs/compatibility.md).
+mix.url_parse = mix.parse_url

@@ -88,7 +88,8 @@ function prepare(methodArg: PlainValue, urlArg: PlainValue, options: Table): { u
   }
   if (options.auth !== undefined) {
     const auth = options.auth as Table | PlainValue[];
-    const [user, pass] = Array.isArray(auth) ? auth : [auth.username, auth.password];
+    // {username, password}, {"u", "p"}, or {user, pass} as older connmix docs wrote it.
+    const [user, pass] = Array.isArray(auth) ? auth : [auth.username ?? auth.user, auth.password ?? auth.pass];
     if (user === undefined || user === null) return "http option auth must be {username, password}";
     const credentials = Buffer.concat([Buffer.from(latin1(user), "latin1"), Buffer.from(":"), Buffer.from(latin1(pass ?? ""), "latin1")]);
     headers.set("authorization", "Basic " + credentials.toString("base64"));
