@@ -169,6 +169,46 @@ describe.skipIf(!REDIS)("replies", () => {
   });
 });
 
+describe.skipIf(!REDIS)("the key helpers of older connmix docs", () => {
+  test("mix.redis.set/get/incr/decr/llen work on the default connection; set's expire is in seconds", async () => {
+    const r = await run(`
+      local out = {}
+      local function add(...) out[#out + 1] = { n = select("#", ...), ... } end
+      local r = mix.redis.connection("default")
+      r:command("del", "legacy:n", "legacy:list")
+      add(mix.redis.set("legacy:k", "v1"))
+      add(mix.redis.get("legacy:k"))
+      add(mix.redis.get("legacy:missing"))
+      add(mix.redis.incr("legacy:n", 5))
+      add(mix.redis.incr("legacy:n"))
+      add(mix.redis.decr("legacy:n", 2))
+      add(mix.redis.decr("legacy:n"))
+      r:command("rpush", "legacy:list", "a", "b", "c")
+      add(mix.redis.llen("legacy:list"))
+      add(mix.redis.set("legacy:ttl", "x", 30))
+      add(r:command("ttl", "legacy:ttl"))
+      add(r:command("ttl", "legacy:k"))
+      add(mix.redis.set("legacy:k", "v2", -1))
+      add(mix.redis.incr("legacy:k"))
+      return out`);
+    expect(r[0]).toEqual([
+      { n: 1, 1: "OK" },
+      { n: 1, 1: "v1" },
+      { n: 1 },
+      { n: 1, 1: 5 },
+      { n: 1, 1: 6 },
+      { n: 1, 1: 4 },
+      { n: 1, 1: 3 },
+      { n: 1, 1: 3 },
+      { n: 1, 1: "OK" },
+      { n: 1, 1: 30 },
+      { n: 1, 1: -1 },
+      { n: 2, 2: "redis set: expire must be a number of seconds (0 for none), got -1" },
+      { n: 2, 2: "ERR value is not an integer or out of range" },
+    ]);
+  });
+});
+
 describe.skipIf(!REDIS)("errors", () => {
   test("passwords: right, wrong, missing", async () => {
     const r = await run(`

@@ -33,6 +33,27 @@ function mix.redis.push(topic, data)
   return block("redis.push", topic, json)
 end
 
+-- The key helpers of older connmix docs (custom-protocols.md), on the `default` connection:
+-- llen/get/incr/decr return the reply, set returns "OK" (expire: seconds, 0 or nil for none); nil, err on failure.
+local function on_default(...)
+  local r, err = mix.redis.connection("default")
+  if not r then return nil, err end
+  return r:command(...)
+end
+
+function mix.redis.llen(key) return on_default("LLEN", key) end
+function mix.redis.get(key) return on_default("GET", key) end
+function mix.redis.incr(key, num) return on_default("INCRBY", key, num or 1) end
+function mix.redis.decr(key, num) return on_default("DECRBY", key, num or 1) end
+
+function mix.redis.set(key, val, expire)
+  if expire == nil or expire == 0 then return on_default("SET", key, val) end
+  if type(expire) ~= "number" or expire < 0 then
+    return nil, "redis set: expire must be a number of seconds (0 for none), got " .. tostring(expire)
+  end
+  return on_default("SET", key, val, "PX", math.floor(expire * 1000 + 0.5))
+end
+
 function Redis:command(cmd, ...)
   if getmetatable(self) ~= Redis then return nil, "call it as redis:command(...)" end
   if type(cmd) ~= "string" or cmd == "" then return nil, "redis command must be a non-empty string" end
