@@ -4,6 +4,11 @@
 --   /name <name>   sets the name shown to others (default: the client id)
 --   anything else  goes to everyone in the room as "<name>: <line>"; outside a room it is echoed back
 -- Lines are framed by lua/protocols/text.lua; data pushed by the API or mix.mesh arrives as one line.
+-- What connmix's own entry files start with, and so what its docs' examples assume when they replace
+-- on_message here: print that renders tables, and the mix_log/mix_DEBUG shorthands.
+require("utils.prettyprint")
+local mix_log, mix_DEBUG = mix.log, mix.DEBUG
+
 local text = require("protocols.text")
 protocol_input, protocol_decode, protocol_encode = text.input, text.decode, text.encode
 

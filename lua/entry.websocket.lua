@@ -6,6 +6,11 @@
 --                                 (browsers), so readTimeout does not close them
 -- Every request is answered with {"status":"success"} or {"status":"error","msg":...}.
 
+-- What connmix's own entry files start with, and so what its docs' examples assume when they replace
+-- on_message here: print that renders tables, and the mix_log/mix_DEBUG shorthands.
+require("utils.prettyprint")
+local mix_log, mix_DEBUG = mix.log, mix.DEBUG
+
 function on_handshake(client_id, headers, server)
 end
 

@@ -1,5 +1,5 @@
 // A Lua server started in-process (startLuaServers) on a free loopback port, running an entry script
-// written to a temp `lua/` root that also holds the repository's lua/protocols, so that
+// written to a temp `lua/` root that also holds the repository's lua/protocols and lua/utils, so that
 // `require("protocols.text")` works as in a real install. cleanupAll stops it.
 import { cpSync } from "node:fs";
 import { join } from "node:path";
@@ -10,10 +10,11 @@ import { freePort } from "./ports.ts";
 
 const REPO_LUA = join(import.meta.dir, "..", "..", "lua");
 
-/** A temp `lua/` root holding `files` (name → source) and a copy of lua/protocols. Returns the root. */
+/** A temp `lua/` root holding `files` (name → source) and copies of lua/protocols and lua/utils, as a
+ *  release's lua/ has them. Returns the root. */
 export function luaRoot(files: Record<string, string>): string {
   const root = join(tempDir("e2e"), "lua");
-  cpSync(join(REPO_LUA, "protocols"), join(root, "protocols"), { recursive: true });
+  for (const dir of ["protocols", "utils"]) cpSync(join(REPO_LUA, dir), join(root, dir), { recursive: true });
   return writeTree(files, root);
 }
 
