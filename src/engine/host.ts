@@ -35,8 +35,8 @@ export interface EngineHost {
   wake(id: number): void;
   /** Reply of an on_handshake callback: accept, or refuse with an HTTP status and message. */
   handshakeResult(id: number, accept: boolean, status: number, message: string): void;
-  /** The node id queue events carry (mix.redis.push items carry it too). */
-  nodeName(): string;
+  /** This engine's node index, the `n` of mix.redis.push items. */
+  nodeIndex(): number;
   /** The pool of the `engine.luavm.redis` entry with this name (`mix.redis.connection`). */
   redis(name: string): RedisCommands | undefined;
 }

@@ -275,7 +275,7 @@ export abstract class LuaServer {
         }),
       wake: (id) => node.connections.get(id)?.wake(),
       handshakeResult: (id, accept, status, message) => this.handshakeResult(id, accept, status, message),
-      nodeName: () => node.name,
+      nodeIndex: () => node.index,
       redis: (name) => this.redis?.get(name),
     };
   }

@@ -1,5 +1,5 @@
 // Details of the documented API that connmix users rely on: /ws/v1 answers a text `ping` with `pong` and
-// echoes a request's "id", mix.redis.push LPUSHes queue-event-shaped items a BRPOP backend reads (and
+// echoes a request's "id", mix.redis.push LPUSHes items shaped like an event's p, which a BRPOP backend reads (and
 // answers through the API with the id it carries), buf:read returns s, err, and mix.log returns b.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RedisClient } from "bun";
@@ -56,7 +56,7 @@ describe("/ws/v1", () => {
 });
 
 describe("mix.redis.push", () => {
-  test("LPUSHes queue-event items in push order; the backend BRPOPs them and answers with their client id", async () => {
+  test("LPUSHes {n, c, t, d} items in push order; the backend BRPOPs them and answers with their client id", async () => {
     const backend = new RedisClient(`redis://127.0.0.1:${redis.port}`);
     try {
       const user = await Client.open(e.chatUrl);
@@ -67,14 +67,16 @@ describe("mix.redis.push", () => {
         const popped = (await backend.send("BRPOP", ["chat", "5"])) as [string, string];
         items.push(JSON.parse(popped[1]));
       }
-      expect(items.map((i) => i.p.d.frame.data)).toEqual(["first", "second"]);
+      expect(items.map((i) => i.d.frame.data)).toEqual(["first", "second"]);
+      // The PHP client's Client::parse() reads an item as the p of an event: {"p": item}. Its nodeID() is
+      // an int, clientID() takes the decimal string, data() must be an array.
       const item = items[0];
-      expect(item.e).toBe("queue.pop");
-      expect(item.p.t).toBe("chat");
-      expect(item.p.n).toBe(e.engine.node.name);
-      expect(item.p.c).toMatch(/^\d+$/);
-      expect(item.p.d).toEqual({ event: "message", frame: { type: "text", data: "first", finish: true }, logged: true });
-      expect(await post(`${e.apiUrl}/v1/mesh/send`, { c: item.p.c, d: "reply" })).toEqual({ E: null, r: { s: true } });
+      expect(Object.keys(item)).toEqual(["n", "c", "t", "d"]);
+      expect(item.t).toBe("chat");
+      expect(item.n).toBe(e.engine.node.index);
+      expect(item.c).toMatch(/^\d+$/);
+      expect(item.d).toEqual({ event: "message", frame: { type: "text", data: "first", finish: true }, logged: true });
+      expect(await post(`${e.apiUrl}/v1/mesh/send`, { c: item.c, d: "reply" })).toEqual({ E: null, r: { s: true } });
       expect(await user.next()).toBe("reply");
     } finally {
       backend.close();

@@ -22,8 +22,8 @@ function mix.redis.connection(name)
   return r
 end
 
--- The 1.0.1 Redis-list queue: LPUSH onto list `topic` of the `default` connection an item shaped like a
--- queue.pop event (node, client id, topic, data as JSON), so a backend BRPOPs the items in push order.
+-- The 1.0.1 Redis-list queue: LPUSH onto list `topic` of the `default` connection an item shaped like the
+-- `p` of a queue.pop event (node index, client id, topic, data as JSON); a backend BRPOPs them in push order.
 -- Returns the list's length, or nil and the error.
 function mix.redis.push(topic, data)
   if type(topic) ~= "string" or topic == "" then return nil, "invalid topic" end

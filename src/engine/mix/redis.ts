@@ -18,7 +18,7 @@ function element(r: Reply): unknown {
   return Array.isArray(r) ? r.map(element) : r;
 }
 
-export const redis: LuaFamily<Pick<EngineHost, "redis" | "nodeName">> = {
+export const redis: LuaFamily<Pick<EngineHost, "redis" | "nodeIndex">> = {
   name: "redis",
   lua: redisLua,
   uses: ["json"],
@@ -35,8 +35,9 @@ export const redis: LuaFamily<Pick<EngineHost, "redis" | "nodeName">> = {
       const pool = host.redis("default");
       if (!pool) return [null, "no redis connection named 'default' in engine.luavm.redis"];
       const clientId = task.owner.id ?? 0;
-      // The shape of a queue.pop event (src/api/consumer.ts), so the same backend code parses both.
-      const item = `{"e":"queue.pop","p":{"n":${JSON.stringify(host.nodeName())},"c":"${clientId}","t":${JSON.stringify(text(topic!))},"d":${text(json!)}},"id":null}`;
+      // The `p` of a queue.pop event, with the node as its index (a number): what the PHP client's
+      // Client::parse() reads (it wraps the item as {"p": item}, and Message::nodeID() is an int).
+      const item = `{"n":${host.nodeIndex()},"c":"${clientId}","t":${JSON.stringify(text(topic!))},"d":${text(json!)}}`;
       try {
         const reply = await pool.command("lpush", [text(topic!), item]);
         return reply instanceof ReplyError ? [null, reply.message] : [reply];
