@@ -1,16 +1,20 @@
 // The wire of the PHP client (connmix/connmix-php, src/V1/AsyncNode.php): `consume()` sends
 // {"m":"queue.consume","p":["topic"],"i":n}, and meshSend/connCall send the client id back as a JSON
-// number (PHP int). A backend written with it consumes, answers and subscribes unchanged.
+// number (PHP int); its Message::data() must be an array, also when the script pushed a string it had
+// encoded with mix.json_encode (as connmix's entries do). Such a backend consumes, answers and subscribes unchanged.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestEngine, type TestEngine } from "../api/helpers.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { Client } from "../helpers/ws.ts";
 
-// connmix's docs entry: every text frame goes to queue "foo" with the connection's context.
+// As connmix's own entries do: every text frame goes to queue "foo" with the connection's context,
+// encoded by the script first; "raw:<text>" pushes <text> as it is.
 const ENTRY = `
 function on_message(msg, conn)
   if msg.type ~= "text" then return end
-  local n, err = mix.queue.push("foo", { frame = msg, ctx = conn:context() })
+  local raw = msg.data:match("^raw:(.*)$")
+  local s = raw or mix.json_encode({ frame = msg, ctx = conn:context() })
+  local n, err = mix.queue.push("foo", s)
   if err then conn:send("push failed: " .. err) end
 end`;
 
@@ -44,5 +48,12 @@ describe("the PHP client's requests", () => {
     user.send("again");
     const second = await php.until((m) => m.e === "queue.pop");
     expect(second.p.d).toEqual({ frame: { type: "text", data: "again", finish: true }, ctx: { user_id: 1000 } });
+
+    // Only a string holding a whole JSON object or array is taken as encoded; others stay strings.
+    for (const raw of ["hello", " [1, 2] ", "{not json", '{"a":1} trailing', "123", '"quoted"']) {
+      user.send("raw:" + raw);
+      const e = await php.until((m) => m.e === "queue.pop");
+      expect(e.p.d).toEqual(raw === " [1, 2] " ? [1, 2] : raw);
+    }
   });
 });

@@ -17,5 +17,14 @@ function mix.json_object(t)
   return setmetatable(t, OBJECT)
 end
 
+-- The JSON text of a queue item (mix.queue.push, mix.redis.push). connmix's own scripts push what
+-- mix.json_encode made, and its backends read that as an object: a string holding a JSON object or array
+-- is taken as already encoded. Any other value is encoded, other strings as JSON strings.
+local json_encode, json_decode, find = host.json_encode, host.json_decode, string.find
+local function encode_item(data)
+  if type(data) == "string" and find(data, "^%s*[{%[]") and json_decode(data) ~= nil then return data end
+  return json_encode(data)
+end
+
 -- Exports, for the families that send values as JSON (queue, redis).
-return { encode = host.json_encode }
+return { encode = json_encode, encode_item = encode_item }

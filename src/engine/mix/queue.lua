@@ -1,6 +1,6 @@
 -- mix.queue.push(topic, data): data is any Lua value; tables travel as JSON. Returns n, err.
 local F = ...
-local host, mix, block, json_encode = F.host, F.mix, F.block, F.json.encode
+local host, mix, block, encode_item = F.host, F.mix, F.block, F.json.encode_item
 mix.queue = {}
 
 -- mix.queue.new(name, size) of 1.0.0/1.0.1 scripts (their init()): topics exist from their first push here,
@@ -11,7 +11,7 @@ function mix.queue.new(name, size)
 end
 function mix.queue.push(topic, data)
   if type(topic) ~= "string" or topic == "" then return nil, "invalid topic" end
-  local json, err = json_encode(data)
+  local json, err = encode_item(data)
   if not json then return nil, err end
   local n, err, client_id = host.queue_push(topic, json)
   if client_id then return block("queue.push", topic, json, client_id) end

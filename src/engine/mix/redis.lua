@@ -1,7 +1,7 @@
 -- mix.redis.connection(name) -> redis, err and redis:command(cmd, ...) -> reply, err; each command is a
 -- blocking op (redis.ts) on the pool of an engine.luavm.redis entry.
 local F = ...
-local host, mix, block, json_encode = F.host, F.mix, F.block, F.json.encode
+local host, mix, block, encode_item = F.host, F.mix, F.block, F.json.encode_item
 
 local Redis = {}
 Redis.__index = Redis
@@ -27,7 +27,7 @@ end
 -- Returns the list's length, or nil and the error.
 function mix.redis.push(topic, data)
   if type(topic) ~= "string" or topic == "" then return nil, "invalid topic" end
-  local json, err = json_encode(data)
+  local json, err = encode_item(data)
   if not json then return nil, err end
   if not coroutine.running() then return nil, "mix.redis.push can only wait inside a callback" end
   return block("redis.push", topic, json)
