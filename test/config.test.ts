@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, type LoadOptions } from "../src/config/index.ts";
 import { cleanupAll, tempDir } from "./helpers/files.ts";
+import { captureLog } from "./helpers/log.ts";
 import { testCa } from "./helpers/tls.ts";
 
 const dir = tempDir("config");
@@ -174,6 +175,15 @@ describe("defaults", () => {
     expect(cfg.access.users).toEqual([{ username: "backend", password: "123456", roles: ["read", "write"], host: "*" }]);
     expect(cfg.engine.luavm.redis[0]).toEqual({ ...defaultConfig().engine.luavm.redis[0]!, name: "cache", addr: "10.0.0.5:6379" });
     expect(cfg.engine.servers[0]!.options).toEqual([{ name: "path", value: "/chat" }]);
+  });
+
+  test("keys match in any case and protocol custom is socket, as in connmix's early docs (modify-configuration)", () => {
+    const logText = captureLog();
+    const yaml = `engine:\n  servers:\n    - { port: 6790, entry: ${entry}, protocol: custom, bytecodeExpires: 0, READTIMEOUT: 5 }\n`;
+    const server = loadConfig(file(yaml)).engine.servers[0]!;
+    expect([server.protocol, server.byteCodeExpires, server.readTimeout]).toEqual(["socket", 0, 5]);
+    expect(logText()).not.toContain("not a known setting");
+    expect(errorOf(withServer("readTimeout: 5, readtimeout: 6"))).toBe("engine.servers[0].readtimeout repeats engine.servers[0].readTimeout");
   });
 
   test("access.origins: origins as browsers send them, with globs", () => {

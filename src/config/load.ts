@@ -87,15 +87,19 @@ export class Reader {
     throw new ConfigError(`${this.file}: ${path} ${reason}`);
   }
 
-  // A mapping at `path` (absent → empty); unknown keys are warned about, not fatal,
-  // so files written for other versions still load.
+  // A mapping at `path` (absent → empty); unknown keys are warned about, not fatal, so files written for
+  // other versions still load. Keys match in any case, as connmix's (`bytecodeExpires` in some of its docs).
   map(v: unknown, path: string, known: string[]): Obj {
     if (v === null || v === undefined) return {};
     if (typeof v !== "object" || Array.isArray(v)) this.fail(path || "top level", `must be a mapping, got ${show(v)}`);
-    for (const key of Object.keys(v)) {
-      if (!known.includes(key)) log.warn(`${this.file}: ${at(path, key)} is not a known setting, ignored`);
+    const m: Obj = {};
+    for (const [key, value] of Object.entries(v)) {
+      const name = known.includes(key) ? key : known.find((k) => k.toLowerCase() === key.toLowerCase());
+      if (name === undefined) log.warn(`${this.file}: ${at(path, key)} is not a known setting, ignored`);
+      else if (name in m) this.fail(at(path, key), `repeats ${at(path, name)}`);
+      else m[name] = value;
     }
-    return v as Obj;
+    return m;
   }
 
   list(m: Obj, key: string, path: string): unknown[] | undefined {
@@ -326,7 +330,8 @@ export class Reader {
     return {
       port,
       bind: this.str(m, "bind", path, d.bind),
-      protocol: this.choice(m, "protocol", path, d.protocol, PROTOCOLS),
+      // "custom" is what connmix's early docs called the socket protocol.
+      protocol: m.protocol === "custom" ? "socket" : this.choice(m, "protocol", path, d.protocol, PROTOCOLS),
       options,
       entry,
       byteCodeExpires: this.seconds(m, "byteCodeExpires", path, d.byteCodeExpires),
