@@ -48,10 +48,19 @@ export class ApiSocket implements Consumer {
   private pingQueued = false;
   /** `","t":"<topic>","d":` (or with `"k":"` before the key) per topic: the part of an event that depends on it. */
   private readonly topicParts = new Map<string, string>();
-  private readonly head: string;
+  private head: string;
+  /** Events in the older protocol's shape (legacy.ts). */
+  private legacy = false;
 
   constructor(private readonly queues: Queues, nodeId: string) {
     this.head = `{"e":"queue.pop","p":{"n":${JSON.stringify(nodeId)},"c":"`;
+  }
+
+  /** From now on items go out as {"event":"queue.consume","result":{"client_id","queue","data"},"id":null}. */
+  useLegacyEvents(): void {
+    this.head = '{"event":"queue.consume","result":{"client_id":"';
+    this.legacy = true;
+    this.topicParts.clear();
   }
 
   deliver(topic: string, json: string, clientId: number, ref: string): boolean {
@@ -59,7 +68,8 @@ export class ApiSocket implements Consumer {
     if (!ws || this.blocked || this.inflight.size >= this.window) return false;
     let part = this.topicParts.get(topic);
     if (part === undefined) {
-      part = this.acks ? `","t":${JSON.stringify(topic)},"k":"` : `","t":${JSON.stringify(topic)},"d":`;
+      if (this.legacy) part = `","queue":${JSON.stringify(topic)},"data":`;
+      else part = this.acks ? `","t":${JSON.stringify(topic)},"k":"` : `","t":${JSON.stringify(topic)},"d":`;
       this.topicParts.set(topic, part);
     }
     const key = ++this.seq;

@@ -2,7 +2,8 @@
 // `{"E":{"c":code,"m":message},"i":id}`, plus queue.pop events. A request that names its id `"id"` (as the
 // docs' mesh.send example does) gets it back as both "i" and "id". Bun answers WebSocket pings with pongs,
 // and a text message `ping` is answered `pong` (for browsers, which cannot send pings). A bad request
-// (malformed JSON, too large, unknown method) gets a 101 error and the connection stays open.
+// (malformed JSON, too large, unknown method) gets a 101 error and the connection stays open. A request
+// with "method" instead of "m" is the older protocol (legacy.ts).
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import type { ApiServerConfig } from "../config/schema";
 import { log } from "../log/logger";
@@ -10,6 +11,7 @@ import type { ApiSocket } from "./consumer";
 import { ApiError, CODE, Dispatcher, HARD_LIMIT_BYTES, MAX_REQUEST_BYTES, TooLarge, errorJson } from "./dispatcher";
 import type { RequestRefusals } from "../access/access";
 import { closedTooBig } from "../engine/limits";
+import { legacyRequest, type LegacyRequest } from "./legacy";
 
 type WS = ServerWebSocket<ApiSocket>;
 
@@ -81,7 +83,7 @@ export class ApiWebSockets {
       this.refused.too_large++;
       return socket.reply(failure(new TooLarge(Buffer.byteLength(raw)), undefined, NO_ID));
     }
-    let req: { m?: unknown; p?: unknown; i?: unknown; id?: unknown };
+    let req: { m?: unknown; p?: unknown; i?: unknown; id?: unknown } & LegacyRequest;
     try {
       req = JSON.parse(typeof raw === "string" ? raw : raw.toString());
     } catch (e) {
@@ -90,6 +92,7 @@ export class ApiWebSockets {
     if (req === null || typeof req !== "object" || Array.isArray(req)) {
       return socket.reply(failure(new ApiError(CODE.invalidArgument, 'a request is an object {"m": method, "p": params, "i": id}'), undefined, NO_ID));
     }
+    if (req.m === undefined && req.method !== undefined) return legacyRequest(this.dispatcher, req, socket);
     let id = NO_ID;
     if (req.i !== undefined) id = JSON.stringify(req.i) + "}";
     else if (req.id !== undefined) id = `${JSON.stringify(req.id)},"id":${JSON.stringify(req.id)}}`;
