@@ -1,8 +1,8 @@
 // The older /ws/v1 protocol of connmix's 1.0.1-era docs and PHP client: {"method","params","id"} requests
 // answered {"error","result","id"}, and queue items as {"event":"queue.consume","result":{...},"id":null}.
 // params are a list holding one object (the docs) or the object itself (the PHP client's AsyncSyncNode).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startTestEngine, type TestEngine } from "../api/helpers.ts";
+import { afterAll, describe, expect, test } from "bun:test";
+import { useTestEngine } from "../api/helpers.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { Client } from "../helpers/ws.ts";
 
@@ -12,12 +12,8 @@ function on_message(msg, conn)
   mix.queue.push("foo", mix.json_encode({ msg = msg, ctx = conn:context() }))
 end`;
 
-let e: TestEngine;
-beforeAll(async () => void (e = await startTestEngine(ENTRY)));
-afterAll(async () => {
-  await e?.stop();
-  await cleanupAll();
-});
+const e = useTestEngine(ENTRY);
+afterAll(cleanupAll);
 
 /** Sends an old-style request and returns the answer with its id (events stay for next()). */
 async function ask(api: Client, method: string, params: unknown, id: number): Promise<any> {

@@ -2,8 +2,8 @@
 // {"m":"queue.consume","p":["topic"],"i":n}, and meshSend/connCall send the client id back as a JSON
 // number (PHP int); its Message::data() must be an array, also when the script pushed a string it had
 // encoded with mix.json_encode (as connmix's entries do). Such a backend consumes, answers and subscribes unchanged.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startTestEngine, type TestEngine } from "../api/helpers.ts";
+import { afterAll, describe, expect, test } from "bun:test";
+import { useTestEngine } from "../api/helpers.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { Client } from "../helpers/ws.ts";
 
@@ -18,12 +18,8 @@ function on_message(msg, conn)
   if err then conn:send("push failed: " .. err) end
 end`;
 
-let e: TestEngine;
-beforeAll(async () => void (e = await startTestEngine(ENTRY)));
-afterAll(async () => {
-  await e?.stop();
-  await cleanupAll();
-});
+const e = useTestEngine(ENTRY);
+afterAll(cleanupAll);
 
 describe("the PHP client's requests", () => {
   test("queue.consume with a bare list of topics consumes like queue.pop; ids go back as numbers", async () => {
