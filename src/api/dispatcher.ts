@@ -23,8 +23,9 @@ export const MAX_REQUEST_BYTES = 1 << 20;
 export const HARD_LIMIT_BYTES = 16 << 20;
 
 export class TooLarge extends ApiError {
-  constructor(bytes: number) {
-    super(CODE.invalidArgument, `request too large: ${bytes} bytes, the limit is ${MAX_REQUEST_BYTES}`);
+  /** `partial`: only the first `bytes` were read (a body without a Content-Length), the rest was not. */
+  constructor(bytes: number, partial = false) {
+    super(CODE.invalidArgument, `request too large: ${partial ? "at least " : ""}${bytes} bytes, the limit is ${MAX_REQUEST_BYTES}`);
   }
 }
 

@@ -15,8 +15,8 @@ export interface HttpRoutes {
   access: Access;
   /** The /metrics page. */
   metrics(): Promise<string>;
-  /** The data of a new /ws/v1 connection. */
-  newSocket(): ApiSocket;
+  /** The data of a new /ws/v1 connection from `address`. */
+  newSocket(address: string): ApiSocket;
   /** GET /v1/introspect: what the console shows of this engine (JSON); `summary` without clients and log. */
   introspect(summary: boolean): Promise<string>;
 }
@@ -41,17 +41,45 @@ function failure(e: unknown, method: string): Response {
   return json(`{"E":${errorJson(e, method)}}`, status);
 }
 
-function tooLarge(routes: HttpRoutes, bytes: number, method: string): Response {
+function tooLarge(routes: HttpRoutes, bytes: number, method: string, partial = false): Response {
   routes.access.refused.too_large++;
-  return failure(new TooLarge(bytes), method);
+  // The rest of the body is not read: the connection cannot carry another request.
+  const res = failure(new TooLarge(bytes, partial), method);
+  if (partial) res.headers.set("connection", "close");
+  return res;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * A body without a Content-Length (chunked), read as it arrives: its text, or the bytes read once they
+ * passed `max`. Bun would otherwise buffer up to HARD_LIMIT_BYTES of it, and wait for its end, before the
+ * size could be checked.
+ */
+async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promise<string | number> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return utf8.decode(Buffer.concat(chunks, size));
+    size += value.byteLength;
+    if (size > max) {
+      void reader.cancel().catch(() => {});
+      return size;
+    }
+    chunks.push(value);
+  }
 }
 
 async function call(routes: HttpRoutes, req: Request, method: string): Promise<Response> {
-  const declared = Number(req.headers.get("content-length") ?? 0);
+  const length = req.headers.get("content-length");
+  const declared = Number(length ?? 0);
   if (declared > MAX_REQUEST_BYTES) return tooLarge(routes, declared, method);
   let p: unknown;
   try {
-    const body = await req.text();
+    const body = length === null && req.body ? await readCapped(req.body, MAX_REQUEST_BYTES) : await req.text();
+    if (typeof body === "number") return tooLarge(routes, body, method, true);
     if (body.length > MAX_REQUEST_BYTES / 3 && Buffer.byteLength(body) > MAX_REQUEST_BYTES) return tooLarge(routes, Buffer.byteLength(body), method);
     p = JSON.parse(body);
   } catch (e) {
@@ -71,7 +99,7 @@ export function httpHandler(routes: HttpRoutes) {
     if (path === "/ws/v1") {
       const denied = routes.access.check(req, ip, "write");
       if (denied) return denied;
-      if (srv.upgrade(req, { data: routes.newSocket() })) return undefined;
+      if (srv.upgrade(req, { data: routes.newSocket(ip) })) return undefined;
       return new Response("websocket upgrade required\n", { status: 426 });
     }
     const denied = routes.access.check(req, ip);
