@@ -52,7 +52,8 @@ export class ApiSocket implements Consumer {
   /** Events in the older protocol's shape (legacy.ts). */
   private legacy = false;
 
-  constructor(private readonly queues: Queues, nodeId: string) {
+  /** `address`: the peer's IP, for the log (Bun no longer knows it once the socket closed). */
+  constructor(private readonly queues: Queues, nodeId: string, readonly address: string) {
     this.head = `{"e":"queue.pop","p":{"n":${JSON.stringify(nodeId)},"c":"`;
   }
 
@@ -153,7 +154,7 @@ export class ApiSocket implements Consumer {
 
   /** Gone: every topic forgets it, and what it had in flight is returned (acks) or dropped and counted. */
   closed(): void {
-    const address = this.ws?.remoteAddress;
+    const address = this.address;
     this.ws = null;
     this.queues.cancel(this, this.topics);
     this.topics.clear();

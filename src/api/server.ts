@@ -87,7 +87,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
     dispatcher,
     access,
     metrics: () => metrics.page(timings.metricsRedisMs),
-    newSocket: () => new ApiSocket(node.queues, nodeId),
+    newSocket: (address) => new ApiSocket(node.queues, nodeId, address),
     introspect: (summary) => introspect(node, config, summary),
   });
   let port = settings.port;

@@ -62,7 +62,7 @@ export class ApiWebSockets {
         // Over HARD_LIMIT_BYTES Bun stops reading and closes (1009): the request is lost, the backend sees why.
         if (closedTooBig(code, reason)) {
           self.refused.too_large++;
-          log.warn(`api connection ${ws.remoteAddress} sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`);
+          log.warn(`api connection ${ws.data.address} sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`);
         }
         self.sockets.delete(ws.data);
         ws.data.closed();
@@ -111,7 +111,7 @@ export class ApiWebSockets {
     const limit = performance.now() - this.settings().writeTimeout * 1000;
     for (const s of this.sockets) {
       if (s.stalledSince && s.stalledSince < limit) {
-        log.warn(`api connection ${s.ws?.remoteAddress} did not read for ${this.settings().writeTimeout}s, dropped`);
+        log.warn(`api connection ${s.address} did not read for ${this.settings().writeTimeout}s, dropped`);
         s.goneReason = "write_timeout";
         s.ws?.terminate();
       }

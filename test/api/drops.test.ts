@@ -167,7 +167,7 @@ describe("refused API requests", () => {
     expect((await c.json()).E.c).toBe(101);
     c.send("x".repeat(HARD_LIMIT_BYTES + 1));
     expect((await c.waitClosed()).code).toBe(1009);
-    await until(() => readLog().includes(`sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`), 3000, "the log line");
+    await until(() => readLog().includes(`api connection 127.0.0.1 sent a message over ${HARD_LIMIT_BYTES} bytes, closed (1009)`), 3000, "the log line");
     expect((await refused("too_large")) - before).toBe(2);
   });
 });

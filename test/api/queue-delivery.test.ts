@@ -101,7 +101,7 @@ describe("acknowledged delivery", () => {
     first.close();
     await until(() => e.engine.node.queues.size("crash") === 5000 - 20, 5000, "50 items back in the topic");
     expect(await metric(e, /^connmix_engine_queue_redelivered_total (\d+)$/m)).toBe(redelivered + 50);
-    expect(readLog()).toMatch(/went away \(consumer_gone\) with 50 unacknowledged queue items, returned to the head of their topics \(crash: 50\)/);
+    expect(readLog()).toMatch(/api connection 127\.0\.0\.1 went away \(consumer_gone\) with 50 unacknowledged queue items, returned to the head of their topics \(crash: 50\)/);
     // The next consumer gets items 21.. in order, the 50 returned ones first.
     const second = await Client.open(e.apiWs);
     expect((await second.call("queue.pop", { t: ["crash"], ack: true, w: 500 })).E).toBeNull();
