@@ -8,6 +8,7 @@ import type { Server } from "bun";
 import { CONTENT_TYPE } from "../metrics/registry";
 import type { Access } from "../access/access";
 import type { ApiSocket } from "./consumer";
+import { readBody } from "../net/http";
 import { ApiError, CODE, MAX_REQUEST_BYTES, TooLarge, errorJson, type Dispatcher } from "./dispatcher";
 
 export interface HttpRoutes {
@@ -49,38 +50,11 @@ function tooLarge(routes: HttpRoutes, bytes: number, method: string, partial = f
   return res;
 }
 
-const utf8 = new TextDecoder();
-
-/**
- * A body without a Content-Length (chunked), read as it arrives: its text, or the bytes read once they
- * passed `max`. Bun would otherwise buffer up to HARD_LIMIT_BYTES of it, and wait for its end, before the
- * size could be checked.
- */
-async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promise<string | number> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return utf8.decode(Buffer.concat(chunks, size));
-    size += value.byteLength;
-    if (size > max) {
-      void reader.cancel().catch(() => {});
-      return size;
-    }
-    chunks.push(value);
-  }
-}
-
 async function call(routes: HttpRoutes, req: Request, method: string): Promise<Response> {
-  const length = req.headers.get("content-length");
-  const declared = Number(length ?? 0);
-  if (declared > MAX_REQUEST_BYTES) return tooLarge(routes, declared, method);
   let p: unknown;
   try {
-    const body = length === null && req.body ? await readCapped(req.body, MAX_REQUEST_BYTES) : await req.text();
-    if (typeof body === "number") return tooLarge(routes, body, method, true);
-    if (body.length > MAX_REQUEST_BYTES / 3 && Buffer.byteLength(body) > MAX_REQUEST_BYTES) return tooLarge(routes, Buffer.byteLength(body), method);
+    const body = await readBody(req, MAX_REQUEST_BYTES);
+    if (typeof body !== "string") return tooLarge(routes, body.bytes, method, body.partial);
     p = JSON.parse(body);
   } catch (e) {
     return failure(new ApiError(CODE.invalidArgument, `malformed JSON: ${(e as Error).message}`), method);

@@ -19,6 +19,7 @@ import { ApiWebSockets, STALL_SWEEP_MS } from "./ws";
 import { checkFree } from "../handover/ports";
 import { steerToSuccessor } from "../handover/steer";
 import { Listeners } from "../net/listeners";
+import { serveErrors } from "../net/http";
 
 /** Bun's HTTP idle timeout is at most 255 s. */
 const MAX_HTTP_IDLE = 255;
@@ -105,6 +106,7 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
           maxRequestBodySize: HARD_LIMIT_BYTES,
           fetch: fetch!,
           websocket: sockets.handler,
+          ...serveErrors("engine API"),
           ...(pem && { tls: pem }),
         }),
       retire: (old) => old.stop(), // not forced: its requests and /ws/v1 connections go on

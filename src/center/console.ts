@@ -10,6 +10,7 @@ import { recentLines } from "../log/recent";
 import type { Access } from "../access/access";
 import type { NodeEntry, RegistryServer } from "./registry";
 import { nodeInfo } from "./http";
+import { readBody } from "../net/http";
 
 /** How long the center waits for an engine's answer before showing it as unreachable. */
 export const ENGINE_TIMEOUT_MS = 2000;
@@ -21,6 +22,14 @@ const page = pageImport as unknown as string;
 const startedAt = Math.floor(Date.now() / 1000);
 
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+/** A percent-encoded path segment, decoded; null when it is malformed (`%E0%A4%A`). */
+function decoded(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
 const apiUrl = (n: NodeEntry, path: string) => `http://${nodeInfo(n).api_server}${path}`;
 
 interface EngineAnswer {
@@ -50,7 +59,10 @@ export class ConsoleRoutes {
     }
     if (req.method !== "GET") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, POST" } });
     if (route === "overview") return this.overview(auth, this.access.allows(req, ip, "write"));
-    if (route.startsWith("nodes/")) return this.node(decodeURIComponent(route.slice(6)), auth);
+    if (route.startsWith("nodes/")) {
+      const id = decoded(route.slice(6));
+      return id === null ? json({ error: "malformed node id in the path" }, 400) : this.node(id, auth);
+    }
     return new Response("not found\n", { status: 404 });
   }
 
@@ -129,10 +141,10 @@ export class ConsoleRoutes {
    * routes it); publish {c, d} to one engine, which publishes on every engine. The engine's answer is passed on.
    */
   private async act(req: Request, route: "send" | "publish", auth: string | null): Promise<Response> {
-    const body = await req.text();
-    if (Buffer.byteLength(body) > MAX_ACTION_BYTES) {
+    const body = await readBody(req, MAX_ACTION_BYTES);
+    if (typeof body !== "string") {
       this.access.refused.too_large++;
-      return json({ E: { c: 101, m: "request too large" } }, 413);
+      return new Response(JSON.stringify({ E: { c: 101, m: "request too large" } }), { status: 413, headers: { ...JSON_HEADERS, connection: "close" } });
     }
     let c: unknown;
     try {

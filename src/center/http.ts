@@ -12,6 +12,7 @@ import { hostPart } from "./protocol";
 import type { NodeEntry, RegistryServer } from "./registry";
 import { ConsoleRoutes } from "./console";
 import { Listeners } from "../net/listeners";
+import { serveErrors } from "../net/http";
 import type { NodeInfo, NodesReply } from "../api/protocol";
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -81,7 +82,7 @@ export function startCenterApi(config: Config, registry: RegistryServer, hot?: H
     tls,
     label: "center API",
     // reusePort: a successor (src/handover/ports.ts) or a new certificate's listener binds beside it.
-    start: (pem) => Bun.serve({ hostname: bind, port: bound, reusePort: true, fetch, ...(pem && { tls: pem }) }),
+    start: (pem) => Bun.serve({ hostname: bind, port: bound, reusePort: true, fetch, ...serveErrors("center API"), ...(pem && { tls: pem }) }),
     retire: (old) => old.stop(),
   });
   bound = listeners.current.port!;

@@ -8,6 +8,7 @@ import { log } from "../log/logger";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { Listeners } from "../net/listeners";
+import { serveErrors } from "../net/http";
 import { closedTooBig, MAX_EARLY_BYTES, MAX_MESSAGE_BYTES, MAX_PENDING_BYTES } from "./limits";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
 
@@ -63,6 +64,7 @@ export class WebSocketServer extends LuaServer {
           reusePort: this.reusePort,
           fetch: (req, srv) => this.upgrade(req, srv),
           websocket,
+          ...serveErrors(`lua server ${cfg.bind}:${cfg.port}`),
           ...(pem && { tls: pem }),
         }),
       retire: (old) => this.retire([old], 0),

@@ -1,9 +1,7 @@
 // mesh.send, mesh.publish and conn.call over real HTTP and /ws/v1 against an in-process engine, with every
 // error the methods report and the handling of bad requests.
 import { describe, expect, test } from "bun:test";
-import { connect } from "node:net";
-import { until } from "../helpers/wait.ts";
-import { postJson } from "../helpers/http.ts";
+import { endlessChunkedPost, postJson } from "../helpers/http.ts";
 import { Client } from "../helpers/ws.ts";
 import { idClient, useTestEngine } from "./helpers";
 
@@ -195,17 +193,7 @@ describe("bad requests", () => {
   });
 
   test("HTTP: a chunked body is answered 413 once it passes 1 MiB, without waiting for its end", async () => {
-    const s = connect(e.api.port, "127.0.0.1");
-    let got = "";
-    let closed = false;
-    s.on("data", (d) => (got += d));
-    s.on("close", () => (closed = true));
-    s.on("error", () => {});
-    s.write("POST /v1/mesh/send HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n");
-    const chunk = `100000\r\n${"x".repeat(1 << 20)}\r\n`; // 1 MiB each; the body never ends
-    s.write(chunk);
-    s.write(chunk);
-    await until(() => closed, 5000, "the answer, then the close");
+    const got = await endlessChunkedPost(e.api.port, "/v1/mesh/send");
     expect(got).toStartWith("HTTP/1.1 413");
     expect(got).toMatch(/\r\n\r\n\{"E":\{"c":101,"m":"request too large: at least \d+ bytes, the limit is 1048576"\}\}$/);
     // A chunked body within the limit is read as before.

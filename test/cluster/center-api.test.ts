@@ -5,6 +5,7 @@ import { startCenterApi } from "../../src/center/http";
 import { RegistryServer } from "../../src/center/registry";
 import { LINK_TIMINGS } from "../../src/center/protocol";
 import { Keys } from "../../src/net/auth";
+import { endlessChunkedPost } from "../helpers/http.ts";
 import { freePort } from "../helpers/ports.ts";
 
 const config = defaultConfig();
@@ -75,4 +76,16 @@ test("/metrics counts the requests it refused, by reason; the console asking wha
   expect((await fetch(`${base}/v1/console/send`, { method: "POST", body: big, headers: auth("pusher", "p") })).status).toBe(413);
   expect((await fetch(`${base}/v1/console/overview`, { headers: ops })).status).toBe(200); // ops lacks write: asked, not refused
   expect((await counts()).map((n, i) => n - before[i]!)).toEqual([1, 1, 1, 1]);
+});
+
+test("a malformed percent-encoding in a console path is 400, not a 500 showing the source", async () => {
+  const res = await fetch(`${base}/v1/console/nodes/%E0%A4%A`, { headers: auth("ops", "s3cret") });
+  expect(res.status).toBe(400);
+  expect(await res.json()).toEqual({ error: "malformed node id in the path" });
+});
+
+test("a chunked console action is answered 413 once it passes 1 MiB, without waiting for its end", async () => {
+  const got = await endlessChunkedPost(config.center.apiServer.port, "/v1/console/publish", `Authorization: ${auth("pusher", "p").authorization}\r\n`);
+  expect(got).toStartWith("HTTP/1.1 413");
+  expect(got).toEndWith('{"E":{"c":101,"m":"request too large"}}');
 });
