@@ -199,8 +199,20 @@ int dispatch_event(double co_address, int flags, double id, int len, double extr
 
 /* ---- memory limit ---- */
 
-/* Bytes a state holds and may hold (0: no limit); doubles, so JS reads them through a Float64Array. */
-typedef struct { double used; double limit; } lua_memory;
+/* Small blocks a state freed, kept for its next allocations of the same class (16-byte classes up to 256
+ * bytes, at most SMALL_KEPT bytes per state). Lua frees most blocks in the collector's sweep, long after it
+ * allocated them, and allocates the same few sizes for every frame (the payload string, the msg table and
+ * its hash part): a block it freed a moment ago is still in the cache, where the allocator's next free block
+ * often is not. Every block of up to SMALL_MAX bytes comes whole from its class, so any kept block of a class
+ * fits any size of it. */
+#define SMALL_MAX 256
+#define SMALL_CLASSES (SMALL_MAX >> 4)
+#define SMALL_KEPT (1 << 20)
+#define CLASS(n) (((n) + 15) >> 4)
+
+/* Bytes a state holds and may hold (0: no limit), doubles first, so that JS reads them with read.f64; then the
+ * kept small blocks (linked through their first word) and their bytes. */
+typedef struct { double used; double limit; void *kept[SMALL_CLASSES + 1]; unsigned long kept_bytes; } lua_memory;
 
 /* The allocator Lua's memory comes from: libc's, unless memory_allocator installs another. JS installs Bun's
  * own (mimalloc, which bun:ffi's TinyCC links C against; native/allocator.c): it is faster than glibc's for
@@ -215,17 +227,53 @@ void memory_allocator(realloc_fn r, free_fn f) {
   lua_free = f;
 }
 
+void *memcpy(void *to, const void *from, unsigned long n);
+
+/* A block of class c: a kept one, else a new one of the class's full size. */
+static void *take_small(lua_memory *m, unsigned long c) {
+  void *p = m->kept[c];
+  if (!p) return lua_realloc(0, c << 4);
+  m->kept[c] = *(void **)p;
+  m->kept_bytes -= c << 4;
+  return p;
+}
+
+/* Frees a block Lua sized `size`: kept when small and the cache has room. */
+static void release(lua_memory *m, void *p, unsigned long size) {
+  unsigned long c = CLASS(size);
+  if (size > SMALL_MAX || m->kept_bytes + (c << 4) > SMALL_KEPT) {
+    lua_free(p);
+    return;
+  }
+  *(void **)p = m->kept[c];
+  m->kept[c] = p;
+  m->kept_bytes += c << 4;
+}
+
 static void *limited_alloc(void *ud, void *ptr, unsigned long osize, unsigned long nsize) {
   lua_memory *m = (lua_memory *)ud;
   void *p;
+  if (!ptr) osize = 0; /* Lua 5.1 passes osize 0 with a NULL ptr anyway */
   if (nsize == 0) {
-    lua_free(ptr);
+    if (ptr) release(m, ptr, osize);
     m->used -= (double)osize;
     return 0;
   }
-  /* Lua 5.1 passes osize 0 with a NULL ptr, and assumes a shrink never fails. */
   if (limit_on && nsize > osize && m->limit > 0 && m->used + (double)(nsize - osize) > m->limit) return 0;
-  p = lua_realloc(ptr, nsize);
+  if (nsize > SMALL_MAX && (!ptr || osize > SMALL_MAX)) {
+    p = lua_realloc(ptr, nsize);
+  } else if (ptr && osize <= SMALL_MAX && nsize <= SMALL_MAX && CLASS(osize) == CLASS(nsize)) {
+    p = ptr;
+  } else {
+    /* Into another class, or between the classes and larger blocks: a new block, the bytes copied. */
+    p = nsize <= SMALL_MAX ? take_small(m, CLASS(nsize)) : lua_realloc(0, nsize);
+    if (p && ptr) {
+      memcpy(p, ptr, osize < nsize ? osize : nsize);
+      release(m, ptr, osize);
+    } else if (!p && ptr && nsize < osize) {
+      p = ptr; /* Lua assumes a shrink never fails: the bigger block stays (it fits the smaller size) */
+    }
+  }
   if (p) m->used += (double)nsize - (double)osize;
   return p;
 }
@@ -242,7 +290,17 @@ lua_memory *memory_new(double limit) {
   if (m) m->limit = limit;
   return m;
 }
-void memory_free(lua_memory *m) { free(m); }
+void memory_free(lua_memory *m) {
+  unsigned long c;
+  void *p;
+  for (c = 1; c <= SMALL_CLASSES; c++) {
+    while ((p = m->kept[c]) != 0) {
+      m->kept[c] = *(void **)p;
+      lua_free(p);
+    }
+  }
+  free(m);
+}
 
 lua_State *memory_newstate(lua_memory *m) {
   lua_State *L = lua_newstate(limited_alloc, m);
