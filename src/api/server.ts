@@ -74,7 +74,8 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
   const unfollowSettings = opts.hot?.follow(applies, (next) => {
     const reread = next.engine.apiServer.readTimeout !== settings.readTimeout;
     settings = next.engine.apiServer;
-    // Bun applies new idle timeouts to the connections it accepts after a reload.
+    // Bun applies a reload's WebSocket idle timeout to the connections it accepts after it; its HTTP idle
+    // timeout stays the listener's, so HTTP requests get the new one from fetch (server.timeout).
     if (!reread || !listeners || !fetch) return;
     for (const server of listeners.all) server.reload({ fetch, websocket: sockets.handler, idleTimeout: httpIdle(settings) } as Parameters<typeof server.reload>[0]);
   }) ?? (() => {});
@@ -84,32 +85,46 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
   const sockets = new ApiWebSockets(dispatcher, () => settings, access.refused, timings.stallSweepMs);
   const nodeId = node.name;
 
-  fetch = httpHandler({
+  const routes = httpHandler({
     dispatcher,
     access,
     metrics: () => metrics.page(timings.metricsRedisMs),
     newSocket: (address) => new ApiSocket(node.queues, nodeId, address),
     introspect: (summary) => introspect(node, config, summary),
   });
+  /** The HTTP idle timeout each listener was started with (its own for good: Bun's reload keeps it). */
+  const startedIdle = new Map<Server<ApiSocket>, number>();
+  fetch = (req, srv) => {
+    const idle = httpIdle(settings);
+    if (startedIdle.get(srv) !== idle) srv.timeout(req, idle); // readTimeout was edited since
+    return routes(req, srv);
+  };
   let port = settings.port;
   try {
     checkFree(settings.bind, settings.port);
     listeners = new Listeners<Server<ApiSocket>>({
       tls: settings.tls,
       label: "engine API",
-      start: (pem) =>
-        Bun.serve<ApiSocket>({
+      start: (pem) => {
+        const idle = httpIdle(settings);
+        const server = Bun.serve<ApiSocket>({
           hostname: settings.bind,
           port,
           reusePort: true, // a successor (src/handover/ports.ts) or a new certificate's listener binds beside it
-          idleTimeout: httpIdle(settings),
+          idleTimeout: idle,
           maxRequestBodySize: HARD_LIMIT_BYTES,
           fetch: fetch!,
           websocket: sockets.handler,
           ...serveErrors("engine API"),
           ...(pem && { tls: pem }),
-        }),
-      retire: (old) => old.stop(), // not forced: its requests and /ws/v1 connections go on
+        });
+        startedIdle.set(server, idle);
+        return server;
+      },
+      retire: (old) => {
+        startedIdle.delete(old);
+        return old.stop(); // not forced: its requests and /ws/v1 connections go on
+      },
     });
   } catch (e) {
     access.stop();

@@ -11,7 +11,7 @@ export const HOT_KEYS = {
   "access.*": "applied from the next API request (access/access.ts)",
   "cluster.secret[]": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
   "cluster.secretFile": "applied to cluster links opened from now on; links that are up stay up (net/security.ts)",
-  "engine.apiServer.readTimeout": "applied to API connections opened from now on (api/server.ts)",
+  "engine.apiServer.readTimeout": "applied to /ws/v1 connections opened and HTTP requests arriving from now on (api/server.ts)",
   "engine.apiServer.writeTimeout": "applied at the next stall check of /ws/v1 connections (api/ws.ts)",
   "engine.servers[].readTimeout": "applied to that server's connections opened from now on (engine/lua-server.ts)",
   "engine.servers[].writeTimeout": "applied to that server's connections opened from now on (engine/lua-server.ts)",

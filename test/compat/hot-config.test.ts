@@ -206,4 +206,21 @@ describe("config edits", () => {
       await e.stop();
     }
   }, 30_000);
+
+  test("the API's readTimeout edit applies to HTTP requests after it: a body that stops arriving is cut", async () => {
+    const e = await startTestEngine("function on_message(msg, conn) end");
+    try {
+      const next = structuredClone(e.config);
+      next.engine.apiServer.readTimeout = 2;
+      e.hot.apply(next, e.config);
+      const c = await TcpClient.connect(e.api.port);
+      c.write("POST /v1/mesh/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"c\":");
+      const t0 = Date.now();
+      // Bun's idle timer ticks in 4 s steps: closed after 2 to 8 s, where the old 60 s would keep it.
+      await c.waitClosed(20_000);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+    } finally {
+      await e.stop();
+    }
+  }, 30_000);
 });
