@@ -13,6 +13,7 @@
 import type { ServerWebSocket } from "bun";
 import { log } from "../log/logger";
 import type { Consumer, Item, Queues } from "../queue/queues";
+import { topicCounts } from "../queue/drops";
 
 /** Items in flight per consumer unless its pop says `w`. */
 export const DEFAULT_WINDOW = 100;
@@ -167,7 +168,7 @@ export class ApiSocket implements Consumer {
     }
     const count = this.inflight.size;
     this.inflight.clear();
-    const list = [...byTopic].map(([t, items]) => `${t}: ${items.length}`).join(", ");
+    const list = topicCounts(Array.from(byTopic, ([t, items]) => [t, items.length] as const));
     if (this.acks) {
       for (const [topic, items] of byTopic) this.queues.requeue(topic, items);
       log.info(`api connection ${address} went away (${this.goneReason}) with ${count} unacknowledged queue items, returned to the head of their topics (${list})`);

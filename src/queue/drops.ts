@@ -1,5 +1,7 @@
 // Counts of queue items dropped, by topic and reason, for connmix_engine_queue_dropped_total. Topic names
 // come from scripts, so the series are bounded: past MAX_SERIES new topics are counted under topic "(other)".
+import { escapeText } from "../log/escape";
+
 const MAX_SERIES = 1000;
 const OTHER = "(other)";
 
@@ -29,4 +31,9 @@ export class DropCounts {
     for (const [, , c] of this.counts.values()) n += c;
     return n;
   }
+}
+
+/** `topic: n, ...` for a log line. Topic names come from scripts, which may take them from clients: escaped. */
+export function topicCounts(list: Iterable<readonly [topic: string, n: number]>): string {
+  return Array.from(list, ([t, n]) => `${escapeText(t)}: ${n}`).join(", ");
 }

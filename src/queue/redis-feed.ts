@@ -11,6 +11,7 @@
 import { hostname } from "node:os";
 import type { QueueConfig } from "../config/schema";
 import { log } from "../log/logger";
+import { escapeText } from "../log/escape";
 import { ReplyError, type RedisPool, type Reply } from "../redis/client";
 import type { DurableStore, FeedTarget, Item } from "./queues";
 
@@ -176,7 +177,7 @@ export class RedisFeed implements DurableStore {
     if (r instanceof ReplyError) throw new Error(r.message);
     const got = Array.isArray(r) ? items(r[1]!).filter((i) => !into.holds(i[2])) : [];
     if (got.length > 0) {
-      log.info(`queue ${key}: ${got.length} items left pending by a consumer that is gone, claimed`);
+      log.info(`queue ${escapeText(key)}: ${got.length} items left pending by a consumer that is gone, claimed`);
       into.append(got);
     }
   }
@@ -190,7 +191,7 @@ export class RedisFeed implements DurableStore {
   private failed(topic: string, message: string): void {
     if (message === this.lastError) return;
     this.lastError = message;
-    log.error(`queue ${topic}: redis failed (${message}); its items stay in Redis and are delivered once it answers`);
+    log.error(`queue ${escapeText(topic)}: redis failed (${message}); its items stay in Redis and are delivered once it answers`);
   }
 
   stop(): void {

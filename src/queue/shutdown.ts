@@ -5,6 +5,7 @@
 // memory, kept when they live in Redis.
 import { log } from "../log/logger";
 import type { Queues } from "./queues";
+import { topicCounts } from "./drops";
 
 const POLL_MS = 20;
 
@@ -36,13 +37,13 @@ export class QueueShutdown {
         return void log.warn(`shutdown: cannot count the queue items in Redis (${(e as Error).message}); they stay there`);
       }
       const total = left.reduce((n, t) => n + t[1], 0);
-      const list = left.map(([t, n]) => `${t}: ${n}`).join(", ");
+      const list = topicCounts(left);
       return void log.info(total === 0 ? "shutdown: no queue item left in Redis" : `shutdown: ${total} queue items not yet acknowledged, kept in Redis (${list})`);
     }
     const left = this.queues.list().filter((t) => t.items > 0);
     if (left.length === 0) return void log.info("shutdown: no queue item left");
     const total = left.reduce((n, t) => n + t.items, 0);
-    const list = left.map((t) => `${t.topic}: ${t.items}`).join(", ");
+    const list = topicCounts(left.map((t) => [t.topic, t.items] as const));
     for (const t of left) this.queues.drops.add(t.topic, "shutdown", t.items);
     log.warn(`shutdown: ${total} queue items left in memory, dropped (${list})`);
   }

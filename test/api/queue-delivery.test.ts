@@ -195,4 +195,16 @@ describe("consumers without acks", () => {
     await Bun.sleep(100);
     expect(await metric(e, /^connmix_engine_queue_dropped_total\{topic="fine",reason="consumer_gone"\} (\d+)$/m)).toBe(before);
   }, 60_000);
+
+  test("a topic named by a client's data is escaped in the log line of a consumer that went away", async () => {
+    const topic = "t\x1b[2J\x07"; // an ANSI clear-screen and a bell: not whitespace, so the script takes it
+    const c = await PausableClient.open(e.api.port, "/ws/v1");
+    c.send(JSON.stringify({ m: "queue.pop", p: { t: [topic], ack: true }, i: 1 }));
+    await until(() => c.messages.length === 1);
+    expect(await fill(e, topic, 1)).toMatch(/^ok \d+$/);
+    await until(() => c.messages.length === 2, 5000, "the event");
+    c.close();
+    await until(() => readLog().includes("returned to the head of their topics (t\\x1b[2J\\x07: 1)"), 5000, "the escaped topic in the log");
+    expect(readLog()).not.toContain("\x1b");
+  });
 });
