@@ -18,6 +18,8 @@ import { topicCounts } from "../queue/drops";
 /** Items in flight per consumer unless its pop says `w`. */
 export const DEFAULT_WINDOW = 100;
 export const MAX_WINDOW = 10_000;
+/** Bytes that may wait for a /ws/v1 peer (Bun's backpressureLimit): past it a reply closes the connection. */
+export const MAX_UNREAD_BYTES = 16 << 20;
 
 /** An item in flight: its topic, JSON text, client id and ref in a durable store. */
 type InFlight = [topic: string, json: string, clientId: number, ref: string];
@@ -133,7 +135,16 @@ export class ApiSocket implements Consumer {
 
   /** Sends a response; a reply that cannot be sent any more (closed socket) is dropped. */
   reply(text: string): void {
-    if (this.ws && this.ws.sendText(text) === -1) this.backedUp();
+    const ws = this.ws;
+    if (!ws) return;
+    const status = ws.sendText(text);
+    if (status === -1) this.backedUp();
+    else if (status === 0) {
+      // Bun dropped it: MAX_UNREAD_BYTES already wait for the peer. Without every answer the backend can no
+      // longer match answers to requests, so the connection goes, with a word, rather than lose them silently.
+      log.warn(`api connection ${this.address} does not read its replies (over ${MAX_UNREAD_BYTES >> 20} MiB wait), closed`);
+      ws.terminate();
+    }
   }
 
   private backedUp(): void {

@@ -7,7 +7,7 @@
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import type { ApiServerConfig } from "../config/schema";
 import { log } from "../log/logger";
-import type { ApiSocket } from "./consumer";
+import { MAX_UNREAD_BYTES, type ApiSocket } from "./consumer";
 import { ApiError, CODE, Dispatcher, HARD_LIMIT_BYTES, MAX_REQUEST_BYTES, TooLarge, errorJson } from "./dispatcher";
 import type { RequestRefusals } from "../access/access";
 import { closedTooBig } from "../engine/limits";
@@ -44,6 +44,7 @@ export class ApiWebSockets {
     const self = this;
     this.handlers = {
       maxPayloadLength: HARD_LIMIT_BYTES,
+      backpressureLimit: MAX_UNREAD_BYTES,
       perMessageDeflate: false,
       open(ws: WS) {
         ws.data.ws = ws;

@@ -9,7 +9,7 @@ import { captureLog } from "../helpers/log.ts";
 import { until } from "../helpers/wait.ts";
 import { Client } from "../helpers/ws.ts";
 import { TcpClient } from "../engine/helpers";
-import { basic, startTestEngine, useTestEngine, type TestEngine } from "./helpers";
+import { PausableClient, basic, startTestEngine, useTestEngine, type TestEngine } from "./helpers";
 
 const readLog = captureLog();
 
@@ -103,6 +103,18 @@ describe("dropped messages and clients", () => {
     expect((await cut("write_timeout")) - before).toBe(1);
     c.end();
   }, 15_000);
+
+  test("/ws/v1: a backend that reads none of its replies is closed once 16 MiB of them wait, with a log line; none is lost silently", async () => {
+    const c = await PausableClient.open(e.api.port, "/ws/v1");
+    c.pause();
+    const id = "x".repeat(60_000);
+    const n = 400; // 24 MB of replies, each echoing its id
+    for (let i = 0; i < n; i++) c.send(JSON.stringify({ m: "nope", p: {}, i: `${i} ${id}` }));
+    await until(() => readLog().includes("api connection 127.0.0.1 does not read its replies (over 16 MiB wait), closed"), 10_000, "the log line");
+    c.resume();
+    await until(() => c.closed, 10_000, "the close");
+    expect(c.messages.length).toBeLessThan(n);
+  }, 30_000);
 
   test("protected mode: a request naming the engine by a DNS name (a rebinding page) is refused and counted", async () => {
     const series = 'connmix_engine_api_refused_requests_total{reason="protected_mode"}';

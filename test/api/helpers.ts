@@ -120,6 +120,7 @@ export async function upgradeStatus(port: number, path: string, headers: Record<
  */
 export class PausableClient {
   readonly messages: string[] = [];
+  closed = false;
   private buf = Buffer.alloc(0);
   private upgraded = false;
 
@@ -130,6 +131,7 @@ export class PausableClient {
       const sock = connect(port, "127.0.0.1");
       const c = new PausableClient(sock);
       sock.on("error", reject);
+      sock.on("close", () => (c.closed = true));
       sock.on("connect", () =>
         sock.write(
           `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
