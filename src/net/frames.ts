@@ -7,6 +7,8 @@ import type { Socket } from "bun";
 
 /** Largest frame either side accepts; a longer length prefix is a protocol error that closes the link. */
 export const MAX_FRAME = 16 << 20;
+/** Longest text with a length of its own (`shortText`): node ids, channel names. */
+export const MAX_SHORT_TEXT = 0xffff;
 
 export class FrameReader {
   private partial = new Uint8Array(0);
@@ -114,9 +116,9 @@ export class FrameWriter {
     this.u16(0);
     this.text(s);
     const n = this.len - at - 2;
-    if (n > 0xffff) {
+    if (n > MAX_SHORT_TEXT) {
       this.len = at;
-      throw new RangeError(`${n} bytes is too long for the mesh (at most 65535)`);
+      throw new RangeError(`${n} bytes is too long for the mesh (at most ${MAX_SHORT_TEXT})`);
     }
     this.view.setUint16(at, n);
   }

@@ -103,6 +103,8 @@ describe("mesh.publish", () => {
     for (const [m] of members) expect([...((await m.next()) as Buffer)]).toEqual([0, 1, 2]);
     expect(await api.call("mesh.publish", { c: "room:none", d: "x" }, 2)).toEqual({ E: null, r: { s: 0, f: 0 }, i: 2 });
     expect(await api.call("mesh.publish", { c: "", d: "x" }, 3)).toEqual({ E: { c: 101, m: "c must be a channel name" }, i: 3 });
+    // The mesh carries channel names of up to 65535 bytes: a longer one could reach no other engine.
+    expect(await api.call("mesh.publish", { c: "é".repeat(40_000), d: "x" }, 4)).toEqual({ E: { c: 101, m: "c is 80000 bytes: a channel name is at most 65535" }, i: 4 });
     expect(await publish({ c: "room:7" })).toEqual({ status: 400, body: { E: { c: 101, m: "d must be a string" } } });
     await Bun.sleep(50);
     expect(outsider.received.length).toBe(1);
@@ -140,6 +142,7 @@ describe("conn.call", () => {
     expect(await err({ c: String(3 * 2 ** 36 + 1), f: "subscribe", a: ["x"] })).toEqual({ c: 301, m: `client ${3 * 2 ** 36 + 1} not found` });
     expect(await err({ c: id, f: "set_context", a: ["not a table"] })).toEqual({ c: 301, m: "set_context expects a table, got string" });
     expect(await err({ c: id, f: "subscribe", a: [] })).toEqual({ c: 301, m: "no channel given" });
+    expect(await err({ c: id, f: "subscribe", a: ["r".repeat(70_000)] })).toEqual({ c: 301, m: "channel name too long: 70000 bytes (at most 65535)" });
     expect(await err({ c: id, f: "close", a: [] })).toEqual({
       c: 101,
       m: 'f must be one of set_context_value, set_context, subscribe, unsubscribe, got "close"',

@@ -236,4 +236,21 @@ describe("chat room (lua/entry.websocket.lua)", () => {
     expect(bc.received.length).toBe(4); // quit: b got nothing from the room
     expect(o.received.length).toBe(1); // another room: nothing at all
   });
+
+  test("a room the mesh cannot carry (a name over 65535 bytes) is refused at join; mix.mesh.publish refuses one too", async () => {
+    const entry = readFileSync(join(import.meta.dir, "..", "..", "lua", "entry.websocket.lua"), "utf8");
+    const s = await startServer(join(luaRoot({ "entry.websocket.lua": entry }), "entry.websocket.lua"));
+    const a = await Client.open(s.url);
+    a.send(JSON.stringify({ op: "join", room_id: "r".repeat(70_000) }));
+    await until(() => a.received.length === 1);
+    expect(JSON.parse(String(a.received[0]))).toEqual({ status: "error", msg: "channel name too long: 70005 bytes (at most 65535)" });
+    const p = await startServer(`function on_message(msg)
+  local s, f, err = mix.mesh.publish(string.rep("r", 70000), "x")
+  mix.websocket():send(s .. " " .. f .. " " .. tostring(err))
+end`);
+    const b = await Client.open(p.url);
+    b.send("go");
+    await until(() => b.received.length === 1);
+    expect(String(b.received[0])).toBe("0 0 channel name too long: 70000 bytes (at most 65535)");
+  });
 });

@@ -17,6 +17,8 @@ local function channels_of(...)
     if type(ch) ~= "string" or ch == "" or ch:find("%s") then
       return nil, "invalid channel name: " .. tostring(ch)
     end
+    -- The mesh carries names of up to 65535 bytes (src/net/frames.ts): a longer one could reach no other engine.
+    if #ch > 65535 then return nil, "channel name too long: " .. #ch .. " bytes (at most 65535)" end
   end
   return list
 end

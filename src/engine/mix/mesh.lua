@@ -28,6 +28,7 @@ function mix.mesh.publish(channel, data, t)
   local kind, d = check(data, t)
   if not kind then return 0, 0, d end
   if type(channel) ~= "string" or channel == "" then return 0, 0, "invalid channel" end
+  if #channel > 65535 then return 0, 0, "channel name too long: " .. #channel .. " bytes (at most 65535)" end
   local ok, fail, peers = host.mesh_publish(channel, d, kind)
   if peers then
     local rok, rfail = block("mesh.publish", channel, d, kind)
