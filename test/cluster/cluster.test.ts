@@ -2,7 +2,7 @@
 // conn.call (from Lua and through the API), the center's view, a node killed with SIGKILL, a center restart.
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { getJson, post } from "../helpers/http.ts";
+import { getJson, post, postJson } from "../helpers/http.ts";
 import { Client } from "../helpers/ws.ts";
 import { ClusterDir, Node, SHORT, type EnginePorts } from "./helpers";
 import { rawClient, type RawClient } from "./links.ts";
@@ -115,14 +115,15 @@ describe("a center and two engines", () => {
     onA.close();
   }, 10_000);
 
-  test("a publish whose channel name does not fit a mesh frame (over 65535 bytes) reaches no other channel on A", async () => {
+  test("a publish whose channel name does not fit a mesh frame (over 65535 bytes) is refused and reaches no other channel on A", async () => {
     const onA = await Client.open(url(pa));
     await onA.ask("sub ab");
     const long = "ab" + "x".repeat(65536);
-    // Every link it cannot go over (A, and B's own workers with -p > 1) counts as a failure; nothing is delivered.
-    const r = (await apiPost(pb, "/v1/mesh/publish", { c: long, d: "payload" })).r;
-    expect(r.s).toBe(0);
-    expect(r.f).toBeGreaterThanOrEqual(1);
+    // Refused where it enters (a truncated u16 length would have misframed it into "ab" on A).
+    expect(await postJson(`http://127.0.0.1:${pb.api}/v1/mesh/publish`, { c: long, d: "payload" })).toEqual({
+      status: 400,
+      body: { E: { c: 101, m: "c is 65538 bytes: a channel name is at most 65535" } },
+    });
     expect(await apiPost(pb, "/v1/mesh/publish", { c: "ab", d: "after" })).toEqual({ E: null, r: { s: 1, f: 0 } });
     expect(await onA.next()).toBe("after");
     onA.close();
