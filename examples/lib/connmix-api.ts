@@ -41,8 +41,8 @@ export async function engineApis(center: string): Promise<string[]> {
 }
 
 export interface QueueItem {
-  /** The engine's node id. */
-  n: string;
+  /** The node index of the engine that queued it (a number). */
+  n: number;
   /** The client whose script pushed the item. */
   c: string;
   /** The topic. */

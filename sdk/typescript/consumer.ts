@@ -76,7 +76,7 @@ export class Consumer<D = unknown> {
 
   private pop(engine: Engine): void {
     const p = this.ack ? { t: this.topics, ack: true, w: this.window } : { t: this.topics };
-    engine.request("queue.pop", p).catch((e) => this.opts.onError?.(e, { n: engine.node.id, c: "0", t: this.topics.join(","), d: null }));
+    engine.request("queue.pop", p).catch((e) => this.opts.onError?.(e, { n: engine.node.index, c: "0", t: this.topics.join(","), d: null }));
   }
 
   /** An item arrived from `engine`: queue it, run what the concurrency allows, pause when the window is full. */
@@ -129,7 +129,7 @@ export class Consumer<D = unknown> {
       if (k.length === 0 || this.engines.get(engine) !== s) return;
       engine.request("queue.ack", { k }).then(
         () => (this.stats.acked += k.length),
-        (e) => this.opts.onError?.(e, { n: engine.node.id, c: "0", t: "", d: null, k: k[0] }),
+        (e) => this.opts.onError?.(e, { n: engine.node.index, c: "0", t: "", d: null, k: k[0] }),
       );
     }, 0);
   }

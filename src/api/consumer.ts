@@ -1,6 +1,8 @@
 // One /ws/v1 connection, as the queues see it: a Consumer of the topics it popped. Items go out as
-// `{"e":"queue.pop","p":{"n":node,"c":"client id","t":topic,"d":data},"id":null}`, built around the pushed
-// JSON text without parsing it; with acks the event also carries `"k":"<key>"`.
+// `{"e":"queue.pop","p":{"n":node index,"c":"client id","t":topic,"d":data},"id":null}`, built around the
+// pushed JSON text without parsing it; with acks the event also carries `"k":"<key>"`. `n` is the index of the
+// engine that queued the item, a number as in connmix's docs: the one the client id carries (nodeOf), or for
+// an item pushed outside a client's callback (client id 0), this engine's.
 //
 // Flow control: an item is sent only while the socket is drained (Bun's send did not report backpressure
 // since the last `drain`) and while fewer than `window` items are in flight. An item is in flight until
@@ -12,6 +14,7 @@
 // confirmed are dropped, counted in connmix_engine_queue_dropped_total and logged.
 import type { ServerWebSocket } from "bun";
 import { log } from "../log/logger";
+import { nodeOf } from "../net/client-ids";
 import type { Consumer, Item, Queues } from "../queue/queues";
 import { topicCounts } from "../queue/drops";
 
@@ -51,14 +54,16 @@ export class ApiSocket implements Consumer {
   private pingQueued = false;
   /** `","t":"<topic>","d":` (or with `"k":"` before the key) per topic: the part of an event that depends on it. */
   private readonly topicParts = new Map<string, string>();
-  private head: string;
+  /** `{"e":"queue.pop","p":{"n":` (legacy: everything up to the client id). */
+  private head = '{"e":"queue.pop","p":{"n":';
   /** Events in the older protocol's shape (legacy.ts). */
   private legacy = false;
 
-  /** `address`: the peer's IP, for the log (Bun no longer knows it once the socket closed). */
-  constructor(private readonly queues: Queues, nodeId: string, readonly address: string) {
-    this.head = `{"e":"queue.pop","p":{"n":${JSON.stringify(nodeId)},"c":"`;
-  }
+  /**
+   * `node`: this engine (read at each delivery: a renumber changes its index); `address`: the peer's IP, for
+   * the log (Bun no longer knows it once the socket closed).
+   */
+  constructor(private readonly queues: Queues, private readonly node: { readonly index: number }, readonly address: string) {}
 
   /** From now on items go out as {"event":"queue.consume","result":{"client_id","queue","data"},"id":null}. */
   useLegacyEvents(): void {
@@ -77,7 +82,8 @@ export class ApiSocket implements Consumer {
       this.topicParts.set(topic, part);
     }
     const key = ++this.seq;
-    const text = this.acks ? this.head + clientId + part + key + '","d":' + json + '},"id":null}' : this.head + clientId + part + json + '},"id":null}';
+    const head = this.legacy ? this.head : this.head + (clientId === 0 ? this.node.index : nodeOf(clientId)) + ',"c":"';
+    const text = this.acks ? head + clientId + part + key + '","d":' + json + '},"id":null}' : head + clientId + part + json + '},"id":null}';
     const status = ws.sendText(text);
     if (status === 0) return false; // closed: the item stays queued
     if (status === -1) this.backedUp();

@@ -70,8 +70,8 @@ export interface Reply<R = unknown> {
 
 /** One queue item, as the `p` of a queue.pop event. */
 export interface QueueItem<D = unknown> {
-  /** Node id of the engine that queued it. */
-  n: string;
+  /** Node index of the engine that queued it (the one its client id carries; see docs/api.md). */
+  n: number;
   /** The client whose callback pushed it ("0": none), as a decimal string. */
   c: string;
   /** The topic. */

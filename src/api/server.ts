@@ -83,13 +83,12 @@ export async function startApiServer(config: Config, node: NodeView, opts: ApiSe
   const dispatcher = new Dispatcher(node, metrics);
   const timings = opts.timings ?? API_TIMINGS;
   const sockets = new ApiWebSockets(dispatcher, () => settings, access.refused, timings.stallSweepMs);
-  const nodeId = node.name;
 
   const routes = httpHandler({
     dispatcher,
     access,
     metrics: () => metrics.page(timings.metricsRedisMs),
-    newSocket: (address) => new ApiSocket(node.queues, nodeId, address),
+    newSocket: (address) => new ApiSocket(node.queues, node, address),
     introspect: (summary) => introspect(node, config, summary),
   });
   /** The HTTP idle timeout each listener was started with (its own for good: Bun's reload keeps it). */

@@ -78,7 +78,7 @@ export function addCounters(into: object, from: object): void {
  * whose clients are its workers'.
  */
 export interface NodeView {
-  /** The node id queue events carry. */
+  /** The node id (the mesh's; the node index as text without a mesh). */
   readonly name: string;
   /** The node index client ids carry. */
   readonly index: number;
@@ -144,7 +144,7 @@ export class EngineNode implements NodeView {
     return { websocket: this.stats.read.websocket, socket };
   }
 
-  /** The node id queue events carry: the mesh's xid, or the node index when this engine runs without one. */
+  /** The node id: the mesh's xid, or the node index when this engine runs without one. */
   get name(): string {
     return this.nodeId ?? String(this.ids.node);
   }

@@ -52,7 +52,8 @@ async function push(c: Client, topic: string, data: string): Promise<string> {
 }
 
 const OK = { E: null, r: { s: true } };
-const event = (client: string, t: string, d: unknown) => ({ e: "queue.pop", p: { n: "1", c: client, t, d }, id: null });
+// `n`: the index of the engine that queued the item (the one its client id carries), a JSON number.
+const event = (client: string, t: string, d: unknown) => ({ e: "queue.pop", p: { n: e.engine.node.index, c: client, t, d }, id: null });
 
 describe("queue.pop", () => {
   test("backend login: the consumer gets the frame, conn.call set_context_value releases wait_context_value", async () => {

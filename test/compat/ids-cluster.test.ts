@@ -132,7 +132,7 @@ describe("client ids in a cluster of two engines with -p 2", () => {
     api.close();
   }, 60_000);
 
-  test("queue events carry the id as a decimal string; the pushed number is the same id", async () => {
+  test("queue events carry the id as a decimal string, the pushed number is the same id, n its node index", async () => {
     const consumers = await Promise.all(ports.map((p) => Client.open(`ws://127.0.0.1:${p.api}/ws/v1`)));
     for (const [k, c] of consumers.entries()) expect(await c.call("queue.pop", { t: ["ids"] }, k)).toEqual({ E: null, r: { s: true }, i: k });
     const sample = clients.filter((_, i) => i % 5 === 0); // 200
@@ -153,6 +153,7 @@ describe("client ids in a cluster of two engines with -p 2", () => {
       expect(e.e).toBe("queue.pop");
       expect(e.p.c).toBe(e.p.d.text);
       expect(e.p.d.id).toBe(Number(e.p.c));
+      expect(e.p.n).toBe(nodeOf(e.p.d.id)); // a JSON number: the index of the engine that queued it
     }
     expect(new Set(events.map((e) => e.p.c))).toEqual(new Set(sample.map((x) => x.text)));
     for (const c of consumers) c.close();

@@ -1,15 +1,19 @@
 // The wire of the PHP client (connmix/connmix-php, src/V1/AsyncNode.php): `consume()` sends
 // {"m":"queue.consume","p":["topic"],"i":n}, and meshSend/connCall send the client id back as a JSON
-// number (PHP int); its Message::data() must be an array, also when the script pushed a string it had
-// encoded with mix.json_encode (as connmix's entries do). Such a backend consumes, answers and subscribes unchanged.
+// number (PHP int); its Message::nodeID(): int needs "n" as a JSON number and Message::data() must be an
+// array, also when the script pushed a string it had encoded with mix.json_encode (as connmix's entries do).
+// Such a backend consumes, answers and subscribes unchanged.
 import { afterAll, describe, expect, test } from "bun:test";
 import { useTestEngine } from "../api/helpers.ts";
 import { cleanupAll } from "../helpers/files.ts";
 import { Client } from "../helpers/ws.ts";
+import { nodeOf } from "../../src/net/client-ids.ts";
 
 // As connmix's own entries do: every text frame goes to queue "foo" with the connection's context,
-// encoded by the script first; "raw:<text>" pushes <text> as it is.
+// encoded by the script first; "raw:<text>" pushes <text> as it is. Loading the script pushes to "boot",
+// outside any client's callback.
 const ENTRY = `
+mix.queue.push("boot", { loaded = true })
 function on_message(msg, conn)
   if msg.type ~= "text" then return end
   local raw = msg.data:match("^raw:(.*)$")
@@ -33,6 +37,8 @@ describe("the PHP client's requests", () => {
     expect(event.p).toMatchObject({ t: "foo", d: { frame: { type: "text", data: "hello", finish: true }, ctx: {} } });
     expect(event.p.c).toMatch(/^\d+$/); // Message::clientID(): int takes the decimal string
     const id = Number(event.p.c); // ... and the backend sends it back as a PHP int
+    expect(event.p.n).toBe(e.engine.node.index); // Message::nodeID(): int, the engine's node index
+    expect(event.p.n).toBe(nodeOf(id));
 
     expect(await php.call("conn.call", { c: id, f: "subscribe", a: ["user_10001"] }, 3)).toEqual({ E: null, r: { s: true }, i: 3 });
     expect(await php.call("mesh.send", { c: id, d: "received: hello" }, 4)).toEqual({ E: null, r: { s: true }, i: 4 });
@@ -51,5 +57,13 @@ describe("the PHP client's requests", () => {
       const e = await php.until((m) => m.e === "queue.pop");
       expect(e.p.d).toEqual(raw === " [1, 2] " ? [1, 2] : raw);
     }
+  });
+
+  test("an item pushed outside a client's callback carries client 0 and this engine's node index", async () => {
+    const php = await Client.open(e.apiWs);
+    expect(await php.call("queue.consume", ["boot"], 1)).toEqual({ E: null, r: { s: true }, i: 1 });
+    const event = await php.until((m) => m.e === "queue.pop");
+    expect(event.p).toEqual({ n: e.engine.node.index, c: "0", t: "boot", d: { loaded: true } });
+    php.close();
   });
 });

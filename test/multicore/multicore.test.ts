@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { workerOf } from "../../src/net/client-ids";
+import { nodeOf, workerOf } from "../../src/net/client-ids";
 import { cleanupAll, writeTree } from "../helpers/files";
 import { freePorts, listeningPorts, waitForPortClosed } from "../helpers/ports";
 import { Client } from "../helpers/ws";
@@ -187,8 +187,10 @@ describe.skipIf(!multicore)("dev -p 2", () => {
       ["hello", String(w0.id)],
       ["world", String(w1.id)],
     ]);
-    const nodeId = (await getJson(`http://127.0.0.1:${centerApi}/v1/nodes`)).nodes[0].id;
-    expect(new Set([...held, ...live].map((e) => e.p.n))).toEqual(new Set([nodeId]));
+    // `n`: the node index the center assigned (a number, shared by both workers' client ids).
+    const { index } = (await getJson(`http://127.0.0.1:${centerApi}/v1/nodes`)).nodes[0];
+    expect(new Set([...held, ...live].map((e) => e.p.n))).toEqual(new Set([index]));
+    expect(nodeOf(w0.id)).toBe(index);
     backend.close();
   });
 
