@@ -4,7 +4,7 @@
 import { NOT_READY, type NodeView } from "../engine/node";
 import type { SendType } from "../engine/host";
 import { parseClientId } from "../net/client-ids";
-import { MAX_SHORT_TEXT } from "../net/frames";
+import { MAX_CHANNEL_BYTES } from "../engine/mix/contract";
 import type { EngineMetrics } from "../metrics/engine";
 import { DEFAULT_WINDOW, MAX_WINDOW, type ApiSocket } from "./consumer";
 
@@ -169,8 +169,8 @@ export class Dispatcher {
   publish(p: Params): Result {
     const channel = p.c;
     if (typeof channel !== "string" || channel === "") invalid("c must be a channel name");
-    const bytes = (channel as string).length > MAX_SHORT_TEXT / 3 ? Buffer.byteLength(channel as string) : 0;
-    if (bytes > MAX_SHORT_TEXT) invalid(`c is ${bytes} bytes: a channel name is at most ${MAX_SHORT_TEXT}`);
+    const bytes = (channel as string).length > MAX_CHANNEL_BYTES / 3 ? Buffer.byteLength(channel as string) : 0;
+    if (bytes > MAX_CHANNEL_BYTES) invalid(`c is ${bytes} bytes: a channel name is at most ${MAX_CHANNEL_BYTES}`);
     const type = sendType(p.t);
     const data = payload(p.d, type);
     const [ok, fail] = this.node.publishLocal(channel as string, data, type);

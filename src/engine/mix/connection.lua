@@ -2,6 +2,7 @@
 -- F: see src/lua/family.ts and this family's declaration in connection.ts.
 local F = ...
 local host, mix, block, H, S, EV, TYPE, entry = F.host, F.mix, F.block, F.H, F.S, F.EV, F.TYPE, F.entry
+local MAX_CHANNEL_BYTES = F.MAX_CHANNEL_BYTES
 local send = host.send
 
 local conns = {}                                   -- client id -> conn
@@ -17,8 +18,9 @@ local function channels_of(...)
     if type(ch) ~= "string" or ch == "" or ch:find("%s") then
       return nil, "invalid channel name: " .. tostring(ch)
     end
-    -- The mesh carries names of up to 65535 bytes (src/net/frames.ts): a longer one could reach no other engine.
-    if #ch > 65535 then return nil, "channel name too long: " .. #ch .. " bytes (at most 65535)" end
+    if #ch > MAX_CHANNEL_BYTES then
+      return nil, "channel name too long: " .. #ch .. " bytes (at most " .. MAX_CHANNEL_BYTES .. ")"
+    end
   end
   return list
 end

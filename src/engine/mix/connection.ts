@@ -3,7 +3,7 @@ import { lua, type LuaState, LUA_TSTRING } from "../../../native/lua";
 import type { EngineHost, SendType } from "../host";
 import { pushString, toString, viewBytes } from "../../lua/stack";
 import type { LuaFamily } from "../../lua/family";
-import { CONN_CALL, CONTEXT, DECODED, ENCODE, EVENT_CONSTANTS, FAILED, FORGET, OVERSIZED } from "./contract";
+import { CONN_CALL, CONTEXT, DECODED, ENCODE, EVENT_CONSTANTS, FAILED, FORGET, MAX_CHANNEL_BYTES, OVERSIZED } from "./contract";
 import connectionLua from "./connection.lua" with { type: "text" };
 import websocketLua from "./websocket.lua" with { type: "text" };
 import socketLua from "./socket.lua" with { type: "text" };
@@ -31,7 +31,7 @@ type ConnectionHost = Pick<EngineHost, "sendLocal" | "subscribe" | "unsubscribe"
 export const connection: LuaFamily<ConnectionHost> = {
   name: "connection",
   lua: connectionLua,
-  constants: EVENT_CONSTANTS,
+  constants: { ...EVENT_CONSTANTS, MAX_CHANNEL_BYTES },
   uses: ["entry"],
   hooks: [FAILED, FORGET, CONN_CALL, CONTEXT],
   // A send to the connection whose event runs is usually kept in C and sent here (runtime.c's reply_send).

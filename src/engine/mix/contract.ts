@@ -5,12 +5,16 @@ import { FAILED, hook } from "../../lua/family";
 import type { Scheduler } from "../../lua/scheduler";
 import type { Connection } from "../connection";
 import type { SendType } from "../host";
+import { MAX_SHORT_TEXT } from "../../net/frames";
 
 /** Event numbers: the Lua families' handlers are H[EV.<name>]; the chunks get this table as `F.EV`. */
 export const EV = { open: 10, close: 11, handshake: 20, message: 21, connect: 30, data: 31 } as const;
 
 /** A message's type (the `extra` of EV.message, and what conn:send and the API send): `F.TYPE` in Lua. */
 export const TYPE = { text: 1, binary: 2 } as const satisfies Record<string, SendType>;
+
+/** The longest channel name, in bytes: what the mesh carries (a longer one could reach no other engine). */
+export const MAX_CHANNEL_BYTES = MAX_SHORT_TEXT;
 
 /** The constants the connection and protocol families read. */
 export const EVENT_CONSTANTS = { EV, TYPE };

@@ -1,6 +1,6 @@
 -- mix.mesh.send / mix.mesh.publish: local delivery at once; other workers and nodes through a blocking op.
 local F = ...
-local host, mix, block, TYPE = F.host, F.mix, F.block, F.TYPE
+local host, mix, block, TYPE, MAX_CHANNEL_BYTES = F.host, F.mix, F.block, F.TYPE, F.MAX_CHANNEL_BYTES
 
 local function check(data, t)
   local kind = TYPE[t or "text"]
@@ -28,7 +28,9 @@ function mix.mesh.publish(channel, data, t)
   local kind, d = check(data, t)
   if not kind then return 0, 0, d end
   if type(channel) ~= "string" or channel == "" then return 0, 0, "invalid channel" end
-  if #channel > 65535 then return 0, 0, "channel name too long: " .. #channel .. " bytes (at most 65535)" end
+  if #channel > MAX_CHANNEL_BYTES then
+    return 0, 0, "channel name too long: " .. #channel .. " bytes (at most " .. MAX_CHANNEL_BYTES .. ")"
+  end
   local ok, fail, peers = host.mesh_publish(channel, d, kind)
   if peers then
     local rok, rfail = block("mesh.publish", channel, d, kind)

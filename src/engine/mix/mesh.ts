@@ -1,7 +1,7 @@
 // JS side of mix.mesh (mesh.lua).
 import { lua } from "../../../native/lua";
 import type { EngineHost, SendType } from "../host";
-import { TYPE } from "./contract";
+import { MAX_CHANNEL_BYTES, TYPE } from "./contract";
 import { pushString, toString, viewBytes } from "../../lua/stack";
 import type { LuaFamily } from "../../lua/family";
 import meshLua from "./mesh.lua" with { type: "text" };
@@ -11,7 +11,7 @@ const asData = (d: unknown, type: SendType) => (type === 1 || typeof d === "stri
 export const mesh: LuaFamily<Pick<EngineHost, "sendLocal" | "publishLocal" | "hasPeers" | "sendRemote" | "publishRemote">> = {
   name: "mesh",
   lua: meshLua,
-  constants: { TYPE },
+  constants: { TYPE, MAX_CHANNEL_BYTES },
   functions: {
     // host.mesh_send(id, data, type) -> err | nil, remote
     mesh_send(L, vm) {
