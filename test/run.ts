@@ -2,7 +2,8 @@
 // tests that build, type-check, drive a browser or reload a loaded cluster, and spend seconds of CPU doing it. Each test file runs in a
 // `bun test` process of its own, `jobs` files at a time (most tests wait on sockets and child processes, not on
 // the CPU), longest first. A file's output is printed in one block when it ends. The run closes on bun test's own
-// summary (" N pass", " M fail", "K expect() calls", "Ran N tests across F files.") summed over all files, so
+// summary (" N pass", " M fail", "K expect() calls", "Ran N tests across F files.") summed over all files, on
+// stderr as bun test prints it (the banner on stdout, the rest on stderr), so
 // whatever reads bun test's output reads ours. The exit status is non-zero when any test or file failed.
 //
 //   bun test/run.ts [--all | --slow] [-j N]     (bin/test passes its arguments here)
@@ -132,12 +133,16 @@ async function runFile(file: string, slice: number | undefined): Promise<Result>
   const ms = performance.now() - start;
   const usage = proc.resourceUsage();
   const cpuMs = usage ? Number(usage.cpuTime.user + usage.cpuTime.system) / 1000 : 0;
-  const out = stdout + stderr + (leftovers ? "\n(test/run.ts: processes the file left running were killed)" : "");
+  const report = stderr + (leftovers ? "\n(test/run.ts: processes the file left running were killed)" : "");
+  const out = stdout + report;
   const passed = count(out, "pass");
   // A file that ends badly without a failed test (a crash, an error outside tests, the time limit) is one failure.
   const failed = Math.max(count(out, "fail"), code === 0 ? 0 : 1);
   const took = `${(ms / 1000).toFixed(1)} s, ${(cpuMs / 1000).toFixed(1)} s CPU`;
-  console.log(`\n=== ${file} (${passed} passed, ${failed} failed, ${took}${code === 0 ? "" : `, exit ${code ?? proc.signalCode}`})\n${out.trimEnd()}`);
+  // Where bun test writes: its banner (and the tests' console.log) to stdout, results and summary to stderr.
+  process.stdout.write(stdout);
+  const heading = `=== ${file} (${passed} passed, ${failed} failed, ${took}${code === 0 ? "" : `, exit ${code ?? proc.signalCode}`})`;
+  process.stderr.write(`\n${heading}\n${report.trimEnd()}\n`);
   return { file, passed, failed, expects: count(out, "expect() calls"), ms, cpuMs };
 }
 
@@ -186,12 +191,13 @@ for (const group of groups) {
 const wall = (performance.now() - started) / 1000;
 const cpu = results.reduce((s, r) => s + r.cpuMs, 0) / 1000;
 const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 8);
-console.log(`\nslowest files: ${slowest.map((r) => `${r.file} ${(r.ms / 1000).toFixed(1)} s`).join(", ")}`);
+console.error(`\nslowest files: ${slowest.map((r) => `${r.file} ${(r.ms / 1000).toFixed(1)} s`).join(", ")}`);
 const failedFiles = results.filter((r) => r.failed > 0).map((r) => r.file);
-if (failedFiles.length > 0) console.log(`files with failures: ${failedFiles.join(", ")}`);
-console.log(`${results.length} files in ${wall.toFixed(1)} s (${cpu.toFixed(1)} s CPU)`);
+if (failedFiles.length > 0) console.error(`files with failures: ${failedFiles.join(", ")}`);
+console.error(`${results.length} files in ${wall.toFixed(1)} s (${cpu.toFixed(1)} s CPU)`);
 const sum = (key: "passed" | "failed" | "expects") => results.reduce((s, r) => s + r[key], 0);
 const [passed, failed] = [sum("passed"), sum("failed")];
-console.log(`\n ${passed} pass\n ${failed} fail\n ${sum("expects")} expect() calls`);
-console.log(`Ran ${passed + failed} tests across ${results.length} files. [${wall.toFixed(2)}s]`);
+// bun test's own summary, on stderr where bun test prints it: CI reads it there to know tests ran.
+console.error(`\n ${passed} pass\n ${failed} fail\n ${sum("expects")} expect() calls`);
+console.error(`Ran ${passed + failed} tests across ${results.length} files. [${wall.toFixed(2)}s]`);
 process.exit(failed > 0 ? 1 : 0);
