@@ -1,9 +1,10 @@
 // `websocket` servers: Bun.serve does the protocol; each upgrade on the configured path runs on_handshake,
-// each message on_message and each close on_close in the server's Lua VM.
+// each message on_message (in batches: read-batch.ts) and each close on_close in the server's Lua VM.
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { websocketEvents } from "./mix/connection";
 import { FORGET } from "./mix/contract";
 import { WsConnection } from "./connection";
+import { ReadBatch } from "./read-batch";
 import { log } from "../log/logger";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
@@ -44,6 +45,7 @@ export class WebSocketServer extends LuaServer {
   private listeners: Listeners<Server<WsConnection>> | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
+  private readonly batch = new ReadBatch((conn, data) => this.events.message(conn, data));
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, websocketEvents] });
@@ -99,7 +101,7 @@ export class WebSocketServer extends LuaServer {
         const conn = ws.data;
         conn.readTick = self.tick;
         self.node.stats.read.websocket++;
-        self.events.message(conn, message);
+        self.batch.add(conn, message);
       },
       // A client's pings (and pongs) keep it alive; Bun answers pings itself.
       ping(ws: WS) {
@@ -113,6 +115,7 @@ export class WebSocketServer extends LuaServer {
       },
       close(ws: WS, code: number, reason: string) {
         const conn = ws.data;
+        self.batch.flushConnection(conn); // what it sent before closing reaches on_message before on_close
         if (closedTooBig(code, reason) && conn.closeReason === null) self.droppedTooLarge(conn);
         const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
         self.closed(conn, err);

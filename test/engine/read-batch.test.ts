@@ -1,0 +1,121 @@
+// Messages read in one turn of the event loop reach Lua as a batch (src/engine/read-batch.ts). What a client
+// sees must not change: each connection's messages in order, every reply, on_close after the messages a client
+// sent before closing, a callback's conn:close() not disturbing other connections, and batches past the bound.
+import { afterAll, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
+import { cleanupAll } from "../helpers/files";
+import { startEngine } from "../helpers/engine";
+import { Client } from "../helpers/ws";
+import { until } from "../helpers/wait";
+import { MAX_BATCH_MESSAGES } from "../../src/engine/read-batch";
+
+afterAll(cleanupAll);
+
+const ENTRY = `
+expected = {}   -- client id -> the next number it must send
+events = {}     -- what happened, in order, for "report"
+function on_message(msg, conn)
+  local id, d = conn:client_id(), msg.data
+  if d == "report" then return conn:send(table.concat(events, " ")) end
+  if d == "close" then events[#events + 1] = "close" return conn:close() end
+  if d:sub(1, 1) == "m" then
+    local err = conn:send(d)
+    events[#events + 1] = d .. "=" .. tostring(err)
+    return
+  end
+  local n = tonumber(d)
+  local want = expected[id] or 1
+  expected[id] = n + 1
+  conn:send(n == want and ("ok " .. n) or ("out of order: " .. n .. " after " .. (want - 1)))
+end
+function on_close(id, err, conn) events[#events + 1] = "on_close" end
+`;
+
+/** A masked client text frame (payload under 126 bytes). */
+function frame(text: string): Buffer {
+  const p = Buffer.from(text);
+  const mask = [7, 1, 9, 3];
+  return Buffer.concat([Buffer.from([0x81, 0x80 | p.length, ...mask]), p.map((x, i) => x ^ mask[i & 3]!)]);
+}
+
+/** A WebSocket over a raw TCP socket, so that many frames go out in one write; collects the server's text frames. */
+async function rawClient(port: number): Promise<{ sock: Socket; texts: string[]; closed: () => boolean }> {
+  const texts: string[] = [];
+  let buf = Buffer.alloc(0);
+  let upgraded = false;
+  let ended = false;
+  const sock = connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    sock.on("error", reject);
+    sock.on("close", () => (ended = true));
+    sock.on("connect", () =>
+      sock.write(`GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+    sock.on("data", (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (!upgraded) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+        resolve();
+      }
+      while (buf.length >= 2) {
+        let len = buf[1]! & 127;
+        let h = 2;
+        if (len === 126) [len, h] = [buf.length >= 4 ? buf.readUInt16BE(2) : Infinity, 4];
+        if (len === 127 || buf.length < h + len) break;
+        if ((buf[0]! & 15) === 1) texts.push(buf.subarray(h, h + len).toString());
+        buf = buf.subarray(h + len);
+      }
+    });
+  });
+  return { sock, texts, closed: () => ended };
+}
+
+test("many clients sending at once: each gets every reply, in the order it sent", async () => {
+  const { url } = await startEngine(ENTRY);
+  const clients = await Promise.all(Array.from({ length: 20 }, () => Client.open(url)));
+  for (const c of clients) for (let i = 1; i <= 200; i++) c.send(String(i));
+  for (const c of clients) await c.waitFor(200);
+  for (const c of clients) expect(c.received).toEqual(Array.from({ length: 200 }, (_, i) => `ok ${i + 1}`));
+});
+
+test(`more than ${MAX_BATCH_MESSAGES} messages in one write: all answered, in order`, async () => {
+  const { port } = await startEngine(ENTRY);
+  const c = await rawClient(port);
+  const n = MAX_BATCH_MESSAGES + 1000;
+  c.sock.write(Buffer.concat(Array.from({ length: n }, (_, i) => frame(String(i + 1)))));
+  await until(() => c.texts.length >= n, 10_000, `${n} replies`);
+  expect(c.texts.length).toBe(n);
+  expect(c.texts.every((t, i) => t === `ok ${i + 1}`)).toBe(true);
+  c.sock.destroy();
+});
+
+test("a client that sends and closes: on_message for each message, then on_close", async () => {
+  const { port, url } = await startEngine(ENTRY);
+  const c = await rawClient(port);
+  // The messages and the close frame in one write: read together.
+  c.sock.write(Buffer.concat([frame("m1"), frame("m2"), frame("m3"), Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])]));
+  await until(c.closed, 5000, "the server to close");
+  const observer = await Client.open(url);
+  expect(await observer.ask("report")).toBe("m1=nil m2=nil m3=nil on_close");
+});
+
+test("conn:close() in a callback: the messages read with it still reach on_message (their sends fail), then on_close; others are answered", async () => {
+  const { port, url } = await startEngine(ENTRY);
+  const other = await rawClient(port);
+  const c = await rawClient(port);
+  other.sock.write(Buffer.concat([frame("1"), frame("2")]));
+  c.sock.write(Buffer.concat([frame("m1"), frame("close"), frame("m3"), frame("m4")]));
+  other.sock.write(Buffer.concat([frame("3"), frame("4")]));
+  await until(c.closed, 5000, "the server to close");
+  await until(() => other.texts.length === 4, 5000, "the other client's replies");
+  expect(other.texts).toEqual(["ok 1", "ok 2", "ok 3", "ok 4"]);
+  expect(c.texts).toEqual(["m1"]);
+  const observer = await Client.open(url);
+  const report = await observer.ask("report");
+  // (the connection is gone from the node once closed: a send to it finds no client, as after any close)
+  expect(report).toBe("m1=nil close m3=client not found m4=client not found on_close");
+  other.sock.destroy();
+});
