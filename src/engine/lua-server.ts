@@ -247,6 +247,11 @@ export abstract class LuaServer {
     this.unstall(conn);
     this.node.remove(conn);
     conn.wake();
+    this.closeEvent(conn, err);
+  }
+
+  /** Runs on_close, after any queued callbacks of the connection. */
+  protected closeEvent(conn: Connection, err: string | null): void {
     this.events.close(conn, err);
   }
 

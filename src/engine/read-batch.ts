@@ -1,9 +1,10 @@
 // WebSocket messages read in one turn of the event loop, handed to Lua together at the end of the turn
-// (setImmediate) instead of one by one as Bun reads each socket. Two things make that faster, measured with
-// bench/echo.ts (docs/runtime.md): the Lua VM's code and data stay in the CPU's caches while it runs a batch,
-// and the replies leave in one burst, so a client that waits for them is woken once per burst rather than
-// once per socket. Each connection's messages still reach Lua in the order read, and before its on_close.
+// (setImmediate) instead of one by one as Bun reads each socket, with the sends they make held (outbox.ts)
+// until the batch ends. Measured with bench/echo.ts (docs/runtime.md): the Lua VM's code and data stay in
+// the CPU's caches while it runs a batch, and the replies leave in one burst. Each connection's messages
+// still reach Lua in the order read, and before its on_close.
 import type { WsConnection } from "./connection";
+import type { Outbox } from "./outbox";
 import { log } from "../log/logger";
 
 /** A batch this large (messages, or bytes of their data) is handed over at once, inside the read. */
@@ -19,19 +20,12 @@ export class ReadBatch {
   private scheduled = false;
   private delivering = false;
   private readonly flushSoon = () => this.flush();
-  /** Delivers the pairs from `next` that share its connection; corked, so their replies go out in one write. */
-  private readonly deliverRun = () => {
-    const items = this.items;
-    const conn = items[this.next] as WsConnection;
-    do {
-      const data = items[this.next + 1] as string | Uint8Array;
-      this.next += 2;
-      this.deliver(conn, data);
-    } while (this.next < items.length && items[this.next] === conn);
-  };
 
-  /** `deliver` hands one message to Lua (LuaEvents.message). */
-  constructor(private readonly deliver: (conn: WsConnection, data: string | Uint8Array) => void) {}
+  /** `deliver` hands one message to Lua (LuaEvents.message); `outbox` holds the batch's sends until it ends. */
+  constructor(
+    private readonly deliver: (conn: WsConnection, data: string | Uint8Array) => void,
+    private readonly outbox: Outbox,
+  ) {}
 
   add(conn: WsConnection, data: string | Uint8Array): void {
     this.items.push(conn, data);
@@ -49,24 +43,26 @@ export class ReadBatch {
     this.scheduled = false;
     if (this.delivering || this.items.length === 0) return;
     this.delivering = true;
+    this.outbox.holding = true;
     const items = this.items;
     while (this.next < items.length) {
       const at = this.next;
       const conn = items[at] as WsConnection | null;
+      this.next = at + 2;
+      if (conn === null) continue;
       try {
-        if (conn === null) this.next += 2;
-        else if (conn.ws) conn.ws.cork(this.deliverRun);
-        else this.deliverRun();
+        this.deliver(conn, items[at + 1] as string | Uint8Array);
       } catch (e) {
         // Not expected (the scheduler catches Lua errors); the rest of the batch still goes.
-        log.error(`delivering a message to lua failed: ${e instanceof Error ? e.message : String(e)}`);
-        if (this.next === at) this.next += 2; // failed before delivering it: it is lost, as logged
+        log.error(`delivering a message of client ${conn.id} to lua failed: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     this.items = [];
     this.next = 0;
     this.bytes = 0;
     this.delivering = false;
+    this.outbox.holding = false;
+    this.outbox.flush();
   }
 
   /** Hands `conn`'s pending messages to Lua now, before its close: also from inside a delivery (a callback

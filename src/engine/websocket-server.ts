@@ -5,6 +5,7 @@ import { websocketEvents } from "./mix/connection";
 import { FORGET } from "./mix/contract";
 import { WsConnection } from "./connection";
 import { ReadBatch } from "./read-batch";
+import { Outbox } from "./outbox";
 import { log } from "../log/logger";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
@@ -45,7 +46,8 @@ export class WebSocketServer extends LuaServer {
   private listeners: Listeners<Server<WsConnection>> | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
-  private readonly batch = new ReadBatch((conn, data) => this.events.message(conn, data));
+  private readonly outbox = new Outbox((conn, status) => this.heldNotWritten(conn, status));
+  private readonly batch = new ReadBatch((conn, data) => this.events.message(conn, data), this.outbox);
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, websocketEvents] });
@@ -115,12 +117,17 @@ export class WebSocketServer extends LuaServer {
       },
       close(ws: WS, code: number, reason: string) {
         const conn = ws.data;
-        self.batch.flushConnection(conn); // what it sent before closing reaches on_message before on_close
         if (closedTooBig(code, reason) && conn.closeReason === null) self.droppedTooLarge(conn);
         const err = conn.closeReason ?? (code === 1000 || code === 1001 ? null : `close ${code}${reason ? " " + reason : ""}`);
         self.closed(conn, err);
       },
     };
+  }
+
+  /** What the client sent before it closed reaches on_message before on_close. */
+  protected override closeEvent(conn: WsConnection, err: string | null): void {
+    this.batch.flushConnection(conn);
+    super.closeEvent(conn, err);
   }
 
   /** Bun refused a message over MAX_MESSAGE_BYTES and closed the connection: counted and logged, as other drops. */
@@ -188,7 +195,10 @@ export class WebSocketServer extends LuaServer {
       (conn.early ??= []).push([typeof data === "string" ? data : Buffer.from(data), type]);
       return null;
     }
-    const status = type === 2 ? ws.sendBinary(data as Uint8Array) : ws.sendText(typeof data === "string" ? data : Buffer.from(data).toString());
+    const payload = type === 2 ? data : typeof data === "string" ? data : Buffer.from(data).toString();
+    // (bytes may be a view of Lua's memory, valid only now: a held send keeps a copy)
+    if (this.outbox.hold(conn, typeof payload === "string" ? payload : new Uint8Array(payload), type)) return null;
+    const status = type === 2 ? ws.sendBinary(payload as Uint8Array) : ws.sendText(payload as string);
     if (status > 0) return null;
     if (status === 0) return "send failed: connection closed";
     this.markStalled(conn);
@@ -202,6 +212,7 @@ export class WebSocketServer extends LuaServer {
   publishNative(channel: string, data: Uint8Array | string, type: SendType): readonly [number, number] {
     const all = this.listeners?.all;
     if (!all) return NOTHING;
+    this.outbox.flush(); // a subscriber's held sends go before the publication
     let n = 0;
     let text: string | undefined;
     for (let i = 0; i < all.length; i++) {
@@ -215,12 +226,21 @@ export class WebSocketServer extends LuaServer {
     return n === 0 ? NOTHING : [n, 0];
   }
 
+  /** A held send (outbox.ts) that Bun queued behind earlier data (-1), or lost when it closed the connection (0). */
+  private heldNotWritten(conn: WsConnection, status: number): void {
+    if (status < 0) return this.markStalled(conn);
+    this.node.stats.sent.websocket--;
+    this.node.stats.sendErrors.websocket++;
+  }
+
   closeConnection(conn: WsConnection, code: number, reason: string): void {
+    this.outbox.flush(); // held sends go before the close
     if (conn.ws) conn.ws.close(code, reason);
     else conn.closeOnOpen = [code, reason];
   }
 
   protected terminate(conn: WsConnection): void {
+    this.outbox.flush();
     conn.ws?.terminate();
   }
 
