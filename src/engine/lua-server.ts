@@ -133,6 +133,8 @@ export abstract class LuaServer {
    */
   abstract publishNative(channel: string, data: Uint8Array | string, type: SendType): readonly [number, number];
   abstract closeConnection(conn: Connection, code: number, reason: string): void;
+  /** Does the writes a transport holds back (the WebSocket outbox), before a subscription changes. */
+  flushHeld(): void {}
   /** Drops a connection at once, without a closing handshake (a client that does not read). */
   protected abstract terminate(conn: Connection): void;
   /**

@@ -263,6 +263,7 @@ export class EngineNode implements NodeView {
     if (!conn) return "client not found";
     const ws = conn instanceof WsConnection ? conn.ws : null;
     if (ws) {
+      conn.server.flushHeld(); // publications made before the subscription do not reach it
       for (const ch of channels) ws.subscribe(ch);
       return null;
     }
@@ -282,8 +283,12 @@ export class EngineNode implements NodeView {
     const conn = this.connections.get(id);
     if (!conn) return "client not found";
     const ws = conn instanceof WsConnection ? conn.ws : null;
-    if (ws) for (const ch of channels) ws.unsubscribe(ch);
-    else for (const ch of channels) this.leave(conn, ch);
+    if (ws) {
+      conn.server.flushHeld(); // publications made before it still reach the connection
+      for (const ch of channels) ws.unsubscribe(ch);
+    } else {
+      for (const ch of channels) this.leave(conn, ch);
+    }
     return null;
   }
 

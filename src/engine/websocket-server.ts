@@ -46,7 +46,10 @@ export class WebSocketServer extends LuaServer {
   private listeners: Listeners<Server<WsConnection>> | null = null;
   private readonly path: string;
   private readonly handshakes = new Map<number, PendingHandshake>();
-  private readonly outbox = new Outbox((conn, status) => this.heldNotWritten(conn, status));
+  private readonly outbox = new Outbox(
+    (conn, status) => this.heldNotWritten(conn, status),
+    (channel, data, type) => this.publishNow(channel, data, type),
+  );
   private readonly batch = new ReadBatch((conn, data) => this.events.message(conn, data), this.outbox);
 
   constructor(opts: LuaServerOptions) {
@@ -207,23 +210,34 @@ export class WebSocketServer extends LuaServer {
 
   /**
    * Bun publishes once to every subscriber; delivered = subscribers, failed = none it could detect. Usually
-   * one listener; during a certificate change the old one still holds its clients' subscriptions.
+   * one listener; during a certificate change the old one still holds its clients' subscriptions. During a
+   * read batch the publication is held in its place among the held sends (outbox.ts).
    */
   publishNative(channel: string, data: Uint8Array | string, type: SendType): readonly [number, number] {
     const all = this.listeners?.all;
     if (!all) return NOTHING;
-    this.outbox.flush(); // a subscriber's held sends go before the publication
     let n = 0;
-    let text: string | undefined;
-    for (let i = 0; i < all.length; i++) {
-      const server = all[i]!;
-      const here = server.subscriberCount(channel);
-      if (here === 0) continue;
-      n += here;
-      if (type === 2) server.publish(channel, data as Uint8Array);
-      else server.publish(channel, (text ??= typeof data === "string" ? data : Buffer.from(data).toString()));
+    for (let i = 0; i < all.length; i++) n += all[i]!.subscriberCount(channel);
+    if (n === 0) return NOTHING;
+    const payload = type === 2 ? data : typeof data === "string" ? data : Buffer.from(data).toString();
+    // (bytes may be a view of Lua's memory, valid only now: a held publication keeps a copy)
+    if (!this.outbox.holdPublication(channel, typeof payload === "string" ? payload : new Uint8Array(payload), type)) {
+      this.publishNow(channel, payload, type);
     }
-    return n === 0 ? NOTHING : [n, 0];
+    return [n, 0];
+  }
+
+  private publishNow(channel: string, data: Uint8Array | string, type: number): void {
+    for (const server of this.listeners?.all ?? []) {
+      if (server.subscriberCount(channel) === 0) continue;
+      if (type === 2) server.publish(channel, data as Uint8Array);
+      else server.publish(channel, data as string);
+    }
+  }
+
+  /** Held sends and publications go before a subscription changes. */
+  override flushHeld(): void {
+    this.outbox.flush();
   }
 
   /** A held send (outbox.ts) that Bun queued behind earlier data (-1), or lost when it closed the connection (0). */

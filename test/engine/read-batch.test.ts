@@ -141,6 +141,19 @@ function on_message(msg, conn)
     for j = 1, 20 do others[j] = string.rep(string.char(j + 100, j + 100), 1000) end
     return
   end
+  if d == "sub2" then
+    mix.mesh.publish("r2", "early")
+    conn:subscribe("r2")
+    mix.mesh.publish("r2", "late")
+    return conn:send("done")
+  end
+  if d == "unsub" then
+    mix.mesh.publish("room", "before")
+    conn:unsubscribe("room")
+    mix.mesh.publish("room", "after")
+    return conn:send("done")
+  end
+  if d == "join2" then conn:subscribe("r2") return conn:send("joined") end
   if d == "bye" then
     conn:send("one")
     conn:send("two")
@@ -175,4 +188,25 @@ test("held binary sends keep their bytes after Lua collects the strings", async 
     for (let j = 0; j < 2000; j += 2) [want[j], want[j + 1]] = [i, 255 - i];
     expect(Buffer.from(c.received[i] as Buffer).equals(want)).toBe(true);
   }
+});
+
+test("held publications keep their place around subscription changes", async () => {
+  const { url } = await startEngine(HELD);
+  const [a, b] = [await Client.open(url), await Client.open(url)];
+  b.send("join2");
+  await b.waitFor(1);
+  a.send("sub2"); // publishes "early", subscribes, publishes "late"
+  await a.waitFor(2);
+  await b.waitFor(3);
+  expect(a.received).toEqual(["late", "done"]);
+  expect(b.received).toEqual(["joined", "early", "late"]);
+  a.send("join");
+  b.send("join");
+  await a.waitFor(3);
+  await b.waitFor(4);
+  a.send("unsub"); // publishes "before", unsubscribes, publishes "after"
+  await a.waitFor(5);
+  await b.waitFor(6);
+  expect(a.received.slice(3)).toEqual(["before", "done"]);
+  expect(b.received.slice(4)).toEqual(["before", "after"]);
 });
