@@ -45,6 +45,8 @@ export type DroppedMessages = {
   backlog_full: Record<Protocol, number>;
   /** A WebSocket message over MAX_MESSAGE_BYTES (Bun closes the connection), or a socket connection that buffered that much without a package. */
   too_large: Record<Protocol, number>;
+  /** Read in the same turn as the engine's close of the connection (the protocol takes no message after a close). */
+  after_close: Record<Protocol, number>;
 };
 
 /** Counters read by /metrics; plain numbers so the hot path pays one increment. */
@@ -55,7 +57,7 @@ export class NodeStats {
   /** Lua callback failures and runaway aborts of processes this node sums (a multi-core engine's workers). */
   lua = { errors: 0, timeouts: 0 };
   /** Dropped messages this node counted itself; a node adds its Lua servers' (see NodeView.droppedMessages). */
-  droppedMessages: DroppedMessages = { backlog_full: zero(), too_large: zero() };
+  droppedMessages: DroppedMessages = { backlog_full: zero(), too_large: zero(), after_close: zero() };
   /** Clients the engine cut off, by reason: what they had not read, or sent and was not processed, is lost. */
   droppedClients = { write_timeout: zero(), backlog_full: zero(), unread_bytes: zero() };
   /** Connections refused at the worker link ports of processes this node sums (a multi-core engine's workers). */
@@ -178,14 +180,14 @@ export class EngineNode implements NodeView {
 
   /** Messages dropped: what this node counted plus what its Lua servers did (full backlogs, oversized socket buffers). */
   droppedMessages(): DroppedMessages {
-    const { backlog_full, too_large } = this.stats.droppedMessages;
+    const { backlog_full, too_large, after_close } = this.stats.droppedMessages;
     const full = { ...backlog_full };
     const large = { ...too_large };
     for (const s of this.servers) {
       full[s.protocol] += s.vm.scheduler.dropped;
       large.socket += s.oversizedBacklogs();
     }
-    return { backlog_full: full, too_large: large };
+    return { backlog_full: full, too_large: large, after_close: { ...after_close } };
   }
 
   /** Clients and channels for the console (a multi-core engine's primary asks its workers). */

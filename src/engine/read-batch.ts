@@ -49,13 +49,7 @@ export class ReadBatch {
       const at = this.next;
       const conn = items[at] as WsConnection | null;
       this.next = at + 2;
-      if (conn === null) continue;
-      try {
-        this.deliver(conn, items[at + 1] as string | Uint8Array);
-      } catch (e) {
-        // Not expected (the scheduler catches Lua errors); the rest of the batch still goes.
-        log.error(`delivering a message of client ${conn.id} to lua failed: ${e instanceof Error ? e.message : String(e)}`);
-      }
+      if (conn !== null) this.deliverOne(conn, items[at + 1] as string | Uint8Array);
     }
     this.items = [];
     this.next = 0;
@@ -63,6 +57,15 @@ export class ReadBatch {
     this.delivering = false;
     this.outbox.holding = false;
     this.outbox.flush();
+  }
+
+  private deliverOne(conn: WsConnection, data: string | Uint8Array): void {
+    try {
+      this.deliver(conn, data);
+    } catch (e) {
+      // Not expected (the scheduler catches Lua errors); the other messages still go.
+      log.error(`delivering a message of client ${conn.id} to lua failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** Hands `conn`'s pending messages to Lua now, before its close: also from inside a delivery (a callback
@@ -73,7 +76,7 @@ export class ReadBatch {
     for (let i = this.next; i < items.length; i += 2) {
       if (items[i] !== conn) continue;
       items[i] = null;
-      this.deliver(conn, items[i + 1] as string | Uint8Array);
+      this.deliverOne(conn, items[i + 1] as string | Uint8Array);
     }
   }
 }

@@ -50,7 +50,7 @@ export class WebSocketServer extends LuaServer {
     (conn, status) => this.heldNotWritten(conn, status),
     (channel, data, type) => this.publishNow(channel, data, type),
   );
-  private readonly batch = new ReadBatch((conn, data) => this.events.message(conn, data), this.outbox);
+  private readonly batch = new ReadBatch((conn, data) => this.deliver(conn, data), this.outbox);
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, websocketEvents] });
@@ -127,9 +127,20 @@ export class WebSocketServer extends LuaServer {
     };
   }
 
+  /** A message of the read batch to Lua: not once the engine closed the connection (uWebSockets stops
+   * reading then), so a script that closed it sees no more of its messages. */
+  private deliver(conn: WsConnection, data: string | Uint8Array): void {
+    if (!conn.closedByServer) return this.events.message(conn, data);
+    conn.droppedAfterClose++;
+    this.node.stats.droppedMessages.after_close.websocket++;
+  }
+
   /** What the client sent before it closed reaches on_message before on_close. */
   protected override closeEvent(conn: WsConnection, err: string | null): void {
     this.batch.flushConnection(conn);
+    if (conn.droppedAfterClose > 0) {
+      log.info(`client ${conn.id}: ${conn.droppedAfterClose} message(s) read with the engine's close of it were not delivered`);
+    }
     super.closeEvent(conn, err);
   }
 
@@ -199,8 +210,8 @@ export class WebSocketServer extends LuaServer {
       return null;
     }
     const payload = type === 2 ? data : typeof data === "string" ? data : Buffer.from(data).toString();
-    // (bytes may be a view of Lua's memory, valid only now: a held send keeps a copy)
-    if (this.outbox.hold(conn, typeof payload === "string" ? payload : new Uint8Array(payload), type)) return null;
+    if (this.outbox.hold(conn, payload, type)) return null;
+    this.outbox.flush(); // a held publication to this connection goes first
     const status = type === 2 ? ws.sendBinary(payload as Uint8Array) : ws.sendText(payload as string);
     if (status > 0) return null;
     if (status === 0) return "send failed: connection closed";
@@ -220,10 +231,7 @@ export class WebSocketServer extends LuaServer {
     for (let i = 0; i < all.length; i++) n += all[i]!.subscriberCount(channel);
     if (n === 0) return NOTHING;
     const payload = type === 2 ? data : typeof data === "string" ? data : Buffer.from(data).toString();
-    // (bytes may be a view of Lua's memory, valid only now: a held publication keeps a copy)
-    if (!this.outbox.holdPublication(channel, typeof payload === "string" ? payload : new Uint8Array(payload), type)) {
-      this.publishNow(channel, payload, type);
-    }
+    if (!this.outbox.holdPublication(channel, payload, type)) this.publishNow(channel, payload, type);
     return [n, 0];
   }
 
@@ -249,12 +257,14 @@ export class WebSocketServer extends LuaServer {
 
   closeConnection(conn: WsConnection, code: number, reason: string): void {
     this.outbox.flush(); // held sends go before the close
+    conn.closedByServer = true;
     if (conn.ws) conn.ws.close(code, reason);
     else conn.closeOnOpen = [code, reason];
   }
 
   protected terminate(conn: WsConnection): void {
     this.outbox.flush();
+    conn.closedByServer = true;
     conn.ws?.terminate();
   }
 
@@ -281,6 +291,7 @@ export class WebSocketServer extends LuaServer {
 
   async stop(): Promise<void> {
     this.stopSweeping();
+    this.batch.flush();
     for (const conn of this.node.connections.values()) {
       if (conn.server === this && conn instanceof WsConnection) conn.ws?.close(1001, "server shutting down");
     }

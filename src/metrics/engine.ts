@@ -48,7 +48,7 @@ export function engineMetrics(node: NodeView, window: SummaryConfig, o: { forwar
     Object.entries(read()).flatMap(([reason, counts]) => PROTOCOLS.map((p): Sample => [[p, reason], counts[p]]));
   registry.counter(
     "connmix_engine_servers_dropped_messages_total",
-    "Messages from clients dropped before their script saw them (backlog_full: sent while the connection's backlog was full; too_large: a WebSocket message over 1 MiB).",
+    "Messages from clients dropped before their script saw them (backlog_full: sent while the connection's backlog was full; too_large: a WebSocket message over 1 MiB; after_close: read with the engine's close of that connection).",
     ["protocol", "reason"],
     byReason(() => node.droppedMessages()),
   );
