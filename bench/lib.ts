@@ -2,7 +2,7 @@
 // server (raw-bun-echo.ts), the load generator (wsload.ts) and publisher (publisher.ts) of this folder,
 // and medians. Results are ratios measured in one run.
 import { spawn, type Subprocess } from "bun";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitForPort } from "../test/helpers/ports.ts";
@@ -72,6 +72,8 @@ export async function startConnmix(entry: string, extraYaml = "", luaBind = "127
   const dir = benchDir();
   const [lua, api, registry, center, mesh] = [freePort(), freePort(), freePort(), freePort(), freePort()];
   writeFileSync(join(dir, "entry.lua"), entry);
+  // The shipped entries require utils.prettyprint beside them, as in a release.
+  cpSync(join(ROOT, "lua/utils"), join(dir, "utils"), { recursive: true });
   const proc = runConnmix(dir, "connmix", "single", `
 center: { registry: { port: ${registry}, bind: 127.0.0.1 }, apiServer: { port: ${center}, bind: 127.0.0.1 } }
 engine:
