@@ -82,3 +82,10 @@ export async function flood(s: Started, conn: Connection, pending: () => number,
   }
   return { max, droppedAfter: Date.now() - stalledAt, open: conn.open };
 }
+
+/** A client's masked WebSocket text frame (payload under 126 bytes), for raw TCP clients. */
+export function maskedFrame(text: string): Buffer {
+  const p = Buffer.from(text);
+  const mask = [7, 1, 9, 3];
+  return Buffer.concat([Buffer.from([0x81, 0x80 | p.length, ...mask]), p.map((x, i) => x ^ mask[i & 3]!)]);
+}

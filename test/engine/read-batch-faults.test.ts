@@ -8,6 +8,7 @@ import { captureLog } from "../helpers/log";
 import { startEngine } from "../helpers/engine";
 import { Client } from "../helpers/ws";
 import { until } from "../helpers/wait";
+import { maskedFrame as frame } from "./helpers";
 
 afterAll(cleanupAll);
 const readLog = captureLog();
@@ -20,12 +21,6 @@ function on_message(msg, conn)
 end
 function on_handshake(id, headers, server, conn) conn:subscribe("all") end
 `;
-
-/** A masked client text frame (payload under 126 bytes). */
-function frame(text: string): Buffer {
-  const p = Buffer.from(text);
-  return Buffer.concat([Buffer.from([0x81, 0x80 | p.length, 1, 2, 3, 4]), p.map((x, i) => x ^ [1, 2, 3, 4][i & 3]!)]);
-}
 
 /** Upgrades a raw socket, writes `burst` right after the 101, then ends it as `how` says. */
 function vanishing(port: number, burst: Buffer, how: "reset" | "close-frame" | "none"): Promise<void> {

@@ -11,6 +11,7 @@ import { startEngine } from "../helpers/engine";
 import { Client } from "../helpers/ws";
 import { until } from "../helpers/wait";
 import { MAX_BATCH_MESSAGES } from "../../src/engine/read-batch";
+import { maskedFrame as frame } from "./helpers";
 
 afterAll(cleanupAll);
 const readLog = captureLog();
@@ -34,13 +35,6 @@ function on_message(msg, conn)
 end
 function on_close(id, err, conn) events[#events + 1] = "on_close" end
 `;
-
-/** A masked client text frame (payload under 126 bytes). */
-function frame(text: string): Buffer {
-  const p = Buffer.from(text);
-  const mask = [7, 1, 9, 3];
-  return Buffer.concat([Buffer.from([0x81, 0x80 | p.length, ...mask]), p.map((x, i) => x ^ mask[i & 3]!)]);
-}
 
 /** A WebSocket over a raw TCP socket, so that many frames go out in one write; collects the server's text frames. */
 async function rawClient(port: number): Promise<{ sock: Socket; texts: string[]; closed: () => boolean }> {
@@ -144,16 +138,13 @@ function on_message(msg, conn)
     for j = 1, 20 do others[j] = string.rep(string.char(j + 100, j + 100), 1000) end
     return
   end
-  if d == "sub2" then
-    mix.mesh.publish("r2", "early")
-    conn:subscribe("r2")
-    mix.mesh.publish("r2", "late")
-    return conn:send("done")
-  end
-  if d == "unsub" then
-    mix.mesh.publish("room", "before")
-    conn:unsubscribe("room")
-    mix.mesh.publish("room", "after")
+  -- a publication, a subscription change, another publication
+  if d == "sub2" or d == "unsub" then
+    local sub = d == "sub2"
+    local ch = sub and "r2" or "room"
+    mix.mesh.publish(ch, sub and "early" or "before")
+    if sub then conn:subscribe(ch) else conn:unsubscribe(ch) end
+    mix.mesh.publish(ch, sub and "late" or "after")
     return conn:send("done")
   end
   if d == "join2" then conn:subscribe("r2") return conn:send("joined") end
