@@ -7,7 +7,7 @@
 // --baseline also runs connmix from another checkout (e.g. a commit before a change), in the same rounds.
 // --wait is wsload's: how the load generator waits for replies (sleep, the default, or spin; see wsload.ts).
 import type { Subprocess } from "bun";
-import { arg, loadPin, loadWait, option, cpuSeconds, median, startConnmix, startRawBun, stop, wsload } from "./lib";
+import { arg, loadPin, loadWait, option, cpuSeconds, ratios, startConnmix, startRawBun, stop, wsload } from "./lib";
 
 const [rounds, seconds, conns, window, cpus] = [arg("rounds", 3), arg("seconds", 5), arg("conns", 100), arg("window", 16), arg("cpus", 1)];
 const pin = loadPin();
@@ -36,13 +36,5 @@ try {
 } finally {
   stop(...servers.map(([, s]) => s.proc));
 }
-const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
-const summary: Record<string, unknown> = { bench: "echo", conns, window, connmix_cpus: cpus, load_pinned_to: pin ?? null, load_wait: wait };
-for (const [name] of servers) {
-  summary[`${name}_msgs_per_s`] = median(results[name]);
-  summary[`${name}_msgs_per_cpu_s`] = median(perCpu[name]);
-  if (name === "raw") continue;
-  summary[name === "connmix" ? "ratio" : `${name}_ratio`] = ratio(median(results[name]), median(results.raw));
-  summary[name === "connmix" ? "cpu_ratio" : `${name}_cpu_ratio`] = ratio(median(perCpu[name]), median(perCpu.raw));
-}
-console.log(JSON.stringify(summary));
+const summary = { bench: "echo", conns, window, connmix_cpus: cpus, load_pinned_to: pin ?? null, load_wait: wait };
+console.log(JSON.stringify({ ...summary, ...ratios(servers.map(([n]) => n), results, perCpu) }));

@@ -54,6 +54,24 @@ export function cpuSeconds(pid: number): number {
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/**
+ * The medians of alternating rounds, per server (`results`: msg/s; `perCpu`: per server CPU-second), and each
+ * server's ratios to "raw" ("connmix" as ratio and cpu_ratio, others prefixed with their name).
+ */
+export function ratios(names: string[], results: Record<string, number[]>, perCpu: Record<string, number[]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+  for (const name of names) {
+    out[`${name}_msgs_per_s`] = median(results[name]!);
+    out[`${name}_msgs_per_cpu_s`] = median(perCpu[name]!);
+    if (name === "raw") continue;
+    const prefix = name === "connmix" ? "" : `${name}_`;
+    out[`${prefix}ratio`] = ratio(median(results[name]!), median(results.raw!));
+    out[`${prefix}cpu_ratio`] = ratio(median(perCpu[name]!), median(perCpu.raw!));
+  }
+  return out;
+}
+
 /** A temp dir for configs, entry scripts and logs. */
 export const benchDir = (name = "bench") => mkdtempSync(join(tmpdir(), `connmix-${name}-`));
 
@@ -67,13 +85,13 @@ export function runConnmix(dir: string, name: string, mode: string, yaml: string
   return spawn([BUN, join(root, "src/main.ts"), mode, "-f", file, "-p", String(cpus)], { cwd: dir, stdout: "ignore", stderr: "inherit" });
 }
 
-/** Starts `connmix single` with one websocket server running `entry` (Lua source); returns its ports. */
-export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1", cpus = 1, root = ROOT) {
+/** Starts `connmix single` with one websocket (or socket) server running `entry` (Lua source); returns its ports. */
+export async function startConnmix(entry: string, extraYaml = "", luaBind = "127.0.0.1", cpus = 1, root = ROOT, protocol = "websocket") {
   const dir = benchDir();
   const [lua, api, registry, center, mesh] = [freePort(), freePort(), freePort(), freePort(), freePort()];
   writeFileSync(join(dir, "entry.lua"), entry);
-  // The shipped entries require utils.prettyprint beside them, as in a release.
-  cpSync(join(ROOT, "lua/utils"), join(dir, "utils"), { recursive: true });
+  // The shipped entries require utils.prettyprint and protocols.* beside them, as in a release.
+  for (const folder of ["utils", "protocols"]) cpSync(join(ROOT, "lua", folder), join(dir, folder), { recursive: true });
   const proc = runConnmix(dir, "connmix", "single", `
 center: { registry: { port: ${registry}, bind: 127.0.0.1 }, apiServer: { port: ${center}, bind: 127.0.0.1 } }
 engine:
@@ -81,7 +99,7 @@ engine:
   meshPoint: { port: ${mesh}, bind: 127.0.0.1 }
   apiServer: { port: ${api}, bind: 127.0.0.1 }
   servers:
-    - { port: ${lua}, bind: ${luaBind}, protocol: websocket, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
+    - { port: ${lua}, bind: ${luaBind}, protocol: ${protocol}, options: [{ name: path, value: /chat }], entry: ${dir}/entry.lua, byteCodeExpires: 0 }
 ${extraYaml}`, cpus, root);
   await waitForPort(lua, 15_000);
   return { proc, lua, api, url: `ws://127.0.0.1:${lua}/chat` };
@@ -95,9 +113,10 @@ export async function startRawBun(script = "raw-bun-echo.ts", env: Record<string
   return { proc, port, url: `ws://127.0.0.1:${port}/` };
 }
 
-/** Runs wsload.ts (on the CPUs `pin` lists, with taskset, when given) and returns its JSON line. */
-export async function wsload(args: string[], pin?: string): Promise<Record<string, number | string | boolean>> {
-  const p = spawn([...(pin ? ["taskset", "-c", pin] : []), BUN, join(BENCH, "wsload.ts"), ...args], { stdout: "pipe", stderr: "inherit" });
+/** Runs wsload.ts (or another load generator of this folder) on the CPUs `pin` lists (taskset), when given,
+ * and returns its JSON line. */
+export async function wsload(args: string[], pin?: string, script = "wsload.ts"): Promise<Record<string, number | string | boolean>> {
+  const p = spawn([...(pin ? ["taskset", "-c", pin] : []), BUN, join(BENCH, script), ...args], { stdout: "pipe", stderr: "inherit" });
   const out = await new Response(p.stdout).text();
   await p.exited;
   return JSON.parse(out.trim().split("\n").pop()!);
