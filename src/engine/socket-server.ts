@@ -7,7 +7,7 @@ import { TcpConnection } from "./connection";
 import type { SendType } from "./host";
 import { LuaServer, type LuaServerOptions } from "./lua-server";
 import { MAX_MESSAGE_BYTES, MAX_PENDING_BYTES, TLS_HANDSHAKE_SECONDS } from "./limits";
-import { MAX_HELD_BYTES } from "./outbox";
+import { HeldWrites } from "./held-writes";
 import { STEER_MS, steerToSuccessor } from "../handover/steer";
 import { Listeners } from "../net/listeners";
 
@@ -20,15 +20,14 @@ export class SocketServer extends LuaServer {
   private listeners: Listeners<TCPSocketListener<TcpConnection>> | null = null;
   /** TLS clients whose handshake is not done yet, with the tick they connected at (bounded by sweep()). */
   private readonly handshaking = new Map<TCP, number>();
-  /**
-   * Writes held while a read runs in Lua, written when it returns: a client that sends several packages in
-   * one read gets their replies in one write instead of a system call each (docs/runtime.md). Only while
-   * `holding`; a close writes them first; past MAX_HELD_BYTES they are written at once.
-   */
-  private readonly held = new Map<TcpConnection, Uint8Array[]>();
-  private heldBytes = 0;
-  private holding = false;
-  private writingHeld = false;
+  /** Writes a read makes while it runs in Lua, written when it returns (held-writes.ts). */
+  private readonly held = new HeldWrites(
+    (conn, bytes) => (conn.pending ? this.enqueue(conn, bytes) : this.write(conn, bytes)),
+    (_conn, sends) => {
+      this.node.stats.sent.socket -= sends;
+      this.node.stats.sendErrors.socket += sends;
+    },
+  );
 
   constructor(opts: LuaServerOptions) {
     super({ ...opts, families: [...opts.families, socketEvents] });
@@ -65,12 +64,12 @@ export class SocketServer extends LuaServer {
       },
       data(s: TCP, chunk: Buffer) {
         s.data.readTick = self.tick;
-        self.holding = true;
+        self.held.holding = true;
         try {
           self.events.data(s.data, chunk, MAX_MESSAGE_BYTES);
         } finally {
-          self.holding = false;
-          self.writeHeld();
+          self.held.holding = false;
+          self.held.flush();
         }
       },
       drain(s: TCP) {
@@ -117,7 +116,7 @@ export class SocketServer extends LuaServer {
       bytes = out;
     }
     if (conn.pending) return this.enqueue(conn, bytes);
-    if (this.holding || this.writingHeld) return this.hold(conn, bytes);
+    if (this.held.hold(conn, bytes)) return null;
     return this.write(conn, bytes);
   }
 
@@ -125,40 +124,6 @@ export class SocketServer extends LuaServer {
     const written = conn.tcp.write(bytes);
     if (written < bytes.length) return this.enqueue(conn, bytes.subarray(Math.max(written, 0)));
     return null;
-  }
-
-  /** Holds a write (a copy: the bytes may be a view of Lua's memory, valid only now); succeeds as a write would. */
-  private hold(conn: TcpConnection, bytes: Uint8Array): null {
-    const copy = Buffer.from(bytes);
-    const list = this.held.get(conn);
-    if (list) list.push(copy);
-    else this.held.set(conn, [copy]);
-    this.heldBytes += copy.length;
-    if (this.heldBytes > MAX_HELD_BYTES) this.writeHeld();
-    return null;
-  }
-
-  /** Writes what is held, each connection's bytes in one write (the rest waits for drain, as any write's).
-   * Writes made meanwhile (a dropped client's on_close) are held and written in the same loop, in order. */
-  private writeHeld(): void {
-    if (this.writingHeld || this.held.size === 0) return;
-    this.writingHeld = true;
-    this.heldBytes = 0;
-    try {
-      for (const [conn, list] of this.held) {
-        this.held.delete(conn);
-        const bytes = list.length === 1 ? list[0]! : Buffer.concat(list);
-        if (!conn.open) {
-          // Not expected (a close writes them first); counted as the failed sends they turned out to be.
-          this.node.stats.sent.socket -= list.length;
-          this.node.stats.sendErrors.socket += list.length;
-        } else if (conn.pending) this.enqueue(conn, bytes);
-        else this.write(conn, bytes);
-      }
-    } finally {
-      this.heldBytes = 0;
-      this.writingHeld = false;
-    }
   }
 
   /** Raw TCP has no native topics: the node delivers to this server's subscribers (socketChannels). */
@@ -203,7 +168,7 @@ export class SocketServer extends LuaServer {
   }
 
   closeConnection(conn: TcpConnection): void {
-    this.writeHeld();
+    this.held.flushConnection(conn); // what the script sent before closing it goes first
     // Bun does not keep what a socket did not take: bytes still pending here would be lost by ending now.
     if (conn.pending) conn.endWhenFlushed = true;
     else conn.tcp.end();
