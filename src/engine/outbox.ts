@@ -87,7 +87,7 @@ export class Outbox {
           this.publish(target, items[at + 1] as string | Uint8Array, items[at + 2] as number);
         } else {
           (target as WsConnection).ws!.cork(this.writeRun);
-          // Bun does not run the callback for a socket it closed: the sends report it as closed instead.
+          // Should Bun not run the callback (a socket it closed), the sends go uncorked and report the close.
           if (this.next === at) this.writeRun();
         }
       } catch (e) {
