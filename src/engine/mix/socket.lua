@@ -34,6 +34,7 @@ H[EV.connect] = function(id, info)
   H[EV.open](id, info)
   local c = conns[id]
   c.socket = true
+  c.buf = "" -- bytes not yet framed into a package
   c.clear_buffer = function(self) self.cleared = true; self.buf = "" end
   S.conn = c
   local f = on_connect
