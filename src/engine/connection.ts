@@ -81,7 +81,7 @@ export class WsConnection extends Connection {
   earlyBytes = 0;
   /** A close asked for during on_handshake, done once the upgrade completed. */
   closeOnOpen: [number, string] | null = null;
-  /** The engine closed it (a script, a timeout, a limit): messages read with the close are not delivered. */
+  /** The engine closed it (a script, the API, a timeout, a limit): messages read with the close are not delivered. */
   closedByServer = false;
   /** Such messages, counted (NodeStats.droppedMessages.after_close) and logged once, at on_close. */
   droppedAfterClose = 0;
