@@ -2,7 +2,7 @@
 // each connection's in one write: a client that sends several packages in one read gets their replies in one
 // system call instead of one each (docs/runtime.md). A close writes the connection's held bytes first.
 import type { TcpConnection } from "./connection";
-import { MAX_HELD_BYTES } from "./outbox";
+import { MAX_HELD_BYTES } from "./limits";
 import { log } from "../log/logger";
 
 type Write = (conn: TcpConnection, bytes: Uint8Array) => string | null;

@@ -16,5 +16,13 @@ export const MAX_PENDING_BYTES = 4 << 20;
 export const SWEEP_MS = 1000;
 /** Bytes conn:send may hold for a WebSocket still in on_handshake (they go out when the upgrade completes). */
 export const MAX_EARLY_BYTES = 1 << 20;
+/**
+ * A WebSocket server's read batch this large (messages, or their data: a text's length, bytes' count) goes to
+ * Lua at once, inside the read, instead of at the end of the turn (read-batch.ts).
+ */
+export const MAX_BATCH_MESSAGES = 4096;
+export const MAX_BATCH_BYTES = 4 << 20;
+/** Data held for writing after a batch (outbox.ts) or a read (held-writes.ts) past which it is written at once. */
+export const MAX_HELD_BYTES = 1 << 20;
 /** Seconds a TLS client of a socket server may take for its handshake when readTimeout is 0 (no limit). */
 export const TLS_HANDSHAKE_SECONDS = 10;

@@ -10,9 +10,7 @@
 // client sees everything in the order Lua did it.
 import type { WsConnection } from "./connection";
 import { log } from "../log/logger";
-
-/** Held data (string lengths and byte lengths) past which the outbox is written at once. */
-export const MAX_HELD_BYTES = 1 << 20;
+import { MAX_HELD_BYTES } from "./limits";
 
 type Publish = (channel: string, data: string | Uint8Array, type: number) => void;
 

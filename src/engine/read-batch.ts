@@ -6,10 +6,7 @@
 import type { WsConnection } from "./connection";
 import type { Outbox } from "./outbox";
 import { log } from "../log/logger";
-
-/** A batch this large (messages, or bytes of their data) is handed over at once, inside the read. */
-export const MAX_BATCH_MESSAGES = 4096;
-export const MAX_BATCH_BYTES = 4 << 20;
+import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES } from "./limits";
 
 export class ReadBatch {
   /** Pending messages as (connection, data) pairs, in the order read; a delivered one's connection is null. */

@@ -235,9 +235,9 @@ export class WebSocketServer extends LuaServer {
     return [n, 0];
   }
 
+  /** (A listener without subscribers to the channel finds none: publishing to it costs a lookup.) */
   private publishNow(channel: string, data: Uint8Array | string, type: number): void {
     for (const server of this.listeners?.all ?? []) {
-      if (server.subscriberCount(channel) === 0) continue;
       if (type === 2) server.publish(channel, data as Uint8Array);
       else server.publish(channel, data as string);
     }

@@ -10,7 +10,7 @@ import { captureLog } from "../helpers/log";
 import { startEngine } from "../helpers/engine";
 import { Client } from "../helpers/ws";
 import { until } from "../helpers/wait";
-import { MAX_BATCH_MESSAGES } from "../../src/engine/read-batch";
+import { MAX_BATCH_MESSAGES } from "../../src/engine/limits";
 import { maskedFrame as frame } from "./helpers";
 
 afterAll(cleanupAll);
